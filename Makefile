@@ -1,0 +1,64 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SCENARIO ?= deregistration
+
+.PHONY: help install install-dev demo test test-fast test-slow lint format lock clean
+
+help:
+	@echo "make demo       create .venv, install, run the demo plan (output in demo-output/)"
+	@echo "make test       install, check the test servers, lint, run the whole test suite"
+	@echo "make test-fast  the suite without the slow end-to-end tests"
+	@echo "make test-slow  only the slow end-to-end tests"
+	@echo "make lint       ruff"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
+	scripts/system-deps.sh demo
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+demo: install
+	scripts/demo.sh $(SCENARIO)
+
+test: install-dev
+	scripts/system-deps.sh test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow"
+
+test-slow: install-dev
+	scripts/system-deps.sh test
+	$(BIN)/python -m pytest -m slow
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-resolve the exact pins from requirements.in (top-level requirements).
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.in
+	$(BIN)/pip freeze --exclude-editable > requirements.lock.tmp
+	@echo "Review requirements.lock.tmp and split it into requirements.txt / requirements-dev.txt"
+
+clean:
+	rm -rf demo-output .pytest_cache .ruff_cache

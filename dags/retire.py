@@ -1,0 +1,78 @@
+"""One retirement DAG per plan file in ``include/plans/`` (dag_id ``retire__<plan name>``).
+
+Wiring only. At parse time this file reads each plan's header (name, title, scenario) and
+nothing else: no connection, variable or database is touched. Every task resolves its
+inputs at run time and calls one library function in ``retirement.pipeline``.
+
+A plan that does not validate still gets its DAG: its ``plan_check`` task fails and lists
+every problem with file, line and field, so the operator sees it in the Airflow UI.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, get_current_context, task
+
+from retirement.plan_header import PlanHeader, discover
+
+PLANS_DIR = Path(
+    os.environ.get("RETIREMENT_PLANS_DIR")
+    or Path(__file__).resolve().parent.parent / "include" / "plans"
+)
+
+DEFAULT_ARGS = {
+    "owner": "data-platform",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def _actor() -> str:
+    ti = get_current_context()["ti"]
+    return f"airflow:{ti.dag_id}.{ti.task_id}"
+
+
+@task(retries=0)
+def plan_check(plan_path: str) -> dict:
+    """Validate the plan (every problem at once) and open this run in the ledger."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from retirement_glue.connections import open_ledger
+
+    from retirement.errors import PlanError
+    from retirement.pipeline import check_plan, ledger_run_id
+
+    context = get_current_context()
+    ledger = open_ledger()
+    try:
+        run_id = ledger_run_id(context["dag"].dag_id, context["run_id"])
+        return check_plan(plan_path, ledger=ledger, run_id=run_id, actor=_actor())
+    except PlanError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        ledger.close()
+
+
+def build_dag(header: PlanHeader) -> DAG:
+    with DAG(
+        dag_id=header.dag_id,
+        description=f"Retire customer data: {header.title or header.name}",
+        doc_md=header.doc_md(),
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["retirement", header.scenario or "invalid-plan"],
+        default_args=DEFAULT_ARGS,
+    ) as dag:
+        plan_check(str(header.path))
+    return dag
+
+
+for _header in discover(PLANS_DIR):
+    globals()[_header.dag_id] = build_dag(_header)

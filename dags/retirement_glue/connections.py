@@ -1,0 +1,58 @@
+"""Turn Airflow connections into what the library takes: URLs, clients, paths."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk import Connection
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+
+if TYPE_CHECKING:
+    from retirement.ledger import Ledger
+
+LEDGER_CONN_ID = "retirement_ledger"
+
+_LEDGER_HELP = (
+    "Airflow connection 'retirement_ledger' is not defined. It names the ledger database: "
+    'for SQLite, AIRFLOW_CONN_RETIREMENT_LEDGER=\'{"conn_type": "generic", "extra": '
+    '{"url": "sqlite:////abs/path/ledger.sqlite"}}\'; for PostgreSQL, a postgres connection '
+    "with host, port, login, password and schema (the database)."
+)
+
+
+def get_connection(conn_id: str, *, purpose: str) -> Connection:
+    try:
+        return Connection.get(conn_id)
+    except AirflowNotFoundException as exc:
+        raise AirflowFailException(
+            f"Airflow connection {conn_id!r} ({purpose}) is not defined: {exc}"
+        ) from exc
+
+
+def ledger_url() -> str:
+    """The SQLAlchemy URL of the ledger, from the `retirement_ledger` connection."""
+    try:
+        conn = Connection.get(LEDGER_CONN_ID)
+    except AirflowNotFoundException as exc:
+        raise AirflowFailException(_LEDGER_HELP) from exc
+    url = conn.extra_dejson.get("url")
+    if url:
+        return url
+    if conn.conn_type in ("postgres", "postgresql"):
+        from sqlalchemy.engine import URL
+
+        return URL.create(
+            "postgresql+psycopg",
+            username=conn.login,
+            password=conn.password or None,
+            host=conn.host,
+            port=conn.port,
+            database=conn.schema,
+        ).render_as_string(hide_password=False)
+    raise AirflowFailException(_LEDGER_HELP)
+
+
+def open_ledger() -> Ledger:
+    from retirement.ledger import Ledger
+
+    return Ledger.open(ledger_url())

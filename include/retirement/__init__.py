@@ -1,0 +1,9 @@
+"""Retire a company's customer data: inventory, backup, transfer, verified deletion, evidence.
+
+Plain Python: this package never imports Airflow. The DAG layer in ``dags/`` turns Airflow
+connections into clients and passes them in.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

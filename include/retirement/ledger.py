@@ -1,0 +1,480 @@
+"""The ledger: durable state of every run and an append-only, hash-chained audit log.
+
+The single source of truth for what happened. SQLite by default, PostgreSQL by URL.
+
+Every event carries the SHA-256 of the previous one, so editing, deleting, inserting or
+reordering an event breaks the chain at a place :meth:`Ledger.verify` names. Appends are
+serialized (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on
+PostgreSQL), so parallel tasks never fork the chain. State changes and the event that
+records them commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+from retirement.errors import ChainBroken, LedgerError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+_ADVISORY_LOCK_KEY = 0x7265746972  # "retir": one lock for the whole events table
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("plan_name", sa.String(64), nullable=False),
+    sa.Column("plan_sha256", sa.String(64), nullable=False),
+    sa.Column("scenario", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("dataset", sa.String(500), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("data_class", sa.String(32)),
+    sa.Column("disposition", sa.String(64)),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False, index=True),
+    sa.Column("dataset", sa.String(500)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("run_id", "kind", "location", name="uq_artifact_location"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("actor", sa.String(250), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(500)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+
+
+def canonical_json(value: Any) -> str:
+    """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One audit event; ``hash`` covers every other field and the previous event's hash."""
+
+    seq: int
+    at: str
+    run_id: str | None
+    actor: str
+    kind: str
+    dataset: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+    def compute_hash(self) -> str:
+        body = {
+            "seq": self.seq,
+            "at": self.at,
+            "run_id": self.run_id,
+            "actor": self.actor,
+            "kind": self.kind,
+            "dataset": self.dataset,
+            "payload": self.payload,
+            "prev": self.prev_hash,
+        }
+        return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+    @classmethod
+    def from_row(cls, row: Any) -> Event:
+        return cls(
+            seq=row.seq,
+            at=row.at,
+            run_id=row.run_id,
+            actor=row.actor,
+            kind=row.kind,
+            dataset=row.dataset,
+            payload=json.loads(row.payload),
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What a successful verification saw: the number of events and the chain head."""
+
+    events: int
+    head: str
+
+
+class Ledger:
+    """Runs, datasets, artifacts and the audit chain in one SQL database."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls, url: str, *, clock: Callable[[], datetime] = _utc_now, create: bool = True
+    ) -> Ledger:
+        """Open (and by default create) the ledger at a SQLAlchemy ``url``."""
+        if not create:
+            _require_existing_sqlite(url)
+        engine = _engine_for(url)
+        try:
+            if create:
+                metadata.create_all(engine)
+            else:
+                with engine.connect() as conn:
+                    missing = [t for t in ("events", "runs") if not sa.inspect(conn).has_table(t)]
+                if missing:
+                    raise LedgerError(
+                        f"{_safe(url)} is not a retirement ledger: no table {missing[0]}"
+                    )
+        except sa.exc.SQLAlchemyError as exc:
+            raise LedgerError(
+                f"cannot open ledger {_safe(url)}: {exc.__class__.__name__}: "
+                f"{getattr(exc, 'orig', exc)}"
+            ) from exc
+        return cls(engine, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat(timespec="microseconds")
+
+    # ------------------------------------------------------------------ writing
+
+    def append(
+        self,
+        kind: str,
+        *,
+        actor: str,
+        run_id: str | None = None,
+        dataset: str | None = None,
+        payload: dict[str, Any] | None = None,
+        _conn: Connection | None = None,
+    ) -> Event:
+        """Append one event to the chain (in its own transaction unless ``_conn`` is given)."""
+        if _conn is None:
+            with self.engine.begin() as conn:
+                return self.append(
+                    kind, actor=actor, run_id=run_id, dataset=dataset, payload=payload, _conn=conn
+                )
+        _lock_chain(_conn)
+        last = _conn.execute(
+            sa.select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
+        ).first()
+        seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
+        # Round-trip through JSON so the hash covers exactly what is stored and read back.
+        stored = json.loads(canonical_json(payload or {}))
+        draft = Event(seq, self._now(), run_id, actor, kind, dataset, stored, prev)
+        done = Event(**{**draft.__dict__, "hash": draft.compute_hash()})
+        _conn.execute(
+            events.insert().values(
+                seq=done.seq,
+                at=done.at,
+                run_id=run_id,
+                actor=actor,
+                kind=kind,
+                dataset=dataset,
+                payload=canonical_json(stored),
+                prev_hash=prev,
+                hash=done.hash,
+            )
+        )
+        return done
+
+    def start_run(
+        self, run_id: str, *, plan_name: str, plan_sha256: str, scenario: str, actor: str
+    ) -> bool:
+        """Record a run once; a repeated call with the same plan is a no-op (returns False)."""
+        with self.engine.begin() as conn:
+            _lock_chain(conn)
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+            if row is not None:
+                if row.plan_sha256 != plan_sha256:
+                    raise LedgerError(
+                        f"run {run_id} was started with plan sha256 {row.plan_sha256[:12]}… "
+                        f"but the plan file now has {plan_sha256[:12]}…: a plan must not change "
+                        "within a run; start a new run"
+                    )
+                return False
+            now = self._now()
+            conn.execute(
+                runs.insert().values(
+                    run_id=run_id,
+                    plan_name=plan_name,
+                    plan_sha256=plan_sha256,
+                    scenario=scenario,
+                    state="running",
+                    started_at=now,
+                    updated_at=now,
+                )
+            )
+            self.append(
+                "run_started",
+                actor=actor,
+                run_id=run_id,
+                _conn=conn,
+                payload={"plan": plan_name, "plan_sha256": plan_sha256, "scenario": scenario},
+            )
+            return True
+
+    def set_run_state(
+        self, run_id: str, state: str, *, actor: str, payload: dict[str, Any] | None = None
+    ) -> Event:
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(state=state, updated_at=self._now())
+            ).rowcount
+            if not updated:
+                raise LedgerError(f"no run {run_id} in the ledger")
+            return self.append(
+                f"run_{state}", actor=actor, run_id=run_id, payload=payload, _conn=conn
+            )
+
+    def set_dataset_state(
+        self,
+        run_id: str,
+        dataset: str,
+        state: str,
+        *,
+        actor: str,
+        payload: dict[str, Any] | None = None,
+        **columns: Any,
+    ) -> Event:
+        """Upsert a dataset's state (and columns like rows, data_class) with its event."""
+        detail = canonical_json(payload or {})
+        values = {"state": state, "detail": detail, "updated_at": self._now(), **columns}
+        with self.engine.begin() as conn:
+            _lock_chain(conn)
+            where = (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
+            if conn.execute(sa.select(datasets.c.state).where(where)).first() is None:
+                conn.execute(datasets.insert().values(run_id=run_id, dataset=dataset, **values))
+            else:
+                conn.execute(datasets.update().where(where).values(**values))
+            return self.append(
+                f"dataset_{state}",
+                actor=actor,
+                run_id=run_id,
+                dataset=dataset,
+                payload=payload,
+                _conn=conn,
+            )
+
+    def add_artifact(
+        self,
+        run_id: str,
+        *,
+        kind: str,
+        location: str,
+        size: int,
+        sha256: str,
+        actor: str,
+        dataset: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Event | None:
+        """Record an artifact once; the same (run, kind, location, sha256) again is a no-op."""
+        with self.engine.begin() as conn:
+            _lock_chain(conn)
+            row = conn.execute(
+                sa.select(artifacts).where(
+                    (artifacts.c.run_id == run_id)
+                    & (artifacts.c.kind == kind)
+                    & (artifacts.c.location == location)
+                )
+            ).first()
+            if row is not None:
+                if row.sha256 == sha256 and row.size == size:
+                    return None
+                raise LedgerError(
+                    f"artifact {location} is already recorded with sha256 "
+                    f"{row.sha256}, not {sha256}"
+                )
+            conn.execute(
+                artifacts.insert().values(
+                    run_id=run_id,
+                    dataset=dataset,
+                    kind=kind,
+                    location=location,
+                    size=size,
+                    sha256=sha256,
+                    detail=canonical_json(detail or {}),
+                    created_at=self._now(),
+                )
+            )
+            return self.append(
+                f"artifact_{kind}",
+                actor=actor,
+                run_id=run_id,
+                dataset=dataset,
+                payload={"location": location, "size": size, "sha256": sha256},
+                _conn=conn,
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def events(self, *, run_id: str | None = None) -> Iterator[Event]:
+        query = sa.select(events).order_by(events.c.seq)
+        if run_id is not None:
+            query = query.where(events.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(query):
+                yield Event.from_row(row)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        return dict(row._mapping) if row else None
+
+    def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(datasets).where(datasets.c.run_id == run_id).order_by(datasets.c.dataset)
+            ).all()
+        return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
+
+    def head(self) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(events.c.hash).order_by(events.c.seq.desc()).limit(1)
+            ).first()
+        return row.hash if row else GENESIS
+
+    def verify(self, *, expect_head: str | None = None) -> ChainReport:
+        """Walk the chain from the first event; raise ChainBroken naming the first bad one."""
+        expected_seq, prev, count = 1, GENESIS, 0
+        for ev in self.events():
+            if ev.seq != expected_seq:
+                what = "missing (deleted?)" if ev.seq > expected_seq else "out of order"
+                raise ChainBroken(
+                    expected_seq if ev.seq > expected_seq else ev.seq,
+                    f"event {expected_seq} is {what}; found event {ev.seq} next",
+                )
+            if ev.prev_hash != prev:
+                raise ChainBroken(
+                    ev.seq,
+                    "its prev_hash does not match the hash of event "
+                    f"{ev.seq - 1} (an event was inserted, deleted or reordered)",
+                )
+            if ev.compute_hash() != ev.hash:
+                raise ChainBroken(
+                    ev.seq,
+                    f"its content does not match its hash (edited); "
+                    f"kind={ev.kind} dataset={ev.dataset}",
+                )
+            prev, expected_seq, count = ev.hash, expected_seq + 1, count + 1
+        if expect_head is not None and prev != expect_head:
+            raise ChainBroken(
+                count,
+                f"the chain ends at {prev} after {count} events, not at the "
+                f"expected head {expect_head} (events were removed from the end "
+                "or added after it)",
+            )
+        return ChainReport(events=count, head=prev)
+
+
+# ---------------------------------------------------------------------- engine
+
+
+def _engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa_event.listens_for(engine, "connect")
+        def _no_pysqlite_tx(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=FULL")
+
+        @sa_event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _require_existing_sqlite(url: str) -> None:
+    """Refuse to open (and so create) a SQLite ledger file that is not there."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise LedgerError(
+            f"not a database URL: {url!r} (expected e.g. sqlite:///ledger.sqlite "
+            "or postgresql://user@host/db)"
+        ) from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        if not Path(parsed.database).is_file():
+            raise LedgerError(f"no ledger file at {parsed.database} (from {url})")
+
+
+def _lock_chain(conn: Connection) -> None:
+    """Serialize writers of the chain for the rest of this transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(
+            sa.select(events.c.seq).order_by(events.c.seq.desc()).limit(1).with_for_update()
+        )
+    # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
+
+
+def _safe(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable ledger URL>"

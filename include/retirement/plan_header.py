@@ -1,0 +1,77 @@
+"""A plan's header (name, title, scenario, description) read cheaply, for DAG parsing.
+
+The DAG factory must not fail to build a DAG because a plan is wrong: it reads only this
+header, and the DAG's first task runs the full validation and reports every problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import yaml
+
+from retirement.plan import dag_name_for_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@dataclass(frozen=True)
+class PlanHeader:
+    path: Path
+    name: str
+    title: str
+    scenario: str
+    description: str
+    problem: str | None = None
+
+    @property
+    def dag_id(self) -> str:
+        return f"retire__{self.name}"
+
+    def doc_md(self) -> str:
+        lines = [
+            f"# {self.title or self.name}",
+            "",
+            f"Retirement plan `{self.path.name}`, scenario **{self.scenario or '?'}**.",
+            "",
+        ]
+        if self.problem:
+            lines += [
+                f"**This plan cannot be read:** {self.problem}.",
+                "The `plan_check` task lists every problem; fix the file and re-run.",
+                "",
+            ]
+        if self.description:
+            lines += [self.description.strip(), ""]
+        lines += ["Phases: plan_check. Every task is idempotent: clear and re-run any failed task."]
+        return "\n".join(lines)
+
+
+def read_header(path: Path) -> PlanHeader:
+    """Read the header of the plan at ``path``; never raises for a wrong plan."""
+    fallback = dag_name_for_file(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return PlanHeader(path, fallback, "", "", "", problem=f"{exc.__class__.__name__}")
+    if not isinstance(data, dict):
+        return PlanHeader(path, fallback, "", "", "", problem="the file is not a YAML mapping")
+    name = data.get("name")
+    good = isinstance(name, str) and name[:1].isalpha() and set(name) <= _NAME_OK
+    return PlanHeader(
+        path=path,
+        name=name if good else fallback,
+        title=str(data.get("title") or ""),
+        scenario=str(data.get("scenario") or ""),
+        description=str(data.get("description") or ""),
+        problem=None if good else "its `name` is missing or not a lowercase identifier",
+    )
+
+
+def discover(directory: Path) -> list[PlanHeader]:
+    """Every plan in ``directory`` (``*.yaml``), sorted by file name."""
+    return [read_header(p) for p in sorted(directory.glob("*.yaml"))]
