@@ -140,8 +140,8 @@ def _issue_from_pydantic(name: str, lines: dict[Loc, int], err: Any) -> PlanIssu
         message = str(err["ctx"]["error"])
     else:
         message = err["msg"].replace("Input should be", "expected")
-    if isinstance(value, dict | list):
-        value = None  # a whole sub-tree is no help in a one-line message
+    if isinstance(value, dict | list) or (loc and loc[-1] == "connection"):
+        value = None  # a sub-tree is no help in one line; a connection may hold a secret
     return PlanIssue(name, _line_of(lines, loc), _dotted(loc), message, value)
 
 

@@ -1,0 +1,90 @@
+"""The DAG factory: parses with no I/O beyond the plan files, one DAG per plan, right shape."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import ROOT, load_dagbag
+
+PLANS = ROOT / "include" / "plans"
+
+
+class ParseTimeAccess(AssertionError):
+    pass
+
+
+def _refuse(*_args: object, **_kwargs: object) -> None:
+    raise ParseTimeAccess("connection or variable looked up at DAG parse time")
+
+
+@pytest.fixture
+def no_lookups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any connection or variable look-up raise, as parse-time access must fail the test."""
+    from airflow.sdk import BaseHook, Connection, Variable
+
+    monkeypatch.setattr(Connection, "get", classmethod(_refuse))
+    monkeypatch.setattr(Variable, "get", classmethod(_refuse))
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(_refuse))
+    monkeypatch.setattr(
+        "airflow.models.connection.Connection.get_connection_from_secrets", classmethod(_refuse)
+    )
+    monkeypatch.setattr("airflow.models.variable.Variable.get", classmethod(_refuse))
+
+
+def test_lookup_patch_really_raises(no_lookups: None) -> None:
+    from airflow.sdk import Connection
+
+    with pytest.raises(ParseTimeAccess):
+        Connection.get("retirement_ledger")
+
+
+def test_dagbag_imports_without_errors_or_lookups(no_lookups: None) -> None:
+    bag = load_dagbag()
+    assert bag.import_errors == {}
+    expected = {
+        "retire__demo",
+        "retire__template_deregistration",
+        "retire__template_change",
+        "retire__template_transfer_liquidation",
+    }
+    assert set(bag.dag_ids) == expected
+    assert len(list(PLANS.glob("*.yaml"))) == len(expected)
+
+
+def test_demo_dag_structure(no_lookups: None) -> None:
+    dag = load_dagbag().dags["retire__demo"]
+    assert dag is not None
+    assert [t.task_id for t in dag.tasks] == ["plan_check"]
+    assert dag.schedule is None
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    assert set(dag.tags) == {"retirement", "deregistration"}
+    assert "Demo Trading Co. deregistration" in dag.doc_md
+    assert "plan_check" in dag.doc_md
+    check = dag.get_task("plan_check")
+    assert check.retries == 0  # a wrong plan does not get better by retrying
+    args = dag.default_args
+    assert args["retries"] >= 1
+    assert args["retry_exponential_backoff"] > 1
+    assert args["max_retry_delay"] <= timedelta(minutes=30)
+
+
+def test_invalid_plan_still_gets_a_dag(tmp_path: Path, no_lookups: None) -> None:
+    (tmp_path / "Broken Plan.yaml").write_text("name: [unclosed\n")
+    (tmp_path / "good.yaml").write_text((PLANS / "demo.yaml").read_text())
+    bag = load_dagbag(tmp_path)
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {"retire__broken_plan", "retire__demo"}
+    broken = bag.dags["retire__broken_plan"]
+    assert "cannot be read" in broken.doc_md
+    assert "invalid-plan" in broken.tags
+
+
+def test_dag_file_has_no_heavy_imports() -> None:
+    text = (ROOT / "dags" / "retire.py").read_text()
+    top = text.split("\ndef ", 1)[0].split("\n@task", 1)[0]
+    for heavy in ("great_expectations", "pandas", "boto3", "paramiko", "psycopg", "sqlalchemy"):
+        assert heavy not in top, heavy

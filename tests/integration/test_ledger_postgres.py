@@ -1,0 +1,59 @@
+"""The ledger on a real PostgreSQL: parallel writers in several processes never fork the chain."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import pytest
+import sqlalchemy as sa
+
+from retirement.errors import ChainBroken
+from retirement.ledger import Ledger
+
+pytestmark = pytest.mark.integration
+
+WRITERS, EVENTS_EACH = 6, 40
+
+
+def _writer(url: str, worker: int, start: mp.synchronize.Event) -> None:
+    ledger = Ledger.open(url)
+    start.wait()
+    for i in range(EVENTS_EACH):
+        if i % 10 == 0:
+            ledger.set_dataset_state("run", f"src.t{worker}", f"step{i}", actor=f"w{worker}")
+        else:
+            ledger.append("step", actor=f"w{worker}", run_id="run", payload={"w": worker, "i": i})
+    ledger.close()
+
+
+def test_parallel_processes_keep_one_chain(pg_url: str) -> None:
+    Ledger.open(pg_url).close()  # create the schema once, before the race
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(pg_url, w, start)) for w in range(WRITERS)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    ledger = Ledger.open(pg_url, create=False)
+    report = ledger.verify()
+    assert report.events == WRITERS * EVENTS_EACH
+    seqs = [e.seq for e in ledger.events()]
+    assert seqs == list(range(1, WRITERS * EVENTS_EACH + 1))
+    actors = {e.actor for e in ledger.events()}
+    assert actors == {f"w{w}" for w in range(WRITERS)}
+    ledger.close()
+
+
+def test_edit_on_postgres_is_named(pg_url: str) -> None:
+    ledger = Ledger.open(pg_url)
+    for i in range(3):
+        ledger.append("step", actor="t", payload={"i": i})
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE events SET kind = 'other' WHERE seq = 2"))
+    with pytest.raises(ChainBroken) as caught:
+        ledger.verify()
+    assert caught.value.seq == 2
+    ledger.close()

@@ -1,0 +1,223 @@
+"""The ledger's hash chain: appends link up; any edit, deletion, insertion or reorder is named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from retirement.errors import ChainBroken, LedgerError
+from retirement.ledger import GENESIS, Event, Ledger, events
+
+
+class FixedClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    led = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}", clock=FixedClock())
+    led.start_run("run-1", plan_name="demo", plan_sha256="a" * 64, scenario="change", actor="test")
+    for i in range(5):
+        led.append("step", actor="tester", run_id="run-1", dataset=f"crm.t{i}", payload={"i": i})
+    yield led
+    led.close()
+
+
+def _raw(ledger: Ledger, sql: str, **params: object) -> None:
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text(sql), params)
+
+
+def test_chain_links_every_event(ledger: Ledger) -> None:
+    evs = list(ledger.events())
+    assert [e.seq for e in evs] == [1, 2, 3, 4, 5, 6]
+    assert evs[0].prev_hash == GENESIS
+    for before, after in zip(evs, evs[1:], strict=False):
+        assert after.prev_hash == before.hash
+    report = ledger.verify()
+    assert report.events == 6
+    assert report.head == evs[-1].hash == ledger.head()
+
+
+def test_hash_covers_every_field() -> None:
+    base = Event(1, "2026-01-01T00:00:00+00:00", "r", "a", "k", "d", {"x": 1}, GENESIS)
+    digest = base.compute_hash()
+    for change in (
+        {"at": "2026-01-01T00:00:01+00:00"},
+        {"run_id": "r2"},
+        {"actor": "b"},
+        {"kind": "k2"},
+        {"dataset": None},
+        {"payload": {"x": 2}},
+        {"prev_hash": "1" * 64},
+        {"seq": 2},
+    ):
+        assert Event(**{**base.__dict__, **change}).compute_hash() != digest, change
+
+
+@pytest.mark.parametrize(
+    ("tamper", "seq", "reason"),
+    [
+        pytest.param(
+            "UPDATE events SET payload = '{\"i\":99}' WHERE seq = 4",
+            4,
+            "edited",
+            id="edited-payload",
+        ),
+        pytest.param(
+            "UPDATE events SET actor = 'mallory' WHERE seq = 2", 2, "edited", id="edited-actor"
+        ),
+        pytest.param("DELETE FROM events WHERE seq = 3", 3, "missing", id="deleted"),
+        pytest.param(
+            "UPDATE events SET seq = seq + 1 WHERE seq >= 4; "
+            "INSERT INTO events VALUES (4, '2026-11-23T08:00:30+00:00', 'run-1', 'mallory', "
+            "'step', NULL, '{}', (SELECT hash FROM events WHERE seq = 3), "
+            "'f00d000000000000000000000000000000000000000000000000000000000000')",
+            4,
+            "edited",
+            id="inserted",
+        ),
+    ],
+)
+def test_tampering_is_named(ledger: Ledger, tamper: str, seq: int, reason: str) -> None:
+    with ledger.engine.begin() as conn:
+        for statement in tamper.split("; "):
+            if "seq = seq + 1" in statement:  # shift from the end so the primary key holds
+                for s in (6, 5, 4):
+                    conn.execute(
+                        sa.text("UPDATE events SET seq = :n WHERE seq = :s"), {"n": s + 1, "s": s}
+                    )
+            else:
+                conn.exec_driver_sql(statement)
+    with pytest.raises(ChainBroken) as caught:
+        ledger.verify()
+    assert caught.value.seq == seq
+    assert reason in str(caught.value)
+
+
+def test_inserted_event_with_correct_own_hash_breaks_the_next_link(ledger: Ledger) -> None:
+    """A forger who recomputes the inserted event's hash still breaks the following link."""
+    evs = list(ledger.events())
+    with ledger.engine.begin() as conn:
+        for s in (6, 5, 4):
+            conn.execute(sa.text("UPDATE events SET seq = :n WHERE seq = :s"), {"n": s + 1, "s": s})
+        forged = Event(4, evs[2].at, "run-1", "mallory", "step", None, {}, evs[2].hash)
+        forged = Event(**{**forged.__dict__, "hash": forged.compute_hash()})
+        conn.execute(
+            events.insert().values(
+                seq=4,
+                at=forged.at,
+                run_id="run-1",
+                actor="mallory",
+                kind="step",
+                dataset=None,
+                payload="{}",
+                prev_hash=forged.prev_hash,
+                hash=forged.hash,
+            )
+        )
+    with pytest.raises(ChainBroken) as caught:
+        ledger.verify()
+    assert caught.value.seq == 5
+    assert "prev_hash" in str(caught.value)
+
+
+def test_reordered_events_are_named(ledger: Ledger) -> None:
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE events SET seq = 100 WHERE seq = 3"))
+        conn.execute(sa.text("UPDATE events SET seq = 3 WHERE seq = 4"))
+        conn.execute(sa.text("UPDATE events SET seq = 4 WHERE seq = 100"))
+    with pytest.raises(ChainBroken) as caught:
+        ledger.verify()
+    assert caught.value.seq == 3
+    assert "prev_hash" in str(caught.value)
+
+
+def test_truncated_tail_is_caught_by_expected_head(ledger: Ledger) -> None:
+    head = ledger.head()
+    _raw(ledger, "DELETE FROM events WHERE seq = 6")
+    assert ledger.verify().events == 5  # the chain alone cannot see a cut tail...
+    with pytest.raises(ChainBroken, match="not at the expected head"):
+        ledger.verify(expect_head=head)  # ...a published head can
+
+
+def test_start_run_is_idempotent_and_refuses_a_changed_plan(ledger: Ledger) -> None:
+    before = ledger.verify().events
+    assert (
+        ledger.start_run(
+            "run-1", plan_name="demo", plan_sha256="a" * 64, scenario="change", actor="test"
+        )
+        is False
+    )
+    assert ledger.verify().events == before
+    with pytest.raises(LedgerError, match="a plan must not change within a run"):
+        ledger.start_run(
+            "run-1", plan_name="demo", plan_sha256="b" * 64, scenario="change", actor="test"
+        )
+
+
+def test_dataset_state_and_artifact_commit_with_their_events(ledger: Ledger) -> None:
+    ledger.set_dataset_state(
+        "run-1",
+        "crm.customers",
+        "inventoried",
+        actor="t",
+        rows=10,
+        data_class="sensitive",
+        payload={"columns": 3},
+    )
+    ledger.set_dataset_state("run-1", "crm.customers", "backed_up", actor="t")
+    (state,) = ledger.dataset_states("run-1")
+    assert state["state"] == "backed_up"
+    assert state["rows"] == 10
+    first = ledger.add_artifact(
+        "run-1",
+        kind="backup",
+        location="vault/a.age",
+        size=5,
+        sha256="c" * 64,
+        actor="t",
+        dataset="crm.customers",
+    )
+    again = ledger.add_artifact(
+        "run-1",
+        kind="backup",
+        location="vault/a.age",
+        size=5,
+        sha256="c" * 64,
+        actor="t",
+        dataset="crm.customers",
+    )
+    assert first is not None
+    assert again is None
+    with pytest.raises(LedgerError, match="already recorded"):
+        ledger.add_artifact(
+            "run-1", kind="backup", location="vault/a.age", size=5, sha256="d" * 64, actor="t"
+        )
+    kinds = [e.kind for e in ledger.events(run_id="run-1")]
+    assert kinds[-3:] == ["dataset_inventoried", "dataset_backed_up", "artifact_backup"]
+    ledger.verify()
+
+
+def test_unicode_payload_round_trips(ledger: Ledger) -> None:
+    ev = ledger.append("note", actor="张伟", payload={"公司": "演示贸易", "n": 1.5})
+    assert list(ledger.events())[-1] == ev
+    ledger.verify()
+
+
+def test_open_without_create_refuses_missing_or_foreign_databases(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="no ledger file"):
+        Ledger.open(f"sqlite:///{tmp_path / 'absent.sqlite'}", create=False)
+    assert not (tmp_path / "absent.sqlite").exists()
+    other = tmp_path / "other.sqlite"
+    sa.create_engine(f"sqlite:///{other}").connect().close()
+    with pytest.raises(LedgerError, match="not a retirement ledger"):
+        Ledger.open(f"sqlite:///{other}", create=False)
