@@ -19,6 +19,13 @@ os.environ.setdefault("PYTHONPATH", str(ROOT / "include"))
 
 pytest_plugins = [
     "tests.servers.databases",
-    # "tests.servers.sshd",
-    # "tests.servers.radosgw",
+    "tests.servers.sshd",
+    "tests.servers.radosgw",
 ]
+
+
+def pytest_unconfigure(config: object) -> None:
+    """Remove the session's Airflow home."""
+    import shutil
+
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
