@@ -154,11 +154,18 @@ mon cluster log file = {d}/log/cluster.log
 ms mon client mode = crc
 ms client mode = crc
 rgw data = {d}/rgw
-rgw frontends = beast endpoint=127.0.0.1:{self.http_port} ssl_endpoint=127.0.0.1:{self.https_port} ssl_certificate={self.tls.server_cert_path} ssl_private_key={self.tls.server_key_path}
+rgw frontends = {self._frontends()}
 rgw thread pool size = 64
 rgw enable usage log = false
 rgw dns name = localhost
 """
+
+    def _frontends(self) -> str:
+        return (
+            f"beast endpoint=127.0.0.1:{self.http_port} ssl_endpoint=127.0.0.1:{self.https_port}"
+            f" ssl_certificate={self.tls.server_cert_path}"
+            f" ssl_private_key={self.tls.server_key_path}"
+        )
 
     def _run(self, *args: str, timeout: float = 60) -> str:
         done = subprocess.run(
@@ -297,21 +304,21 @@ def radosgw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RadosGW]:
 
 
 @pytest.fixture
-def s3_bucket(radosgw: RadosGW) -> Iterator[str]:
+def s3_bucket(radosgw: RadosGW) -> str:
     """A fresh, versioned bucket on the session's RadosGW."""
     name = f"t-{uuid.uuid4().hex[:16]}"
     client = radosgw.client()
     client.create_bucket(Bucket=name)
     client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    yield name
+    return name
 
 
 @pytest.fixture
-def s3_lock_bucket(radosgw: RadosGW) -> Iterator[str]:
+def s3_lock_bucket(radosgw: RadosGW) -> str:
     """A fresh bucket with Object Lock enabled (and so versioning)."""
     name = f"lock-{uuid.uuid4().hex[:16]}"
     radosgw.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    yield name
+    return name
 
 
 __all__ = ["RadosGW", "require_ceph", "start_radosgw"]
