@@ -38,21 +38,76 @@ def _actor() -> str:
     return f"airflow:{ti.dag_id}.{ti.task_id}"
 
 
+def _run_id() -> str:
+    from retirement.pipeline import ledger_run_id
+
+    context = get_current_context()
+    return ledger_run_id(context["dag"].dag_id, context["run_id"])
+
+
 @task(retries=0)
-def plan_check(plan_path: str) -> dict:
-    """Validate the plan (every problem at once) and open this run in the ledger."""
+def plan_check(plan_path: str) -> list[str]:
+    """Validate the plan (every problem at once), open this run in the ledger; the sources."""
     from airflow.sdk.exceptions import AirflowFailException
     from retirement_glue.connections import open_ledger
 
     from retirement.errors import PlanError
-    from retirement.pipeline import check_plan, ledger_run_id
+    from retirement.pipeline import check_plan
 
-    context = get_current_context()
     ledger = open_ledger()
     try:
-        run_id = ledger_run_id(context["dag"].dag_id, context["run_id"])
-        return check_plan(plan_path, ledger=ledger, run_id=run_id, actor=_actor())
+        return check_plan(plan_path, ledger=ledger, run_id=_run_id(), actor=_actor())["sources"]
     except PlanError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        ledger.close()
+
+
+@task(map_index_template="{{ source_name }}")
+def inventory(source_name: str, *, plan_path: str) -> dict:
+    """Discover, scan and classify every dataset of one source."""
+    from retirement_glue.connections import open_ledger
+    from retirement_glue.sources import open_source
+
+    from retirement.pipeline import inventory_source
+    from retirement.plan import load_plan
+
+    ledger = open_ledger()
+    with open_source(load_plan(plan_path).source(source_name)) as source:
+        try:
+            return inventory_source(
+                plan_path,
+                source_name,
+                source=source,
+                ledger=ledger,
+                run_id=_run_id(),
+                actor=_actor(),
+            )
+        finally:
+            ledger.close()
+
+
+@task(retries=0)
+def gate_inventory(plan_path: str) -> dict:
+    """Great-expectations gate: every dataset classified, counted, given a disposition."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from retirement_glue.connections import open_ledger, output_dir
+
+    from retirement import pipeline
+    from retirement.errors import GateFailed
+
+    ledger = open_ledger()
+    try:
+        now = get_current_context()["dag_run"].run_after.isoformat()
+        return pipeline.gate_inventory(
+            plan_path,
+            ledger=ledger,
+            run_id=_run_id(),
+            actor=_actor(),
+            output_dir=output_dir(),
+            now=now,
+        )
+    except GateFailed as exc:
         raise AirflowFailException(str(exc)) from exc
     finally:
         ledger.close()
@@ -70,7 +125,10 @@ def build_dag(header: PlanHeader) -> DAG:
         tags=["retirement", header.scenario or "invalid-plan"],
         default_args=DEFAULT_ARGS,
     ) as dag:
-        plan_check(str(header.path))
+        path = str(header.path)
+        checked = plan_check(path)
+        scanned = inventory.partial(plan_path=path).expand(source_name=checked)
+        scanned >> gate_inventory(path)
     return dag
 
 

@@ -18,13 +18,15 @@ export AIRFLOW_HOME=$out/airflow
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_FOLDER=$root/dags
 export PYTHONPATH=$root/include${PYTHONPATH:+:$PYTHONPATH}
-export AIRFLOW_CONN_RETIREMENT_LEDGER="{\"conn_type\": \"generic\", \"extra\": {\"url\": \"sqlite:///$out/ledger.sqlite\"}}"
+export AIRFLOW_CONN_RETIREMENT_LEDGER="{\"conn_type\": \"generic\", \"extra\": {\"url\": \"sqlite:///$out/ledger.sqlite\", \"output_dir\": \"$out\"}}"
 export AIRFLOW_CONN_DEMO_CRM="{\"conn_type\": \"sqlite\", \"host\": \"$out/sources/crm.sqlite\"}"
 export AIRFLOW_CONN_DEMO_EXPORTS="{\"conn_type\": \"fs\", \"extra\": {\"path\": \"$out/sources/exports\"}}"
 
 log=$out/demo-airflow.log
 echo "==> checking the plan"
 "$bin/retirement" plan check "include/plans/$plan.yaml"
+echo "==> generating the demo company: $out/sources/crm.sqlite and $out/sources/exports/"
+"$bin/python" -m retirement.demo "$out/sources" >/dev/null
 echo "==> preparing Airflow's metadata database ($AIRFLOW_HOME)"
 "$bin/airflow" db migrate >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
 echo "==> running DAG retire__$plan (log: $log)"
@@ -35,6 +37,16 @@ if ! "$bin/airflow" dags test "retire__$plan" >>"$log" 2>&1 || ! grep -q "DagRun
 fi
 echo "==> verifying the ledger"
 "$bin/retirement" ledger verify --ledger "sqlite:///$out/ledger.sqlite"
+inventory=$(ls -t "$out"/inventory/*/inventory.html | head -1)
+"$bin/python" - "$(dirname "$inventory")/inventory.json" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1], encoding="utf-8"))
+print(f"\nInventory: {len(data['datasets'])} datasets")
+print(f"  {'dataset':40} {'rows':>7}  {'class':10} disposition")
+for d in data["datasets"]:
+    print(f"  {d['dataset']:40} {d['rows']:>7}  {d['class']:10} {d['disposition']}")
+PY
 echo
 echo "Demo finished. Output: $out"
-echo "  ledger: $out/ledger.sqlite"
+echo "  ledger:    $out/ledger.sqlite"
+echo "  inventory: $inventory"

@@ -8,6 +8,8 @@ from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from retirement.ledger import Ledger
 
 LEDGER_CONN_ID = "retirement_ledger"
@@ -56,3 +58,18 @@ def open_ledger() -> Ledger:
     from retirement.ledger import Ledger
 
     return Ledger.open(ledger_url())
+
+
+def output_dir() -> Path:
+    """Where reports, evidence and archives are written: ``output_dir`` in the ledger's
+    connection extra (a path on storage every worker shares)."""
+    from pathlib import Path
+
+    conn = Connection.get(LEDGER_CONN_ID)
+    path = conn.extra_dejson.get("output_dir")
+    if not path:
+        raise AirflowFailException(
+            "Airflow connection 'retirement_ledger' has no output_dir in its extra: add "
+            '"output_dir": "/path/shared/by/all/workers" (reports and evidence go there)'
+        )
+    return Path(path)

@@ -119,6 +119,102 @@ def ledger_verify(
     out.print(f"[green]✓[/green] ledger verified: {report.events} events, chain head {report.head}")
 
 
+def _open_target(target: str):  # noqa: ANN202 (a Source; typed lazily to keep start-up fast)
+    from retirement.sources.files import FileSource
+    from retirement.sources.sql import SqlSource
+
+    if "://" in target:
+        name = target.split("://", 1)[0].split("+", 1)[0]
+        return SqlSource(name if name != "postgresql" else "postgres", target)
+    return FileSource(Path(target).name or "files", target)
+
+
+def _scan(source: object, policy: object, *, full: bool) -> list:
+    """Scan every dataset of ``source`` with a progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from retirement.inventory import scan_dataset
+
+    refs = source.datasets()  # type: ignore[attr-defined]
+    reports = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("datasets", total=len(refs), rows=0)
+        for ref in refs:
+            bar.update(task, description=f"scanning {ref.qualified}")
+            reports.append(
+                scan_dataset(
+                    source,
+                    ref,
+                    policy,
+                    full=full,  # type: ignore[arg-type]
+                    on_rows=lambda n: bar.update(task, rows=bar.tasks[0].fields["rows"] + n),
+                )
+            )
+            bar.advance(task)
+        bar.update(task, description="scanned")
+    return reports
+
+
+@app.command("scan")
+def scan(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A database URL (postgresql://, mysql://, sqlite:///) or a directory.",
+            metavar="TARGET",
+        ),
+    ],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the inventory JSON here.")],
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report.")
+    ] = None,
+    sample_only: Annotated[
+        bool,
+        typer.Option(
+            "--sample-only", help="Scan only the first rows of each dataset (fast, less certain)."
+        ),
+    ] = False,
+) -> None:
+    """Scan one database or folder for personal data, without a plan (default policy)."""
+    from datetime import UTC, datetime
+
+    from retirement.errors import SourceError
+    from retirement.inventory_report import write_reports
+    from retirement.policy import ClassificationPolicy
+
+    try:
+        source = _open_target(target)
+        with source:
+            reports = _scan(source, ClassificationPolicy.default(), full=not sample_only)
+    except SourceError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    write_reports(
+        reports,
+        json_path=json_out,
+        html_path=html_out,
+        plan=None,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    by_class: dict[str, int] = {}
+    for r in reports:
+        by_class[r.data_class] = by_class.get(r.data_class, 0) + 1
+    out.print(
+        f"✓ {len(reports)} dataset(s): "
+        + ", ".join(f"{n} {c}" for c, n in sorted(by_class.items()))
+        + f" → {json_out}"
+        + (f", {html_out}" if html_out else ""),
+        markup=False,
+    )
+
+
 def main() -> None:
     app()
 

@@ -6,6 +6,7 @@
     ├── PlanError              the plan file is wrong: file, line, field, what is expected
     ├── LedgerError            the ledger cannot be read or written
     │   └── ChainBroken        the audit chain does not verify (names the event)
+    ├── SourceError            a source cannot be read (unreachable, missing, malformed)
     ├── GateFailed             a quality gate found a problem; carries the result
     ├── IntegrityError         a digest, signature or ciphertext did not verify
     ├── TransferError          SFTP / S3 failures, after retries
@@ -61,6 +62,10 @@ class ChainBroken(LedgerError):
         self.seq = seq
         self.reason = reason
         super().__init__(f"audit chain broken at event {seq}: {reason}")
+
+
+class SourceError(RetirementError):
+    """A source cannot be read: unreachable, a missing table or file, a malformed file."""
 
 
 class GateFailed(RetirementError):

@@ -290,15 +290,26 @@ class Ledger:
         actor: str,
         payload: dict[str, Any] | None = None,
         **columns: Any,
-    ) -> Event:
-        """Upsert a dataset's state (and columns like rows, data_class) with its event."""
+    ) -> Event | None:
+        """Upsert a dataset's state (and columns like rows, data_class) with its event.
+
+        Setting the same state with the same detail again changes nothing and returns None,
+        so a re-run task leaves the ledger as one clean run would.
+        """
         detail = canonical_json(payload or {})
         values = {"state": state, "detail": detail, "updated_at": self._now(), **columns}
         with self.engine.begin() as conn:
             _lock_chain(conn)
             where = (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
-            if conn.execute(sa.select(datasets.c.state).where(where)).first() is None:
+            row = conn.execute(sa.select(datasets).where(where)).first()
+            if row is None:
                 conn.execute(datasets.insert().values(run_id=run_id, dataset=dataset, **values))
+            elif (
+                row.state == state
+                and row.detail == detail
+                and all(getattr(row, k) == v for k, v in columns.items())
+            ):
+                return None
             else:
                 conn.execute(datasets.update().where(where).values(**values))
             return self.append(

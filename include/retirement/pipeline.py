@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from retirement.inventory import DatasetReport, scan_dataset, with_dispositions
 from retirement.plan import load_plan
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from retirement.ledger import Ledger
+    from retirement.sources.base import Source
 
 log = logging.getLogger(__name__)
 
@@ -41,3 +45,105 @@ def check_plan(plan_path: str, *, ledger: Ledger, run_id: str, actor: str) -> di
         "plan_sha256": plan.sha256,
         "sources": [s.name for s in plan.sources],
     }
+
+
+def inventory_source(
+    plan_path: str,
+    source_name: str,
+    *,
+    source: Source,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    full_scan: bool = True,
+) -> dict[str, Any]:
+    """Discover, scan and classify every dataset of one source; record each in the ledger."""
+    plan = load_plan(plan_path)
+    reports = []
+    for ref in source.datasets():
+        log.info("scanning %s", ref.qualified)
+        reports.append(scan_dataset(source, ref, plan.classification, full=full_scan))
+    reports = with_dispositions(reports, plan.disposition_for)
+    for r in reports:
+        ledger.set_dataset_state(
+            run_id,
+            r.qualified,
+            "inventoried",
+            actor=actor,
+            payload=r.to_json(),
+            rows=r.rows,
+            bytes=r.bytes,
+            data_class=r.data_class,
+            disposition=r.disposition,
+        )
+        log.info(
+            "%s: %s rows, class %s, disposition %s",
+            r.qualified,
+            r.rows,
+            r.data_class,
+            r.disposition,
+        )
+    return {"source": source_name, "datasets": len(reports), "rows": sum(r.rows for r in reports)}
+
+
+def gate_inventory(
+    plan_path: str, *, ledger: Ledger, run_id: str, actor: str, output_dir: Path, now: str
+) -> dict[str, Any]:
+    """Validate the whole inventory with great-expectations; write the reports; record it."""
+    from retirement import quality
+    from retirement.errors import GateFailed
+    from retirement.inventory_report import write_reports
+
+    plan = load_plan(plan_path)
+    reports = [DatasetReport.from_json(d["detail"]) for d in ledger.dataset_states(run_id)]
+    if not reports:
+        raise GateFailed(
+            "gate_inventory",
+            "no dataset was inventoried: check the sources' include/exclude globs and connections",
+        )
+    folder = output_dir / "inventory" / _safe_dir(run_id)
+    write_reports(
+        reports,
+        json_path=folder / "inventory.json",
+        html_path=folder / "inventory.html",
+        plan=plan.name,
+        generated=now,
+    )
+    try:
+        result = quality.gate_inventory(reports, plan.classification, list(plan.dispositions))
+    except GateFailed as exc:
+        _record_gate(ledger, run_id, actor, folder, exc.result)
+        raise
+    _record_gate(ledger, run_id, actor, folder, result)
+    return {
+        "gate": "gate_inventory",
+        "datasets": len(reports),
+        "report": str(folder / "inventory.html"),
+    }
+
+
+def _record_gate(ledger: Ledger, run_id: str, actor: str, folder: Path, result: Any) -> None:
+    import hashlib
+    import json
+
+    if result is None:
+        return
+    data = json.dumps(result.results, ensure_ascii=False, indent=1, default=str).encode()
+    digest = hashlib.sha256(data).hexdigest()
+    path = (
+        folder / f"{result.gate}.{digest[:12]}.gx.json"
+    )  # content-addressed: re-runs add, never overwrite
+    path.write_bytes(data)
+    ledger.add_artifact(
+        run_id, kind="gate_result", location=str(path), size=len(data), sha256=digest, actor=actor
+    )
+    ledger.append(
+        "gate_passed" if result.success else "gate_failed",
+        actor=actor,
+        run_id=run_id,
+        payload=result.summary(),
+    )
+
+
+def _safe_dir(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)

@@ -63,6 +63,7 @@ class Source(_Frozen):
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     schema_name: str | None = Field(default=None, alias="schema")
+    bucket: str | None = None
     prefix: str | None = None
 
 

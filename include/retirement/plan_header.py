@@ -47,7 +47,12 @@ class PlanHeader:
             ]
         if self.description:
             lines += [self.description.strip(), ""]
-        lines += ["Phases: plan_check. Every task is idempotent: clear and re-run any failed task."]
+        lines += [
+            (
+                "Phases: plan_check → inventory (one task per source) → gate_inventory. "
+                "Every task is idempotent: clear and re-run any failed task."
+            )
+        ]
         return "\n".join(lines)
 
 

@@ -33,6 +33,8 @@ class ClassificationPolicy(BaseModel):
     min_hit_ratio: float = Field(gt=0, le=1)
     sample_rows: int = Field(gt=0)
     escalate: tuple[Escalation, ...] = ()
+    documents: str = "sensitive"
+    found_min_ratio: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _classes_are_known(self) -> ClassificationPolicy:
@@ -40,6 +42,7 @@ class ClassificationPolicy(BaseModel):
         used = {
             **{f"detectors.{k}": v for k, v in self.detectors.items()},
             **{f"grades.{k}": k for k in self.grades},
+            "documents": self.documents,
         }
         for i, rule in enumerate(self.escalate):
             used[f"escalate.{i}.from"] = rule.from_class
@@ -54,6 +57,13 @@ class ClassificationPolicy(BaseModel):
         if missing:
             raise ValueError(f"grades has no grade for class {', '.join(sorted(missing))}")
         return self
+
+    def escalated(self, data_class: str, rows: int) -> str:
+        """The class after the escalation rules for a dataset of ``rows`` rows."""
+        for rule in self.escalate:
+            if rule.from_class == data_class and rows >= rule.min_rows:
+                return rule.to
+        return data_class
 
     @classmethod
     def default(cls) -> ClassificationPolicy:

@@ -57,15 +57,18 @@ def test_dagbag_imports_without_errors_or_lookups(no_lookups: None) -> None:
 def test_demo_dag_structure(no_lookups: None) -> None:
     dag = load_dagbag().dags["retire__demo"]
     assert dag is not None
-    assert [t.task_id for t in dag.tasks] == ["plan_check"]
+    assert sorted(t.task_id for t in dag.tasks) == ["gate_inventory", "inventory", "plan_check"]
+    assert dag.get_task("inventory").downstream_task_ids == {"gate_inventory"}
+    assert dag.get_task("plan_check").downstream_task_ids == {"inventory"}
     assert dag.schedule is None
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     assert set(dag.tags) == {"retirement", "deregistration"}
     assert "Demo Trading Co. deregistration" in dag.doc_md
     assert "plan_check" in dag.doc_md
-    check = dag.get_task("plan_check")
-    assert check.retries == 0  # a wrong plan does not get better by retrying
+    assert dag.get_task("plan_check").retries == 0  # a wrong plan does not improve by retrying
+    assert dag.get_task("gate_inventory").retries == 0
+    assert dag.get_task("inventory").retries == 3
     args = dag.default_args
     assert args["retries"] >= 1
     assert args["retry_exponential_backoff"] > 1

@@ -11,33 +11,69 @@ from retirement.ledger import Ledger
 from tests.dags.conftest import ROOT, load_dagbag
 
 
-def _ledger_conn(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+def _ledger_conn(monkeypatch: pytest.MonkeyPatch, url: str, output: Path | None = None) -> None:
+    extra = {"url": url, **({"output_dir": str(output)} if output else {})}
     monkeypatch.setenv(
-        "AIRFLOW_CONN_RETIREMENT_LEDGER",
-        json.dumps({"conn_type": "generic", "extra": {"url": url}}),
+        "AIRFLOW_CONN_RETIREMENT_LEDGER", json.dumps({"conn_type": "generic", "extra": extra})
     )
+
+
+@pytest.fixture
+def demo_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo company's CRM and exports, with their Airflow connections."""
+    from retirement.demo import generate
+
+    root = tmp_path / "sources"
+    generate(root, customers=60)
+    crm = {"conn_type": "sqlite", "host": str(root / "crm.sqlite")}
+    exports = {"conn_type": "fs", "extra": {"path": str(root / "exports")}}
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_CRM", json.dumps(crm))
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_EXPORTS", json.dumps(exports))
+    return root
+
+
+def sqlite_values(path: Path, query: str) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return [row[0] for row in db.execute(query)]
 
 
 def _states(dagrun) -> dict[str, str]:  # noqa: ANN001
     return {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
 
 
-def test_demo_dag_opens_the_run_in_the_ledger(
-    airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_demo_dag_inventories_and_gates(
+    airflow_db: Path, tmp_path: Path, demo_sources: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url)
+    _ledger_conn(monkeypatch, url, tmp_path / "out")
     dag = load_dagbag().dags["retire__demo"]
     dagrun = dag.test()
     assert dagrun.state == "success", _states(dagrun)
     ledger = Ledger.open(url, create=False)
+    run_id = f"retire__demo:{dagrun.run_id}"
     (started,) = [e for e in ledger.events() if e.kind == "run_started"]
-    assert started.run_id == f"retire__demo:{dagrun.run_id}"
+    assert started.run_id == run_id
     assert started.actor == "airflow:retire__demo.plan_check"
     from retirement.plan import load_plan
 
     assert started.payload["plan_sha256"] == load_plan(ROOT / "include/plans/demo.yaml").sha256
-    assert ledger.verify().events == 1
+    states = {d["dataset"]: d for d in ledger.dataset_states(run_id)}
+    assert states["crm.customers"]["data_class"] == "sensitive"
+    assert states["crm.customers"]["disposition"] == "hand_over"
+    assert states["crm.invoices"]["disposition"] == "accounting_archive"
+    assert states["crm.marketing_events"]["disposition"] == "erase"
+    assert states["crm.customers"]["rows"] == 60
+    assert {d["state"] for d in states.values()} == {"inventoried"}
+    kinds = [e.kind for e in ledger.events(run_id=run_id)]
+    assert kinds[-1] == "gate_passed"
+    assert "artifact_gate_result" in kinds
+    report = next((tmp_path / "out" / "inventory").glob("*/inventory.html")).read_text()
+    assert '<h3>customers <span class="sensitive">sensitive</span></h3>' in report
+    customers = sqlite_values(demo_sources / "crm.sqlite", "SELECT id_card FROM customers")
+    assert not any(value in report for value in customers)  # no customer values in reports
+    ledger.verify()
     ledger.close()
 
 
@@ -48,7 +84,11 @@ def test_missing_ledger_connection_fails_with_the_fix(
     dag = load_dagbag().dags["retire__demo"]
     dagrun = dag.test()
     assert dagrun.state == "failed"
-    assert _states(dagrun) == {"plan_check": "failed"}
+    assert _states(dagrun) == {
+        "plan_check": "failed",
+        "inventory": "upstream_failed",
+        "gate_inventory": "upstream_failed",
+    }
     out, err = capfd.readouterr()
     assert "Airflow connection 'retirement_ledger' is not defined" in out + err
 

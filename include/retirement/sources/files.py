@@ -1,0 +1,154 @@
+"""A folder tree: CSV, JSON lines, Parquet and XLSX files read as tables, all else documents.
+
+Dataset names are paths relative to the root (``exports/customers.csv``); an XLSX workbook
+gives one dataset per sheet (``book.xlsx#Sheet1``). Symbolic links are not followed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from retirement.errors import SourceError
+from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Source
+from retirement.sources.formats import SHEET_SEP, format_of, jsonl_keys, read_rows, xlsx_sheets
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+CHUNK = 1024 * 1024
+
+
+class TabularObjects(Source):
+    """Shared logic of sources whose datasets are files (a folder tree, an S3 prefix)."""
+
+    def _open(self, path: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def _objects(self) -> list[tuple[str, int]]:
+        """(relative name, size) of every object, sorted."""
+        raise NotImplementedError
+
+    def datasets(self) -> list[DatasetRef]:
+        out: list[DatasetRef] = []
+        for name, size in self._objects():
+            if not self.wanted(name):
+                continue
+            fmt = format_of(name)
+            if fmt == "xlsx":
+                sheets = self._sheets(name)
+                out += [
+                    DatasetRef(self.name, f"{name}{SHEET_SEP}{s}", "table", size) for s in sheets
+                ]
+            else:
+                out.append(DatasetRef(self.name, name, "table" if fmt else "document", size))
+        return out
+
+    def _split(self, dataset: str) -> tuple[str, str | None, str | None]:
+        path, _, sheet = (
+            dataset.partition(SHEET_SEP) if ".xlsx" + SHEET_SEP in dataset else (dataset, "", "")
+        )
+        return path, sheet or None, format_of(path)
+
+    def _sheets(self, path: str) -> list[str]:
+        with self._open(path) as raw:
+            try:
+                return xlsx_sheets(raw)
+            except Exception as exc:  # openpyxl's own errors, translated with the file named
+                raise SourceError(
+                    f"source {self.name}: {path}: not a readable XLSX workbook: {exc}"
+                ) from exc
+
+    def _rows(self, dataset: str) -> Iterator[list]:
+        path, sheet, fmt = self._split(dataset)
+        if fmt is None:
+            return iter(())
+        where = f"source {self.name}: {path}"
+        columns = None
+        if fmt == "jsonl":
+            with self._open(path) as raw:
+                columns = jsonl_keys(raw, where)
+        return self._stream(path, fmt, where, sheet, columns)
+
+    def _stream(
+        self, path: str, fmt: str, where: str, sheet: str | None, columns: list[str] | None
+    ) -> Iterator[list]:
+        with self._open(path) as raw:
+            yield from read_rows(fmt, raw, where=where, sheet=sheet, columns=columns)
+
+    def schema(self, dataset: str) -> list[Column]:
+        header = next(self._rows(dataset), None)
+        return [Column(str(h), "text") for h in header or []]
+
+    def count(self, dataset: str) -> int:
+        if self._split(dataset)[2] is None:
+            return 1
+        return max(sum(1 for _ in self._rows(dataset)) - 1, 0)
+
+    def batches(self, dataset: str, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+        rows = self._rows(dataset)
+        if next(rows, None) is None:
+            return
+        batch: list[tuple] = []
+        for row in rows:
+            batch.append(tuple(row))
+            if len(batch) >= batch_rows:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def digest(self, dataset: str) -> tuple[int, str]:
+        """(size, sha256) of the object holding ``dataset``, streamed."""
+        h, size = hashlib.sha256(), 0
+        with self._open(self._split(dataset)[0]) as raw:
+            while chunk := raw.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+        return size, h.hexdigest()
+
+    def open_bytes(self, dataset: str) -> IO[bytes]:
+        """The raw bytes of the object holding ``dataset`` (for backups of documents)."""
+        return self._open(self._split(dataset)[0])
+
+
+class FileSource(TabularObjects):
+    """Every file under ``root``."""
+
+    def __init__(
+        self,
+        name: str,
+        root: str | Path,
+        *,
+        include: Sequence[str] = ("*",),
+        exclude: Sequence[str] = (),
+    ) -> None:
+        super().__init__(name, include=include, exclude=exclude)
+        self.root = Path(root).resolve()
+        if not self.root.is_dir():
+            raise SourceError(f"source {name}: {self.root} is not a directory")
+
+    def _objects(self) -> list[tuple[str, int]]:
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames.sort()
+            for fn in filenames:
+                full = Path(dirpath, fn)
+                if full.is_symlink() or not full.is_file():
+                    continue
+                out.append((full.relative_to(self.root).as_posix(), full.stat().st_size))
+        return sorted(out)
+
+    def _open(self, path: str) -> IO[bytes]:
+        full = (self.root / path).resolve()
+        if not full.is_relative_to(self.root):
+            raise SourceError(f"source {self.name}: {path!r} is outside {self.root}")
+        try:
+            return full.open("rb")
+        except OSError as exc:
+            raise SourceError(f"source {self.name}: cannot open {path}: {exc.strerror}") from exc
+
+    def byte_size(self, dataset: str) -> int | None:
+        return (self.root / self._split(dataset)[0]).stat().st_size

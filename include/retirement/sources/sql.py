@@ -1,0 +1,121 @@
+"""PostgreSQL, MySQL/MariaDB and SQLite tables, through SQLAlchemy Core.
+
+Rows stream with server-side cursors (psycopg named cursors, pymysql SSCursor); names are
+quoted by the dialect's own identifier preparer; counts are exact (``count(*)``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from retirement.errors import SourceError
+from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Source
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+
+def normalize_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``mysql://`` URLs and pick the project's drivers."""
+    for plain, driver in (
+        ("postgresql://", "postgresql+psycopg://"),
+        ("postgres://", "postgresql+psycopg://"),
+        ("mysql://", "mysql+pymysql://"),
+        ("mariadb://", "mysql+pymysql://"),
+    ):
+        if url.startswith(plain):
+            return driver + url.removeprefix(plain)
+    return url
+
+
+# Names travel as bound parameters, never pasted into the SQL text.
+_SIZE_QUERIES = {
+    "postgresql": "SELECT pg_total_relation_size(CAST(:q AS regclass))",
+    "mysql": "SELECT data_length + index_length FROM information_schema.tables "
+    "WHERE table_schema = DATABASE() AND table_name = :t",
+}
+
+
+class SqlSource(Source):
+    """Tables of one schema of a SQL database."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        schema: str | None = None,
+        include: Sequence[str] = ("*",),
+        exclude: Sequence[str] = (),
+    ) -> None:
+        super().__init__(name, include=include, exclude=exclude)
+        self.engine = sa.create_engine(normalize_url(url), pool_pre_ping=True)
+        self.db_schema = schema
+        self._tables: dict[str, sa.Table] = {}
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _table(self, dataset: str) -> sa.Table:
+        if dataset not in self._tables:
+            try:
+                self._tables[dataset] = sa.Table(
+                    dataset, sa.MetaData(), schema=self.db_schema, autoload_with=self.engine
+                )
+            except sa.exc.NoSuchTableError as exc:
+                raise SourceError(f"source {self.name}: no table {dataset!r}") from exc
+            except sa.exc.SQLAlchemyError as exc:
+                raise SourceError(
+                    f"source {self.name}: cannot read table {dataset!r}: "
+                    f"{getattr(exc, 'orig', exc)}"
+                ) from exc
+        return self._tables[dataset]
+
+    def datasets(self) -> list[DatasetRef]:
+        try:
+            names = sa.inspect(self.engine).get_table_names(schema=self.db_schema)
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(
+                f"source {self.name}: cannot list tables: {getattr(exc, 'orig', exc)}"
+            ) from exc
+        return [DatasetRef(self.name, n) for n in sorted(names) if self.wanted(n)]
+
+    def schema(self, dataset: str) -> list[Column]:
+        return [Column(c.name, str(c.type)) for c in self._table(dataset).columns]
+
+    def count(self, dataset: str) -> int:
+        table = self._table(dataset)
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+    def key_columns(self, dataset: str) -> list[str]:
+        """The primary key, used for a stable order and for scoped deletion later."""
+        return [c.name for c in self._table(dataset).primary_key.columns]
+
+    def batches(self, dataset: str, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+        table = self._table(dataset)
+        query = sa.select(table)
+        keys = self.key_columns(dataset)
+        if keys:
+            query = query.order_by(*(table.c[k] for k in keys))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
+                query
+            )
+            for part in result.partitions(batch_rows):
+                yield [tuple(row) for row in part]
+
+    def byte_size(self, dataset: str) -> int | None:
+        query = _SIZE_QUERIES.get(self.dialect)
+        if query is None:
+            return None
+        qualified = self.engine.dialect.identifier_preparer.format_table(self._table(dataset))
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.text(query), {"q": qualified, "t": dataset}).scalar()
+        return int(value) if value is not None else None
+
+    def close(self) -> None:
+        self.engine.dispose()
