@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from retirement.connection_info import ConnectionInfo
     from retirement.ledger import Ledger
 
 LEDGER_CONN_ID = "retirement_ledger"
@@ -31,6 +32,23 @@ def get_connection(conn_id: str, *, purpose: str) -> Connection:
         ) from exc
 
 
+def connection_info(conn_id: str, *, purpose: str) -> ConnectionInfo:
+    """The library's view of an Airflow connection."""
+    from retirement.connection_info import ConnectionInfo
+
+    conn = get_connection(conn_id, purpose=purpose)
+    return ConnectionInfo(
+        conn_id,
+        conn.conn_type or "",
+        conn.host,
+        conn.login,
+        conn.password,
+        conn.port,
+        conn.schema,
+        conn.extra_dejson,
+    )
+
+
 def ledger_url() -> str:
     """The SQLAlchemy URL of the ledger, from the `retirement_ledger` connection."""
     try:
@@ -41,16 +59,7 @@ def ledger_url() -> str:
     if url:
         return url
     if conn.conn_type in ("postgres", "postgresql"):
-        from sqlalchemy.engine import URL
-
-        return URL.create(
-            "postgresql+psycopg",
-            username=conn.login,
-            password=conn.password or None,
-            host=conn.host,
-            port=conn.port,
-            database=conn.schema,
-        ).render_as_string(hide_password=False)
+        return connection_info(LEDGER_CONN_ID, purpose="the ledger").sqlalchemy_url()
     raise AirflowFailException(_LEDGER_HELP)
 
 

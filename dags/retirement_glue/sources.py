@@ -4,35 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retirement_glue.connections import get_connection
+from retirement_glue.connections import connection_info
 
 if TYPE_CHECKING:
     from retirement.plan import Source as SourceSpec
     from retirement.sources.base import Source
 
-_DRIVERS = {"postgres": "postgresql+psycopg", "mysql": "mysql+pymysql"}
+
+def _s3_client(conn):  # noqa: ANN001, ANN202 (a boto3 client, built by the provider's hook)
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=conn.conn_id).get_conn()
 
 
 def open_source(spec: SourceSpec) -> Source:
-    from retirement.sources.build import build_source
+    from retirement.sources.build import source_from_connection
 
-    conn = get_connection(spec.connection, purpose=f"source {spec.name} ({spec.kind})")
-    if spec.kind in _DRIVERS:
-        from sqlalchemy.engine import URL
-
-        url = URL.create(
-            _DRIVERS[spec.kind],
-            username=conn.login,
-            password=conn.password or None,
-            host=conn.host,
-            port=conn.port,
-            database=conn.schema,
-        )
-        return build_source(spec, url=url.render_as_string(hide_password=False))
-    if spec.kind == "sqlite":
-        return build_source(spec, url=f"sqlite:///{conn.host}")
-    if spec.kind == "files":
-        return build_source(spec, root=conn.extra_dejson.get("path") or conn.host)
-    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-    return build_source(spec, s3_client=S3Hook(aws_conn_id=spec.connection).get_conn())
+    conn = connection_info(spec.connection, purpose=f"source {spec.name} ({spec.kind})")
+    return source_from_connection(spec, conn, _s3_client)

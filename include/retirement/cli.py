@@ -124,8 +124,16 @@ def _open_target(target: str):  # noqa: ANN202 (a Source; typed lazily to keep s
     from retirement.sources.sql import SqlSource
 
     if "://" in target:
+        import sqlalchemy as sa
+
+        from retirement.errors import SourceError
+
         name = target.split("://", 1)[0].split("+", 1)[0]
-        return SqlSource(name if name != "postgresql" else "postgres", target)
+        try:
+            return SqlSource(name if name != "postgresql" else "postgres", target)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise SourceError(f"{target.split('@')[-1]}: not a database URL this tool reads "
+                              f"(postgresql://, mysql://, sqlite:///): {exc}") from exc
     return FileSource(Path(target).name or "files", target)
 
 
@@ -190,8 +198,7 @@ def scan(
     from retirement.policy import ClassificationPolicy
 
     try:
-        source = _open_target(target)
-        with source:
+        with _open_target(target) as source:
             reports = _scan(source, ClassificationPolicy.default(), full=not sample_only)
     except SourceError as exc:
         err.print(f"✗ {exc}", markup=False)
@@ -203,16 +210,65 @@ def scan(
         plan=None,
         generated=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+    _summary(reports, json_out, html_out)
+
+
+@app.command("inventory")
+def inventory(
+    plan_file: Annotated[Path, typer.Argument(help="The retirement plan.", metavar="PLAN")],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the inventory JSON here.")],
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report.")
+    ] = None,
+    sample_only: Annotated[
+        bool, typer.Option("--sample-only", help="Scan only the first rows of each dataset.")
+    ] = False,
+) -> None:
+    """Scan every source of a plan (connections from AIRFLOW_CONN_<ID> variables).
+
+    Nothing is written to the ledger: this is the dry run of the DAG's inventory phase.
+    """
+    from datetime import UTC, datetime
+
+    from retirement.connection_info import from_env
+    from retirement.errors import SourceError
+    from retirement.inventory import with_dispositions
+    from retirement.inventory_report import write_reports
+    from retirement.plan import load_plan
+    from retirement.s3client import s3_client
+    from retirement.sources.build import source_from_connection
+
+    try:
+        plan = load_plan(plan_file)
+    except PlanError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    reports = []
+    try:
+        for spec in plan.sources:
+            with source_from_connection(spec, from_env(spec.connection), s3_client) as source:
+                reports += _scan(source, plan.classification, full=not sample_only)
+    except SourceError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    reports = with_dispositions(reports, plan.disposition_for)
+    write_reports(
+        reports,
+        json_path=json_out,
+        html_path=html_out,
+        plan=plan.name,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _summary(reports, json_out, html_out)
+
+
+def _summary(reports: list, json_out: Path, html_out: Path | None) -> None:
     by_class: dict[str, int] = {}
     for r in reports:
         by_class[r.data_class] = by_class.get(r.data_class, 0) + 1
-    out.print(
-        f"✓ {len(reports)} dataset(s): "
-        + ", ".join(f"{n} {c}" for c, n in sorted(by_class.items()))
-        + f" → {json_out}"
-        + (f", {html_out}" if html_out else ""),
-        markup=False,
-    )
+    classes = ", ".join(f"{n} {c}" for c, n in sorted(by_class.items()))
+    where = f"{json_out}" + (f", {html_out}" if html_out else "")
+    out.print(f"✓ {len(reports)} dataset(s): {classes} → {where}", markup=False)
 
 
 def main() -> None:

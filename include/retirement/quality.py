@@ -130,6 +130,11 @@ def inventory_frames(
                 ),
                 Check("ExpectColumnValuesToBeUnique", {"column": "dataset"}, "each dataset once"),
                 Check(
+                    "ExpectColumnValuesToNotBeNull",
+                    {"column": "disposition"},
+                    "every dataset has a disposition of the plan",
+                ),
+                Check(
                     "ExpectColumnValuesToBeInSet",
                     {"column": "disposition", "value_set": dispositions},
                     "every dataset has a disposition of the plan",

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
@@ -77,3 +78,95 @@ def test_console_script_is_installed() -> None:
     assert done.returncode == 0
     assert "plan" in done.stdout
     assert "ledger" in done.stdout
+
+
+def _demo_company(tmp_path: Path) -> Path:
+    from retirement.demo import generate
+
+    root = tmp_path / "sources"
+    generate(root, customers=40)
+    return root
+
+
+def test_scan_a_database_writes_the_documented_json(tmp_path: Path) -> None:
+    import json
+
+    root = _demo_company(tmp_path)
+    out, html = tmp_path / "scan.json", tmp_path / "scan.html"
+    result = runner.invoke(
+        app, ["scan", f"sqlite:///{root / 'crm.sqlite'}", "--json", str(out), "--html", str(html)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "6 dataset(s)" in result.output
+    data = json.loads(out.read_text())
+    by_name = {d["name"]: d for d in data["datasets"]}
+    assert by_name["customers"]["class"] == "sensitive"
+    assert by_name["customers"]["rows"] == 40
+    cols = {c["name"]: c for c in by_name["customers"]["columns"]}
+    assert cols["id_card"]["detected"] == "cn_resident_id"
+    assert cols["id_card"]["hit_ratio"] == 1.0
+    assert cols["id_card"]["class"] == "sensitive"
+    assert set(cols["created_at"]) >= {"name", "detected", "hit_ratio", "class"}
+    assert "<h1>Inventory of customer data</h1>" in html.read_text()
+
+
+def test_scan_a_directory(tmp_path: Path) -> None:
+    import json
+
+    root = _demo_company(tmp_path)
+    out = tmp_path / "scan.json"
+    result = runner.invoke(
+        app, ["scan", str(root / "exports"), "--json", str(out), "--sample-only"]
+    )
+    assert result.exit_code == 0, result.output
+    names = {d["name"]: d for d in json.loads(out.read_text())["datasets"]}
+    assert names["customers_2024.csv"]["rows"] == 20
+    assert names["contracts/contract_0001.pdf"]["class"] == "sensitive"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        pytest.param("/nonexistent/dir", "is not a directory", id="missing-dir"),
+        pytest.param("oracle://u@h/db", "not a database URL", id="unknown-dialect"),
+    ],
+)
+def test_scan_bad_target(tmp_path: Path, target: str, message: str) -> None:
+    result = runner.invoke(app, ["scan", target, "--json", str(tmp_path / "x.json")])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_inventory_a_plan_from_env_connections(tmp_path: Path) -> None:
+    import json
+
+    root = _demo_company(tmp_path)
+    env = {
+        "AIRFLOW_CONN_DEMO_CRM": json.dumps(
+            {"conn_type": "sqlite", "host": str(root / "crm.sqlite")}
+        ),
+        "AIRFLOW_CONN_DEMO_EXPORTS": f"fs://?path={root / 'exports'}",
+    }
+    out = tmp_path / "inv.json"
+    result = runner.invoke(
+        app, ["inventory", str(PLANS / "demo.yaml"), "--json", str(out)], env=env
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["plan"] == "demo"
+    by = {d["dataset"]: d for d in data["datasets"]}
+    assert by["crm.invoices"]["disposition"] == "accounting_archive"
+    assert by["crm.customers"]["disposition"] == "hand_over"
+    assert by["exports.customers_2024.csv"]["disposition"] == "erase"
+    assert data["totals"]["sensitive"]["datasets"] >= 4
+
+
+def test_inventory_names_a_missing_connection(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["inventory", str(PLANS / "demo.yaml"), "--json", str(tmp_path / "x.json")],
+        env={"AIRFLOW_CONN_DEMO_CRM": ""},
+    )
+    assert result.exit_code == 1
+    assert "connection demo_crm is not defined: set AIRFLOW_CONN_DEMO_CRM" in result.output

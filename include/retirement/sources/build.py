@@ -10,6 +10,9 @@ from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from retirement.connection_info import ConnectionInfo
     from retirement.plan import Source as SourceSpec
     from retirement.sources.base import Source
 
@@ -38,3 +41,16 @@ def build_source(
             f"aws connection ({spec.connection})"
         )
     return S3Source(spec.name, s3_client, spec.bucket, spec.prefix or "", **common)
+
+
+def source_from_connection(
+    spec: SourceSpec, conn: ConnectionInfo, s3_client: Callable[[ConnectionInfo], Any] | None = None
+) -> Source:
+    """Open ``spec`` with its resolved connection; ``s3_client`` builds a boto3 client."""
+    if spec.kind in ("postgres", "mysql", "sqlite"):
+        return build_source(spec, url=conn.sqlalchemy_url())
+    if spec.kind == "files":
+        return build_source(spec, root=conn.folder())
+    if s3_client is None:
+        raise SourceError(f"source {spec.name}: no S3 client factory for connection {conn.conn_id}")
+    return build_source(spec, s3_client=s3_client(conn))
