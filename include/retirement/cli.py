@@ -132,8 +132,10 @@ def _open_target(target: str):  # noqa: ANN202 (a Source; typed lazily to keep s
         try:
             return SqlSource(name if name != "postgresql" else "postgres", target)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-            raise SourceError(f"{target.split('@')[-1]}: not a database URL this tool reads "
-                              f"(postgresql://, mysql://, sqlite:///): {exc}") from exc
+            raise SourceError(
+                f"{target.split('@')[-1]}: not a database URL this tool reads "
+                f"(postgresql://, mysql://, sqlite:///): {exc}"
+            ) from exc
     return FileSource(Path(target).name or "files", target)
 
 

@@ -6,21 +6,32 @@ checked against python-stdnum in the tests.
 
 from __future__ import annotations
 
+from operator import mul
+
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 
+_USCC_VALUE = {c: i for i, c in enumerate(USCC_ALPHABET)}
+
+
 def uscc_check_char(first17: str) -> str:
     """The 18th character of a unified social credit code (GB 32100-2015, mod 31)."""
-    total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
+    if len(first17) != 17:
+        raise ValueError(f"a USCC body has 17 characters, not {len(first17)}")
+    total = sum(map(mul, map(_USCC_VALUE.__getitem__, first17), _USCC_WEIGHTS))
     return USCC_ALPHABET[(31 - total % 31) % 31]
 
 
 def is_valid_uscc(code: str) -> bool:
     """True when ``code`` is 18 characters of the USCC alphabet with a correct check char."""
-    if len(code) != 18 or any(c not in USCC_ALPHABET for c in code):
+    if len(code) != 18:
         return False
-    return uscc_check_char(code[:17]) == code[17]
+    try:
+        values = list(map(_USCC_VALUE.__getitem__, code))
+    except KeyError:  # a character outside the alphabet
+        return False
+    return values[17] == (31 - sum(map(mul, values, _USCC_WEIGHTS)) % 31) % 31
 
 
 _RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -66,10 +77,15 @@ PROVINCES = frozenset(
 _DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
+_RIC_ZERO = 48 * sum(_RIC_WEIGHTS)  # ord("0") times the weights: subtracted once
+
+
 def ric_check_char(first17: str) -> str:
     """The 18th character of a resident ID number (GB 11643, ISO 7064 MOD 11-2)."""
-    total = sum(int(c) * w for c, w in zip(first17, _RIC_WEIGHTS, strict=True))
-    return _RIC_CHECK[total % 11]
+    raw = first17.encode("ascii")
+    if len(raw) != 17 or not raw.isdigit():
+        raise ValueError(f"a resident ID body is 17 digits, not {first17!r}")
+    return _RIC_CHECK[(sum(map(mul, raw, _RIC_WEIGHTS)) - _RIC_ZERO) % 11]
 
 
 def _real_date(yyyymmdd: str) -> bool:
@@ -91,14 +107,16 @@ def is_valid_resident_id(code: str) -> bool:
     return code[:2] in PROVINCES and _real_date(code[6:14]) and ric_check_char(code[:17]) == last
 
 
+_LUHN_DOUBLE = {48 + d: (d * 2 - 9 if d > 4 else d * 2) for d in range(10)}
+
+
 def luhn_ok(digits: str) -> bool:
-    """True when the digit string passes the Luhn check."""
-    total = 0
-    for i, c in enumerate(reversed(digits)):
-        d = ord(c) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
+    """True when the (ASCII) digit string passes the Luhn check."""
+    raw = digits.encode("ascii", errors="replace")
+    if not raw.isdigit():
+        return False
+    kept = raw[-1::-2]
+    total = sum(kept) - 48 * len(kept) + sum(map(_LUHN_DOUBLE.__getitem__, raw[-2::-2]))
     return total % 10 == 0
 
 
