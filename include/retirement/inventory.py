@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from retirement.detect import BUILTIN, ColumnScan, ColumnScanner
+from retirement.detect import ColumnScan, ColumnScanner
 from retirement.sources.base import BATCH_ROWS
 
 if TYPE_CHECKING:
@@ -193,11 +193,12 @@ def scan_dataset(
     ref: DatasetRef,
     policy: ClassificationPolicy,
     *,
-    detectors: Mapping[str, Detector] = BUILTIN,
+    detectors: Mapping[str, Detector] | None = None,
     full: bool = True,
     on_rows: Callable[[int], None] | None = None,
 ) -> DatasetReport:
     """Scan one dataset and classify it. ``on_rows`` is told how many rows each batch had."""
+    detectors = policy.detectors_used() if detectors is None else detectors
     if ref.kind == "document":
         size, sha = source.digest(ref.name)  # type: ignore[attr-defined]
         cls = policy.documents

@@ -22,6 +22,22 @@ class Escalation(BaseModel):
     to: str
 
 
+class CustomDetector(BaseModel):
+    """A detector a plan adds: a regex, optionally checked by a named validator."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pattern: str = Field(min_length=1)
+    validator: str | None = None
+
+    @model_validator(mode="after")
+    def _compiles(self) -> CustomDetector:
+        from retirement.detect import custom_detector
+
+        custom_detector("custom", self.pattern, self.validator)  # raises ValueError if wrong
+        return self
+
+
 class ClassificationPolicy(BaseModel):
     """Which class each detected type gets, how classes order and grade, when to escalate."""
 
@@ -35,6 +51,7 @@ class ClassificationPolicy(BaseModel):
     escalate: tuple[Escalation, ...] = ()
     documents: str = "sensitive"
     found_min_ratio: dict[str, float] = Field(default_factory=dict)
+    custom_detectors: dict[str, CustomDetector] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _classes_are_known(self) -> ClassificationPolicy:
@@ -57,6 +74,15 @@ class ClassificationPolicy(BaseModel):
         if missing:
             raise ValueError(f"grades has no grade for class {', '.join(sorted(missing))}")
         return self
+
+    def detectors_used(self) -> dict[str, Any]:
+        """The built-in detectors plus the plan's own, by name."""
+        from retirement.detect import BUILTIN, custom_detector
+
+        extra = {
+            n: custom_detector(n, d.pattern, d.validator) for n, d in self.custom_detectors.items()
+        }
+        return {**BUILTIN, **extra}
 
     def escalated(self, data_class: str, rows: int) -> str:
         """The class after the escalation rules for a dataset of ``rows`` rows."""

@@ -139,3 +139,27 @@ def test_order_numbers_passing_checks_by_chance_stay_general(tmp_path: Path) -> 
     assert column.found == {}
     assert column.data_class == "general"
     assert report.data_class == "general"
+
+
+def test_plan_custom_detector_is_used(tmp_path: Path) -> None:
+    db = tmp_path / "m.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE members (id INTEGER PRIMARY KEY, member_card TEXT)")
+        conn.executemany(
+            "INSERT INTO members VALUES (?,?)",
+            [(i, f"VIP-{4111111111111111 + i * 0}") for i in range(20)],
+        )
+    policy = ClassificationPolicy.model_validate(
+        {
+            **POLICY.model_dump(by_alias=True),
+            "custom_detectors": {"vip_card": {"pattern": r"VIP-(\d{16})", "validator": "luhn"}},
+            "detectors": {**POLICY.detectors, "vip_card": "core"},
+        }
+    )
+    with SqlSource("s", f"sqlite:///{db}") as source:
+        (ref,) = source.datasets()
+        report = scan_dataset(source, ref, policy)
+    card = report.columns[1]
+    assert card.detected == "vip_card"
+    assert card.data_class == "core"
+    assert report.data_class == "core"

@@ -225,6 +225,24 @@ MISTAKES = [
         id="policy-override-unknown-class",
     ),
     pytest.param(
+        "scenario: deregistration",
+        "scenario: deregistration\nclassification:\n  custom_detectors:\n"
+        "    member_no: {pattern: 'M-(\\d+'}",
+        "classification.custom_detectors.member_no",
+        "invalid regular expression",
+        "member_no:",
+        id="custom-detector-bad-regex",
+    ),
+    pytest.param(
+        "scenario: deregistration",
+        "scenario: deregistration\nclassification:\n  custom_detectors:\n"
+        "    member_no: {pattern: 'M-\\d+', validator: crc32}",
+        "classification.custom_detectors.member_no",
+        "unknown validator 'crc32'",
+        "member_no:",
+        id="custom-detector-unknown-validator",
+    ),
+    pytest.param(
         "    path: successor\n",
         "",
         "destinations.successor_drop.path",
