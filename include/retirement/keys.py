@@ -1,0 +1,173 @@
+"""The key store: one age X25519 archive identity per (plan, disposition), and the signing key.
+
+Identities are stored encrypted to a master age key (from an Airflow connection or a secrets
+backend; in the demo a generated file), never in plaintext. Destroying an identity is the
+crypto-erase of every archive encrypted to it: after it, nobody can decrypt them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyrage
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from retirement.errors import IntegrityError, RetirementError
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class KeyError_(RetirementError):  # noqa: N801 (KeyError is a builtin)
+    """A key is missing, destroyed or cannot be decrypted."""
+
+
+@dataclass(frozen=True)
+class ArchiveKey:
+    plan: str
+    disposition: str
+    recipient: str  # age1...
+
+
+class KeyStore:
+    """Archive identities under ``root``, each encrypted to the master key."""
+
+    def __init__(self, root: Path, master_identity: str) -> None:
+        self.root = Path(root)
+        try:
+            self._master = pyrage.x25519.Identity.from_str(master_identity.strip())
+        except Exception as exc:  # pyrage's IdentityError
+            raise KeyError_(
+                "the master key is not an age X25519 identity (AGE-SECRET-KEY-1...)"
+            ) from exc
+        self.master_recipient = str(self._master.to_public())
+
+    @staticmethod
+    def new_master_key(path: Path) -> str:
+        """Create a master key file (demo use); return the identity string."""
+        identity = pyrage.x25519.Identity.generate()
+        secret = str(identity)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"# public key: {identity.to_public()}\n{secret}\n")
+        return secret
+
+    @staticmethod
+    def read_master_key(path: Path) -> str:
+        lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
+        if not lines:
+            raise KeyError_(f"{path}: no age identity in the file")
+        return lines[0]
+
+    def _paths(self, plan: str, disposition: str) -> tuple[Path, Path]:
+        for part in (plan, disposition):
+            if not _NAME.match(part):
+                raise KeyError_(f"not a plan or disposition name: {part!r}")
+        folder = self.root / plan
+        return folder / f"{disposition}.identity.age", folder / f"{disposition}.recipient"
+
+    def archive_key(self, plan: str, disposition: str) -> ArchiveKey:
+        """The archive key of (plan, disposition), created on first use."""
+        secret_path, public_path = self._paths(plan, disposition)
+        if public_path.exists():
+            if not secret_path.exists():
+                raise KeyError_(
+                    f"the archive identity of {plan}/{disposition} was destroyed "
+                    "(crypto-erased): no new archive can be made for it"
+                )
+            return ArchiveKey(plan, disposition, public_path.read_text().strip())
+        identity = pyrage.x25519.Identity.generate()
+        secret_path.parent.mkdir(parents=True, exist_ok=True)
+        sealed = pyrage.encrypt(str(identity).encode(), [self._master.to_public()])
+        _write_new(secret_path, sealed)
+        _write_new(public_path, f"{identity.to_public()}\n".encode())
+        log.info("created archive identity for %s/%s", plan, disposition)
+        return ArchiveKey(plan, disposition, str(identity.to_public()))
+
+    def identity(self, plan: str, disposition: str) -> pyrage.x25519.Identity:
+        """The decrypted archive identity (for restore); fails once destroyed."""
+        secret_path, _ = self._paths(plan, disposition)
+        if not secret_path.exists():
+            raise KeyError_(
+                f"no archive identity for {plan}/{disposition} (never made, or "
+                "destroyed: the archives encrypted to it cannot be decrypted)"
+            )
+        try:
+            text = pyrage.decrypt(secret_path.read_bytes(), [self._master]).decode()
+        except pyrage.DecryptError as exc:
+            raise IntegrityError(
+                f"{secret_path}: cannot be decrypted with this master key"
+            ) from exc
+        return pyrage.x25519.Identity.from_str(text)
+
+    def destroy(self, plan: str, disposition: str) -> Path:
+        """Crypto-erase: overwrite and remove the encrypted identity. Irreversible."""
+        secret_path, _ = self._paths(plan, disposition)
+        if not secret_path.exists():
+            raise KeyError_(f"no archive identity for {plan}/{disposition} to destroy")
+        size = secret_path.stat().st_size
+        with secret_path.open("r+b") as f:
+            f.write(os.urandom(size))
+            f.flush()
+            os.fsync(f.fileno())
+        secret_path.unlink()
+        log.info("destroyed archive identity for %s/%s", plan, disposition)
+        return secret_path
+
+    # ------------------------------------------------------------------ signing
+
+    def signing_key(self) -> Ed25519PrivateKey:
+        """The Ed25519 key that signs manifests (stored encrypted to the master key)."""
+        path = self.root / "signing.key.age"
+        if not path.exists():
+            key = Ed25519PrivateKey.generate()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_new(path, pyrage.encrypt(pem, [self._master.to_public()]))
+            public = key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            _write_new(self.root / "signing.pub.pem", public)
+            return key
+        pem = pyrage.decrypt(path.read_bytes(), [self._master])
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyError_(f"{path} is not an Ed25519 key")
+        return key
+
+    def public_signing_key_pem(self) -> bytes:
+        """The published public key (PEM) that verifies manifests: `openssl pkeyutl -verify`."""
+        self.signing_key()
+        return (self.root / "signing.pub.pem").read_bytes()
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise IntegrityError("the public key is not an Ed25519 key")
+    return key
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write a file that must not exist yet, durably (temp name, fsync, rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    if path.exists():
+        tmp.unlink()
+        raise KeyError_(f"{path} exists already: refusing to overwrite a key")
+    tmp.rename(path)
