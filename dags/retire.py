@@ -88,7 +88,7 @@ def inventory(source_name: str, *, plan_path: str) -> dict:
 
 
 @task(retries=0)
-def gate_inventory(plan_path: str) -> dict:
+def gate_inventory(plan_path: str) -> list[str]:
     """Great-expectations gate: every dataset classified, counted, given a disposition."""
     from airflow.sdk.exceptions import AirflowFailException
     from retirement_glue.connections import open_ledger, output_dir
@@ -106,6 +106,54 @@ def gate_inventory(plan_path: str) -> dict:
             actor=_actor(),
             output_dir=output_dir(),
             now=now,
+        )["datasets"]
+    except GateFailed as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        ledger.close()
+
+
+@task(map_index_template="{{ dataset }}")
+def backup(dataset: str, *, plan_path: str) -> dict:
+    """Stream one dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
+    from retirement_glue.connections import key_store, open_ledger, output_dir
+    from retirement_glue.sources import open_source
+
+    from retirement.pipeline_backup import backup_dataset
+    from retirement.plan import load_plan
+
+    ledger = open_ledger()
+    spec = load_plan(plan_path).source(dataset.split(".", 1)[0])
+    try:
+        with open_source(spec) as source:
+            return backup_dataset(
+                plan_path,
+                dataset,
+                source=source,
+                keys=key_store(),
+                ledger=ledger,
+                run_id=_run_id(),
+                actor=_actor(),
+                vault=output_dir() / "vault",
+                now=get_current_context()["dag_run"].run_after.isoformat(),
+            )
+    finally:
+        ledger.close()
+
+
+@task(retries=0)
+def gate_backup(plan_path: str) -> dict:
+    """Restore-verify every backup: decrypt, recount, compare row digests with the source."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from retirement_glue.connections import key_store, open_ledger
+
+    from retirement.errors import GateFailed
+    from retirement.pipeline_backup import gate_backup as verify_all
+
+    ledger = open_ledger()
+    try:
+        return verify_all(
+            plan_path, keys=key_store(), ledger=ledger, run_id=_run_id(), actor=_actor()
         )
     except GateFailed as exc:
         raise AirflowFailException(str(exc)) from exc
@@ -128,7 +176,10 @@ def build_dag(header: PlanHeader) -> DAG:
         path = str(header.path)
         checked = plan_check(path)
         scanned = inventory.partial(plan_path=path).expand(source_name=checked)
-        scanned >> gate_inventory(path)
+        datasets = gate_inventory(path)
+        scanned >> datasets
+        backups = backup.partial(plan_path=path).expand(dataset=datasets)
+        backups >> gate_backup(path)
     return dag
 
 

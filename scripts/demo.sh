@@ -19,6 +19,10 @@ export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__DAGS_FOLDER=$root/dags
 export PYTHONPATH=$root/include${PYTHONPATH:+:$PYTHONPATH}
 export AIRFLOW_CONN_RETIREMENT_LEDGER="{\"conn_type\": \"generic\", \"extra\": {\"url\": \"sqlite:///$out/ledger.sqlite\", \"output_dir\": \"$out\"}}"
+mkdir -p "$out/keys"
+[ -f "$out/keys/master.key" ] || "$bin/python" -c "import sys; from pathlib import Path; from retirement.keys import KeyStore; KeyStore.new_master_key(Path(sys.argv[1]))" "$out/keys/master.key"
+master=$(grep -v '^#' "$out/keys/master.key" | head -1)
+export AIRFLOW_CONN_RETIREMENT_KEYS="{\"conn_type\": \"generic\", \"password\": \"$master\", \"extra\": {\"path\": \"$out/keys\"}}"
 export AIRFLOW_CONN_DEMO_CRM="{\"conn_type\": \"sqlite\", \"host\": \"$out/sources/crm.sqlite\"}"
 export AIRFLOW_CONN_DEMO_EXPORTS="{\"conn_type\": \"fs\", \"extra\": {\"path\": \"$out/sources/exports\"}}"
 
@@ -50,3 +54,4 @@ echo
 echo "Demo finished. Output: $out"
 echo "  ledger:    $out/ledger.sqlite"
 echo "  inventory: $inventory"
+echo "  vault:     $out/vault ($(find "$out/vault" -name '*.age' | wc -l) age files with signed manifests)"

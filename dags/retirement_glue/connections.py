@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from retirement.connection_info import ConnectionInfo
+    from retirement.keys import KeyStore
     from retirement.ledger import Ledger
 
 LEDGER_CONN_ID = "retirement_ledger"
@@ -82,3 +83,31 @@ def output_dir() -> Path:
             '"output_dir": "/path/shared/by/all/workers" (reports and evidence go there)'
         )
     return Path(path)
+
+
+KEYS_CONN_ID = "retirement_keys"
+
+
+def key_store() -> KeyStore:
+    """The key store: ``extra.path`` is its folder, the password the master age identity."""
+    from pathlib import Path
+
+    from airflow.sdk.log import mask_secret
+
+    from retirement.keys import KeyStore
+
+    try:
+        conn = Connection.get(KEYS_CONN_ID)
+    except AirflowNotFoundException as exc:
+        raise AirflowFailException(
+            "Airflow connection 'retirement_keys' is not defined: its password is the master "
+            'age identity (AGE-SECRET-KEY-1..., from `age-keygen`), its extra {"path": ...} '
+            "the folder of the key store"
+        ) from exc
+    if not conn.password or not conn.extra_dejson.get("path"):
+        raise AirflowFailException(
+            "Airflow connection 'retirement_keys' needs a password (the "
+            "master age identity) and extra.path (the key store folder)"
+        )
+    mask_secret(conn.password)
+    return KeyStore(Path(conn.extra_dejson["path"]), conn.password)

@@ -115,9 +115,10 @@ def gate_inventory(
         _record_gate(ledger, run_id, actor, folder, exc.result)
         raise
     _record_gate(ledger, run_id, actor, folder, result)
+    log.info("inventory report: %s", folder / "inventory.html")
     return {
         "gate": "gate_inventory",
-        "datasets": len(reports),
+        "datasets": [r.qualified for r in reports],
         "report": str(folder / "inventory.html"),
     }
 

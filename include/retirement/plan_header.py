@@ -49,7 +49,8 @@ class PlanHeader:
             lines += [self.description.strip(), ""]
         lines += [
             (
-                "Phases: plan_check → inventory (one task per source) → gate_inventory. "
+                "Phases: plan_check → inventory (one task per source) → gate_inventory → "
+                "backup (one task per dataset) → gate_backup. "
                 "Every task is idempotent: clear and re-run any failed task."
             )
         ]

@@ -57,9 +57,17 @@ def test_dagbag_imports_without_errors_or_lookups(no_lookups: None) -> None:
 def test_demo_dag_structure(no_lookups: None) -> None:
     dag = load_dagbag().dags["retire__demo"]
     assert dag is not None
-    assert sorted(t.task_id for t in dag.tasks) == ["gate_inventory", "inventory", "plan_check"]
-    assert dag.get_task("inventory").downstream_task_ids == {"gate_inventory"}
+    assert sorted(t.task_id for t in dag.tasks) == [
+        "backup",
+        "gate_backup",
+        "gate_inventory",
+        "inventory",
+        "plan_check",
+    ]
     assert dag.get_task("plan_check").downstream_task_ids == {"inventory"}
+    assert dag.get_task("inventory").downstream_task_ids == {"gate_inventory"}
+    assert dag.get_task("gate_inventory").downstream_task_ids == {"backup"}
+    assert dag.get_task("backup").downstream_task_ids == {"gate_backup"}
     assert dag.schedule is None
     assert dag.catchup is False
     assert dag.max_active_runs == 1
@@ -68,6 +76,7 @@ def test_demo_dag_structure(no_lookups: None) -> None:
     assert "plan_check" in dag.doc_md
     assert dag.get_task("plan_check").retries == 0  # a wrong plan does not improve by retrying
     assert dag.get_task("gate_inventory").retries == 0
+    assert dag.get_task("gate_backup").retries == 0
     assert dag.get_task("inventory").retries == 3
     args = dag.default_args
     assert args["retries"] >= 1

@@ -29,6 +29,11 @@ def demo_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     exports = {"conn_type": "fs", "extra": {"path": str(root / "exports")}}
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_CRM", json.dumps(crm))
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_EXPORTS", json.dumps(exports))
+    from retirement.keys import KeyStore
+
+    master = KeyStore.new_master_key(tmp_path / "keys" / "master.key")
+    keys = {"conn_type": "generic", "password": master, "extra": {"path": str(tmp_path / "keys")}}
+    monkeypatch.setenv("AIRFLOW_CONN_RETIREMENT_KEYS", json.dumps(keys))
     return root
 
 
@@ -65,10 +70,15 @@ def test_demo_dag_inventories_and_gates(
     assert states["crm.invoices"]["disposition"] == "accounting_archive"
     assert states["crm.marketing_events"]["disposition"] == "erase"
     assert states["crm.customers"]["rows"] == 60
-    assert {d["state"] for d in states.values()} == {"inventoried"}
+    assert {d["state"] for d in states.values()} == {"backup_verified"}
     kinds = [e.kind for e in ledger.events(run_id=run_id)]
     assert kinds[-1] == "gate_passed"
+    assert kinds.count("gate_passed") == 2  # inventory and backup
     assert "artifact_gate_result" in kinds
+    assert kinds.count("artifact_backup") == len(states)
+    customers = states["crm.customers"]["detail"]
+    assert customers["verify"]["rows"] == 60
+    assert Path(customers["backup"]["manifest"]).exists()
     report = next((tmp_path / "out" / "inventory").glob("*/inventory.html")).read_text()
     assert '<h3>customers <span class="sensitive">sensitive</span></h3>' in report
     customers = sqlite_values(demo_sources / "crm.sqlite", "SELECT id_card FROM customers")
@@ -84,10 +94,14 @@ def test_missing_ledger_connection_fails_with_the_fix(
     dag = load_dagbag().dags["retire__demo"]
     dagrun = dag.test()
     assert dagrun.state == "failed"
-    assert _states(dagrun) == {
-        "plan_check": "failed",
-        "inventory": "upstream_failed",
-        "gate_inventory": "upstream_failed",
+    states = _states(dagrun)
+    assert states["plan_check"] == "failed"
+    assert set(states.values()) == {"failed", "upstream_failed"}
+    assert {t for t, st in states.items() if st == "upstream_failed"} == {
+        "inventory",
+        "gate_inventory",
+        "backup",
+        "gate_backup",
     }
     out, err = capfd.readouterr()
     assert "Airflow connection 'retirement_ledger' is not defined" in out + err

@@ -1,0 +1,174 @@
+"""The backup phase: back up one dataset, then restore-verify every backup of the run.
+
+Called by the DAG's ``backup`` (mapped per dataset) and ``gate_backup`` tasks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retirement.backup import back_up
+from retirement.errors import GateFailed, IntegrityError
+from retirement.keys import load_public_key
+from retirement.plan import load_plan
+from retirement.restore import verify_backup
+
+if TYPE_CHECKING:
+    from retirement.keys import KeyStore
+    from retirement.ledger import Ledger
+    from retirement.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+
+def recipients_for(plan_path: str, disposition: str, keys: KeyStore) -> list[str]:
+    """The archive key of (plan, disposition), plus the recipient's key for a transfer."""
+    plan = load_plan(plan_path)
+    out = [keys.archive_key(plan.name, disposition).recipient]
+    disp = plan.dispositions[disposition]
+    if disp.action == "transfer" and disp.recipient:
+        out.append(plan.recipients[disp.recipient].age_public_key)
+    return out
+
+
+def backup_dataset(
+    plan_path: str,
+    dataset: str,
+    *,
+    source: Source,
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    vault: Path,
+    now: str,
+) -> dict[str, Any]:
+    """Back up one inventoried dataset; re-running with an unchanged source keeps the first."""
+    plan = load_plan(plan_path)
+    state = _state(ledger, run_id, dataset)
+    name = dataset.split(".", 1)[1]
+    disposition = state["disposition"]
+    detail = state["detail"]
+    rule = next((r for r in plan.datasets if r.dataset == dataset), None)
+    keys_cols = (
+        tuple(rule.key)
+        if rule and rule.key
+        else tuple(getattr(source, "key_columns", lambda _n: [])(name))
+    )
+    result = back_up(
+        source,
+        name,
+        qualified=dataset,
+        kind=detail.get("kind", "table"),
+        plan=plan.name,
+        disposition=disposition,
+        recipients=recipients_for(plan_path, disposition, keys),
+        out_dir=vault,
+        signing_key=keys.signing_key(),
+        created_at=now,
+        key_columns=keys_cols,
+    )
+    previous = detail.get("backup") if state["state"] in ("backed_up", "backup_verified") else None
+    fp = result.manifest.fingerprint
+    if previous and previous["row_digest"] == fp.row_digest and previous["rows"] == fp.rows:
+        result.ciphertext_path.unlink()
+        result.manifest_path.with_name(result.manifest_path.name + ".sig").unlink()
+        result.manifest_path.unlink()
+        log.info("%s unchanged since its backup: kept %s", dataset, previous["manifest"])
+        return {"dataset": dataset, "rows": fp.rows, "manifest": previous["manifest"], "new": False}
+    reason = (
+        "first backup"
+        if not previous
+        else (
+            f"the source changed since the backup of {previous['created_at']}: rows "
+            f"{previous['rows']} -> {fp.rows}, row digest {previous['row_digest'][:12]}… -> "
+            f"{fp.row_digest[:12]}…"
+        )
+    )
+    m = result.manifest
+    ledger.add_artifact(
+        run_id,
+        kind="backup",
+        location=str(result.ciphertext_path),
+        size=m.ciphertext_size,
+        sha256=m.ciphertext_sha256,
+        actor=actor,
+        dataset=dataset,
+    )
+    raw = result.manifest_path.read_bytes()
+    ledger.add_artifact(
+        run_id,
+        kind="manifest",
+        location=str(result.manifest_path),
+        size=len(raw),
+        sha256=hashlib.sha256(raw).hexdigest(),
+        actor=actor,
+        dataset=dataset,
+    )
+    backup = {
+        "manifest": str(result.manifest_path),
+        "rows": fp.rows,
+        "row_digest": fp.row_digest,
+        "ciphertext_sha256": m.ciphertext_sha256,
+        "created_at": now,
+        "reason": reason,
+    }
+    ledger.set_dataset_state(
+        run_id, dataset, "backed_up", actor=actor, payload={**detail, "backup": backup}
+    )
+    return {"dataset": dataset, "rows": fp.rows, "manifest": str(result.manifest_path), "new": True}
+
+
+def gate_backup(
+    plan_path: str, *, keys: KeyStore, ledger: Ledger, run_id: str, actor: str
+) -> dict[str, Any]:
+    """Restore-verify every backup of the run (decrypt, recount, row digest); all or nothing."""
+    plan = load_plan(plan_path)
+    public = load_public_key(keys.public_signing_key_pem())
+    failures, verified = [], 0
+    for state in ledger.dataset_states(run_id):
+        backup = state["detail"].get("backup")
+        if backup is None:
+            failures.append(f"{state['dataset']}: no backup")
+            continue
+        identity = keys.identity(plan.name, state["disposition"])
+        try:
+            report = verify_backup(Path(backup["manifest"]), public, [identity])
+        except IntegrityError as exc:
+            failures.append(str(exc))
+            continue
+        if report.rows != state["detail"]["rows"] and state["detail"].get("kind") == "table":
+            failures.append(
+                f"{state['dataset']}: restored {report.rows} rows, the inventory "
+                f"counted {state['detail']['rows']} (the source changed: re-run "
+                "inventory and backup)"
+            )
+            continue
+        ledger.set_dataset_state(
+            run_id,
+            state["dataset"],
+            "backup_verified",
+            actor=actor,
+            payload={**state["detail"], "verify": report.summary()},
+        )
+        verified += 1
+    summary = {"gate": "gate_backup", "verified": verified, "failures": failures}
+    ledger.append(
+        "gate_passed" if not failures else "gate_failed",
+        actor=actor,
+        run_id=run_id,
+        payload=summary,
+    )
+    if failures:
+        raise GateFailed("gate_backup", "; ".join(failures), summary)
+    return summary
+
+
+def _state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:
+    for state in ledger.dataset_states(run_id):
+        if state["dataset"] == dataset:
+            return state
+    raise GateFailed("backup", f"{dataset} was not inventoried in run {run_id}")

@@ -1,0 +1,115 @@
+"""The backup phase against a real ledger: idempotent re-runs, changed sources, the gate."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from retirement.demo import generate
+from retirement.errors import GateFailed
+from retirement.keys import KeyStore
+from retirement.ledger import Ledger
+from retirement.pipeline import inventory_source
+from retirement.pipeline_backup import backup_dataset, gate_backup
+from retirement.sources.sql import SqlSource
+
+PLAN = str(Path(__file__).resolve().parents[2] / "include" / "plans" / "demo.yaml")
+NOW = "2026-11-23T08:00:00+00:00"
+
+
+@pytest.fixture
+def setup(tmp_path: Path):  # noqa: ANN201
+    generate(tmp_path / "src", customers=30)
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger.start_run(
+        "r", plan_name="demo", plan_sha256="a" * 64, scenario="deregistration", actor="t"
+    )
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+    db = tmp_path / "src" / "crm.sqlite"
+    with SqlSource("crm", f"sqlite:///{db}") as source:
+        inventory_source(PLAN, "crm", source=source, ledger=ledger, run_id="r", actor="t")
+    yield ledger, keys, db, tmp_path / "vault"
+    ledger.close()
+
+
+def _backup(setup, dataset: str = "crm.customers") -> dict:  # noqa: ANN001
+    ledger, keys, db, vault = setup
+    with SqlSource("crm", f"sqlite:///{db}") as source:
+        return backup_dataset(
+            PLAN,
+            dataset,
+            source=source,
+            keys=keys,
+            ledger=ledger,
+            run_id="r",
+            actor="t",
+            vault=vault,
+            now=NOW,
+        )
+
+
+def _events(ledger: Ledger) -> int:
+    return ledger.verify().events
+
+
+def test_rerun_with_unchanged_source_changes_nothing(setup) -> None:  # noqa: ANN001
+    ledger, _, _, vault = setup
+    first = _backup(setup)
+    assert first["new"] is True
+    events = _events(ledger)
+    files = sorted(p.name for p in vault.rglob("*") if p.is_file())
+    again = _backup(setup)
+    assert again["new"] is False
+    assert again["manifest"] == first["manifest"]
+    assert _events(ledger) == events
+    assert sorted(p.name for p in vault.rglob("*") if p.is_file()) == files
+
+
+def test_changed_source_makes_a_new_version_and_says_why(setup) -> None:  # noqa: ANN001
+    ledger, _, db, _ = setup
+    first = _backup(setup)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET mobile = '13800000000' WHERE id = 1")
+    second = _backup(setup)
+    assert second["new"] is True
+    assert second["manifest"] != first["manifest"]
+    (state,) = [s for s in ledger.dataset_states("r") if s["dataset"] == "crm.customers"]
+    assert "the source changed since the backup" in state["detail"]["backup"]["reason"]
+
+
+def test_transfer_backups_are_encrypted_to_the_recipient_too(setup) -> None:  # noqa: ANN001
+    import json
+
+    result = _backup(setup)  # crm.customers: hand_over (transfer to the successor)
+    manifest = json.loads(Path(result["manifest"]).read_text())
+    assert len(manifest["recipients"]) == 2
+    assert (
+        "age1vc6ruva34lrxjr7wp47a3wnxzgq6tgtspqu9rcd4w0ffd82n4s4s26gpdt" in manifest["recipients"]
+    )
+
+
+def test_gate_backup_verifies_all_and_fails_on_a_bad_one(setup) -> None:  # noqa: ANN001
+    ledger, keys, _, _ = setup
+    for state in ledger.dataset_states("r"):
+        _backup(setup, state["dataset"])
+    summary = gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
+    assert summary["verified"] == 6
+    assert summary["failures"] == []
+    broken = Path(
+        next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.orders")["detail"][
+            "backup"
+        ]["manifest"]
+    )
+    cipher = broken.parent / broken.name.removesuffix(".manifest.json")
+    cipher.write_bytes(cipher.read_bytes()[:-1])
+    with pytest.raises(GateFailed, match="crm.orders|altered or truncated"):
+        gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
+    assert list(ledger.events(run_id="r"))[-1].kind == "gate_failed"
+
+
+def test_gate_backup_fails_without_backups(setup) -> None:  # noqa: ANN001
+    ledger, keys, _, _ = setup
+    with pytest.raises(GateFailed, match="no backup"):
+        gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
