@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pendulum
-from airflow.sdk import DAG, get_current_context, task
+from airflow.sdk import DAG, task
 
 from retirement.plan_header import PlanHeader, discover
 
@@ -33,132 +33,88 @@ DEFAULT_ARGS = {
 }
 
 
-def _actor() -> str:
-    ti = get_current_context()["ti"]
-    return f"airflow:{ti.dag_id}.{ti.task_id}"
-
-
-def _run_id() -> str:
-    from retirement.pipeline import ledger_run_id
-
-    context = get_current_context()
-    return ledger_run_id(context["dag"].dag_id, context["run_id"])
-
-
 @task(retries=0)
 def plan_check(plan_path: str) -> list[str]:
     """Validate the plan (every problem at once), open this run in the ledger; the sources."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from retirement_glue.connections import open_ledger
+    from retirement_glue.phase import phase
 
-    from retirement.errors import PlanError
     from retirement.pipeline import check_plan
 
-    ledger = open_ledger()
-    try:
-        return check_plan(plan_path, ledger=ledger, run_id=_run_id(), actor=_actor())["sources"]
-    except PlanError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    finally:
-        ledger.close()
+    with phase() as p:
+        return check_plan(plan_path, ledger=p.ledger, run_id=p.run_id, actor=p.actor)["sources"]
 
 
 @task(map_index_template="{{ source_name }}")
 def inventory(source_name: str, *, plan_path: str) -> dict:
     """Discover, scan and classify every dataset of one source."""
-    from retirement_glue.connections import open_ledger
+    from retirement_glue.phase import phase
     from retirement_glue.sources import open_source
 
     from retirement.pipeline import inventory_source
     from retirement.plan import load_plan
 
-    ledger = open_ledger()
-    with open_source(load_plan(plan_path).source(source_name)) as source:
-        try:
-            return inventory_source(
-                plan_path,
-                source_name,
-                source=source,
-                ledger=ledger,
-                run_id=_run_id(),
-                actor=_actor(),
-            )
-        finally:
-            ledger.close()
+    with phase() as p, open_source(load_plan(plan_path).source(source_name)) as source:
+        return inventory_source(
+            plan_path, source_name, source=source, ledger=p.ledger, run_id=p.run_id, actor=p.actor
+        )
 
 
 @task(retries=0)
 def gate_inventory(plan_path: str) -> list[str]:
     """Great-expectations gate: every dataset classified, counted, given a disposition."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from retirement_glue.connections import open_ledger, output_dir
+    from retirement_glue.connections import output_dir
+    from retirement_glue.phase import phase
 
     from retirement import pipeline
-    from retirement.errors import GateFailed
 
-    ledger = open_ledger()
-    try:
-        now = get_current_context()["dag_run"].run_after.isoformat()
+    with phase() as p:
         return pipeline.gate_inventory(
             plan_path,
-            ledger=ledger,
-            run_id=_run_id(),
-            actor=_actor(),
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
             output_dir=output_dir(),
-            now=now,
+            now=p.now,
         )["datasets"]
-    except GateFailed as exc:
-        raise AirflowFailException(str(exc)) from exc
-    finally:
-        ledger.close()
 
 
 @task(map_index_template="{{ dataset }}")
 def backup(dataset: str, *, plan_path: str) -> dict:
     """Stream one dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
-    from retirement_glue.connections import key_store, open_ledger, output_dir
+    from retirement_glue.connections import key_store, output_dir
+    from retirement_glue.phase import phase
     from retirement_glue.sources import open_source
 
     from retirement.pipeline_backup import backup_dataset
     from retirement.plan import load_plan
 
-    ledger = open_ledger()
     spec = load_plan(plan_path).source(dataset.split(".", 1)[0])
-    try:
-        with open_source(spec) as source:
-            return backup_dataset(
-                plan_path,
-                dataset,
-                source=source,
-                keys=key_store(),
-                ledger=ledger,
-                run_id=_run_id(),
-                actor=_actor(),
-                vault=output_dir() / "vault",
-                now=get_current_context()["dag_run"].run_after.isoformat(),
-            )
-    finally:
-        ledger.close()
+    with phase() as p, open_source(spec) as source:
+        return backup_dataset(
+            plan_path,
+            dataset,
+            source=source,
+            keys=key_store(),
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
+            vault=output_dir() / "vault",
+            now=p.now,
+        )
 
 
 @task(retries=0)
 def gate_backup(plan_path: str) -> dict:
     """Restore-verify every backup: decrypt, recount, compare row digests with the source."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from retirement_glue.connections import key_store, open_ledger
+    from retirement_glue.connections import key_store
+    from retirement_glue.phase import phase
 
-    from retirement.errors import GateFailed
     from retirement.pipeline_backup import gate_backup as verify_all
 
-    ledger = open_ledger()
-    try:
+    with phase() as p:
         return verify_all(
-            plan_path, keys=key_store(), ledger=ledger, run_id=_run_id(), actor=_actor()
+            plan_path, keys=key_store(), ledger=p.ledger, run_id=p.run_id, actor=p.actor
         )
-    except GateFailed as exc:
-        raise AirflowFailException(str(exc)) from exc
-    finally:
-        ledger.close()
 
 
 def build_dag(header: PlanHeader) -> DAG:

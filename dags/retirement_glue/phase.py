@@ -1,0 +1,51 @@
+"""What every task of the retirement DAG does around its one library call."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from retirement.ledger import Ledger
+
+
+@dataclass(frozen=True)
+class Phase:
+    """The ledger, this run's ledger id, the acting task and the run's logical time."""
+
+    ledger: Ledger
+    run_id: str
+    actor: str
+    now: str
+
+
+@contextmanager
+def phase() -> Iterator[Phase]:
+    """Open the ledger for one task; a wrong plan or a failed gate fails the task at once.
+
+    PlanError and GateFailed become AirflowFailException: no retry makes them pass.
+    """
+    from retirement.errors import GateFailed, PlanError
+    from retirement.pipeline import ledger_run_id
+    from retirement_glue.connections import open_ledger
+
+    context = get_current_context()
+    ti = context["ti"]
+    ledger = open_ledger()
+    try:
+        yield Phase(
+            ledger=ledger,
+            run_id=ledger_run_id(ti.dag_id, context["run_id"]),
+            actor=f"airflow:{ti.dag_id}.{ti.task_id}",
+            now=context["dag_run"].run_after.isoformat(),
+        )
+    except (PlanError, GateFailed) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    finally:
+        ledger.close()
