@@ -273,6 +273,152 @@ def _summary(reports: list, json_out: Path, html_out: Path | None) -> None:
     out.print(f"✓ {len(reports)} dataset(s): {classes} → {where}", markup=False)
 
 
+KeyStoreOpt = Annotated[
+    Path | None,
+    typer.Option("--key-store", help="The key store folder (archive identities, signing key)."),
+]
+MasterOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--master-key-file", help="File with the master age identity; or set RETIREMENT_MASTER_KEY."
+    ),
+]
+IdentityOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--identity",
+        help="Your own age identity file (a recipient of the backup), instead of the key store.",
+    ),
+]
+PublicKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="The published Ed25519 key (PEM) that signs manifests; default: "
+        "signing.pub.pem in the key store.",
+    ),
+]
+
+
+def _keys_for(
+    manifest_path: Path,
+    key_store: Path | None,
+    master_file: Path | None,
+    identity: Path | None,
+    public_key: Path | None,
+) -> tuple:
+    """(public signing key, identities) for verifying one backup."""
+    import os
+
+    import pyrage
+
+    from retirement.keys import KeyStore, load_public_key
+    from retirement.manifest import Manifest
+
+    if public_key is None and key_store is None:
+        raise typer.BadParameter("give --public-key, or --key-store that holds signing.pub.pem")
+    pem = (public_key or key_store / "signing.pub.pem").read_bytes()  # type: ignore[operator]
+    if identity is not None:
+        lines = [ln for ln in identity.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-")]
+        if not lines:
+            raise typer.BadParameter(f"{identity} holds no AGE-SECRET-KEY-1... line")
+        return load_public_key(pem), [pyrage.x25519.Identity.from_str(lines[0])]
+    if key_store is None:
+        raise typer.BadParameter("give --identity, or --key-store with the master key")
+    master = (
+        KeyStore.read_master_key(master_file)
+        if master_file
+        else os.environ.get("RETIREMENT_MASTER_KEY", "")
+    )
+    if not master:
+        raise typer.BadParameter(
+            "the master key: give --master-key-file or set RETIREMENT_MASTER_KEY"
+        )
+    manifest = Manifest.from_bytes(manifest_path.read_bytes(), where=str(manifest_path))
+    store = KeyStore(key_store, master)
+    return load_public_key(pem), [store.identity(manifest.plan, manifest.disposition)]
+
+
+def _with_progress(manifest_path: Path, run):  # noqa: ANN001, ANN202
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from retirement.manifest import Manifest
+
+    total = Manifest.from_bytes(manifest_path.read_bytes()).plaintext_size
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+    ) as bar:
+        task = bar.add_task("verifying", total=total)
+        return run(lambda n: bar.advance(task, n))
+
+
+@app.command("verify-backup")
+def verify_backup_cmd(
+    manifest: Annotated[Path, typer.Argument(help="The backup's manifest (…manifest.json).")],
+    key_store: KeyStoreOpt = None,
+    master_key_file: MasterOpt = None,
+    identity: IdentityOpt = None,
+    public_key: PublicKeyOpt = None,
+) -> None:
+    """Check a backup end to end: signature, ciphertext digest, decryption, row count and digest."""
+    from retirement.errors import IntegrityError, RetirementError
+    from retirement.restore import verify_backup
+
+    try:
+        pub, ids = _keys_for(manifest, key_store, master_key_file, identity, public_key)
+        report = _with_progress(
+            manifest, lambda tick: verify_backup(manifest, pub, ids, on_bytes=tick)
+        )
+    except (IntegrityError, RetirementError, OSError) as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    out.print(
+        f"✓ {report.manifest.dataset}: {report.rows:,} rows, row digest "
+        f"{report.row_digest[:16]}…, plaintext sha256 {report.plaintext_sha256[:16]}… "
+        "match the signed manifest",
+        markup=False,
+    )
+
+
+@app.command("restore")
+def restore_cmd(
+    manifest: Annotated[Path, typer.Argument(help="The backup's manifest (…manifest.json).")],
+    to: Annotated[Path, typer.Option("--to", help="Folder to write the restored file into.")],
+    key_store: KeyStoreOpt = None,
+    master_key_file: MasterOpt = None,
+    identity: IdentityOpt = None,
+    public_key: PublicKeyOpt = None,
+) -> None:
+    """Restore a backup into a folder (CSV for tables, the file itself for documents), verified.
+
+    The file is written under a temporary name and kept only when every check passes.
+    """
+    from retirement.errors import IntegrityError, RetirementError
+    from retirement.manifest import Manifest
+    from retirement.restore import restore_to_file
+
+    m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))
+    to.mkdir(parents=True, exist_ok=True)
+    name = m.dataset.replace("/", "_") + (".csv" if m.format == "csv" else "")
+    target, partial = to / name, to / f".{name}.partial"
+    try:
+        pub, ids = _keys_for(manifest, key_store, master_key_file, identity, public_key)
+        with partial.open("wb") as f:
+            report = restore_to_file(manifest, f, pub, ids)
+    except (IntegrityError, RetirementError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    partial.rename(target)
+    out.print(
+        f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {target}", markup=False
+    )
+
+
 def main() -> None:
     app()
 

@@ -170,3 +170,116 @@ def test_inventory_names_a_missing_connection(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "connection demo_crm is not defined: set AIRFLOW_CONN_DEMO_CRM" in result.output
+
+
+def _backed_up(tmp_path: Path):  # noqa: ANN202
+    import pyrage
+
+    from retirement.backup import back_up
+    from retirement.keys import KeyStore
+    from retirement.sources.sql import SqlSource
+
+    root = _demo_company(tmp_path)
+    master_file = tmp_path / "keys" / "master.key"
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(master_file))
+    recipient = pyrage.x25519.Identity.generate()
+    (tmp_path / "successor.key").write_text(f"# successor\n{recipient}\n")
+    with SqlSource("crm", f"sqlite:///{root / 'crm.sqlite'}") as source:
+        result = back_up(
+            source,
+            "customers",
+            qualified="crm.customers",
+            kind="table",
+            plan="demo",
+            disposition="hand_over",
+            recipients=[
+                keys.archive_key("demo", "hand_over").recipient,
+                str(recipient.to_public()),
+            ],
+            out_dir=tmp_path / "vault",
+            signing_key=keys.signing_key(),
+            created_at="2026-11-23T00:00:00+00:00",
+        )
+    return result, master_file
+
+
+def test_verify_backup_with_key_store_or_recipient_identity(tmp_path: Path) -> None:
+    result, master = _backed_up(tmp_path)
+    store = ["--key-store", str(tmp_path / "keys")]
+    ok = runner.invoke(
+        app, ["verify-backup", str(result.manifest_path), *store, "--master-key-file", str(master)]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "crm.customers: 40 rows" in ok.output
+    as_recipient = runner.invoke(
+        app,
+        [
+            "verify-backup",
+            str(result.manifest_path),
+            "--identity",
+            str(tmp_path / "successor.key"),
+            "--public-key",
+            str(tmp_path / "keys" / "signing.pub.pem"),
+        ],
+    )
+    assert as_recipient.exit_code == 0, as_recipient.output
+    data = bytearray(result.ciphertext_path.read_bytes())
+    data[100] ^= 1
+    result.ciphertext_path.write_bytes(bytes(data))
+    bad = runner.invoke(
+        app, ["verify-backup", str(result.manifest_path), *store, "--master-key-file", str(master)]
+    )
+    assert bad.exit_code == 1
+    assert "altered or truncated" in bad.output
+
+
+def test_restore_writes_a_verified_csv(tmp_path: Path) -> None:
+    import csv
+    import io
+    import sqlite3
+
+    result, master = _backed_up(tmp_path)
+    out = tmp_path / "restored"
+    done = runner.invoke(
+        app,
+        [
+            "restore",
+            str(result.manifest_path),
+            "--to",
+            str(out),
+            "--key-store",
+            str(tmp_path / "keys"),
+            "--master-key-file",
+            str(master),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    rows = list(csv.reader(io.StringIO((out / "crm.customers.csv").read_text())))
+    with sqlite3.connect(tmp_path / "sources" / "crm.sqlite") as db:
+        source = db.execute("SELECT id, id_card FROM customers ORDER BY id").fetchall()
+    assert [(int(r[0]), r[2]) for r in rows[1:]] == source
+
+
+def test_restore_keeps_nothing_when_verification_fails(tmp_path: Path) -> None:
+    result, _master = _backed_up(tmp_path)
+    out = tmp_path / "restored"
+    wrong = tmp_path / "wrong.key"
+    import pyrage
+
+    wrong.write_text(f"{pyrage.x25519.Identity.generate()}\n")
+    done = runner.invoke(
+        app,
+        [
+            "restore",
+            str(result.manifest_path),
+            "--to",
+            str(out),
+            "--identity",
+            str(wrong),
+            "--public-key",
+            str(tmp_path / "keys" / "signing.pub.pem"),
+        ],
+    )
+    assert done.exit_code == 1
+    assert "cannot be decrypted" in done.output
+    assert list(out.iterdir()) == []
