@@ -1,0 +1,181 @@
+"""A running Airflow (API server, scheduler, DAG processor, triggerer; LocalExecutor), driven over
+its REST API as an operator would: unpause, trigger, watch, clear a task and re-run it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from retirement.keys import KeyStore
+from retirement.ledger import Ledger
+from tests.servers.sshd import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+ROOT = Path(__file__).resolve().parents[2]
+DAG = "retire__demo"
+
+
+@dataclass
+class RunningAirflow:
+    url: str
+    token: str
+    home: Path
+    ledger_url: str
+
+    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_run(self, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.api("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}").json()["state"]
+            if state in ("success", "failed"):
+                return state
+            time.sleep(2)
+        raise AssertionError(f"run {run_id} still not finished after {timeout} s")
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    from retirement.demo import generate
+
+    sources = tmp / "sources"
+    generate(sources, customers=50)
+    master = KeyStore.new_master_key(tmp / "keys" / "master.key")
+    home = tmp / "airflow"
+    home.mkdir()
+    (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "pw"}))
+    conn = {
+        "RETIREMENT_LEDGER": {
+            "conn_type": "generic",
+            "extra": {"url": f"sqlite:///{tmp / 'ledger.sqlite'}", "output_dir": str(tmp / "out")},
+        },
+        "RETIREMENT_KEYS": {
+            "conn_type": "generic",
+            "password": master,
+            "extra": {"path": str(tmp / "keys")},
+        },
+        "DEMO_CRM": {"conn_type": "sqlite", "host": str(sources / "crm.sqlite")},
+        "DEMO_EXPORTS": {"conn_type": "fs", "extra": {"path": str(sources / "exports")}},
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    port = free_port()
+    env.update({f"AIRFLOW_CONN_{k}": json.dumps(v) for k, v in conn.items()})
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "PYTHONPATH": str(ROOT / "include"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAirflow]:
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = _env(tmp)
+    log = (tmp / "standalone.log").open("wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "airflow"), "standalone"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{env['AIRFLOW__API__PORT']}"
+    try:
+        token = _wait_for_token(url, proc, tmp / "standalone.log")
+        yield RunningAirflow(
+            url, token, Path(env["AIRFLOW_HOME"]), f"sqlite:///{tmp / 'ledger.sqlite'}"
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)  # standalone stops its children on SIGINT
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+
+
+def _wait_for_token(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"airflow standalone exited:\n{log.read_text()[-3000:]}")
+        try:
+            r = httpx.post(
+                f"{url}/auth/token", json={"username": "admin", "password": "pw"}, timeout=5
+            )
+            if r.status_code in (200, 201):
+                return r.json()["access_token"]
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"no API token after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def test_requests_without_a_token_are_refused(airflow: RunningAirflow) -> None:
+    assert httpx.get(f"{airflow.url}/api/v2/dags", timeout=10).status_code in (401, 403)
+
+
+def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
+    deadline = time.monotonic() + 120
+    while airflow.api("GET", f"/api/v2/dags/{DAG}").status_code != 200:
+        assert time.monotonic() < deadline, "the DAG was never parsed"
+        time.sleep(2)
+    assert airflow.api("PATCH", f"/api/v2/dags/{DAG}", json={"is_paused": False}).status_code == 200
+    run = airflow.api(
+        "POST", f"/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": {}}
+    )
+    assert run.status_code == 200, run.text
+    run_id = run.json()["dag_run_id"]
+    assert airflow.wait_run(run_id) == "success"
+
+    tis = airflow.api("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances").json()
+    mapped = [t for t in tis["task_instances"] if t["task_id"] == "backup"]
+    assert len(mapped) == 11  # one backup per dataset of the demo
+    ledger = Ledger.open(airflow.ledger_url, create=False)
+    events_before = ledger.verify().events
+    states = {s["dataset"]: s["state"] for s in ledger.dataset_states(f"{DAG}:{run_id}")}
+    assert set(states.values()) == {"backup_verified"}
+
+    # An operator clears a backup task and its gate from the UI: the re-run changes nothing.
+    cleared = airflow.api(
+        "POST",
+        f"/api/v2/dags/{DAG}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "task_ids": ["backup", "gate_backup"],
+            "dag_run_id": run_id,
+            "only_failed": False,
+            "reset_dag_runs": True,
+        },
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert airflow.wait_run(run_id) == "success"
+    report = ledger.verify()
+    new = [e.kind for e in ledger.events(run_id=f"{DAG}:{run_id}")][-2:]
+    assert report.events == events_before + 1  # only the gate's new verdict is recorded
+    assert new[-1] == "gate_passed"
+    ledger.close()
