@@ -113,3 +113,27 @@ def test_gate_backup_fails_without_backups(setup) -> None:  # noqa: ANN001
     ledger, keys, _, _ = setup
     with pytest.raises(GateFailed, match="no backup"):
         gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
+
+
+def test_crypto_erase_is_recorded_and_final(setup) -> None:  # noqa: ANN001
+    from retirement.errors import IntegrityError
+    from retirement.keys import KeyError_, load_public_key
+    from retirement.pipeline_backup import crypto_erase
+    from retirement.restore import verify_backup
+
+    ledger, keys, _, _ = setup
+    result = _backup(setup, "crm.marketing_events")  # erase: the archive key only
+    keys.archive_key("demo", "hand_over")
+    keys.archive_key("demo", "accounting_archive")
+    done = crypto_erase("demo", "erase", keys=keys, ledger=ledger, actor="t", reason="expired")
+    event = list(ledger.events())[done["event"] - 1]
+    assert event.kind == "crypto_erased"
+    assert event.payload["method"].startswith("cryptographic erase")
+    with pytest.raises(KeyError_, match="destroyed"):
+        keys.identity("demo", "erase")
+    # Not with the master key, not with any other archive identity: nobody can decrypt it.
+    public = load_public_key(keys.public_signing_key_pem())
+    others = [keys.identity("demo", "hand_over"), keys.identity("demo", "accounting_archive")]
+    with pytest.raises(IntegrityError, match="cannot be decrypted"):
+        verify_backup(Path(result["manifest"]), public, others)
+    ledger.verify()
