@@ -106,14 +106,19 @@ def backup(dataset: str, *, plan_path: str) -> dict:
 @task(retries=0)
 def gate_backup(plan_path: str) -> dict:
     """Restore-verify every backup: decrypt, recount, compare row digests with the source."""
-    from retirement_glue.connections import key_store
+    from retirement_glue.connections import key_store, output_dir
     from retirement_glue.phase import phase
 
     from retirement.pipeline_backup import gate_backup as verify_all
 
     with phase() as p:
         return verify_all(
-            plan_path, keys=key_store(), ledger=p.ledger, run_id=p.run_id, actor=p.actor
+            plan_path,
+            keys=key_store(),
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
+            output_dir=output_dir(),
         )
 
 

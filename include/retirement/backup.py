@@ -130,6 +130,7 @@ class _Plain:
     digest: RowDigest | None = None
     key_min: Any = None
     key_max: Any = None
+    null_counts: list[int] | None = None
     error: BaseException | None = None
 
 
@@ -142,8 +143,11 @@ def _table_chunks(
     on_rows: Callable[[int], None] | None,
 ) -> Iterator[bytes]:
     state.digest = RowDigest()
+    state.null_counts = nulls = [0] * len(columns)
     yield (",".join(csv_field(c) for c in columns) + "\n").encode("utf-8")
     for batch in source.batches(dataset):
+        for i, values in enumerate(zip(*batch, strict=True)):
+            nulls[i] += values.count(None)
         lines = []
         for row in batch:
             line = csv_line(row)
@@ -285,6 +289,7 @@ def back_up(
         key_columns=tuple(key_columns),
         key_min=None if state.key_min is None else str(state.key_min),
         key_max=None if state.key_max is None else str(state.key_max),
+        null_counts=tuple(state.null_counts or ()),
     )
     manifest = Manifest(
         plan=plan,

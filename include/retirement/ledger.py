@@ -393,6 +393,13 @@ class Ledger:
             ).all()
         return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
 
+    def artifacts(self, run_id: str, *, kind: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.id)
+        if kind is not None:
+            query = query.where(artifacts.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
     def head(self) -> str:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -38,6 +38,7 @@ class SourceFingerprint:
     key_columns: tuple[str, ...] = ()
     key_min: str | None = None
     key_max: str | None = None
+    null_counts: tuple[int, ...] = ()  # NULLs per column, in column order (the source profile)
 
     def __post_init__(self) -> None:
         if self.rows < 0:
@@ -82,7 +83,13 @@ class Manifest:
         try:
             data = json.loads(raw)
             fp_data = data.pop("fingerprint")
-            fp = SourceFingerprint(**{**fp_data, "key_columns": tuple(fp_data["key_columns"])})
+            fp = SourceFingerprint(
+                **{
+                    **fp_data,
+                    "key_columns": tuple(fp_data["key_columns"]),
+                    "null_counts": tuple(fp_data.get("null_counts", ())),
+                }
+            )
             return cls(
                 **{
                     **data,

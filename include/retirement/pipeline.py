@@ -112,9 +112,9 @@ def gate_inventory(
     try:
         result = quality.gate_inventory(reports, plan.classification, list(plan.dispositions))
     except GateFailed as exc:
-        _record_gate(ledger, run_id, actor, folder, exc.result)
+        record_gate(ledger, run_id, actor, folder, exc.result)
         raise
-    _record_gate(ledger, run_id, actor, folder, result)
+    record_gate(ledger, run_id, actor, folder, result)
     log.info("inventory report: %s", folder / "inventory.html")
     return {
         "gate": "gate_inventory",
@@ -123,26 +123,33 @@ def gate_inventory(
     }
 
 
-def _record_gate(ledger: Ledger, run_id: str, actor: str, folder: Path, result: Any) -> None:
+def record_gate(
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    folder: Path,
+    result: Any,
+    *,
+    summary: dict[str, Any] | None = None,
+) -> None:
+    """Keep a gate's GX results as evidence (content-addressed) and record its verdict."""
     import hashlib
     import json
 
     if result is None:
         return
+    folder.mkdir(parents=True, exist_ok=True)
     data = json.dumps(result.results, ensure_ascii=False, indent=1, default=str).encode()
     digest = hashlib.sha256(data).hexdigest()
-    path = (
-        folder / f"{result.gate}.{digest[:12]}.gx.json"
-    )  # content-addressed: re-runs add, never overwrite
+    path = folder / f"{result.gate}.{digest[:12]}.gx.json"  # re-runs add, never overwrite
     path.write_bytes(data)
     ledger.add_artifact(
         run_id, kind="gate_result", location=str(path), size=len(data), sha256=digest, actor=actor
     )
+    verdict = summary if summary is not None else result.summary()
+    passed = result.success and not verdict.get("failures")
     ledger.append(
-        "gate_passed" if result.success else "gate_failed",
-        actor=actor,
-        run_id=run_id,
-        payload=result.summary(),
+        "gate_passed" if passed else "gate_failed", actor=actor, run_id=run_id, payload=verdict
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retirement.backup import back_up
-from retirement.errors import GateFailed, IntegrityError
+from retirement.errors import GateFailed, IntegrityError, RetirementError
 from retirement.keys import load_public_key
 from retirement.plan import load_plan
 from retirement.restore import verify_backup
@@ -123,30 +123,85 @@ def backup_dataset(
 
 
 def gate_backup(
-    plan_path: str, *, keys: KeyStore, ledger: Ledger, run_id: str, actor: str
+    plan_path: str,
+    *,
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    output_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Restore-verify every backup of the run (decrypt, recount, row digest); all or nothing."""
+    """Restore-verify every backup of the run, then a great-expectations gate on the restored
+    streams (counts, key uniqueness and not-null, NULLs per column); all or nothing."""
+    from retirement import quality
+    from retirement.pipeline import record_gate
+
     plan = load_plan(plan_path)
     public = load_public_key(keys.public_signing_key_pem())
-    failures, verified = [], 0
+    failures: list[str] = []
+    ds_rows: list[dict[str, Any]] = []
+    col_rows: list[dict[str, Any]] = []
+    verified = []
+    recorded = {a["location"]: a["sha256"] for a in ledger.artifacts(run_id, kind="manifest")}
     for state in ledger.dataset_states(run_id):
         backup = state["detail"].get("backup")
         if backup is None:
             failures.append(f"{state['dataset']}: no backup")
             continue
-        identity = keys.identity(plan.name, state["disposition"])
+        manifest_path = Path(backup["manifest"])
+        if manifest_path.exists():
+            actual = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
+            if recorded.get(str(manifest_path)) != actual:
+                failures.append(
+                    f"{state['dataset']}: {manifest_path.name} differs from the "
+                    "manifest recorded in the ledger"
+                )
         try:
-            report = verify_backup(Path(backup["manifest"]), public, [identity])
-        except IntegrityError as exc:
+            identity = keys.identity(plan.name, state["disposition"])
+            report = verify_backup(manifest_path, public, [identity])
+        except (IntegrityError, RetirementError) as exc:
             failures.append(str(exc))
             continue
-        if report.rows != state["detail"]["rows"] and state["detail"].get("kind") == "table":
-            failures.append(
-                f"{state['dataset']}: restored {report.rows} rows, the inventory "
-                f"counted {state['detail']['rows']} (the source changed: re-run "
-                "inventory and backup)"
+        verified.append((state, report))
+        fp = report.manifest.fingerprint
+        if report.manifest.format == "csv":
+            ds_rows.append(
+                {
+                    "dataset": state["dataset"],
+                    "rows_source": fp.rows,
+                    "rows_restored": report.rows,
+                    "rows_inventory": state["detail"]["rows"],
+                    "key_nulls": report.key_nulls,
+                    "key_duplicates": report.key_duplicates,
+                }
             )
-            continue
+            col_rows += [
+                {
+                    "column": f"{state['dataset']}.{c['name']}",
+                    "source_nulls": want,
+                    "restored_nulls": got,
+                }
+                for c, want, got in zip(
+                    report.manifest.columns, fp.null_counts, report.null_counts, strict=False
+                )
+            ]
+    result = quality.run_gate("gate_backup", quality.backup_frames(ds_rows, col_rows))
+    failures += list(result.failures)
+    summary = {"gate": "gate_backup", "verified": len(verified), "failures": failures}
+    if output_dir is not None:
+        record_gate(
+            ledger, run_id, actor, output_dir / "evidence" / _safe(run_id), result, summary=summary
+        )
+    else:
+        ledger.append(
+            "gate_passed" if not failures else "gate_failed",
+            actor=actor,
+            run_id=run_id,
+            payload=summary,
+        )
+    if failures:
+        raise GateFailed("gate_backup", "; ".join(failures), summary)
+    for state, report in verified:
         ledger.set_dataset_state(
             run_id,
             state["dataset"],
@@ -154,17 +209,11 @@ def gate_backup(
             actor=actor,
             payload={**state["detail"], "verify": report.summary()},
         )
-        verified += 1
-    summary = {"gate": "gate_backup", "verified": verified, "failures": failures}
-    ledger.append(
-        "gate_passed" if not failures else "gate_failed",
-        actor=actor,
-        run_id=run_id,
-        payload=summary,
-    )
-    if failures:
-        raise GateFailed("gate_backup", "; ".join(failures), summary)
     return summary
+
+
+def _safe(run_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
 
 
 def _state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:
@@ -174,16 +223,33 @@ def _state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:
     raise GateFailed("backup", f"{dataset} was not inventoried in run {run_id}")
 
 
-def crypto_erase(plan_name: str, disposition: str, *, keys: KeyStore, ledger: Ledger,
-                 actor: str, reason: str, run_id: str | None = None) -> dict[str, Any]:
+def crypto_erase(
+    plan_name: str,
+    disposition: str,
+    *,
+    keys: KeyStore,
+    ledger: Ledger,
+    actor: str,
+    reason: str,
+    run_id: str | None = None,
+) -> dict[str, Any]:
     """Destroy the archive identity of (plan, disposition) and record it in the ledger.
 
     Every backup encrypted to it (and to no other key) can no longer be decrypted by anyone.
     """
     recipient = keys.archive_key(plan_name, disposition).recipient
     path = keys.destroy(plan_name, disposition)
-    event = ledger.append("crypto_erased", actor=actor, run_id=run_id, payload={
-        "plan": plan_name, "disposition": disposition, "recipient": recipient,
-        "identity_file": str(path), "method": "cryptographic erase (NIST SP 800-88 purge)",
-        "reason": reason})
+    event = ledger.append(
+        "crypto_erased",
+        actor=actor,
+        run_id=run_id,
+        payload={
+            "plan": plan_name,
+            "disposition": disposition,
+            "recipient": recipient,
+            "identity_file": str(path),
+            "method": "cryptographic erase (NIST SP 800-88 purge)",
+            "reason": reason,
+        },
+    )
     return {"plan": plan_name, "disposition": disposition, "event": event.seq}

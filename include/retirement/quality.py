@@ -161,3 +161,62 @@ def gate_inventory(
     if not result.success:
         raise GateFailed(result.gate, "; ".join(result.failures), result)
     return result
+
+
+def backup_frames(
+    datasets: list[dict[str, Any]], columns: list[dict[str, Any]]
+) -> dict[str, tuple[Any, list[Check]]]:
+    """The backup gate, on the restored streams: counts equal the source at backup time and
+    the inventory; keys unique and not null; NULLs per column equal the source profile."""
+    import pandas as pd
+
+    ds = pd.DataFrame(
+        datasets,
+        columns=[
+            "dataset",
+            "rows_source",
+            "rows_restored",
+            "rows_inventory",
+            "key_nulls",
+            "key_duplicates",
+        ],
+    )
+    cols = pd.DataFrame(columns, columns=["column", "source_nulls", "restored_nulls"])
+    pair = "ExpectColumnPairValuesToBeEqual"
+    return {
+        "restored_datasets": (
+            ds,
+            [
+                Check(
+                    pair,
+                    {"column_A": "rows_source", "column_B": "rows_restored"},
+                    "restored rows equal the source's at backup time",
+                ),
+                Check(
+                    pair,
+                    {"column_A": "rows_inventory", "column_B": "rows_restored"},
+                    "restored rows equal the inventory's count",
+                ),
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": "key_nulls", "max_value": 0},
+                    "key columns are not null",
+                ),
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": "key_duplicates", "max_value": 0},
+                    "key columns are unique",
+                ),
+            ],
+        ),
+        "restored_columns": (
+            cols,
+            [
+                Check(
+                    pair,
+                    {"column_A": "source_nulls", "column_B": "restored_nulls"},
+                    "NULLs per column equal the source profile",
+                ),
+            ],
+        ),
+    }

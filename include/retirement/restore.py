@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
+from array import array
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -35,6 +37,9 @@ class VerifyReport:
     row_digest: str
     plaintext_sha256: str
     plaintext_size: int
+    null_counts: tuple[int, ...] = ()  # NULLs per column in the restored stream
+    key_nulls: int = 0
+    key_duplicates: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -43,8 +48,45 @@ class VerifyReport:
             "row_digest": self.row_digest,
             "plaintext_sha256": self.plaintext_sha256,
             "ciphertext_sha256": self.manifest.ciphertext_sha256,
+            "null_counts": list(self.null_counts),
+            "key_nulls": self.key_nulls,
+            "key_duplicates": self.key_duplicates,
             "verified": True,
         }
+
+
+# One field of a CSV record: quoted (quotes doubled inside, newlines allowed) or bare.
+_FIELD = re.compile(rb'(?:^|,)("(?:[^"]|"")*"|[^,\n]*)')
+
+
+class _Profile:
+    """NULL counts per column and key uniqueness over restored CSV records, memory bounded:
+    keys are kept as 8-byte hashes in a compact array, sorted once at the end."""
+
+    def __init__(self, columns: int, key_index: int | None) -> None:
+        self.nulls = [0] * columns
+        self.key_index = key_index
+        self.key_nulls = 0
+        self._keys = array("Q")
+
+    def add(self, record: bytes) -> None:
+        fields = _FIELD.findall(record.rstrip(b"\n"))
+        for i, field in enumerate(fields):
+            if not field:
+                self.nulls[i] += 1
+        if self.key_index is not None:
+            key = fields[self.key_index]
+            if not key:
+                self.key_nulls += 1
+            else:
+                digest = hashlib.blake2b(key, digest_size=8).digest()
+                self._keys.append(int.from_bytes(digest, "big"))
+
+    def duplicates(self) -> int:
+        import numpy as np
+
+        keys = np.sort(np.frombuffer(self._keys, dtype=np.uint64))
+        return int(np.count_nonzero(keys[1:] == keys[:-1])) if len(keys) > 1 else 0
 
 
 def file_sha256(path: Path) -> tuple[int, str]:
@@ -134,18 +176,32 @@ def verify_backup(
     chunks = _decrypted_chunks(cipher, identities)
     if on_bytes is not None or sink is not None:
         chunks = _tap(chunks, on_bytes, sink)
+    profile = None
     if manifest.format == "csv":
+        names = [c["name"] for c in manifest.columns]
+        keys = manifest.fingerprint.key_columns
+        profile = _Profile(len(names), names.index(keys[0]) if keys and keys[0] in names else None)
         records = csv_records(_lines(chunks, plain_sha, counter))
         next(records, None)  # the header
         digest = RowDigest()
         for record in records:
             digest.add(record)
+            profile.add(record)
         rows, row_digest = digest.rows, digest.hexdigest()
     else:
         for _ in _lines(chunks, plain_sha, counter):
             pass
         rows, row_digest = 1, plain_sha.hexdigest()
-    report = VerifyReport(manifest, rows, row_digest, plain_sha.hexdigest(), counter[0])
+    report = VerifyReport(
+        manifest,
+        rows,
+        row_digest,
+        plain_sha.hexdigest(),
+        counter[0],
+        tuple(profile.nulls) if profile else (),
+        profile.key_nulls if profile else 0,
+        profile.duplicates() if profile else 0,
+    )
     _compare(manifest, report)
     return report
 

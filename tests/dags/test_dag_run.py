@@ -72,8 +72,10 @@ def test_demo_dag_inventories_and_gates(
     assert states["crm.customers"]["rows"] == 60
     assert {d["state"] for d in states.values()} == {"backup_verified"}
     kinds = [e.kind for e in ledger.events(run_id=run_id)]
-    assert kinds[-1] == "gate_passed"
     assert kinds.count("gate_passed") == 2  # inventory and backup
+    gate = max(i for i, k in enumerate(kinds) if k == "gate_passed")
+    assert gate > max(i for i, k in enumerate(kinds) if k == "dataset_backed_up")
+    assert kinds[gate + 1 :] == ["dataset_backup_verified"] * len(states)
     assert "artifact_gate_result" in kinds
     assert kinds.count("artifact_backup") == len(states)
     customers = states["crm.customers"]["detail"]

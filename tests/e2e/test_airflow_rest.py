@@ -176,6 +176,7 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     assert airflow.wait_run(run_id) == "success"
     report = ledger.verify()
     new = [e.kind for e in ledger.events(run_id=f"{DAG}:{run_id}")][-2:]
-    assert report.events == events_before + 1  # only the gate's new verdict is recorded
-    assert new[-1] == "gate_passed"
+    # Only the gate's new verdict and its great-expectations result are recorded.
+    assert report.events == events_before + 2
+    assert new == ["artifact_gate_result", "gate_passed"]
     ledger.close()

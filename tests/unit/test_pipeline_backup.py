@@ -137,3 +137,61 @@ def test_crypto_erase_is_recorded_and_final(setup) -> None:  # noqa: ANN001
     with pytest.raises(IntegrityError, match="cannot be decrypted"):
         verify_backup(Path(result["manifest"]), public, others)
     ledger.verify()
+
+
+def test_gate_backup_fails_on_duplicate_keys(tmp_path: Path) -> None:
+    """The plan says crm.invoices is keyed by invoice_no; a duplicate must stop the run."""
+    generate(tmp_path / "src", customers=20)
+    db = tmp_path / "src" / "crm.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE inv2 AS SELECT * FROM invoices")  # no primary key
+        conn.execute("INSERT INTO inv2 SELECT * FROM invoices LIMIT 1")
+        conn.execute("DROP TABLE invoices")
+        conn.execute("ALTER TABLE inv2 RENAME TO invoices")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger.start_run(
+        "r", plan_name="demo", plan_sha256="a" * 64, scenario="deregistration", actor="t"
+    )
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+    with SqlSource("crm", f"sqlite:///{db}", include=["invoices"]) as source:
+        inventory_source(PLAN, "crm", source=source, ledger=ledger, run_id="r", actor="t")
+        backup_dataset(
+            PLAN,
+            "crm.invoices",
+            source=source,
+            keys=keys,
+            ledger=ledger,
+            run_id="r",
+            actor="t",
+            vault=tmp_path / "vault",
+            now=NOW,
+        )
+    with pytest.raises(GateFailed, match="key columns are unique"):
+        gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t", output_dir=tmp_path)
+    kinds = [e.kind for e in ledger.events(run_id="r")]
+    assert kinds[-1] == "gate_failed"
+    assert "artifact_gate_result" in kinds
+    (state,) = ledger.dataset_states("r")
+    assert state["state"] == "backed_up"  # never marked verified
+    ledger.close()
+
+
+def test_gate_backup_compares_nulls_with_the_source_profile(setup) -> None:  # noqa: ANN001
+    """A manifest whose NULL profile disagrees with the restored data fails the gate, even
+    when its signature is valid (e.g. a writer bug)."""
+    import json
+
+    from retirement.manifest import Manifest, write_signed
+
+    ledger, keys, _, _ = setup
+    result = _backup(setup, "crm.complaints")
+    path = Path(result["manifest"])
+    data = json.loads(path.read_text())
+    data["fingerprint"]["null_counts"][0] += 1
+    write_signed(Manifest.from_bytes(json.dumps(data).encode()), path, keys.signing_key())
+    for state in ledger.dataset_states("r"):
+        if state["dataset"] != "crm.complaints":
+            _backup(setup, state["dataset"])
+    with pytest.raises(GateFailed, match="NULLs per column equal the source profile") as caught:
+        gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
+    assert "differs from the manifest recorded in the ledger" in str(caught.value)
