@@ -387,36 +387,60 @@ def verify_backup_cmd(
 @app.command("restore")
 def restore_cmd(
     manifest: Annotated[Path, typer.Argument(help="The backup's manifest (…manifest.json).")],
-    to: Annotated[Path, typer.Option("--to", help="Folder to write the restored file into.")],
+    to: Annotated[
+        Path | None, typer.Option("--to", help="Folder to write the restored file into.")
+    ] = None,
+    to_db: Annotated[
+        str | None,
+        typer.Option("--to-db", help="Database URL to load a table backup into (one transaction)."),
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option("--table", help="With --to-db: the target table's name.")
+    ] = None,
     key_store: KeyStoreOpt = None,
     master_key_file: MasterOpt = None,
     identity: IdentityOpt = None,
     public_key: PublicKeyOpt = None,
 ) -> None:
-    """Restore a backup into a folder (CSV for tables, the file itself for documents), verified.
+    """Restore a backup, verified while it is written, kept only when every check passes.
 
-    The file is written under a temporary name and kept only when every check passes.
+    --to DIR writes the CSV (tables) or the file itself (documents) under a temporary name;
+    --to-db URL loads a table inside one transaction that commits only after verification.
     """
     from retirement.errors import IntegrityError, RetirementError
     from retirement.manifest import Manifest
     from retirement.restore import restore_to_file
+    from retirement.restore_db import restore_to_db
 
-    m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))
-    to.mkdir(parents=True, exist_ok=True)
-    name = m.dataset.replace("/", "_") + (".csv" if m.format == "csv" else "")
-    target, partial = to / name, to / f".{name}.partial"
+    if (to is None) == (to_db is None):
+        raise typer.BadParameter("give exactly one of --to DIR or --to-db URL")
     try:
         pub, ids = _keys_for(manifest, key_store, master_key_file, identity, public_key)
-        with partial.open("wb") as f:
-            report = restore_to_file(manifest, f, pub, ids)
+        if to_db is not None:
+            report, name = _with_progress(
+                manifest,
+                lambda tick: restore_to_db(manifest, to_db, pub, ids, table=table, on_bytes=tick),
+            )
+            where = f"table {name}"
+        else:
+            m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))
+            to.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+            fname = m.dataset.replace("/", "_") + (".csv" if m.format == "csv" else "")
+            target, partial = to / fname, to / f".{fname}.partial"  # type: ignore[operator]
+            try:
+                with partial.open("wb") as f:
+                    report = _with_progress(
+                        manifest, lambda tick: restore_to_file(manifest, f, pub, ids, tick)
+                    )
+            except BaseException:
+                partial.unlink(missing_ok=True)
+                raise
+            partial.rename(target)
+            where = str(target)
     except (IntegrityError, RetirementError, OSError) as exc:
-        partial.unlink(missing_ok=True)
         err.print(f"✗ {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
-    partial.rename(target)
-    out.print(
-        f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {target}", markup=False
-    )
+    out.print(f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}", markup=False)
 
 
 def main() -> None:

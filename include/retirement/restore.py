@@ -236,7 +236,13 @@ def _compare(manifest: Manifest, got: VerifyReport) -> None:
 
 
 def restore_to_file(
-    manifest_path: Path, target: IO[bytes], public_key: Ed25519PublicKey, identities: list[Any]
+    manifest_path: Path,
+    target: IO[bytes],
+    public_key: Ed25519PublicKey,
+    identities: list[Any],
+    on_bytes: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Verify while writing the plaintext (CSV or the document) to ``target``."""
-    return verify_backup(manifest_path, public_key, identities, sink=target.write)
+    return verify_backup(
+        manifest_path, public_key, identities, on_bytes=on_bytes, sink=target.write
+    )

@@ -283,3 +283,32 @@ def test_restore_keeps_nothing_when_verification_fails(tmp_path: Path) -> None:
     assert done.exit_code == 1
     assert "cannot be decrypted" in done.output
     assert list(out.iterdir()) == []
+
+
+def test_restore_to_db_loads_the_table_and_refuses_a_mismatched_one(tmp_path: Path) -> None:
+    import sqlite3
+
+    result, master = _backed_up(tmp_path)
+    target = tmp_path / "restored.sqlite"
+    args = ["--key-store", str(tmp_path / "keys"), "--master-key-file", str(master)]
+    url = f"sqlite:///{target}"
+    done = runner.invoke(app, ["restore", str(result.manifest_path), "--to-db", url, *args])
+    assert done.exit_code == 0, done.output
+    assert "40 rows → table customers" in done.output
+    with sqlite3.connect(tmp_path / "sources" / "crm.sqlite") as db:
+        source = db.execute("SELECT id, id_card FROM customers ORDER BY id").fetchall()
+    with sqlite3.connect(target) as db:
+        restored = db.execute("SELECT id, id_card FROM customers ORDER BY 0 + id").fetchall()
+        db.execute("CREATE TABLE other (id TEXT)")
+    assert [(int(i), card) for i, card in restored] == source
+
+    wrong = runner.invoke(
+        app, ["restore", str(result.manifest_path), "--to-db", url, "--table", "other", *args]
+    )
+    assert wrong.exit_code == 1
+    assert "table other has no column(s)" in wrong.output
+    both = runner.invoke(
+        app, ["restore", str(result.manifest_path), "--to-db", url, "--to", str(tmp_path), *args]
+    )
+    assert both.exit_code == 2
+    assert "exactly one of --to DIR or --to-db URL" in both.output
