@@ -367,7 +367,12 @@ class Ledger:
                 actor=actor,
                 run_id=run_id,
                 dataset=dataset,
-                payload={"location": location, "size": size, "sha256": sha256},
+                payload={
+                    "location": location,
+                    "size": size,
+                    "sha256": sha256,
+                    **({"detail": detail} if detail else {}),
+                },
                 _conn=conn,
             )
 

@@ -168,6 +168,15 @@ class SshServer:
             self._proc.wait(10)
         self._proc = None
 
+    def crash(self) -> None:
+        """Kill the listener and every session it forked (a server crash mid-transfer)."""
+        import psutil
+
+        if self._proc is not None and self._proc.poll() is None:
+            for child in psutil.Process(self._proc.pid).children(recursive=True):
+                child.kill()
+        self.stop()
+
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

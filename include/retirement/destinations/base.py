@@ -1,0 +1,101 @@
+"""The interface every destination implements, and the receipt it returns."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+from retirement.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One backup file to deliver: its local path, its name at the destination and the
+    digest the manifest promises."""
+
+    path: Path
+    name: str  # relative object name, e.g. "demo/crm.customers/0ab5….csv.zst.age"
+    size: int
+    sha256: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    retain_until: date | None = None  # retained archives: locked until then where possible
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Proof of one verified delivery; recorded in the ledger."""
+
+    destination: str
+    kind: str
+    location: str  # a URL naming the exact object (and version)
+    name: str
+    size: int
+    sha256: str
+    verified_at: str
+    method: str  # how the digest at the destination was established
+    version_id: str | None = None
+    resumed_from: int = 0  # bytes an earlier attempt had already delivered
+    lock: dict[str, str] | None = None  # Object Lock mode and retain-until, where applied
+    encryption: str | None = None  # server-side encryption the destination reported
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Destination(ABC):
+    """A place backups are delivered to."""
+
+    kind: str
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def deliver(self, item: Delivery, *, on_bytes: Callable[[int], None] | None = None) -> Receipt:
+        """Upload (or resume, or find already there) and verify; return the receipt."""
+
+    @abstractmethod
+    def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
+        """Check the published object against ``item`` again (``receipt``: an earlier one,
+        whose version must still be the current one). Raises IntegrityError."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections."""
+
+    def __enter__(self) -> Destination:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def expect(item: Delivery, where: str, size: int, sha256: str) -> None:
+    """Raise IntegrityError naming the object unless size and digest are the manifest's."""
+    if (size, sha256) != (item.size, item.sha256):
+        raise IntegrityError(
+            f"{where}: holds {size} bytes with sha256 {sha256}; the manifest says "
+            f"{item.size} bytes, {item.sha256} (truncated or altered at the destination)"
+        )
+
+
+def hash_prefix(path: Path, length: int) -> str:
+    """SHA-256 of the first ``length`` bytes of a local file."""
+    h, left = hashlib.sha256(), length
+    with path.open("rb") as f:
+        while left and (chunk := f.read(min(CHUNK, left))):
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()
