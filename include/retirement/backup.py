@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 _MOD = 1 << 256
 ZSTD_LEVEL = 1
+ZSTD_THREADS = -1  # zstd's own worker threads, one per core: compression leaves the GIL
 
 
 class BackupError(RetirementError):
@@ -207,7 +208,7 @@ def _document_chunks(source: Source, dataset: str) -> Iterator[bytes]:
 
 
 def _produce(chunks: Iterator[bytes], fd: int, state: _Plain, level: int) -> None:
-    compressor = zstandard.ZstdCompressor(level=level)
+    compressor = zstandard.ZstdCompressor(level=level, threads=ZSTD_THREADS)
     try:
         with (
             os.fdopen(fd, "wb", buffering=CHUNK) as pipe,

@@ -19,18 +19,23 @@ def s3_client(conn: ConnectionInfo) -> Any:
     import boto3
     from botocore.config import Config
 
-    verify = conn.extra.get("verify", True)
+    verify = conn.extra.get("verify", conn.extra.get("ca_bundle", True))
     if verify is False or str(verify).lower() == "false":
         raise SourceError(
             f"connection {conn.conn_id}: TLS verification cannot be switched off; "
             "name a CA bundle in extra.verify instead"
         )
-    config = Config(
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        retries={"max_attempts": 5, "mode": "standard"},
-        s3={"addressing_style": conn.extra.get("addressing_style", "path")},
-    )
+    settings: dict[str, Any] = {
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "retries": {"max_attempts": int(conn.extra.get("max_attempts", 5)), "mode": "standard"},
+        "connect_timeout": float(conn.extra.get("connect_timeout", 10)),
+        "read_timeout": float(conn.extra.get("read_timeout", 60)),
+        "s3": {"addressing_style": conn.extra.get("addressing_style", "path")},
+        "max_pool_connections": 16,
+    }
+    settings.update(conn.extra.get("config_kwargs") or {})  # Airflow's aws connection extra
+    config = Config(**settings)
     return boto3.client(
         "s3",
         endpoint_url=conn.extra.get("endpoint_url"),
