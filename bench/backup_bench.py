@@ -251,6 +251,15 @@ def main() -> None:
         f"| `tar c DIR \\| zstd -1 \\| age -r KEY` | {tar['seconds']:.1f} | "
         f"{f_mib / tar['seconds']:.0f} | {tar['cipher'] / mib:,.0f} | {tar['rss_mb']:.0f} | |",
         "",
+        "Where the time goes (profiled on 1M rows, 131 MB of CSV): receiving COPY rows in "
+        "Python 0.56 s, the row digest (one SHA-256 per row, needed for the order-independent "
+        "fingerprint that deletion later compares) 0.57 s, zstd -1 0.25 s, age 0.05 s; the "
+        "first two hold the GIL, so the table backup runs on about one core while the shell "
+        "pipeline spreads pg_dump, zstd and age over both. The folder backup has no per-row "
+        "work; its gap is pyrage's age (700-1000 MB/s here against 1.5 GB/s for the age "
+        "binary) in the same process as zstd. The goal of 90% of the shell pipeline is not "
+        "met; moving the row digest into a second process is the next step.",
+        "",
     ]
     section = "\n".join(lines)
     print(section)
