@@ -122,6 +122,63 @@ def gate_backup(plan_path: str) -> dict:
         )
 
 
+@task
+def deliveries(plan_path: str) -> list[dict]:
+    """Every (dataset, destination) the plan requires, from the verified backups."""
+    from retirement_glue.phase import phase
+
+    from retirement.pipeline_transfer import required_deliveries
+
+    with phase() as p:
+        return required_deliveries(plan_path, p.ledger, p.run_id)
+
+
+@task(map_index_template="{{ delivery['dataset'] }} -> {{ delivery['destination'] }}")
+def transfer(delivery: dict, *, plan_path: str) -> dict:
+    """Deliver one backup (age file, manifest, signature) to one destination and verify it."""
+    from datetime import date
+
+    from retirement_glue.destinations import open_destination
+    from retirement_glue.phase import phase
+
+    from retirement.pipeline_transfer import transfer_dataset
+
+    with phase() as p, open_destination(plan_path, delivery["destination"]) as dest:
+        return transfer_dataset(
+            plan_path,
+            delivery["dataset"],
+            delivery["destination"],
+            dest=dest,
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
+            retired_on=date.fromisoformat(p.now[:10]),
+        )
+
+
+@task(retries=0, trigger_rule="none_failed")
+def gate_transfer(plan_path: str) -> dict:
+    """Every required delivery has a verified receipt equal to the manifest, checked again."""
+    from datetime import date
+
+    from retirement_glue.connections import output_dir
+    from retirement_glue.destinations import open_destination
+    from retirement_glue.phase import phase
+
+    from retirement.pipeline_transfer import gate_transfer as verify_all
+
+    with phase() as p:
+        return verify_all(
+            plan_path,
+            destination_for=lambda name: open_destination(plan_path, name),
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
+            retired_on=date.fromisoformat(p.now[:10]),
+            output_dir=output_dir(),
+        )
+
+
 def build_dag(header: PlanHeader) -> DAG:
     with DAG(
         dag_id=header.dag_id,
@@ -140,7 +197,10 @@ def build_dag(header: PlanHeader) -> DAG:
         datasets = gate_inventory(path)
         scanned >> datasets
         backups = backup.partial(plan_path=path).expand(dataset=datasets)
-        backups >> gate_backup(path)
+        needed = deliveries(path)
+        backups >> gate_backup(path) >> needed
+        sent = transfer.partial(plan_path=path).expand(delivery=needed)
+        sent >> gate_transfer(path)
     return dag
 
 

@@ -42,16 +42,28 @@ fi
 echo "==> verifying the ledger"
 "$bin/retirement" ledger verify --ledger "sqlite:///$out/ledger.sqlite"
 inventory=$(ls -t "$out"/inventory/*/inventory.html | head -1)
-"$bin/python" - "$(dirname "$inventory")/inventory.json" <<'PY'
-import json, sys
-data = json.load(open(sys.argv[1], encoding="utf-8"))
-print(f"\nInventory: {len(data['datasets'])} datasets")
-print(f"  {'dataset':40} {'rows':>7}  {'class':10} disposition")
-for d in data["datasets"]:
-    print(f"  {d['dataset']:40} {d['rows']:>7}  {d['class']:10} {d['disposition']}")
+"$bin/python" - "$out/ledger.sqlite" <<'PY'
+import sys
+from retirement.ledger import Ledger
+
+ledger = Ledger.open(f"sqlite:///{sys.argv[1]}", create=False)
+run_id = [e.run_id for e in ledger.events() if e.kind == "run_started"][-1]
+states = ledger.dataset_states(run_id)
+receipts = ledger.artifacts(run_id, kind="receipt")
+print(f"\nRun {run_id}: {len(states)} datasets")
+print(f"  {'dataset':38} {'rows':>6}  {'class':9} {'disposition':18} {'state':15} delivered to")
+for d in states:
+    to = sorted({r["location"].split("/")[-4] for r in receipts if r["dataset"] == d["dataset"]})
+    print(
+        f"  {d['dataset']:38} {d['rows']:>6}  {d['data_class']:9} {d['disposition']:18} "
+        f"{d['state']:15} {', '.join(to) or '-'}"
+    )
+print(f"  receipts: {len(receipts)} verified deliveries (age file, manifest, signature each)")
+ledger.close()
 PY
 echo
 echo "Demo finished. Output: $out"
 echo "  ledger:    $out/ledger.sqlite"
 echo "  inventory: $inventory"
 echo "  vault:     $out/vault ($(find "$out/vault" -name '*.age' | wc -l) age files with signed manifests)"
+echo "  delivered: $out/successor (to the successor), $out/archive (retained archive)"

@@ -29,8 +29,10 @@ class Phase:
 def phase() -> Iterator[Phase]:
     """Open the ledger for one task; a wrong plan or a failed gate fails the task at once.
 
-    PlanError and GateFailed become AirflowFailException: no retry makes them pass.
+    PlanError, GateFailed and HostKeyMismatch become AirflowFailException: no retry makes
+    them pass (a changed host key needs a person to look at it).
     """
+    from retirement.destinations.sftp import HostKeyMismatch
     from retirement.errors import GateFailed, PlanError
     from retirement.pipeline import ledger_run_id
     from retirement_glue.connections import open_ledger
@@ -45,7 +47,7 @@ def phase() -> Iterator[Phase]:
             actor=f"airflow:{ti.dag_id}.{ti.task_id}",
             now=context["dag_run"].run_after.isoformat(),
         )
-    except (PlanError, GateFailed) as exc:
+    except (PlanError, GateFailed, HostKeyMismatch) as exc:
         raise AirflowFailException(str(exc)) from exc
     finally:
         ledger.close()

@@ -101,7 +101,7 @@ def gate_inventory(
             "gate_inventory",
             "no dataset was inventoried: check the sources' include/exclude globs and connections",
         )
-    folder = output_dir / "inventory" / _safe_dir(run_id)
+    folder = output_dir / "inventory" / safe_dir(run_id)
     write_reports(
         reports,
         json_path=folder / "inventory.json",
@@ -153,5 +153,10 @@ def record_gate(
     )
 
 
-def _safe_dir(run_id: str) -> str:
+def safe_dir(run_id: str) -> str:
+    """A run id as one folder name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+
+
+def dataset_state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any] | None:
+    return next((s for s in ledger.dataset_states(run_id) if s["dataset"] == dataset), None)

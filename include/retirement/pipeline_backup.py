@@ -134,7 +134,7 @@ def gate_backup(
     """Restore-verify every backup of the run, then a great-expectations gate on the restored
     streams (counts, key uniqueness and not-null, NULLs per column); all or nothing."""
     from retirement import quality
-    from retirement.pipeline import record_gate
+    from retirement.pipeline import record_gate, safe_dir
 
     plan = load_plan(plan_path)
     public = load_public_key(keys.public_signing_key_pem())
@@ -190,7 +190,12 @@ def gate_backup(
     summary = {"gate": "gate_backup", "verified": len(verified), "failures": failures}
     if output_dir is not None:
         record_gate(
-            ledger, run_id, actor, output_dir / "evidence" / _safe(run_id), result, summary=summary
+            ledger,
+            run_id,
+            actor,
+            output_dir / "evidence" / safe_dir(run_id),
+            result,
+            summary=summary,
         )
     else:
         ledger.append(
@@ -212,15 +217,13 @@ def gate_backup(
     return summary
 
 
-def _safe(run_id: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-
-
 def _state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:
-    for state in ledger.dataset_states(run_id):
-        if state["dataset"] == dataset:
-            return state
-    raise GateFailed("backup", f"{dataset} was not inventoried in run {run_id}")
+    from retirement.pipeline import dataset_state
+
+    state = dataset_state(ledger, run_id, dataset)
+    if state is None:
+        raise GateFailed("backup", f"{dataset} was not inventoried in run {run_id}")
+    return state
 
 
 def crypto_erase(

@@ -220,3 +220,36 @@ def backup_frames(
             ],
         ),
     }
+
+
+def transfer_frames(deliveries: list[dict[str, Any]]) -> dict[str, tuple[Any, list[Check]]]:
+    """The transfer gate: every required delivery has a receipt whose digest equals the
+    manifest's, and the object at the destination verified again just now."""
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        deliveries, columns=["delivery", "manifest_sha256", "receipt_sha256", "verified_now"]
+    )
+    pair = "ExpectColumnPairValuesToBeEqual"
+    return {
+        "deliveries": (
+            frame,
+            [
+                Check(
+                    "ExpectColumnValuesToNotBeNull",
+                    {"column": "receipt_sha256"},
+                    "every required delivery has a receipt",
+                ),
+                Check(
+                    pair,
+                    {"column_A": "manifest_sha256", "column_B": "receipt_sha256"},
+                    "receipt digests equal the manifests'",
+                ),
+                Check(
+                    pair,
+                    {"column_A": "manifest_sha256", "column_B": "verified_now"},
+                    "the objects at the destinations verify again now",
+                ),
+            ],
+        )
+    }

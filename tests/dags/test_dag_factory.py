@@ -59,10 +59,13 @@ def test_demo_dag_structure(no_lookups: None) -> None:
     assert dag is not None
     assert sorted(t.task_id for t in dag.tasks) == [
         "backup",
+        "deliveries",
         "gate_backup",
         "gate_inventory",
+        "gate_transfer",
         "inventory",
         "plan_check",
+        "transfer",
     ]
     assert dag.get_task("plan_check").downstream_task_ids == {"inventory"}
     assert dag.get_task("inventory").downstream_task_ids == {"gate_inventory"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -70,12 +71,22 @@ def test_demo_dag_inventories_and_gates(
     assert states["crm.invoices"]["disposition"] == "accounting_archive"
     assert states["crm.marketing_events"]["disposition"] == "erase"
     assert states["crm.customers"]["rows"] == 60
-    assert {d["state"] for d in states.values()} == {"backup_verified"}
+    erased = {d for d, st in states.items() if st["disposition"] == "erase"}
+    assert {states[d]["state"] for d in erased} == {"backup_verified"}
+    assert {st["state"] for d, st in states.items() if d not in erased} == {"delivered"}
     kinds = [e.kind for e in ledger.events(run_id=run_id)]
-    assert kinds.count("gate_passed") == 2  # inventory and backup
+    assert kinds.count("gate_passed") == 3  # inventory, backup and transfer
     gate = max(i for i, k in enumerate(kinds) if k == "gate_passed")
-    assert gate > max(i for i, k in enumerate(kinds) if k == "dataset_backed_up")
-    assert kinds[gate + 1 :] == ["dataset_backup_verified"] * len(states)
+    assert kinds[gate + 1 :] == ["dataset_delivered"] * (len(states) - len(erased))
+    receipts = ledger.artifacts(run_id, kind="receipt")
+    assert len(receipts) == 3 * (len(states) - len(erased))  # age file, manifest, signature
+    invoices = [r for r in receipts if r["dataset"] == "crm.invoices"]
+    assert {
+        Path(r["location"].removeprefix("file://")).parent.parent.parent.name for r in invoices
+    } == {"archive"}
+    for r in receipts:
+        local = Path(r["location"].removeprefix("file://"))
+        assert hashlib.sha256(local.read_bytes()).hexdigest() == r["sha256"]
     assert "artifact_gate_result" in kinds
     assert kinds.count("artifact_backup") == len(states)
     customers = states["crm.customers"]["detail"]
@@ -104,6 +115,9 @@ def test_missing_ledger_connection_fails_with_the_fix(
         "gate_inventory",
         "backup",
         "gate_backup",
+        "deliveries",
+        "transfer",
+        "gate_transfer",
     }
     out, err = capfd.readouterr()
     assert "Airflow connection 'retirement_ledger' is not defined" in out + err

@@ -1,0 +1,45 @@
+"""A demo run inventoried into a real ledger, for the backup and transfer phase tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from retirement.demo import generate
+from retirement.keys import KeyStore
+from retirement.ledger import Ledger
+from retirement.pipeline import inventory_source
+from retirement.pipeline_backup import backup_dataset
+from retirement.sources.sql import SqlSource
+
+PLAN = str(Path(__file__).resolve().parents[2] / "include" / "plans" / "demo.yaml")
+NOW = "2026-11-23T08:00:00+00:00"
+
+
+def demo_run(tmp_path: Path):  # noqa: ANN201
+    generate(tmp_path / "src", customers=30)
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    ledger.start_run(
+        "r", plan_name="demo", plan_sha256="a" * 64, scenario="deregistration", actor="t"
+    )
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+    db = tmp_path / "src" / "crm.sqlite"
+    with SqlSource("crm", f"sqlite:///{db}") as source:
+        inventory_source(PLAN, "crm", source=source, ledger=ledger, run_id="r", actor="t")
+    yield ledger, keys, db, tmp_path / "vault"
+    ledger.close()
+
+
+def _backup(setup, dataset: str = "crm.customers") -> dict:  # noqa: ANN001
+    ledger, keys, db, vault = setup
+    with SqlSource("crm", f"sqlite:///{db}") as source:
+        return backup_dataset(
+            PLAN,
+            dataset,
+            source=source,
+            keys=keys,
+            ledger=ledger,
+            run_id="r",
+            actor="t",
+            vault=vault,
+            now=NOW,
+        )
