@@ -71,7 +71,7 @@ def backup_dataset(
         created_at=now,
         key_columns=keys_cols,
     )
-    previous = detail.get("backup") if state["state"] in ("backed_up", "backup_verified") else None
+    previous = detail.get("backup")  # in any later state too (verified, delivered, ...)
     fp = result.manifest.fingerprint
     if previous and previous["row_digest"] == fp.row_digest and previous["rows"] == fp.rows:
         result.ciphertext_path.unlink()
@@ -207,6 +207,8 @@ def gate_backup(
     if failures:
         raise GateFailed("gate_backup", "; ".join(failures), summary)
     for state, report in verified:
+        if state["state"] != "backed_up":
+            continue  # verified before (or delivered since): a re-run changes nothing
         ledger.set_dataset_state(
             run_id,
             state["dataset"],

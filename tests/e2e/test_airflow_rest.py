@@ -158,15 +158,19 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     ledger = Ledger.open(airflow.ledger_url, create=False)
     events_before = ledger.verify().events
     states = {s["dataset"]: s["state"] for s in ledger.dataset_states(f"{DAG}:{run_id}")}
-    assert set(states.values()) == {"backup_verified"}
+    assert set(states.values()) == {"backup_verified", "delivered"}
 
-    # An operator clears a backup task and its gate from the UI: the re-run changes nothing.
+    sent = [t for t in tis["task_instances"] if t["task_id"] == "transfer"]
+    assert len(sent) == sum(1 for st in states.values() if st == "delivered")
+
+    # An operator clears the backups, the transfers and their gates from the UI: the re-run
+    # sends nothing again and changes no dataset's state.
     cleared = airflow.api(
         "POST",
         f"/api/v2/dags/{DAG}/clearTaskInstances",
         json={
             "dry_run": False,
-            "task_ids": ["backup", "gate_backup"],
+            "task_ids": ["backup", "gate_backup", "transfer", "gate_transfer"],
             "dag_run_id": run_id,
             "only_failed": False,
             "reset_dag_runs": True,
@@ -175,8 +179,10 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     assert cleared.status_code == 200, cleared.text
     assert airflow.wait_run(run_id) == "success"
     report = ledger.verify()
-    new = [e.kind for e in ledger.events(run_id=f"{DAG}:{run_id}")][-2:]
-    # Only the gate's new verdict and its great-expectations result are recorded.
-    assert report.events == events_before + 2
-    assert new == ["artifact_gate_result", "gate_passed"]
+    new = [e.kind for e in ledger.events(run_id=f"{DAG}:{run_id}")][-4:]
+    # Only the gates' new verdicts and their great-expectations results are recorded.
+    assert report.events == events_before + 4
+    assert new == ["artifact_gate_result", "gate_passed"] * 2
+    after = {s["dataset"]: s["state"] for s in ledger.dataset_states(f"{DAG}:{run_id}")}
+    assert after == states
     ledger.close()

@@ -41,8 +41,8 @@ def _conn(server: SshServer, **extra: object) -> ConnectionInfo:
     )
 
 
-def _dest(server: SshServer, **extra: object) -> SftpDestination:
-    return SftpDestination.from_connection("successor", _conn(server, **extra), path="drop")
+def _dest(server: SshServer, path: str = "drop", **extra: object) -> SftpDestination:
+    return SftpDestination.from_connection("successor", _conn(server, **extra), path=path)
 
 
 def _files(server: SshServer) -> list[str]:
@@ -72,8 +72,10 @@ def test_verifies_with_sha256sum_where_the_server_runs_commands(
     sshd_exec_server: SshServer, tmp_path: Path
 ) -> None:
     item = _payload(tmp_path, 3 * MIB, "exec.bin.zst.age")
-    with _dest(sshd_exec_server) as dest:
+    # This server's SFTP starts in the real home directory: deliver under tmp_path instead.
+    with _dest(sshd_exec_server, path=str(tmp_path / "drop")) as dest:
         receipt = dest.deliver(item)
+    assert (tmp_path / "drop" / item.name).read_bytes() == item.path.read_bytes()
     assert receipt.method == "sha256sum on the server"
     assert receipt.sha256 == item.sha256
 

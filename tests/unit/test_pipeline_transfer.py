@@ -85,6 +85,17 @@ def test_deliveries_get_receipts_and_a_rerun_adds_nothing(setup, tmp_path: Path)
     assert receipt["destination"] == "archive"
     assert receipt["method"] == "read back and hashed (sha256)"
 
+    # Re-running backup and its gate after delivery changes no state (found as a bug: the
+    # gate set delivered datasets back to backup_verified, the backup forgot its version).
+    _, keys, _, _ = setup
+    events = ledger.verify().events
+    assert _backup(setup, "crm.invoices")["new"] is False
+    gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
+    assert ledger.verify().events == events + 1  # the gate's verdict
+    assert {s["dataset"]: s["state"] for s in ledger.dataset_states("r")} == {
+        d: s["state"] for d, s in states.items()
+    }
+
 
 def test_gate_fails_on_a_missing_receipt_and_on_an_altered_delivery(
     setup,

@@ -67,6 +67,7 @@ class S3Destination(Destination):
         self.part_size, self.concurrency = part_size, concurrency
         self.sse, self.checksum_algorithm, self.read_back = sse, checksum_algorithm, read_back
         self._lock_enabled: bool | None = None
+        self._etags: dict[str, str] = {}  # sha256 -> ETag computed while uploading
 
     @classmethod
     def from_connection(
@@ -214,6 +215,8 @@ class S3Destination(Destination):
         finally:
             os.close(fd)
         resumed = sum(p.pop("kept", 0) for p in parts)
+        md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in parts)
+        self._etags[item.sha256] = f"{hashlib.md5(md5s).hexdigest()}-{count}"  # noqa: S324
         done = self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
@@ -315,6 +318,8 @@ class S3Destination(Destination):
 
     def expected_etag(self, item: Delivery) -> str:
         """The ETag S3 gives our upload: the MD5, or MD5-of-part-MD5s "-N" for multipart."""
+        if item.sha256 in self._etags:
+            return self._etags[item.sha256]
         part_size = max(self.part_size, -(-item.size // MAX_PARTS))
         if item.size <= part_size:
             return _md5_file(item, 0, item.size)
