@@ -251,6 +251,48 @@ class BackupResult:
         }
 
 
+def _chunks_for(
+    source: Source,
+    dataset: str,
+    kind: str,
+    key_columns: tuple[str, ...],
+    state: _Plain,
+    on_rows: Callable[[int], None] | None,
+) -> tuple[Iterator[bytes], list[str], str]:
+    """The plaintext stream of a dataset in the backup format: (chunks, columns, format)."""
+    if kind == "document":
+        return _document_chunks(source, dataset), [], "bytes"
+    columns = [c.name for c in source.schema(dataset)]
+    key_index = columns.index(key_columns[0]) if key_columns and key_columns[0] in columns else None
+    if getattr(source, "dialect", None) == "postgresql":
+        key = columns[key_index] if key_index is not None else None
+        return _copy_chunks(source, dataset, columns, key, state, on_rows), columns, "csv"
+    return _table_chunks(source, dataset, columns, key_index, state, on_rows), columns, "csv"
+
+
+def _fingerprint(state: _Plain, key_columns: tuple[str, ...]) -> SourceFingerprint:
+    digest = state.digest
+    return SourceFingerprint(
+        rows=digest.rows if digest else 1,
+        row_digest=digest.hexdigest() if digest else state.sha.hexdigest(),
+        key_columns=tuple(key_columns),
+        key_min=None if state.key_min is None else str(state.key_min),
+        key_max=None if state.key_max is None else str(state.key_max),
+        null_counts=tuple(state.null_counts or ()),
+    )
+
+
+def fingerprint_now(
+    source: Source, dataset: str, kind: str, key_columns: tuple[str, ...] = ()
+) -> SourceFingerprint:
+    """The fingerprint a backup made now would record, without writing anything."""
+    state = _Plain(hashlib.sha256())
+    chunks, _, _ = _chunks_for(source, dataset, kind, tuple(key_columns), state, None)
+    for chunk in chunks:
+        state.sha.update(chunk)
+    return _fingerprint(state, tuple(key_columns))
+
+
 def safe_name(dataset: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset)
 
@@ -281,20 +323,7 @@ def back_up(
     folder = out_dir / plan / safe_name(qualified)
     folder.mkdir(parents=True, exist_ok=True)
     state = _Plain(hashlib.sha256())
-    if kind == "document":
-        chunks, columns, fmt = _document_chunks(source, dataset), [], "bytes"
-    else:
-        schema = source.schema(dataset)
-        columns = [c.name for c in schema]
-        key_index = (
-            columns.index(key_columns[0]) if key_columns and key_columns[0] in columns else None
-        )
-        if getattr(source, "dialect", None) == "postgresql":
-            key = columns[key_index] if key_index is not None else None
-            chunks = _copy_chunks(source, dataset, columns, key, state, on_rows)
-        else:
-            chunks = _table_chunks(source, dataset, columns, key_index, state, on_rows)
-        fmt = "csv"
+    chunks, columns, fmt = _chunks_for(source, dataset, kind, key_columns, state, on_rows)
     tmp = folder / f".{uuid.uuid4().hex}.partial"
     read_fd, write_fd = os.pipe()
     producer = threading.Thread(
@@ -324,15 +353,7 @@ def back_up(
     cipher_sha = hashed.sha.hexdigest()
     final = folder / f"{cipher_sha[:16]}.{'csv' if fmt == 'csv' else 'bin'}.zst.age"
     os.replace(tmp, final)
-    digest = state.digest
-    fingerprint = SourceFingerprint(
-        rows=digest.rows if digest else 1,
-        row_digest=digest.hexdigest() if digest else state.sha.hexdigest(),
-        key_columns=tuple(key_columns),
-        key_min=None if state.key_min is None else str(state.key_min),
-        key_max=None if state.key_max is None else str(state.key_max),
-        null_counts=tuple(state.null_counts or ()),
-    )
+    fingerprint = _fingerprint(state, key_columns)
     manifest = Manifest(
         plan=plan,
         dataset=qualified,

@@ -27,6 +27,7 @@ class PlanHeader:
     scenario: str
     description: str
     problem: str | None = None
+    auto_approve: bool = False  # approval.auto_approve: the deletion needs no person
 
     @property
     def dag_id(self) -> str:
@@ -75,7 +76,13 @@ def read_header(path: Path) -> PlanHeader:
         scenario=str(data.get("scenario") or ""),
         description=str(data.get("description") or ""),
         problem=None if good else "its `name` is missing or not a lowercase identifier",
+        auto_approve=_auto_approve(data),
     )
+
+
+def _auto_approve(data: dict) -> bool:
+    approval = data.get("approval")
+    return isinstance(approval, dict) and approval.get("auto_approve") is True
 
 
 def discover(directory: Path) -> list[PlanHeader]:

@@ -253,3 +253,28 @@ def transfer_frames(deliveries: list[dict[str, Any]]) -> dict[str, tuple[Any, li
             ],
         )
     }
+
+
+def deletion_frames(datasets: list[dict[str, Any]]) -> dict[str, tuple[Any, list[Check]]]:
+    """The deletion gate: nothing of the backed-up scope is left at the source, and the
+    inventory's detectors find no identifier in what is left of each dataset."""
+    import pandas as pd
+
+    frame = pd.DataFrame(datasets, columns=["dataset", "scoped_left", "residual_identifiers"])
+    return {
+        "deleted_datasets": (
+            frame,
+            [
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": "scoped_left", "max_value": 0},
+                    "no row of the backed-up scope is left at the source",
+                ),
+                Check(
+                    "ExpectColumnValuesToBeBetween",
+                    {"column": "residual_identifiers", "max_value": 0},
+                    "no identifier is left in the dataset (residual scan)",
+                ),
+            ],
+        )
+    }

@@ -1,0 +1,158 @@
+"""The deletion phase against a real ledger, a SQLite CRM and local destinations: proof
+first, scoped and resumable deletion, the gate, signed certificates."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from retirement.certificate import verify_certificate
+from retirement.errors import DeletionRefused, IntegrityError
+from retirement.keys import load_public_key
+from retirement.pipeline_delete import (
+    delete_dataset,
+    deletion_request,
+    gate_deletion,
+    record_decision,
+)
+from retirement.sources.sql import SqlSource
+from tests.unit.demo_run import PLAN
+from tests.unit.test_pipeline_transfer import _backed_up, _dests, _gate, _send_all
+
+NOW = "2026-11-23T10:00:00+00:00"
+CRM = ("crm.customers", "crm.invoices", "crm.orders")
+
+
+def _delivered(setup, tmp_path: Path):  # noqa: ANN001, ANN202
+    ledger = _backed_up(setup)
+    dests = _dests(tmp_path / "dest")
+    _send_all(ledger, dests)
+    _gate(ledger, dests, tmp_path)
+    return ledger
+
+
+def _delete(setup, dataset: str) -> dict:  # noqa: ANN001
+    ledger, keys, db, _ = setup
+    with SqlSource("crm", f"sqlite:///{db}") as source:
+        return delete_dataset(
+            PLAN, dataset, source=source, keys=keys, ledger=ledger, run_id="r", actor="t", now=NOW
+        )
+
+
+def _gate_deletion(setup, tmp_path: Path) -> dict:  # noqa: ANN001
+    ledger, keys, db, _ = setup
+    return gate_deletion(
+        PLAN,
+        open_source=lambda _name: SqlSource(
+            "crm", f"sqlite:///{db}", include=["customers", "invoices", "orders"]
+        ),
+        keys=keys,
+        ledger=ledger,
+        run_id="r",
+        actor="t",
+        output_dir=tmp_path / "out",
+        now=NOW,
+    )
+
+
+def _count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
+
+
+def test_nothing_is_deleted_without_approval_or_after_a_rejection(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    ledger = _delivered(setup, tmp_path)
+    _, _, db, _ = setup
+    before = _count(db, "customers")
+    with pytest.raises(DeletionRefused, match="was not approved"):
+        _delete(setup, "crm.customers")
+    record_decision(ledger, "r", approved=False, by="alice", at=NOW)
+    with pytest.raises(DeletionRefused, match="it was rejected"):
+        _delete(setup, "crm.customers")
+    assert _count(db, "customers") == before
+
+
+def test_refuses_without_verified_deliveries(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    ledger = _backed_up(setup)  # backed up and verified, never delivered
+    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
+    with pytest.raises(DeletionRefused, match="no verified receipt.*successor_drop"):
+        _delete(setup, "crm.customers")
+
+
+def test_a_source_changed_since_the_backup_is_refused_and_says_what_changed(
+    setup,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    ledger = _delivered(setup, tmp_path)
+    _, _, db, _ = setup
+    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE customers SET mobile = '13900000000' WHERE id = 2")
+    with pytest.raises(DeletionRefused, match="same number of rows, but some changed"):
+        _delete(setup, "crm.customers")
+    assert _count(db, "customers") == 30
+
+
+def test_approved_deletion_is_scoped_resumable_verified_and_certified(
+    setup,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    ledger = _delivered(setup, tmp_path)
+    _, keys, db, _ = setup
+    request = deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+    assert "crm.customers" in request["datasets"]
+    assert "| crm.customers | sensitive | 30 |" in request["body"]
+    record_decision(ledger, "r", approved=True, by="alice (DPO)", at=NOW)
+
+    done = _delete(setup, "crm.customers")
+    assert done["deleted"] == 30
+    assert done["scoped_left"] == 0
+    assert "VACUUM" in done["technique"]
+    # Rows inserted after the backup are outside its scope: a re-run (as after a crash)
+    # carries on and never touches them.
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO customers (id, name) VALUES (9001, 'after the backup')")
+    again = _delete(setup, "crm.customers")
+    assert again["resumed"] is True
+    assert again["deleted"] == 0
+    assert _count(db, "customers") == 1
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM customers WHERE id = 9001")
+
+    for dataset in ("crm.invoices", "crm.orders"):
+        _delete(setup, dataset)
+    summary = _gate_deletion(setup, tmp_path)
+    assert len(summary["certificates"]) == 3
+    pub = load_public_key(keys.public_signing_key_pem())
+    cert_path = next(Path(p) for p in summary["certificates"] if "cos-" in p)
+    cert = verify_certificate(cert_path, pub, ledger)
+    assert cert["approval"]["approved_by"] == "alice (DPO)"
+    assert cert["verification"]["scoped_left"] == 0
+    assert cert["verification"]["residual_identifiers"] == 0
+    assert cert_path.with_suffix(".html").exists()
+    states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
+    assert {states[d] for d in CRM} == {"deleted"}
+    raw = cert_path.read_bytes()
+    cert_path.write_bytes(raw.replace(b"alice (DPO)", b"mallory    "))
+    with pytest.raises(IntegrityError, match="does not verify"):
+        verify_certificate(cert_path, pub, ledger)
+
+
+def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    from retirement.errors import GateFailed
+
+    ledger = _delivered(setup, tmp_path)
+    _, _, db, _ = setup
+    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
+    for dataset in CRM:
+        _delete(setup, dataset)
+    with sqlite3.connect(db) as conn:  # a customer added after the backup, still there
+        conn.execute(
+            "INSERT INTO customers (id, name, id_card) VALUES (9002, '王伟', '11010519491231002X')"
+        )
+    with pytest.raises(GateFailed, match="no identifier is left"):
+        _gate_deletion(setup, tmp_path)
+    states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
+    assert states["crm.customers"] == "deleting"  # not marked deleted, no certificate
