@@ -78,19 +78,18 @@ def gate_inventory(plan_path: str) -> list[str]:
         )["datasets"]
 
 
-@task(map_index_template="{{ dataset }}")
-def backup(dataset: str, *, plan_path: str) -> dict:
-    """Stream one dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
-    from retirement_glue.connections import key_store, output_dir
+def _on_dataset(plan_path: str, dataset: str, work, **extra) -> dict:  # noqa: ANN001
+    """Call ``work(plan_path, dataset, source=…, keys=…, ledger=…, run_id=…, actor=…, now=…)``
+    with the dataset's source open and this task's ledger phase."""
+    from retirement_glue.connections import key_store
     from retirement_glue.phase import phase
     from retirement_glue.sources import open_source
 
-    from retirement.pipeline_backup import backup_dataset
     from retirement.plan import load_plan
 
     spec = load_plan(plan_path).source(dataset.split(".", 1)[0])
     with phase() as p, open_source(spec) as source:
-        return backup_dataset(
+        return work(
             plan_path,
             dataset,
             source=source,
@@ -98,9 +97,19 @@ def backup(dataset: str, *, plan_path: str) -> dict:
             ledger=p.ledger,
             run_id=p.run_id,
             actor=p.actor,
-            vault=output_dir() / "vault",
             now=p.now,
+            **extra,
         )
+
+
+@task(map_index_template="{{ dataset }}")
+def backup(dataset: str, *, plan_path: str) -> dict:
+    """Stream one dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
+    from retirement_glue.connections import output_dir
+
+    from retirement.pipeline_backup import backup_dataset
+
+    return _on_dataset(plan_path, dataset, backup_dataset, vault=output_dir() / "vault")
 
 
 @task(retries=0)
@@ -179,6 +188,84 @@ def gate_transfer(plan_path: str) -> dict:
         )
 
 
+@task(retries=0)
+def deletion_request(plan_path: str) -> list[str]:
+    """What will be destroyed and the proof, written for the approver (XCom key ``body``)
+    and the ledger; returns the datasets to delete."""
+    from airflow.sdk import get_current_context
+    from retirement_glue.phase import phase
+
+    from retirement.pipeline_delete import deletion_request as request
+
+    with phase() as p:
+        asked = request(plan_path, ledger=p.ledger, run_id=p.run_id, actor=p.actor)
+    get_current_context()["ti"].xcom_push(key="body", value=asked["body"])
+    return asked["datasets"]
+
+
+@task(retries=0)
+def auto_approve_deletion() -> None:
+    """The plan sets approval.auto_approve (the demo): recorded in the ledger as such."""
+    from retirement_glue.phase import phase
+
+    from retirement.pipeline_delete import record_decision
+
+    with phase() as p:
+        record_decision(
+            p.ledger,
+            p.run_id,
+            approved=True,
+            by="auto-approval (plan approval.auto_approve)",
+            at=p.now,
+            auto=True,
+        )
+
+
+@task(map_index_template="{{ dataset }}")
+def delete(dataset: str, *, plan_path: str) -> dict:
+    """Delete exactly the backed-up data of one dataset (refused without proof; resumable)."""
+    from retirement.pipeline_delete import delete_dataset
+
+    return _on_dataset(plan_path, dataset, delete_dataset)
+
+
+@task(retries=0)
+def gate_deletion(plan_path: str) -> dict:
+    """Nothing of the scope left, no identifier left; then signed certificates."""
+    from retirement_glue.connections import key_store, output_dir
+    from retirement_glue.phase import phase
+    from retirement_glue.sources import open_source
+
+    from retirement.pipeline_delete import gate_deletion as verify_all
+    from retirement.plan import load_plan
+
+    plan = load_plan(plan_path)
+    with phase() as p:
+        return verify_all(
+            plan_path,
+            open_source=lambda name: open_source(plan.source(name)),
+            keys=key_store(),
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
+            output_dir=output_dir(),
+            now=p.now,
+        )
+
+
+def _approval(header: PlanHeader):  # noqa: ANN202 (an operator or a task's output)
+    if header.auto_approve:
+        return auto_approve_deletion.override(task_id="approve_deletion")()
+    from retirement_glue.approval import DeletionApproval
+
+    return DeletionApproval(
+        task_id="approve_deletion",
+        subject=f"Approve permanent deletion: {header.title or header.name}",
+        body="{{ ti.xcom_pull(task_ids='deletion_request', key='body') }}",
+        retries=0,
+    )
+
+
 def build_dag(header: PlanHeader) -> DAG:
     with DAG(
         dag_id=header.dag_id,
@@ -200,7 +287,12 @@ def build_dag(header: PlanHeader) -> DAG:
         needed = deliveries(path)
         backups >> gate_backup(path) >> needed
         sent = transfer.partial(plan_path=path).expand(delivery=needed)
-        sent >> gate_transfer(path)
+        request = deletion_request(path)
+        sent >> gate_transfer(path) >> request
+        approved = _approval(header)
+        request >> approved
+        deleted = delete.partial(plan_path=path).expand(dataset=request)
+        approved >> deleted >> gate_deletion(path)
     return dag
 
 

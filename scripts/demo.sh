@@ -59,6 +59,10 @@ for d in states:
         f"{d['state']:15} {', '.join(to) or '-'}"
     )
 print(f"  receipts: {len(receipts)} verified deliveries (age file, manifest, signature each)")
+certificates = ledger.artifacts(run_id, kind="certificate")
+print(f"  certificates of sanitization: {len(certificates)}")
+if certificates:
+    print(f"    e.g. {certificates[0]['location']}")
 ledger.close()
 PY
 echo

@@ -443,6 +443,48 @@ def restore_cmd(
     out.print(f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}", markup=False)
 
 
+@app.command("verify-certificate")
+def verify_certificate_cmd(
+    certificate: Annotated[Path, typer.Argument(help="A certificate of sanitization (.json).")],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="The published signing.pub.pem.")
+    ],
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="SQLAlchemy URL of the ledger: also check that it recorded this certificate, "
+            "marks the dataset deleted and holds the same backup digest.",
+            envvar="RETIREMENT_LEDGER_URL",
+        ),
+    ] = None,
+) -> None:
+    """Check a certificate's Ed25519 signature and, with --ledger, cross-check the ledger."""
+    from retirement.certificate import verify_certificate
+    from retirement.errors import IntegrityError, RetirementError
+    from retirement.keys import load_public_key
+    from retirement.ledger import Ledger
+
+    led = None
+    try:
+        led = Ledger.open(ledger, create=False) if ledger else None
+        cert = verify_certificate(certificate, load_public_key(public_key.read_bytes()), led)
+    except (IntegrityError, RetirementError, OSError, ValueError) as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        if led is not None:
+            led.close()
+    target, how = cert["target"], cert["sanitization"]
+    out.print(
+        f"✓ {certificate.name}: {target['dataset']} ({target['rows']:,} rows, "
+        f"{target['data_class']}) sanitized by {how['method']} ({how['technique']}), approved "
+        f"by {cert['approval']['approved_by']}; signature verified"
+        + ("; the ledger agrees" if ledger else " (give --ledger to cross-check)"),
+        markup=False,
+    )
+
+
 def main() -> None:
     app()
 

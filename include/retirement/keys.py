@@ -74,22 +74,34 @@ class KeyStore:
         return folder / f"{disposition}.identity.age", folder / f"{disposition}.recipient"
 
     def archive_key(self, plan: str, disposition: str) -> ArchiveKey:
-        """The archive key of (plan, disposition), created on first use."""
+        """The archive key of (plan, disposition), created on first use.
+
+        Safe when many tasks ask at once (found as a bug under a running Airflow: two
+        parallel backups each made a key and one was overwritten, leaving backups nobody
+        could decrypt): the identity is published with an atomic create-if-absent, and every
+        caller then reads the one identity on disk.
+        """
         secret_path, public_path = self._paths(plan, disposition)
-        if public_path.exists():
-            if not secret_path.exists():
+        if not secret_path.exists():
+            if public_path.exists():
                 raise KeyError_(
                     f"the archive identity of {plan}/{disposition} was destroyed "
                     "(crypto-erased): no new archive can be made for it"
                 )
-            return ArchiveKey(plan, disposition, public_path.read_text().strip())
-        identity = pyrage.x25519.Identity.generate()
-        secret_path.parent.mkdir(parents=True, exist_ok=True)
-        sealed = pyrage.encrypt(str(identity).encode(), [self._master.to_public()])
-        _write_new(secret_path, sealed)
-        _write_new(public_path, f"{identity.to_public()}\n".encode())
-        log.info("created archive identity for %s/%s", plan, disposition)
-        return ArchiveKey(plan, disposition, str(identity.to_public()))
+            identity = pyrage.x25519.Identity.generate()
+            secret_path.parent.mkdir(parents=True, exist_ok=True)
+            sealed = pyrage.encrypt(str(identity).encode(), [self._master.to_public()])
+            if _create_exclusive(secret_path, sealed):
+                log.info("created archive identity for %s/%s", plan, disposition)
+        recipient = str(self.identity(plan, disposition).to_public())
+        if not _create_exclusive(public_path, f"{recipient}\n".encode()):
+            published = public_path.read_text().strip()
+            if published != recipient:
+                raise IntegrityError(
+                    f"{public_path} says {published}, but the archive identity's recipient "
+                    f"is {recipient}: the key store was tampered with"
+                )
+        return ArchiveKey(plan, disposition, recipient)
 
     def identity(self, plan: str, disposition: str) -> pyrage.x25519.Identity:
         """The decrypted archive identity (for restore); fails once destroyed."""
@@ -124,26 +136,29 @@ class KeyStore:
     # ------------------------------------------------------------------ signing
 
     def signing_key(self) -> Ed25519PrivateKey:
-        """The Ed25519 key that signs manifests (stored encrypted to the master key)."""
+        """The Ed25519 key that signs manifests (stored encrypted to the master key);
+        created on first use, atomically, as archive identities are."""
         path = self.root / "signing.key.age"
         if not path.exists():
-            key = Ed25519PrivateKey.generate()
-            pem = key.private_bytes(
+            pem = Ed25519PrivateKey.generate().private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
             self.root.mkdir(parents=True, exist_ok=True)
-            _write_new(path, pyrage.encrypt(pem, [self._master.to_public()]))
-            public = key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            _write_new(self.root / "signing.pub.pem", public)
-            return key
+            _create_exclusive(path, pyrage.encrypt(pem, [self._master.to_public()]))
         pem = pyrage.decrypt(path.read_bytes(), [self._master])
         key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise KeyError_(f"{path} is not an Ed25519 key")
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        published = self.root / "signing.pub.pem"
+        if not _create_exclusive(published, public) and published.read_bytes() != public:
+            raise IntegrityError(
+                f"{self.root / 'signing.pub.pem'} is not the public half of the signing key"
+            )
         return key
 
     def public_signing_key_pem(self) -> bytes:
@@ -159,15 +174,27 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Write a file that must not exist yet, durably (temp name, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+def _create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` with ``data`` durably unless it exists; True if this call made it.
+
+    Written to a unique temporary file, fsynced, then hard-linked into place: the link is
+    atomic and fails when the name exists, so concurrent creators cannot overwrite a key.
+    """
+    import uuid
+
     if path.exists():
-        tmp.unlink()
-        raise KeyError_(f"{path} exists already: refusing to overwrite a key")
-    tmp.rename(path)
+        return False
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)

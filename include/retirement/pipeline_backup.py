@@ -49,6 +49,15 @@ def backup_dataset(
     """Back up one inventoried dataset; re-running with an unchanged source keeps the first."""
     plan = load_plan(plan_path)
     state = _state(ledger, run_id, dataset)
+    if state["state"] in ("deleting", "deleted"):
+        backup = state["detail"]["backup"]
+        log.info("%s is being or was deleted at the source: its backup stands", dataset)
+        return {
+            "dataset": dataset,
+            "rows": backup["rows"],
+            "manifest": backup["manifest"],
+            "new": False,
+        }
     name = dataset.split(".", 1)[1]
     disposition = state["disposition"]
     detail = state["detail"]

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LATER_STATES = ("delivered", "deleting", "deleted")  # a re-run must never step back
+
 
 def required_deliveries(plan_path: str, ledger: Ledger, run_id: str) -> list[dict[str, str]]:
     """(dataset, destination) for every backed-up dataset whose disposition has destinations."""
@@ -44,7 +46,7 @@ def required_deliveries(plan_path: str, ledger: Ledger, run_id: str) -> list[dic
 def _items(plan: Plan, state: dict[str, Any], retired_on: date) -> list[tuple[str, Delivery]]:
     """The three files of a dataset's backup, named as in the vault."""
     backup = state["detail"].get("backup")
-    if not backup or state["state"] not in ("backup_verified", "delivered"):
+    if not backup or state["state"] not in ("backup_verified", *LATER_STATES):
         raise TransferError(
             f"{state['dataset']}: no restore-verified backup in this run (state "
             f"{state['state']}): run backup and gate_backup first"
@@ -202,6 +204,8 @@ def gate_transfer(
         raise GateFailed("gate_transfer", "; ".join(failures), summary)
     for dataset, dataset_receipts in delivered.items():
         state = states[dataset]
+        if state["state"] != "backup_verified":
+            continue  # delivered before, or already deleted: a re-run changes nothing
         ledger.set_dataset_state(
             run_id,
             dataset,

@@ -58,9 +58,13 @@ def test_demo_dag_structure(no_lookups: None) -> None:
     dag = load_dagbag().dags["retire__demo"]
     assert dag is not None
     assert sorted(t.task_id for t in dag.tasks) == [
+        "approve_deletion",
         "backup",
+        "delete",
+        "deletion_request",
         "deliveries",
         "gate_backup",
+        "gate_deletion",
         "gate_inventory",
         "gate_transfer",
         "inventory",

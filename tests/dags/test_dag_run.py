@@ -54,6 +54,8 @@ def test_demo_dag_inventories_and_gates(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
     _ledger_conn(monkeypatch, url, tmp_path / "out")
+    id_cards = sqlite_values(demo_sources / "crm.sqlite", "SELECT id_card FROM customers")
+    assert len(id_cards) == 60
     dag = load_dagbag().dags["retire__demo"]
     dagrun = dag.test()
     assert dagrun.state == "success", _states(dagrun)
@@ -72,12 +74,27 @@ def test_demo_dag_inventories_and_gates(
     assert states["crm.marketing_events"]["disposition"] == "erase"
     assert states["crm.customers"]["rows"] == 60
     erased = {d for d, st in states.items() if st["disposition"] == "erase"}
-    assert {states[d]["state"] for d in erased} == {"backup_verified"}
-    assert {st["state"] for d, st in states.items() if d not in erased} == {"delivered"}
+    assert {d["state"] for d in states.values()} == {"deleted"}
     kinds = [e.kind for e in ledger.events(run_id=run_id)]
-    assert kinds.count("gate_passed") == 3  # inventory, backup and transfer
+    assert kinds.count("gate_passed") == 4  # inventory, backup, transfer and deletion
+    assert kinds.index("deletion_approved") < kinds.index("dataset_deleting")
+    (approval,) = [e for e in ledger.events(run_id=run_id) if e.kind == "deletion_approved"]
+    assert approval.payload["auto"] is True
     gate = max(i for i, k in enumerate(kinds) if k == "gate_passed")
-    assert kinds[gate + 1 :] == ["dataset_delivered"] * (len(states) - len(erased))
+    assert kinds[gate + 1 :] == [
+        "artifact_certificate",
+        "certificate_issued",
+        "dataset_deleted",
+    ] * len(states)
+    from retirement.certificate import verify_certificate
+    from retirement.keys import load_public_key
+
+    public = load_public_key((tmp_path / "keys" / "signing.pub.pem").read_bytes())
+    for artifact in ledger.artifacts(run_id, kind="certificate"):
+        cert = verify_certificate(Path(artifact["location"]), public, ledger)
+        assert cert["approval"]["auto"] is True
+    assert sqlite_values(demo_sources / "crm.sqlite", "SELECT count(*) FROM customers") == [0]
+    assert not list((demo_sources / "exports").rglob("*.*"))
     receipts = ledger.artifacts(run_id, kind="receipt")
     assert len(receipts) == 3 * (len(states) - len(erased))  # age file, manifest, signature
     invoices = [r for r in receipts if r["dataset"] == "crm.invoices"]
@@ -91,11 +108,11 @@ def test_demo_dag_inventories_and_gates(
     assert kinds.count("artifact_backup") == len(states)
     customers = states["crm.customers"]["detail"]
     assert customers["verify"]["rows"] == 60
+    assert customers["deletion"]["result"]["deleted"] == 60
     assert Path(customers["backup"]["manifest"]).exists()
     report = next((tmp_path / "out" / "inventory").glob("*/inventory.html")).read_text()
     assert '<h3>customers <span class="sensitive">sensitive</span></h3>' in report
-    customers = sqlite_values(demo_sources / "crm.sqlite", "SELECT id_card FROM customers")
-    assert not any(value in report for value in customers)  # no customer values in reports
+    assert not any(value in report for value in id_cards)  # no customer values in reports
     ledger.verify()
     ledger.close()
 
@@ -118,6 +135,10 @@ def test_missing_ledger_connection_fails_with_the_fix(
         "deliveries",
         "transfer",
         "gate_transfer",
+        "deletion_request",
+        "approve_deletion",
+        "delete",
+        "gate_deletion",
     }
     out, err = capfd.readouterr()
     assert "Airflow connection 'retirement_ledger' is not defined" in out + err

@@ -158,13 +158,14 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     ledger = Ledger.open(airflow.ledger_url, create=False)
     events_before = ledger.verify().events
     states = {s["dataset"]: s["state"] for s in ledger.dataset_states(f"{DAG}:{run_id}")}
-    assert set(states.values()) == {"backup_verified", "delivered"}
+    assert set(states.values()) == {"deleted"}
+    assert len(ledger.artifacts(f"{DAG}:{run_id}", kind="certificate")) == len(states)
 
     sent = [t for t in tis["task_instances"] if t["task_id"] == "transfer"]
-    assert len(sent) == sum(1 for st in states.values() if st == "delivered")
+    assert len(sent) * 3 == len(ledger.artifacts(f"{DAG}:{run_id}", kind="receipt"))
 
-    # An operator clears the backups, the transfers and their gates from the UI: the re-run
-    # sends nothing again and changes no dataset's state.
+    # An operator clears the backups, the transfers and their gates from the UI after the
+    # deletion: the re-run reads no source, sends nothing again and changes no state.
     cleared = airflow.api(
         "POST",
         f"/api/v2/dags/{DAG}/clearTaskInstances",

@@ -134,10 +134,39 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
     assert cert_path.with_suffix(".html").exists()
     states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
     assert {states[d] for d in CRM} == {"deleted"}
+
+    # An operator re-runs earlier phases after the deletion: nothing steps back.
+    from retirement.pipeline_backup import gate_backup
+    from tests.unit.demo_run import _backup
+
+    events = ledger.verify().events
+    assert _backup(setup, "crm.customers")["new"] is False
+    gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
+    dests = _dests(tmp_path / "dest")
+    _send_all(ledger, dests)
+    _gate(ledger, dests, tmp_path)
+    assert {s["dataset"]: s["state"] for s in ledger.dataset_states("r")} == states
+    assert ledger.verify().events == events + 1 + 2  # the two gates' verdicts (+ GX result)
+
+    from typer.testing import CliRunner
+
+    from retirement.cli import app
+
+    pem = tmp_path / "signing.pub.pem"
+    pem.write_bytes(keys.public_signing_key_pem())
+    url = str(ledger.engine.url)
+    args = ["verify-certificate", str(cert_path), "--public-key", str(pem), "--ledger", url]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert "approved by alice (DPO); signature verified; the ledger agrees" in ok.output
+
     raw = cert_path.read_bytes()
     cert_path.write_bytes(raw.replace(b"alice (DPO)", b"mallory    "))
     with pytest.raises(IntegrityError, match="does not verify"):
         verify_certificate(cert_path, pub, ledger)
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 1
+    assert "does not verify" in bad.output
 
 
 def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  # noqa: ANN001
