@@ -232,6 +232,55 @@ def delete_dataset(
 # ---------------------------------------------------------------------- gate, certificates
 
 
+def _erase_destroyed_backups(
+    plan: Any,
+    checked: list[tuple[dict[str, Any], dict[str, Any]]],
+    *,
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+) -> set[str]:
+    """Crypto-erase the backups of ``destroy`` dispositions that keep none (keep_backup_days
+    0), once every dataset of that disposition in the run is verified deleted."""
+    from retirement.pipeline_backup import crypto_erase
+
+    verified = {state["dataset"] for state, _ in checked}
+    erased = set()
+    for name, disp in plan.dispositions.items():
+        if disp.action != "destroy" or disp.keep_backup_days:
+            continue
+        members = [s for s in ledger.dataset_states(run_id) if s["disposition"] == name]
+        if not any(s["dataset"] in verified for s in members):
+            continue  # nothing of it verified in this gate run (or erased already)
+        if all(s["dataset"] in verified or s["state"] == "deleted" for s in members):
+            crypto_erase(
+                plan.name,
+                name,
+                keys=keys,
+                ledger=ledger,
+                actor=actor,
+                run_id=run_id,
+                reason="destroy disposition keeps no backup (keep_backup_days: 0)",
+            )
+            erased.add(name)
+    return erased
+
+
+def _backup_copy_fate(plan: Any, state: dict[str, Any], erased: set[str]) -> str:
+    disp = plan.dispositions[state["disposition"]]
+    if state["disposition"] in erased:
+        return "cryptographic erase: its archive identity was destroyed (NIST SP 800-88 purge)"
+    if disp.action == "destroy":
+        return (
+            f"kept encrypted for {disp.keep_backup_days} days, then crypto-erased by the "
+            "retention expiry"
+        )
+    if disp.action == "retain":
+        return "kept encrypted in the retention archive until its retention ends"
+    return "kept encrypted; the recipient holds its own copy"
+
+
 def residual_identifiers(source: Source, dataset: str, kind: str, policy: Any) -> int:
     """Validated identifiers the inventory's detectors still find in what is left."""
     from retirement.inventory import scan_dataset
@@ -289,6 +338,9 @@ def gate_deletion(
     )
     if failures:
         raise GateFailed("gate_deletion", "; ".join(failures), summary)
+    erased = _erase_destroyed_backups(
+        plan, checked, keys=keys, ledger=ledger, run_id=run_id, actor=actor
+    )
     certificates = []
     for state, row in checked:
         spec = plan.source(state["dataset"].split(".", 1)[0])
@@ -329,6 +381,7 @@ def gate_deletion(
             "backup": {
                 "manifest": state["detail"]["backup"]["manifest"],
                 "ciphertext_sha256": state["detail"]["backup"]["ciphertext_sha256"],
+                "copy": _backup_copy_fate(plan, state, erased),
                 "deliveries": [
                     {"location": r["location"], "method": r["method"], "sha256": r["sha256"]}
                     for r in state["detail"].get("deliveries", [])

@@ -185,3 +185,41 @@ def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  #
         _gate_deletion(setup, tmp_path)
     states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
     assert states["crm.customers"] == "deleting"  # not marked deleted, no certificate
+
+
+def test_destroy_backups_that_keep_nothing_are_crypto_erased(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    from retirement.errors import RetirementError
+    from retirement.pipeline_delete import _backup_copy_fate, _erase_destroyed_backups
+    from retirement.plan import load_plan
+    from retirement.restore import verify_backup
+
+    ledger = _delivered(setup, tmp_path)
+    _, keys, _, _ = setup
+    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
+    for dataset in CRM:
+        _delete(setup, dataset)
+    plan = load_plan(PLAN)
+    erase = plan.dispositions["erase"].model_copy(update={"keep_backup_days": 0})
+    plan = plan.model_copy(update={"dispositions": {**plan.dispositions, "erase": erase}})
+    states = {s["dataset"]: s for s in ledger.dataset_states("r")}
+    checked = [(states[d], {}) for d in CRM]
+    # crm.orders is "erase", but other erase datasets (exports) are not deleted yet: wait.
+    assert (
+        _erase_destroyed_backups(plan, checked, keys=keys, ledger=ledger, run_id="r", actor="t")
+        == set()
+    )
+    others = [d for d, s in states.items() if s["disposition"] == "erase" and d not in CRM]
+    checked += [(states[d], {}) for d in others]
+    erased = _erase_destroyed_backups(
+        plan, checked, keys=keys, ledger=ledger, run_id="r", actor="t"
+    )
+    assert erased == {"erase"}
+    assert "cryptographic erase" in _backup_copy_fate(plan, states["crm.orders"], erased)
+    assert [e.kind for e in ledger.events(run_id="r")].count("crypto_erased") == 1
+    manifest = Path(states["crm.orders"]["detail"]["backup"]["manifest"])
+    with pytest.raises(RetirementError, match="destroyed"):
+        verify_backup(
+            manifest,
+            load_public_key(keys.public_signing_key_pem()),
+            [keys.identity("demo", "erase")],
+        )
