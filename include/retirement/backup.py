@@ -312,6 +312,7 @@ def back_up(
     key_columns: tuple[str, ...] = (),
     on_rows: Callable[[int], None] | None = None,
     level: int = ZSTD_LEVEL,
+    extra: dict[str, Any] | None = None,
 ) -> BackupResult:
     """Back up one dataset into ``out_dir/<plan>/<dataset>/``; return the signed manifest."""
     try:
@@ -374,6 +375,7 @@ def back_up(
         recipients=tuple(recipients),
         created_at=created_at,
         tool=f"retirement {__version__}",
+        extra=dict(extra or {}),
     )
     manifest_path, _ = write_signed(
         manifest, final.with_name(final.name + ".manifest.json"), signing_key

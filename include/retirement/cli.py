@@ -384,6 +384,60 @@ def verify_backup_cmd(
     )
 
 
+def _restricted_use(manifest: Path, reason: str | None, ledger: str | None) -> dict | None:
+    """Refuse to restore an archive under retention without a reason and a ledger."""
+    from datetime import UTC, datetime
+
+    from retirement.manifest import Manifest
+    from retirement.retention import under_retention
+
+    m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))
+    terms = under_retention(m.extra, datetime.now(UTC).date())
+    if terms is None:
+        return None
+    if not reason or not reason.strip() or not ledger:
+        err.print(
+            f"✗ {m.dataset} is a retained archive (until {terms['retain_until']}, "
+            f"{terms['legal_basis']}): while retained it may only be stored and protected "
+            "(PIPL Art. 47). Restoring it is restricted use: give --reason TEXT and --ledger "
+            "URL (or RETIREMENT_LEDGER_URL) so who, when and why are recorded.",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_USAGE)
+    from retirement.errors import LedgerError
+    from retirement.ledger import Ledger
+
+    try:
+        Ledger.open(ledger, create=False).close()  # it must record the restore: check first
+    except LedgerError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    return terms
+
+
+def _record_restore(ledger: str, manifest, reason: str, where: str, terms: dict) -> None:  # noqa: ANN001
+    import getpass
+
+    from retirement.ledger import Ledger
+
+    led = Ledger.open(ledger, create=False)
+    try:
+        led.append(
+            "archive_restored",
+            actor=f"cli:{getpass.getuser()}",
+            dataset=manifest.dataset,
+            payload={
+                "reason": reason,
+                "to": where,
+                "plan": manifest.plan,
+                "ciphertext_sha256": manifest.ciphertext_sha256,
+                "retention": terms,
+            },
+        )
+    finally:
+        led.close()
+
+
 @app.command("restore")
 def restore_cmd(
     manifest: Annotated[Path, typer.Argument(help="The backup's manifest (…manifest.json).")],
@@ -396,6 +450,22 @@ def restore_cmd(
     ] = None,
     table: Annotated[
         str | None, typer.Option("--table", help="With --to-db: the target table's name.")
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            help="Why an archive under retention is restored (restricted use, PIPL Art. 47); "
+            "recorded in the ledger with who and when.",
+        ),
+    ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="SQLAlchemy URL of the ledger that records a restore of a retained archive.",
+            envvar="RETIREMENT_LEDGER_URL",
+        ),
     ] = None,
     key_store: KeyStoreOpt = None,
     master_key_file: MasterOpt = None,
@@ -414,6 +484,7 @@ def restore_cmd(
 
     if (to is None) == (to_db is None):
         raise typer.BadParameter("give exactly one of --to DIR or --to-db URL")
+    terms = _restricted_use(manifest, reason, ledger)
     try:
         pub, ids = _keys_for(manifest, key_store, master_key_file, identity, public_key)
         if to_db is not None:
@@ -440,6 +511,8 @@ def restore_cmd(
     except (IntegrityError, RetirementError, OSError) as exc:
         err.print(f"✗ {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
+    if terms is not None:
+        _record_restore(ledger, report.manifest, reason, where, terms)  # type: ignore[arg-type]
     out.print(f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}", markup=False)
 
 

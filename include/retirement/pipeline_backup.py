@@ -79,6 +79,7 @@ def backup_dataset(
         signing_key=keys.signing_key(),
         created_at=now,
         key_columns=keys_cols,
+        extra=_use_terms(plan, disposition, now),
     )
     previous = detail.get("backup")  # in any later state too (verified, delivered, ...)
     fp = result.manifest.fingerprint
@@ -226,6 +227,24 @@ def gate_backup(
             payload={**state["detail"], "verify": report.summary()},
         )
     return summary
+
+
+def _use_terms(plan: Any, disposition: str, now: str) -> dict[str, Any]:
+    """What the manifest says about the archive's use: its action and, for a retained
+    archive, the legal basis and the end of retention (restores then need a reason)."""
+    from datetime import date
+
+    from retirement.retention import retain_until
+
+    disp = plan.dispositions[disposition]
+    terms: dict[str, Any] = {"action": disp.action}
+    if disp.action == "retain" and disp.retention is not None:
+        until = retain_until(disp.retention, date.fromisoformat(now[:10]))
+        terms["retention"] = {
+            "legal_basis": disp.retention.legal_basis,
+            "retain_until": until.isoformat() if until else "permanent",
+        }
+    return terms
 
 
 def _state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:

@@ -29,3 +29,18 @@ def retain_until(retention: Retention | None, retired_on: date) -> date | None:
         return start.replace(year=start.year + retention.years)
     except ValueError:  # 29 February into a common year
         return start.replace(year=start.year + retention.years, day=28)
+
+
+def under_retention(extra: dict, today: date) -> dict | None:
+    """The retention terms of a manifest (its ``extra``) while they still hold, else None.
+
+    Such an archive may only be stored and protected (PIPL Art. 47): restoring it is
+    restricted use, allowed with a stated reason that goes into the ledger.
+    """
+    terms = extra.get("retention") if extra.get("action") == "retain" else None
+    if not terms:
+        return None
+    until = terms.get("retain_until")
+    if until == "permanent" or (until and date.fromisoformat(until) > today):
+        return terms
+    return None

@@ -223,3 +223,49 @@ def test_destroy_backups_that_keep_nothing_are_crypto_erased(setup, tmp_path: Pa
             load_public_key(keys.public_signing_key_pem()),
             [keys.identity("demo", "erase")],
         )
+
+
+def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(
+    setup,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    from typer.testing import CliRunner
+
+    from retirement.cli import app
+    from tests.unit.demo_run import _backup
+
+    ledger, keys, _, _ = setup
+    invoices = Path(_backup(setup, "crm.invoices")["manifest"])
+    orders = Path(_backup(setup, "crm.orders")["manifest"])
+    master = tmp_path / "keys" / "m.key"
+    store = ["--key-store", str(tmp_path / "keys"), "--master-key-file", str(master)]
+    url = str(ledger.engine.url)
+    runner = CliRunner()
+    plain = runner.invoke(app, ["restore", str(orders), "--to", str(tmp_path / "r1"), *store])
+    assert plain.exit_code == 0, plain.output  # erase disposition: no retention
+    refused = runner.invoke(
+        app, ["restore", str(invoices), "--to", str(tmp_path / "r2"), *store, "--ledger", url]
+    )
+    assert refused.exit_code == 2
+    assert "retained archive (until 2057-01-01" in refused.output
+    assert "PIPL Art. 47" in refused.output
+    assert not (tmp_path / "r2").exists()
+    done = runner.invoke(
+        app,
+        [
+            "restore",
+            str(invoices),
+            "--to",
+            str(tmp_path / "r3"),
+            *store,
+            "--ledger",
+            url,
+            "--reason",
+            "tax audit 2027-031 requested by the Shanghai tax bureau",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    (event,) = [e for e in ledger.events() if e.kind == "archive_restored"]
+    assert event.payload["reason"].startswith("tax audit 2027-031")
+    assert event.dataset == "crm.invoices"
+    assert event.actor.startswith("cli:")
