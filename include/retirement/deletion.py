@@ -129,6 +129,24 @@ def delete_sql_rows(
     return DeletionResult("clear", technique, deleted, left, remaining)
 
 
+def drop_table(source: Any, dataset: str, result: DeletionResult) -> DeletionResult:
+    """DROP the table once nothing is left in it; rows added after the backup keep it."""
+    from dataclasses import replace
+
+    table = source._table(dataset)  # noqa: SLF001
+    if result.remaining:
+        raise DeletionRefused(
+            f"{source.name}.{dataset}: the plan retires the table (drop_table), but "
+            f"{result.remaining} rows that are not in the backup are still in it: back them "
+            "up in a new run first; nothing was dropped"
+        )
+    with source.engine.begin() as conn:
+        table.drop(conn)
+    source._tables.pop(dataset, None)  # noqa: SLF001
+    name = source.engine.dialect.identifier_preparer.format_table(table)
+    return replace(result, technique=f"{result.technique}; DROP TABLE {name}")
+
+
 def scoped_count(
     source: Any, dataset: str, manifest: Manifest, cipher: Path, identities: list[Any]
 ) -> int:

@@ -203,7 +203,18 @@ def delete_dataset(
         )
     identity = [keys.identity(plan.name, state["disposition"])]
     if spec.kind in ("postgres", "mysql", "sqlite"):
-        result = deletion.delete_sql_rows(source, name, manifest, cipher, identity, on_rows=on_rows)
+        rule = next((r for r in plan.datasets if r.dataset == dataset), None)
+        dropped = rule is not None and rule.drop_table
+        if dropped and name not in {r.name for r in source.datasets()}:
+            result = deletion.DeletionResult(
+                "clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0
+            )
+        else:
+            result = deletion.delete_sql_rows(
+                source, name, manifest, cipher, identity, on_rows=on_rows or _progress(dataset)
+            )
+            if dropped:
+                result = deletion.drop_table(source, name, result)
     elif spec.kind == "files":
         result = deletion.delete_file(source, name, manifest)
     else:
@@ -227,6 +238,19 @@ def delete_dataset(
         result.scoped_left,
     )
     return {"dataset": dataset, "resumed": resuming, **result.as_dict()}
+
+
+def _progress(dataset: str, every: int = 50_000) -> Callable[[int], None]:
+    """Log deletion progress every ``every`` rows (shown in the task's log in the UI)."""
+    done = [0, 0]
+
+    def tick(rows: int) -> None:
+        done[0] += rows
+        if done[0] - done[1] >= every:
+            done[1] = done[0]
+            log.info("%s: %s rows of the backup's scope processed", dataset, f"{done[0]:,}")
+
+    return tick
 
 
 # ---------------------------------------------------------------------- gate, certificates
@@ -323,10 +347,11 @@ def gate_deletion(
         manifest, cipher = _manifest(state, keys)
         ids = [keys.identity(plan.name, state["disposition"])]
         with open_source(dataset.split(".", 1)[0]) as source:
-            if hasattr(source, "engine"):
+            present = name in {r.name for r in source.datasets()}
+            if hasattr(source, "engine") and present:
                 left = deletion.scoped_count(source, name, manifest, cipher, ids)
             else:
-                left = 1 if name in {r.name for r in source.datasets()} else 0
+                left = 1 if present else 0  # a file, an object or a dropped table: gone
             found = residual_identifiers(source, name, kind, plan.classification)
         rows.append({"dataset": dataset, "scoped_left": left, "residual_identifiers": found})
         checked.append((state, rows[-1]))

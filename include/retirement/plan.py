@@ -93,6 +93,7 @@ class DatasetRule(_Frozen):
     dataset: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[^\s]+$")
     disposition: Slug
     key: tuple[str, ...] = ()
+    drop_table: bool = False  # retire the table itself once its rows are deleted
 
 
 class Destination(_Frozen):

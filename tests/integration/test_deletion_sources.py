@@ -75,6 +75,31 @@ def test_postgres_deletes_the_backed_up_rows_only_then_vacuums(
         assert conn.execute("SELECT id FROM people").fetchall() == [(99999,)]
 
 
+def test_postgres_drop_table_only_when_nothing_else_is_left(
+    pg_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    from retirement.deletion import drop_table
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for name in ("old_log", "busy_log"):
+            conn.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, line text)")
+            conn.execute(f"INSERT INTO {name} SELECT i, 'x' FROM generate_series(1, 50) i")
+    with SqlSource("pg", pg_url) as source:
+        for name in ("old_log", "busy_log"):
+            manifest, cipher = _backup(source, name, keys, tmp_path / "v", ("id",))
+            ids = [keys.identity("demo", "erase")]
+            if name == "busy_log":
+                with psycopg.connect(pg_url, autocommit=True) as conn:
+                    conn.execute("INSERT INTO busy_log VALUES (51, 'after the backup')")
+            result = delete_sql_rows(source, name, manifest, cipher, ids)
+            if name == "old_log":
+                assert "DROP TABLE" in drop_table(source, name, result).technique
+            else:
+                with pytest.raises(DeletionRefused, match="1 rows that are not in the backup"):
+                    drop_table(source, name, result)
+        assert [d.name for d in source.datasets()] == ["busy_log"]
+
+
 def test_mariadb_composite_key_reserved_word_table_and_optimize(
     mysql_url: str, keys: KeyStore, tmp_path: Path
 ) -> None:
