@@ -51,10 +51,10 @@ class DeletionResult:
         return asdict(self)
 
 
-def backed_up_keys(
+def backed_up_rows(
     manifest: Manifest, cipher: Path, identities: list[Any]
-) -> Iterator[tuple[str | None, ...]]:
-    """The key values of every row in the backup, streamed from the decrypted CSV."""
+) -> Iterator[tuple[tuple[str | None, ...], bytes]]:
+    """(key values, SHA-256 of the CSV line) of every row in the backup, streamed."""
     names = [c["name"] for c in manifest.columns]
     index = [names.index(k) for k in manifest.fingerprint.key_columns]
 
@@ -62,7 +62,64 @@ def backed_up_keys(
     next(records, None)  # header
     for record in records:
         fields = parse_record(record)
-        yield tuple(fields[i] for i in index)
+        yield tuple(fields[i] for i in index), hashlib.sha256(record).digest()
+
+
+def backed_up_keys(
+    manifest: Manifest, cipher: Path, identities: list[Any]
+) -> Iterator[tuple[str | None, ...]]:
+    """The key values of every row in the backup, streamed from the decrypted CSV."""
+    for key, _ in backed_up_rows(manifest, cipher, identities):
+        yield key
+
+
+def _pg_copy_lines(
+    conn: sa.Connection, table: sa.Table, columns: tuple[str, ...], typed: list[tuple]
+) -> Iterator[bytes]:
+    """The rows of the batch exactly as the backup's COPY wrote them (same statement form,
+    keys bound as typed arrays so the primary key index is used)."""
+    prep = conn.dialect.identifier_preparer
+    names = ", ".join(prep.quote(c.name) for c in table.columns)
+    if len(columns) == 1:
+        cond = f"{prep.quote(columns[0])} = ANY(%s)"
+    else:
+        keys = ", ".join(prep.quote(c) for c in columns)
+        cond = f"({keys}) IN (SELECT * FROM unnest({', '.join(['%s'] * len(columns))}))"
+    params = [list(values) for values in zip(*typed, strict=True)]
+    sql = (
+        f"COPY (SELECT {names} FROM {prep.format_table(table)} WHERE {cond}) "
+        "TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
+    )
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(sql, params) as copy:
+        for record in copy:
+            yield bytes(record)
+
+
+def _current_lines(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    typed: list[tuple],
+    index: list[int],
+) -> dict[tuple[str | None, ...], bytes]:
+    """The batch's rows as they are now, locked (FOR UPDATE where the database has it), in
+    the backup's line format: key values -> SHA-256 of the line."""
+    from retirement.backup import csv_line
+
+    where = _where(table, columns, typed)
+    lock = sa.select(sa.literal(1)).select_from(table).where(where)
+    if conn.dialect.name != "sqlite":
+        conn.execute(lock.with_for_update()).all()
+    if conn.dialect.name == "postgresql":
+        lines = _pg_copy_lines(conn, table, columns, typed)
+    else:
+        lines = (csv_line(row) for row in conn.execute(sa.select(table).where(where)))
+    out = {}
+    for line in lines:
+        fields = parse_record(line)
+        out[tuple(fields[i] for i in index)] = hashlib.sha256(line).digest()
+    return out
 
 
 def _batches(keys: Iterator[tuple], size: int = BATCH) -> Iterator[list[tuple]]:
@@ -110,15 +167,32 @@ def delete_sql_rows(
     engine: sa.Engine = source.engine
     deleted = 0
     if columns:
-        for batch in _batches(backed_up_keys(manifest, cipher, identities)):
-            typed = [_typed(table, columns, k) for k in batch]
+        names = [c["name"] for c in manifest.columns]
+        index = [names.index(k) for k in columns]
+        for batch in _batches(backed_up_rows(manifest, cipher, identities)):
             with engine.begin() as conn:
-                deleted += conn.execute(
-                    sa.delete(table).where(_where(table, columns, typed))
-                ).rowcount
+                typed = [_typed(table, columns, k) for k, _ in batch]
+                now = _current_lines(conn, table, columns, typed, index)
+                changed = [k for k, sha in batch if k in now and now[k] != sha]
+                if changed:
+                    shown = ", ".join("/".join(str(v) for v in k) for k in changed[:5])
+                    raise DeletionRefused(
+                        f"{manifest.dataset}: {len(changed)} row(s) of the backup changed at "
+                        f"the source since {manifest.created_at} (key {shown}"
+                        f"{', …' if len(changed) > 5 else ''}); this batch was not deleted. "
+                        "Re-run backup (a new version), its gate and the transfer"
+                    )
+                present = [_typed(table, columns, k) for k, _ in batch if k in now]
+                if present:
+                    deleted += conn.execute(
+                        sa.delete(table).where(_where(table, columns, present))
+                    ).rowcount
             if on_rows:
                 on_rows(len(batch))
-        technique = f"DELETE by key ({', '.join(columns)}) in batches of {BATCH}"
+        technique = (
+            f"DELETE by key ({', '.join(columns)}) in batches of {BATCH}, each row locked and "
+            "compared with its backed-up copy first"
+        )
     else:
         with engine.begin() as conn:
             deleted = conn.execute(sa.delete(table)).rowcount

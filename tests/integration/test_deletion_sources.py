@@ -153,3 +153,26 @@ def test_s3_every_version_and_delete_marker(radosgw, s3_bucket: str) -> None:  #
     listed = client.list_object_versions(Bucket=s3_bucket, Prefix="docs/")
     keys = [v["Key"] for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
     assert keys == ["docs/a.txt.keep"]
+
+
+def test_postgres_rows_compared_with_their_backup_before_deletion(
+    pg_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    """Every type of the awkward table reads back as the very line COPY wrote, so nothing is
+    mistaken for a change; a row really changed after the check is refused by key."""
+    from tests.integration.test_backup_sources import AWKWARD, _awkward_table
+
+    _awkward_table(pg_url, "awkward")
+    _awkward_table(pg_url, "awkward2")
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "awkward", keys, tmp_path / "v", ("id",))
+        ids = [keys.identity("demo", "erase")]
+        result = delete_sql_rows(source, "awkward", manifest, cipher, ids)
+        assert (result.deleted, result.remaining) == (len(AWKWARD), 0)
+
+        manifest, cipher = _backup(source, "awkward2", keys, tmp_path / "v", ("id",))
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE awkward2 SET a = 'changed after the check' WHERE id = 3")
+        with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 3\)"):
+            delete_sql_rows(source, "awkward2", manifest, cipher, ids)
+        assert source.count("awkward2") == len(AWKWARD)  # the batch was not deleted
