@@ -10,19 +10,15 @@ every problem with file, line and field, so the operator sees it in the Airflow 
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, task
+from retirement_glue.plans import plans_dir
 
 from retirement.plan_header import PlanHeader, discover
 
-PLANS_DIR = Path(
-    os.environ.get("RETIREMENT_PLANS_DIR")
-    or Path(__file__).resolve().parent.parent / "include" / "plans"
-)
+PLANS_DIR = plans_dir()
 
 DEFAULT_ARGS = {
     "owner": "data-platform",

@@ -391,6 +391,16 @@ class Ledger:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
         return dict(row._mapping) if row else None
 
+    def runs_of(self, plan_name: str) -> list[str]:
+        """The run ids of a plan, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.run_id)
+                .where(runs.c.plan_name == plan_name)
+                .order_by(runs.c.started_at)
+            ).all()
+        return [r.run_id for r in rows]
+
     def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

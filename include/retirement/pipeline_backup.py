@@ -232,12 +232,15 @@ def gate_backup(
 def _use_terms(plan: Any, disposition: str, now: str) -> dict[str, Any]:
     """What the manifest says about the archive's use: its action and, for a retained
     archive, the legal basis and the end of retention (restores then need a reason)."""
-    from datetime import date
+    from datetime import date, timedelta
 
     from retirement.retention import retain_until
 
     disp = plan.dispositions[disposition]
     terms: dict[str, Any] = {"action": disp.action}
+    if disp.action == "destroy":
+        keep = date.fromisoformat(now[:10]) + timedelta(days=disp.keep_backup_days)
+        terms["keep_until"] = keep.isoformat()
     if disp.action == "retain" and disp.retention is not None:
         until = retain_until(disp.retention, date.fromisoformat(now[:10]))
         terms["retention"] = {

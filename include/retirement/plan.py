@@ -85,6 +85,7 @@ class Disposition(_Frozen):
     recipient: Slug | None = None
     keep_backup_days: int = Field(default=0, ge=0, le=3650)
     notify_customers: bool = False
+    legal_hold: str | None = None  # why the archives must outlive their retention (blocks expiry)
 
 
 class DatasetRule(_Frozen):

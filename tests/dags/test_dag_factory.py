@@ -50,7 +50,7 @@ def test_dagbag_imports_without_errors_or_lookups(no_lookups: None) -> None:
         "retire__template_change",
         "retire__template_transfer_liquidation",
     }
-    assert set(bag.dag_ids) == expected
+    assert set(bag.dag_ids) == expected | {"retention_expiry"}
     assert len(list(PLANS.glob("*.yaml"))) == len(expected)
 
 
@@ -96,7 +96,7 @@ def test_invalid_plan_still_gets_a_dag(tmp_path: Path, no_lookups: None) -> None
     (tmp_path / "good.yaml").write_text((PLANS / "demo.yaml").read_text())
     bag = load_dagbag(tmp_path)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"retire__broken_plan", "retire__demo"}
+    assert set(bag.dag_ids) == {"retire__broken_plan", "retire__demo", "retention_expiry"}
     broken = bag.dags["retire__broken_plan"]
     assert "cannot be read" in broken.doc_md
     assert "invalid-plan" in broken.tags

@@ -164,3 +164,30 @@ def test_wrong_plan_fails_plan_check_and_writes_nothing(
     ledger = Ledger.open(url)
     assert list(ledger.events()) == []
     ledger.close()
+
+
+def test_retention_expiry_dag_erases_archives_when_their_time_is_up(
+    airflow_db: Path, tmp_path: Path, demo_sources: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    bag = load_dagbag()
+    assert bag.dags["retire__demo"].test().state == "success"
+    archive = tmp_path / "out" / "archive"
+    assert [p for p in archive.rglob("*") if p.is_file()]
+
+    expiry = bag.dags["retention_expiry"]
+    soon = expiry.test(run_after=datetime.now(UTC))
+    assert soon.state == "success", _states(soon)
+    ledger = Ledger.open(url, create=False)
+    assert not [e for e in ledger.events() if e.kind == "archive_expired"]
+
+    later = expiry.test(run_after=datetime(datetime.now(UTC).year + 31, 1, 2, tzinfo=UTC))
+    assert later.state == "success", _states(later)
+    expired = [e.payload["disposition"] for e in ledger.events() if e.kind == "archive_expired"]
+    assert sorted(expired) == ["accounting_archive", "erase"]
+    assert not [p for p in archive.rglob("*") if p.is_file()]
+    ledger.verify()
+    ledger.close()

@@ -72,6 +72,11 @@ class Destination(ABC):
         """Check the published object against ``item`` again (``receipt``: an earlier one,
         whose version must still be the current one). Raises IntegrityError."""
 
+    @abstractmethod
+    def delete(self, name: str) -> int:
+        """Remove a delivered object (every version where the store keeps versions); return
+        how many were removed. Object Lock still in force makes this fail."""
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""
 

@@ -63,6 +63,13 @@ class LocalDestination(Destination):
         receipt = self.verify(item)
         return Receipt(**{**receipt.as_dict(), "resumed_from": offset})
 
+    def delete(self, name: str) -> int:
+        path = self.root / name
+        if not path.exists():
+            return 0
+        path.unlink()
+        return 1
+
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:  # noqa: ARG002
         final, _ = self._paths(item)
         if not final.exists():

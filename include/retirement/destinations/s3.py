@@ -301,6 +301,26 @@ class S3Destination(Destination):
         lock = {"mode": mode, "retain_until": date_.astimezone(UTC).isoformat()}
         return Receipt(**{**receipt.as_dict(), "lock": lock})
 
+    def delete(self, name: str) -> int:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = f"{self.prefix}/{name}" if self.prefix else name
+        removed = 0
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=key
+            )
+            for page in pages:
+                for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                    if entry["Key"] == key:
+                        self.client.delete_object(
+                            Bucket=self.bucket, Key=key, VersionId=entry["VersionId"]
+                        )
+                        removed += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"deleting {key}", exc) from exc
+        return removed
+
     # ------------------------------------------------------------------ verify
 
     def _head(self, key: str, version_id: str | None = None) -> dict[str, Any] | None:

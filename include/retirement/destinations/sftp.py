@@ -301,6 +301,18 @@ class SftpDestination(Destination):
             return 0  # not a prefix of ours: overwrite
         return have
 
+    def delete(self, name: str) -> int:
+        try:
+            sftp = self._connect()
+            path = posixpath.join(sftp.normalize(self.base_path), name)
+            if self._size(sftp, path) is None:
+                return 0
+            sftp.remove(path)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            self.close()
+            raise TransferError(f"{self.where}: cannot delete {name}: {exc}") from exc
+        return 1
+
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:  # noqa: ARG002
         try:
             sftp = self._connect()

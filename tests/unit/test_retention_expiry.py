@@ -1,0 +1,87 @@
+"""Retention expiry against a real ledger and local destinations: nothing before its date,
+a legal hold blocks, then copies removed, the key crypto-erased and a certificate issued."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from retirement.certificate import verify_certificate
+from retirement.errors import RetirementError
+from retirement.keys import load_public_key
+from retirement.plan import load_plan
+from retirement.restore import verify_backup
+from retirement.retention_expiry import expire
+from tests.unit.demo_run import PLAN
+from tests.unit.test_pipeline_transfer import _backed_up, _dests, _send_all
+
+
+def _expire(setup, tmp_path: Path, today: date, plan=None) -> list[dict]:  # noqa: ANN001
+    ledger, keys, _, _ = setup
+    dests = _dests(tmp_path / "dest")
+    return expire(
+        plan or load_plan(PLAN),
+        ledger=ledger,
+        keys=keys,
+        today=today,
+        destination_for=dests.__getitem__,
+        output_dir=tmp_path / "out",
+        actor="airflow:retention_expiry",
+    )
+
+
+def test_archives_expire_at_their_dates_unless_held(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    ledger = _backed_up(setup)
+    _, keys, _, _ = setup
+    _send_all(ledger, _dests(tmp_path / "dest"))
+    archived = sorted((tmp_path / "dest" / "archive").rglob("*"))
+    assert [p for p in archived if p.is_file()]
+    invoices = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.invoices")[
+        "detail"
+    ]["backup"]["manifest"]
+
+    assert _expire(setup, tmp_path, date(2026, 12, 1)) == []  # nothing due yet
+    # The backups of the erase disposition are kept 30 days (keep_backup_days), then erased.
+    done = _expire(setup, tmp_path, date(2026, 12, 24))
+    assert [d["disposition"] for d in done] == ["erase"]
+    with pytest.raises(RetirementError, match="destroyed"):
+        keys.identity("demo", "erase")
+
+    plan = load_plan(PLAN)
+    held = plan.dispositions["accounting_archive"].model_copy(
+        update={"legal_hold": "court order 2056-17: keep until the case closes"}
+    )
+    held_plan = plan.model_copy(
+        update={"dispositions": {**plan.dispositions, "accounting_archive": held}}
+    )
+    assert _expire(setup, tmp_path, date(2057, 1, 2), held_plan) == []
+    assert [e.kind for e in ledger.events()].count("expiry_blocked") == 1
+    keys.identity("demo", "accounting_archive")  # still there
+
+    done = _expire(setup, tmp_path, date(2057, 1, 2))
+    assert [d["disposition"] for d in done] == ["accounting_archive"]
+    assert done[0]["copies"] == 3  # age file, manifest and signature at the archive
+    assert not [p for p in (tmp_path / "dest" / "archive").rglob("*") if p.is_file()]
+    assert not Path(invoices).exists()
+    cert = verify_certificate(
+        Path(done[0]["certificate"]), load_public_key(keys.public_signing_key_pem())
+    )
+    assert cert["sanitization"]["method"] == "cryptographic erase"
+    kinds = [e.kind for e in ledger.events()]
+    assert kinds.count("crypto_erased") == 2
+    assert kinds.count("archive_expired") == 2
+    ledger.verify()
+    assert _expire(setup, tmp_path, date(2057, 1, 3)) == []  # nothing left to do
+
+
+def test_a_backup_still_decrypts_until_its_key_is_erased(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    ledger = _backed_up(setup)
+    _, keys, _, _ = setup
+    orders = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.orders")
+    manifest = Path(orders["detail"]["backup"]["manifest"])
+    public = load_public_key(keys.public_signing_key_pem())
+    verify_backup(manifest, public, [keys.identity("demo", "erase")])
+    _expire(setup, tmp_path, date(2026, 12, 24))
+    assert not manifest.exists()  # vault files removed with the key
