@@ -13,6 +13,9 @@ if [ "$scenario" != deregistration ]; then
   exit 2
 fi
 mkdir -p "$out"
+# Each demo is a fresh retirement: a new company, keys, ledger and vault (Airflow's own
+# metadata database is kept, it only speeds up the next run).
+find "$out" -mindepth 1 -maxdepth 1 ! -name airflow -exec rm -rf {} +
 
 export AIRFLOW_HOME=$out/airflow
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
