@@ -7,11 +7,13 @@ scenario=${1:-deregistration}
 root=$PWD
 out=${DEMO_OUTPUT:-$root/demo-output}
 bin=$root/.venv/bin
-plan=demo
-if [ "$scenario" != deregistration ]; then
-  echo "Scenario '$scenario': only the deregistration demo exists so far (plan include/plans/demo.yaml)." >&2
-  exit 2
-fi
+case "$scenario" in
+  deregistration) plan=demo ;;
+  change) plan=demo_change ;;
+  transfer_liquidation) plan=demo_transfer_liquidation ;;
+  *) echo "Unknown scenario '$scenario': use deregistration, change or transfer_liquidation." >&2
+     exit 2 ;;
+esac
 mkdir -p "$out"
 # Each demo is a fresh retirement: a new company, keys, ledger and vault (Airflow's own
 # metadata database is kept, it only speeds up the next run).

@@ -46,6 +46,8 @@ def test_dagbag_imports_without_errors_or_lookups(no_lookups: None) -> None:
     assert bag.import_errors == {}
     expected = {
         "retire__demo",
+        "retire__demo_change",
+        "retire__demo_transfer_liquidation",
         "retire__template_deregistration",
         "retire__template_change",
         "retire__template_transfer_liquidation",

@@ -191,3 +191,25 @@ def test_retention_expiry_dag_erases_archives_when_their_time_is_up(
     assert not [p for p in archive.rglob("*") if p.is_file()]
     ledger.verify()
     ledger.close()
+
+
+@pytest.mark.parametrize("plan", ["demo_change", "demo_transfer_liquidation"])
+def test_the_other_scenarios_run_end_to_end(
+    plan: str,
+    airflow_db: Path,
+    tmp_path: Path,
+    demo_sources: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    dagrun = load_dagbag().dags[f"retire__{plan}"].test()
+    assert dagrun.state == "success", _states(dagrun)
+    ledger = Ledger.open(url, create=False)
+    run_id = f"retire__{plan}:{dagrun.run_id}"
+    (started,) = [e for e in ledger.events() if e.kind == "run_started"]
+    assert started.payload["scenario"] == plan.removeprefix("demo_")
+    states = ledger.dataset_states(run_id)
+    assert {s["state"] for s in states} == {"deleted"}
+    assert len(ledger.artifacts(run_id, kind="certificate")) == len(states)
+    ledger.close()
