@@ -184,6 +184,34 @@ def gate_transfer(plan_path: str) -> dict:
         )
 
 
+@task
+def notify_customers(plan_path: str) -> dict:
+    """PIPL Art. 22 notices for transfers: encrypted mail-merge CSV; sent where configured."""
+    from retirement_glue.connections import connection_info, key_store, output_dir
+    from retirement_glue.phase import phase
+    from retirement_glue.sources import open_source
+
+    from retirement.notices import notify_customers as notify
+    from retirement.plan import load_plan
+
+    plan = load_plan(plan_path)
+    smtp = None
+    if plan.notices is not None and plan.notices.smtp_connection:
+        smtp = connection_info(plan.notices.smtp_connection, purpose="customer notices (smtp)")
+    with phase() as p:
+        return notify(
+            plan,
+            ledger=p.ledger,
+            run_id=p.run_id,
+            actor=p.actor,
+            keys=key_store(),
+            source_for=lambda name: open_source(plan.source(name)),
+            smtp=smtp,
+            output_dir=output_dir(),
+            date=p.now[:10],
+        )
+
+
 @task(retries=0)
 def deletion_request(plan_path: str) -> list[str]:
     """What will be destroyed and the proof, written for the approver (XCom key ``body``)
@@ -284,7 +312,7 @@ def build_dag(header: PlanHeader) -> DAG:
         backups >> gate_backup(path) >> needed
         sent = transfer.partial(plan_path=path).expand(delivery=needed)
         request = deletion_request(path)
-        sent >> gate_transfer(path) >> request
+        sent >> gate_transfer(path) >> notify_customers(path) >> request
         approved = _approval(header)
         request >> approved
         deleted = delete.partial(plan_path=path).expand(dataset=request)

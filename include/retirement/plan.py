@@ -137,6 +137,14 @@ class Approval(_Frozen):
     auto_approve: bool = False
 
 
+class NoticeSettings(_Frozen):
+    """Customer notices (PIPL Art. 22): who sends them and, optionally, over which SMTP
+    connection (without one, only the mail-merge CSV is written)."""
+
+    sender: str = Field(min_length=3)
+    smtp_connection: ConnectionId | None = None
+
+
 class Plan(_Frozen):
     """A whole retirement plan, validated and cross-checked."""
 
@@ -153,6 +161,7 @@ class Plan(_Frozen):
     destinations: dict[Slug, Destination] = Field(default_factory=dict)
     recipients: dict[Slug, Recipient] = Field(default_factory=dict)
     approval: Approval = Field(default_factory=Approval)
+    notices: NoticeSettings | None = None
 
     # Set by the loader, not by the file.
     source_file: str = Field(default="", exclude=True)

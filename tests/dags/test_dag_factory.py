@@ -70,6 +70,7 @@ def test_demo_dag_structure(no_lookups: None) -> None:
         "gate_inventory",
         "gate_transfer",
         "inventory",
+        "notify_customers",
         "plan_check",
         "transfer",
     ]

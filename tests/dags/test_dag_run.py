@@ -94,6 +94,8 @@ def test_demo_dag_inventories_and_gates(
         cert = verify_certificate(Path(artifact["location"]), public, ledger)
         assert cert["approval"]["auto"] is True
     assert sqlite_values(demo_sources / "crm.sqlite", "SELECT count(*) FROM customers") == [0]
+    (notices,) = ledger.artifacts(run_id, kind="notices")
+    assert json.loads(notices["detail"])["notices"] == 60  # one per customer e-mail
     assert not list((demo_sources / "exports").rglob("*.*"))
     receipts = ledger.artifacts(run_id, kind="receipt")
     assert len(receipts) == 3 * (len(states) - len(erased))  # age file, manifest, signature
@@ -135,6 +137,7 @@ def test_missing_ledger_connection_fails_with_the_fix(
         "deliveries",
         "transfer",
         "gate_transfer",
+        "notify_customers",
         "deletion_request",
         "approve_deletion",
         "delete",

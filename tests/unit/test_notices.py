@@ -1,0 +1,125 @@
+"""Customer notices against a real ledger, the demo CRM and a local SMTP server (aiosmtpd)
+that requires STARTTLS with a certificate from a test CA."""
+
+from __future__ import annotations
+
+import email
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from retirement.connection_info import ConnectionInfo
+from retirement.notices import mask, notify_customers
+from retirement.plan import NoticeSettings, load_plan
+from retirement.sources.sql import SqlSource
+from tests.servers.sshd import free_port
+from tests.servers.tls import make_test_ca
+from tests.unit.demo_run import PLAN
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.Message] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[tuple[ConnectionInfo, _Inbox]]:
+    from aiosmtpd.controller import Controller
+
+    ca = make_test_ca(tmp_path / "smtp-ca", label="smtp")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(ca.server_cert_path, ca.server_key_path)
+    inbox, port = _Inbox(), free_port()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+    )
+    controller.start()
+    conn = ConnectionInfo(
+        "demo_smtp",
+        "smtp",
+        "127.0.0.1",
+        None,
+        None,
+        port,
+        None,
+        {"ca_bundle": str(ca.ca_cert_path)},
+    )
+    yield conn, inbox
+    controller.stop()
+
+
+def _notify(setup, tmp_path: Path, conn: ConnectionInfo | None) -> dict:  # noqa: ANN001
+    ledger, keys, db, _ = setup
+    plan = load_plan(PLAN).model_copy(
+        update={
+            "notices": NoticeSettings(
+                sender="dpo@demo-trading.example", smtp_connection="demo_smtp"
+            )
+        }
+    )
+    return notify_customers(
+        plan,
+        ledger=ledger,
+        run_id="r",
+        actor="t",
+        keys=keys,
+        source_for=lambda _name: SqlSource("crm", f"sqlite:///{db}"),
+        smtp=conn,
+        output_dir=tmp_path / "out",
+        date="2026-11-23",
+    )
+
+
+def test_one_notice_per_customer_sent_over_starttls_and_recorded(
+    setup,
+    smtp,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    import sqlite3
+
+    conn, inbox = smtp
+    ledger, keys, db, _ = setup
+    with sqlite3.connect(db) as c:
+        customers = c.execute("SELECT email, id_card FROM customers").fetchall()
+    summary = _notify(setup, tmp_path, conn)
+    assert summary["notices"] == summary["sent"] == len({e for e, _ in customers})
+    assert len(inbox.messages) == summary["sent"]
+    first = inbox.messages[0]
+    body = first.get_payload(decode=True).decode()
+    assert "继任服务有限公司 Successor Services Co., Ltd." in body
+    assert "handover@successor.example" in body
+    assert "个人信息保护法" in body
+    assert "Article 22" in body
+    assert not any(card in body for _, card in customers)  # never an identifier in full
+    assert any(mask(card) in body for _, card in customers)
+    events = [e for e in ledger.events(run_id="r") if e.kind == "notice_sent"]
+    assert len(events) == summary["sent"]
+    assert "***@" in events[0].payload["to"]
+    assert not any(e.payload["to"] == addr for e in events for addr, _ in customers)
+
+    again = _notify(setup, tmp_path, conn)  # a re-run sends nothing twice
+    assert again["sent"] == 0
+    assert len(inbox.messages) == summary["sent"]
+
+    (csv_age,) = [Path(p) for p in summary["files"]]
+    identity = tmp_path / "hand_over.key"
+    identity.write_text(f"{keys.identity('demo', 'hand_over')}\n")
+    plain = subprocess.run(
+        ["age", "-d", "-i", str(identity), str(csv_age)], capture_output=True, check=True
+    ).stdout.decode()
+    assert plain.startswith("email,name,masked_id,subject,body_zh,body_en")
+    assert customers[0][0] in plain
+
+
+def test_without_smtp_only_the_encrypted_csv_is_written(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    summary = _notify(setup, tmp_path, None)
+    assert summary["sent"] == 0
+    assert summary["notices"] > 0
+    assert Path(summary["files"][0]).read_bytes().startswith(b"age-encryption.org/v1")
