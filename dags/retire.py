@@ -277,6 +277,30 @@ def gate_deletion(plan_path: str) -> dict:
         )
 
 
+@task(retries=0)
+def seal(plan_path: str) -> str:
+    """The closure dossier: evidence, signed digests and the ledger's chain head."""
+    from pathlib import Path
+
+    from retirement_glue.connections import key_store, output_dir
+    from retirement_glue.phase import phase
+
+    from retirement.dossier import build_dossier
+    from retirement.plan import load_plan
+
+    with phase() as p:
+        index = build_dossier(
+            load_plan(plan_path),
+            plan_path=Path(plan_path),
+            ledger=p.ledger,
+            run_id=p.run_id,
+            keys=key_store(),
+            output_dir=output_dir(),
+            generated=p.now,
+        )
+    return str(index)
+
+
 def _approval(header: PlanHeader):  # noqa: ANN202 (an operator or a task's output)
     if header.auto_approve:
         return auto_approve_deletion.override(task_id="approve_deletion")()
@@ -316,7 +340,7 @@ def build_dag(header: PlanHeader) -> DAG:
         approved = _approval(header)
         request >> approved
         deleted = delete.partial(plan_path=path).expand(dataset=request)
-        approved >> deleted >> gate_deletion(path)
+        approved >> deleted >> gate_deletion(path) >> seal(path)
     return dag
 
 

@@ -76,3 +76,6 @@ echo "  ledger:    $out/ledger.sqlite"
 echo "  inventory: $inventory"
 echo "  vault:     $out/vault ($(find "$out/vault" -name '*.age' | wc -l) age files with signed manifests)"
 echo "  delivered: $out/successor (to the successor), $out/archive (retained archive)"
+dossier=$(ls -d "$out"/dossier/*/ | head -1)
+"$bin/retirement" audit "$dossier" >/dev/null
+echo "  dossier:   ${dossier}index.html (audited: retirement audit $dossier)"

@@ -558,6 +558,39 @@ def verify_certificate_cmd(
     )
 
 
+@app.command("audit")
+def audit_cmd(
+    dossier: Annotated[Path, typer.Argument(help="A closure dossier folder.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="The company's published signing.pub.pem (default: the copy inside the dossier).",
+        ),
+    ] = None,
+) -> None:
+    """Check a closure dossier offline: signed digests, every file, every signature, the
+    ledger's hash chain up to the signed head. Exits 1 naming what fails."""
+    from retirement.dossier import audit
+    from retirement.keys import load_public_key
+
+    try:
+        key = load_public_key(public_key.read_bytes()) if public_key else None
+        problems = audit(dossier, key)
+    except (OSError, ValueError) as exc:
+        err.print(f"✗ {dossier}: {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    if problems:
+        for problem in problems:
+            err.print(f"✗ {problem}", markup=False)
+        raise typer.Exit(EXIT_FAILED)
+    out.print(
+        f"✓ {dossier}: every file matches the signed SHA256SUMS, every signature verifies, "
+        "the ledger chain ends at the signed head",
+        markup=False,
+    )
+
+
 def main() -> None:
     app()
 

@@ -72,6 +72,7 @@ def test_demo_dag_structure(no_lookups: None) -> None:
         "inventory",
         "notify_customers",
         "plan_check",
+        "seal",
         "transfer",
     ]
     assert dag.get_task("plan_check").downstream_task_ids == {"inventory"}

@@ -81,11 +81,8 @@ def test_demo_dag_inventories_and_gates(
     (approval,) = [e for e in ledger.events(run_id=run_id) if e.kind == "deletion_approved"]
     assert approval.payload["auto"] is True
     gate = max(i for i, k in enumerate(kinds) if k == "gate_passed")
-    assert kinds[gate + 1 :] == [
-        "artifact_certificate",
-        "certificate_issued",
-        "dataset_deleted",
-    ] * len(states)
+    per_dataset = ["artifact_certificate", "certificate_issued", "dataset_deleted"]
+    assert kinds[gate + 1 :] == per_dataset * len(states) + ["dossier_sealed"]
     from retirement.certificate import verify_certificate
     from retirement.keys import load_public_key
 
@@ -94,6 +91,10 @@ def test_demo_dag_inventories_and_gates(
         cert = verify_certificate(Path(artifact["location"]), public, ledger)
         assert cert["approval"]["auto"] is True
     assert sqlite_values(demo_sources / "crm.sqlite", "SELECT count(*) FROM customers") == [0]
+    from retirement.dossier import audit
+
+    (dossier,) = (tmp_path / "out" / "dossier").iterdir()
+    assert audit(dossier) == []
     (notices,) = ledger.artifacts(run_id, kind="notices")
     assert json.loads(notices["detail"])["notices"] == 60  # one per customer e-mail
     assert not list((demo_sources / "exports").rglob("*.*"))
@@ -142,6 +143,7 @@ def test_missing_ledger_connection_fails_with_the_fix(
         "approve_deletion",
         "delete",
         "gate_deletion",
+        "seal",
     }
     out, err = capfd.readouterr()
     assert "Airflow connection 'retirement_ledger' is not defined" in out + err

@@ -269,3 +269,71 @@ def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(
     assert event.payload["reason"].startswith("tax audit 2027-031")
     assert event.dataset == "crm.invoices"
     assert event.actor.startswith("cli:")
+
+
+def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
+    setup,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    import shutil
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from retirement.cli import app
+    from retirement.dossier import build_dossier
+    from retirement.plan import load_plan
+
+    ledger = _delivered(setup, tmp_path)
+    _, keys, _, _ = setup
+    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
+    for dataset in CRM:
+        _delete(setup, dataset)
+    _gate_deletion(setup, tmp_path)
+    index = build_dossier(
+        load_plan(PLAN),
+        plan_path=Path(PLAN),
+        ledger=ledger,
+        run_id="r",
+        keys=keys,
+        output_dir=tmp_path / "out",
+        generated=NOW,
+    )
+    root = index.parent
+    assert "Closure dossier" in index.read_text()
+    ok = CliRunner().invoke(app, ["audit", str(root)])
+    assert ok.exit_code == 0, ok.output
+    subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=root, check=True)
+    subprocess.run(
+        [
+            "openssl",
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            "signing.pub.pem",
+            "-rawin",
+            "-in",
+            "SHA256SUMS",
+            "-sigfile",
+            "SHA256SUMS.sig",
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
+    )
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(root, copy)
+    cert = next((copy / "certificates").glob("*.json"))
+    cert.write_text(cert.read_text().replace("alice", "bob  "))
+    (copy / "extra.txt").write_text("slipped in")
+    lines = (copy / "ledger.jsonl").read_text().splitlines()
+    lines[3] = lines[3].replace('"actor": "t"', '"actor": "x"')
+    (copy / "ledger.jsonl").write_text("\n".join(lines) + "\n")
+    bad = CliRunner().invoke(app, ["audit", str(copy)])
+    assert bad.exit_code == 1
+    assert f"certificates/{cert.name}: sha256 differs from SHA256SUMS" in bad.output
+    assert "does not verify" in bad.output
+    assert "extra.txt: not listed in SHA256SUMS" in bad.output
+    assert "ledger.jsonl: event 4" in bad.output

@@ -1,0 +1,230 @@
+"""The closure dossier: one folder per run that an auditor can check without trusting us.
+
+``<output_dir>/dossier/<run>/`` holds ``index.html`` (what happened, in order), the evidence
+files (inventory, great-expectations results, manifests and certificates with their
+signatures, receipts, notices summary), ``ledger.jsonl`` (the whole hash chain up to its
+head), ``SHA256SUMS`` over every file, and ``SHA256SUMS.sig``: the Ed25519 signature of the
+sums, which also binds the chain head written in ``head.json``. Offline:
+
+    openssl pkeyutl -verify -pubin -inkey signing.pub.pem -rawin \
+        -in SHA256SUMS -sigfile SHA256SUMS.sig
+    sha256sum -c SHA256SUMS
+
+and ``retirement audit DIR`` does both, checks every manifest and certificate signature,
+and recomputes the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from retirement.errors import IntegrityError
+from retirement.ledger import GENESIS, Event
+from retirement.manifest import read_detached, write_detached
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from retirement.keys import KeyStore
+    from retirement.ledger import Ledger
+    from retirement.plan import Plan
+
+_ENV = Environment(
+    loader=PackageLoader("retirement", "templates"), autoescape=select_autoescape(["html", "j2"])
+)
+SIGNED = (".manifest.json", ".json")  # files that come with a detached .sig
+
+
+def _copy(src: Path, folder: Path) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / src.name
+    shutil.copyfile(src, target)
+    sig = src.with_name(src.name + ".sig")
+    if sig.exists():
+        shutil.copyfile(sig, folder / sig.name)
+    return f"{folder.name}/{src.name}"
+
+
+def build_dossier(
+    plan: Plan,
+    *,
+    plan_path: Path,
+    ledger: Ledger,
+    run_id: str,
+    keys: KeyStore,
+    output_dir: Path,
+    generated: str,
+) -> Path:
+    """Write the dossier of ``run_id``; return its index.html."""
+    from retirement.pipeline import safe_dir
+
+    root = output_dir / "dossier" / safe_dir(run_id)
+    if root.exists():
+        shutil.rmtree(root)  # rebuilt whole: a re-run seals the same run again
+    root.mkdir(parents=True)
+    shutil.copyfile(plan_path, root / "plan.yaml")
+    (root / "signing.pub.pem").write_bytes(keys.public_signing_key_pem())
+    states = ledger.dataset_states(run_id)
+    artifacts = {
+        kind: ledger.artifacts(run_id, kind=kind)
+        for kind in ("gate_result", "manifest", "certificate", "receipt", "notices")
+    }
+    evidence = {
+        "gates": [
+            _copy(Path(a["location"]), root / "gates")
+            for a in artifacts["gate_result"]
+            if Path(a["location"]).exists()
+        ],
+        "manifests": [
+            _copy(Path(a["location"]), root / "manifests")
+            for a in artifacts["manifest"]
+            if Path(a["location"]).exists()
+        ],
+        "certificates": [
+            _copy(Path(a["location"]), root / "certificates")
+            for a in artifacts["certificate"]
+            if Path(a["location"]).exists()
+        ],
+    }
+    for cert in evidence["certificates"]:
+        html = (root / cert).with_suffix(".html")
+        source = Path(
+            next(
+                a["location"]
+                for a in artifacts["certificate"]
+                if a["location"].endswith(Path(cert).name)
+            )
+        ).with_suffix(".html")
+        if source.exists():
+            shutil.copyfile(source, html)
+    receipts = [json.loads(a["detail"]) for a in artifacts["receipt"]]
+    (root / "receipts.json").write_text(json.dumps(receipts, ensure_ascii=False, indent=1))
+    inventory = sorted((output_dir / "inventory" / safe_dir(run_id)).glob("inventory.*"))
+    for path in inventory:
+        shutil.copyfile(path, root / path.name)
+    events = list(ledger.events())
+    with (root / "ledger.jsonl").open("w", encoding="utf-8") as f:
+        for e in events:
+            f.write(json.dumps(e.__dict__, ensure_ascii=False, sort_keys=True) + "\n")
+    run_events = [e for e in events if e.run_id == run_id]
+    head = {
+        "run_id": run_id,
+        "events": len(events),
+        "chain_head": events[-1].hash if events else GENESIS,
+        "generated": generated,
+    }
+    (root / "head.json").write_text(json.dumps(head, indent=1))
+    classes = Counter(s["data_class"] for s in states)
+    html = _ENV.get_template("dossier.html.j2").render(
+        plan=plan,
+        run_id=run_id,
+        head=head,
+        states=states,
+        classes=classes,
+        total=max(1, len(states)),
+        gates=[e for e in run_events if e.kind.startswith("gate_")],
+        approvals=[e for e in run_events if e.kind.startswith("deletion_")],
+        notices=[json.loads(a["detail"]) for a in artifacts["notices"]],
+        sent=sum(1 for e in run_events if e.kind == "notice_sent"),
+        receipts=receipts,
+        evidence=evidence,
+        retention=_retention(plan, states),
+    )
+    (root / "index.html").write_text(html, encoding="utf-8")
+    sums = "".join(
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}\n"
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name not in ("SHA256SUMS", "SHA256SUMS.sig")
+    )
+    write_detached(root / "SHA256SUMS", sums.encode(), keys.signing_key())
+    ledger.append(
+        "dossier_sealed",
+        actor="dossier",
+        run_id=run_id,
+        payload={
+            "path": str(root),
+            "sha256sums": hashlib.sha256(sums.encode()).hexdigest(),
+            "chain_head": head["chain_head"],
+        },
+    )
+    return root / "index.html"
+
+
+def _retention(plan: Plan, states: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for s in states:
+        disp = plan.dispositions.get(s["disposition"])
+        terms = s["detail"].get("backup") or {}
+        if disp is not None and disp.action == "retain" and disp.retention is not None:
+            out.append(
+                {
+                    "dataset": s["dataset"],
+                    "legal_basis": disp.retention.legal_basis,
+                    "backup": terms.get("manifest", ""),
+                }
+            )
+    return out
+
+
+def audit(folder: Path, public_key: Ed25519PublicKey | None = None) -> list[str]:
+    """Every problem found in a dossier (empty: it verifies). ``public_key``: the trust
+    anchor published elsewhere; without it the dossier's own signing.pub.pem is used."""
+    from retirement.keys import load_public_key
+
+    problems: list[str] = []
+    key = public_key or load_public_key((folder / "signing.pub.pem").read_bytes())
+    try:
+        sums = read_detached(folder / "SHA256SUMS", key, what="list of digests").decode()
+    except IntegrityError as exc:
+        return [str(exc)]
+    listed = set()
+    for line in sums.splitlines():
+        digest, _, name = line.partition("  ")
+        listed.add(name)
+        path = folder / name
+        if not path.exists():
+            problems.append(f"{name}: listed in SHA256SUMS but missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"{name}: sha256 differs from SHA256SUMS (altered)")
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if path.is_file() and name not in listed and name not in ("SHA256SUMS", "SHA256SUMS.sig"):
+            problems.append(f"{name}: not listed in SHA256SUMS (added later)")
+        if (
+            path.is_file()
+            and path.name.endswith(SIGNED)
+            and path.parent.name in ("manifests", "certificates")
+        ):
+            try:
+                read_detached(path, key, what=path.parent.name[:-1])
+            except IntegrityError as exc:
+                problems.append(str(exc))
+    problems += _audit_chain(folder)
+    return problems
+
+
+def _audit_chain(folder: Path) -> list[str]:
+    head = json.loads((folder / "head.json").read_text())
+    prev, count = GENESIS, 0
+    with (folder / "ledger.jsonl").open(encoding="utf-8") as f:
+        for count, line in enumerate(f, start=1):  # noqa: B007 (count read after the loop)
+            data = json.loads(line)
+            event = Event(**data)
+            if event.prev_hash != prev:
+                return [f"ledger.jsonl: event {event.seq} does not link to the one before it"]
+            if event.compute_hash() != event.hash:
+                return [f"ledger.jsonl: event {event.seq} ({event.kind}) was altered"]
+            prev = event.hash
+    if (count, prev) != (head["events"], head["chain_head"]):
+        return [
+            f"ledger.jsonl: the chain ends at event {count} with {prev[:16]}…, head.json "
+            f"says {head['events']} events ending {head['chain_head'][:16]}…"
+        ]
+    return []
