@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system packages this project needs are there.
-#   scripts/system-deps.sh demo   build deps of the Python packages (mysqlclient)
-#   scripts/system-deps.sh test   plus the real test servers: OpenSSH sshd, age, Ceph RadosGW
+#   scripts/system-deps.sh demo   build deps of the Python packages (mysqlclient), Pango for
+#                                 WeasyPrint (the dossier's PDF) and a CJK font for it
+#   scripts/system-deps.sh test   plus the real test servers: OpenSSH sshd, age, Ceph RadosGW,
+#                                 and Chromium for the UI page's browser test
 # As root, missing Debian packages are installed with apt-get. Otherwise it says exactly
 # what is missing and how to install it, and exits 1.
 set -euo pipefail
@@ -13,6 +15,9 @@ check() { # check <debian-package> <file-that-it-provides>
 }
 check pkg-config /usr/bin/pkg-config
 check libmariadb-dev /usr/include/mariadb/mysql.h
+check libpango-1.0-0 /usr/lib/x86_64-linux-gnu/libpango-1.0.so.0
+check libpangoft2-1.0-0 /usr/lib/x86_64-linux-gnu/libpangoft2-1.0.so.0
+check fonts-wqy-microhei /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 if [ "$mode" = test ]; then
   check openssh-server /usr/sbin/sshd
   check openssh-client /usr/bin/sftp
@@ -21,6 +26,7 @@ if [ "$mode" = test ]; then
   check ceph-mon /usr/bin/ceph-mon
   check ceph-osd /usr/bin/ceph-osd
   check ceph-common /usr/bin/ceph
+  check chromium /usr/bin/chromium
 fi
 
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -1,6 +1,7 @@
 """The closure dossier: one folder per run that an auditor can check without trusting us.
 
-``<output_dir>/dossier/<run>/`` holds ``index.html`` (what happened, in order), the evidence
+``<output_dir>/dossier/<run>/`` holds ``index.html`` (what happened, in order) and the same as
+``dossier.pdf``, the evidence
 files (inventory, great-expectations results, manifests and certificates with their
 signatures, receipts, notices summary), ``ledger.jsonl`` (the whole hash chain up to its
 head), ``SHA256SUMS`` over every file, and ``SHA256SUMS.sig``: the Ed25519 signature of the
@@ -138,6 +139,7 @@ def build_dossier(
         retention=_retention(plan, states),
     )
     (root / "index.html").write_text(html, encoding="utf-8")
+    _write_pdf(root / "index.html", root / "dossier.pdf")
     sums = "".join(
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}\n"
         for p in sorted(root.rglob("*"))
@@ -155,6 +157,16 @@ def build_dossier(
         },
     )
     return root / "index.html"
+
+
+def _write_pdf(index: Path, pdf: Path) -> None:
+    """The same page as PDF (WeasyPrint), for auditors who file paper-like records."""
+    import logging
+
+    from weasyprint import HTML
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # one line per glyph subset
+    HTML(filename=str(index), base_url=str(index.parent)).write_pdf(pdf)
 
 
 def _retention(plan: Plan, states: list[dict[str, Any]]) -> list[dict[str, str]]:

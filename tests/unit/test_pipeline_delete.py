@@ -337,3 +337,15 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     assert "does not verify" in bad.output
     assert "extra.txt: not listed in SHA256SUMS" in bad.output
     assert "ledger.jsonl: event 4" in bad.output
+
+    pdf = root / "dossier.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert "  dossier.pdf\n" in (root / "SHA256SUMS").read_text()
+    flipped = tmp_path / "flipped"
+    shutil.copytree(root, flipped)
+    data = bytearray((flipped / "dossier.pdf").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one byte
+    (flipped / "dossier.pdf").write_bytes(bytes(data))
+    one = CliRunner().invoke(app, ["audit", str(flipped)])
+    assert one.exit_code == 1
+    assert "dossier.pdf: sha256 differs from SHA256SUMS" in one.output
