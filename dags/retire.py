@@ -20,13 +20,16 @@ from retirement.plan_header import PlanHeader, discover
 
 PLANS_DIR = plans_dir()
 
-DEFAULT_ARGS = {
-    "owner": "data-platform",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=20),
-    "retry_exponential_backoff": 2.0,
-    "max_retry_delay": timedelta(minutes=10),
-}
+
+def default_args(header: PlanHeader) -> dict:
+    """Retries from the plan's ``retries`` block (defaults: 3, after 20 s, doubling to 10 min)."""
+    return {
+        "owner": "data-platform",
+        "retries": header.retries.attempts,
+        "retry_delay": timedelta(seconds=header.retries.delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(seconds=header.retries.max_delay_seconds),
+    }
 
 
 @task(retries=0)
@@ -324,7 +327,7 @@ def build_dag(header: PlanHeader) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["retirement", header.scenario or "invalid-plan"],
-        default_args=DEFAULT_ARGS,
+        default_args=default_args(header),
     ) as dag:
         path = str(header.path)
         checked = plan_check(path)

@@ -137,6 +137,16 @@ class Approval(_Frozen):
     auto_approve: bool = False
 
 
+class Retries(_Frozen):
+    """How Airflow retries a failed task of this plan (a network step, a busy database):
+    ``attempts`` more tries, waiting ``delay_seconds`` and doubling up to ``max_delay_seconds``.
+    Gates, approval and sealing never retry: their failures need a person."""
+
+    attempts: int = Field(default=3, ge=0, le=20)
+    delay_seconds: int = Field(default=20, ge=1, le=3600)
+    max_delay_seconds: int = Field(default=600, ge=1, le=86400)
+
+
 class NoticeSettings(_Frozen):
     """Customer notices (PIPL Art. 22): who sends them and, optionally, over which SMTP
     connection (without one, only the mail-merge CSV is written)."""
@@ -162,6 +172,7 @@ class Plan(_Frozen):
     recipients: dict[Slug, Recipient] = Field(default_factory=dict)
     approval: Approval = Field(default_factory=Approval)
     notices: NoticeSettings | None = None
+    retries: Retries = Field(default_factory=Retries)
 
     # Set by the loader, not by the file.
     source_file: str = Field(default="", exclude=True)

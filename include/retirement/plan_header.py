@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import yaml
+from pydantic import ValidationError
 
-from retirement.plan import dag_name_for_file
+from retirement.plan import Retries, dag_name_for_file
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,6 +29,7 @@ class PlanHeader:
     description: str
     problem: str | None = None
     auto_approve: bool = False  # approval.auto_approve: the deletion needs no person
+    retries: Retries = Retries()  # a wrong `retries` block: the defaults, plan_check says why
 
     @property
     def dag_id(self) -> str:
@@ -77,12 +79,20 @@ def read_header(path: Path) -> PlanHeader:
         description=str(data.get("description") or ""),
         problem=None if good else "its `name` is missing or not a lowercase identifier",
         auto_approve=_auto_approve(data),
+        retries=_retries(data),
     )
 
 
 def _auto_approve(data: dict) -> bool:
     approval = data.get("approval")
     return isinstance(approval, dict) and approval.get("auto_approve") is True
+
+
+def _retries(data: dict) -> Retries:
+    try:
+        return Retries.model_validate(data.get("retries") or {})
+    except ValidationError:
+        return Retries()
 
 
 def discover(directory: Path) -> list[PlanHeader]:

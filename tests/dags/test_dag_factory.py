@@ -106,6 +106,28 @@ def test_invalid_plan_still_gets_a_dag(tmp_path: Path, no_lookups: None) -> None
     assert "invalid-plan" in broken.tags
 
 
+def test_the_plans_retries_block_sets_the_tasks_retries(tmp_path: Path, no_lookups: None) -> None:
+    import yaml
+
+    plan = yaml.safe_load((PLANS / "demo.yaml").read_text())
+    plan["retries"] = {"attempts": 1, "delay_seconds": 2, "max_delay_seconds": 4}
+    (tmp_path / "quick.yaml").write_text(yaml.safe_dump({**plan, "name": "quick"}))
+    wrong = {**plan, "name": "wrong", "retries": {"attempts": -1}}
+    (tmp_path / "wrong.yaml").write_text(yaml.safe_dump(wrong))
+    bag = load_dagbag(tmp_path)
+    quick = bag.dags["retire__quick"]
+    assert quick.get_task("transfer").retries == 1
+    assert quick.get_task("transfer").retry_delay == timedelta(seconds=2)
+    assert quick.get_task("gate_transfer").retries == 0  # gates never retry
+    assert bag.dags["retire__wrong"].get_task("transfer").retries == 3  # the defaults
+
+    from retirement.errors import PlanError
+    from retirement.plan import load_plan
+
+    with pytest.raises(PlanError, match="retries"):
+        load_plan(tmp_path / "wrong.yaml")
+
+
 def test_dag_file_has_no_heavy_imports() -> None:
     text = (ROOT / "dags" / "retire.py").read_text()
     top = text.split("\ndef ", 1)[0].split("\n@task", 1)[0]
