@@ -401,6 +401,22 @@ class Ledger:
             ).all()
         return [r.run_id for r in rows]
 
+    def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest runs of every plan, newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def event_kinds(self, run_id: str) -> set[str]:
+        """The kinds of event a run has recorded (cheap: no payloads)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events.c.kind).where(events.c.run_id == run_id).distinct()
+            ).all()
+        return {r.kind for r in rows}
+
     def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

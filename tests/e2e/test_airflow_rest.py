@@ -19,11 +19,13 @@ import pytest
 
 from retirement.keys import KeyStore
 from retirement.ledger import Ledger
+from tests.e2e.stack import await_approval, wait_for_token, wait_run
 from tests.servers.sshd import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 DAG = "retire__demo"
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, installed by scripts/system-deps.sh test
 
 
 @dataclass
@@ -39,13 +41,7 @@ class RunningAirflow:
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
 
     def wait_run(self, run_id: str, timeout: float = 300, dag: str = DAG) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.api("GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}").json()["state"]
-            if state in ("success", "failed"):
-                return state
-            time.sleep(2)
-        raise AssertionError(f"run {run_id} still not finished after {timeout} s")
+        return wait_run(self.api, dag, run_id, timeout)
 
 
 APPROVAL_DAG = "retire__approval"
@@ -106,6 +102,7 @@ def _env(tmp: Path) -> dict[str, str]:
         {
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -149,21 +146,13 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAirflow
         log.close()
 
 
-def _wait_for_token(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"airflow standalone exited:\n{log.read_text()[-3000:]}")
-        try:
-            r = httpx.post(
-                f"{url}/auth/token", json={"username": "admin", "password": "pw"}, timeout=5
-            )
-            if r.status_code in (200, 201):
-                return r.json()["access_token"]
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"no API token after {timeout} s:\n{log.read_text()[-3000:]}")
+def _wait_for_token(url: str, proc: subprocess.Popen, log: Path) -> str:
+    def exited() -> str | None:
+        if proc.poll() is None:
+            return None
+        return f"airflow standalone exited:\n{log.read_text()[-3000:]}"
+
+    return wait_for_token(url, exited, lambda: log.read_text()[-3000:])
 
 
 def test_requests_without_a_token_are_refused(airflow: RunningAirflow) -> None:
@@ -220,6 +209,71 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     ledger.close()
 
 
+def test_the_retirement_page_is_behind_airflow_authentication(airflow: RunningAirflow) -> None:
+    for path in ("/retirement/", "/retirement/certificates/1", "/retirement/dossier/x/index.html"):
+        assert httpx.get(f"{airflow.url}{path}", timeout=10).status_code == 401, path
+        forged = httpx.get(f"{airflow.url}{path}", cookies={"_token": "forged"}, timeout=10)
+        assert forged.status_code == 403, path
+        bearer = httpx.get(
+            f"{airflow.url}{path}", headers={"Authorization": "Bearer forged"}, timeout=10
+        )
+        assert bearer.status_code == 403, path
+    page = airflow.api("GET", "/retirement/")
+    assert page.status_code == 200, page.text
+    assert "Signed in as admin" in page.text
+
+
+def test_the_retirement_page_in_a_browser(airflow: RunningAirflow, tmp_path: Path) -> None:
+    """Headless Chromium opens the UI with the session an operator has after logging in,
+    follows the "Retirement" entry in the navigation and reads the page it frames."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ledger = Ledger.open(airflow.ledger_url, create=False)
+    run_id = next(r["run_id"] for r in ledger.recent_runs() if r["plan_name"] == "demo")
+    states = ledger.dataset_states(run_id)
+    ledger.close()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1500, "height": 1000})
+        context.add_cookies([{"name": "_token", "value": airflow.token, "url": airflow.url}])
+        page = context.new_page()
+        page.goto(f"{airflow.url}/")
+        page.get_by_role("link", name="Retirement").first.click()
+        expect(page).to_have_url(f"{airflow.url}/plugin/retirement")
+        view = page.frame_locator("iframe").first
+        expect(view.locator("h1")).to_have_text("Retirement", timeout=30_000)
+        expect(view.locator("#plans")).to_contain_text("demo")
+        run = view.locator("#runs tr", has_text=run_id)
+        expect(run).to_contain_text("sealed")
+        expect(run.get_by_role("link", name="dossier")).to_be_visible()
+        for state in states:
+            row = view.locator(f'tr[data-dataset="{state["dataset"]}"]').first
+            expect(row).to_contain_text(state["data_class"])
+            cells = row.locator("td.stage")
+            expect(cells).to_have_count(5)
+            # inventoried, backed up, deleted and sealed; delivered unless nothing was sent
+            for i in (0, 1, 3, 4):
+                expect(cells.nth(i)).to_have_class("stage done")
+        shot = tmp_path / "retirement-page.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if os.environ.get("RETIREMENT_SCREENSHOT_DIR"):  # refresh the one kept in docs/
+            shot_dir = Path(os.environ["RETIREMENT_SCREENSHOT_DIR"])
+            (shot_dir / shot.name).write_bytes(shot.read_bytes())
+
+        # A certificate and the dossier open from the page, in the same session.
+        href = view.get_by_role("link", name="certificate").first.get_attribute("href")
+        cert = context.request.get(f"{airflow.url}{href}")
+        assert cert.status == 200
+        assert "certificate" in cert.text().lower()
+        href = run.get_by_role("link", name="dossier").get_attribute("href")
+        dossier = context.request.get(f"{airflow.url}{href}")
+        assert dossier.status == 200
+        assert "Closure dossier" in dossier.text()
+        outside = context.request.get(f"{airflow.url}/retirement/dossier/..%2F..%2Fkeys/master.key")
+        assert outside.status == 404
+        browser.close()
+
+
 def _trigger(airflow: RunningAirflow, dag: str) -> str:
     deadline = time.monotonic() + 120
     while airflow.api("GET", f"/api/v2/dags/{dag}").status_code != 200:
@@ -231,20 +285,8 @@ def _trigger(airflow: RunningAirflow, dag: str) -> str:
     return run.json()["dag_run_id"]
 
 
-def _await_approval(airflow: RunningAirflow, run_id: str, timeout: float = 300) -> dict:
-    path = f"/api/v2/dags/{APPROVAL_DAG}/dagRuns/{run_id}/taskInstances/approve_deletion"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ti = airflow.api("GET", path).json()
-        if ti.get("state") == "awaiting_input":
-            # Airflow 3.3.2 race: an answer within a second of the task parking reaches the
-            # scheduler before the executor's "success" for the parking attempt, and the
-            # scheduler then marks the task failed. People take longer; so does this test.
-            time.sleep(6)
-            return airflow.api("GET", f"{path}/-1/hitlDetails").json()
-        assert ti.get("state") not in ("failed", "upstream_failed"), ti
-        time.sleep(2)
-    raise AssertionError("approve_deletion never waited for input")
+def _await_approval(airflow: RunningAirflow, run_id: str) -> dict:
+    return await_approval(airflow.api, APPROVAL_DAG, run_id)
 
 
 def _answer(airflow: RunningAirflow, run_id: str, option: str) -> None:

@@ -1,0 +1,101 @@
+"""The "Retirement" page in the Airflow UI: plans, runs, each dataset's state, certificates and
+closure dossiers.
+
+A FastAPI app mounted by the API server at ``/retirement`` and an external view that puts it
+in the UI's navigation (the UI shows it in a frame at ``/plugin/retirement``). Every route
+takes Airflow's own authentication: the UI session's JWT cookie or an API bearer token;
+anything else is refused with 401/403. What the page shows is built by the plain-Python
+``retirement.overview``; this file only authenticates, reads the connections and serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.core_api.security import get_user
+from airflow.configuration import conf
+from airflow.plugins_manager import AirflowPlugin
+from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse
+
+log = logging.getLogger(__name__)
+PREFIX = "/retirement"
+
+_dags = conf.get("core", "dags_folder")
+if _dags not in sys.path:  # the glue that turns connections into paths lives beside the DAGs
+    sys.path.append(_dags)
+
+app = FastAPI(title="Retirement", dependencies=[Depends(get_user)], docs_url=None, redoc_url=None)
+User = Annotated[BaseUser, Depends(get_user)]
+
+
+def _ledger_and_output():  # noqa: ANN202 (a Ledger and a Path, imported lazily)
+    from retirement_glue.connections import ledger_url, output_dir
+
+    from retirement.ledger import Ledger
+
+    try:
+        ledger = Ledger.open(ledger_url(), create=False)
+    except Exception as exc:  # a missing connection or ledger: say so on the page
+        raise HTTPException(503, f"the retirement ledger cannot be opened: {exc}") from exc
+    try:
+        out = output_dir()
+    except Exception:  # noqa: BLE001 (no output_dir: no dossier links)
+        out = None
+    return ledger, out
+
+
+@app.get("/", response_class=HTMLResponse)
+def overview(user: User) -> str:
+    from retirement_glue.plans import plans_dir
+
+    from retirement.overview import build_overview, render_overview
+
+    ledger, out = _ledger_and_output()
+    try:
+        page = build_overview(ledger, plans_dir=plans_dir(), output_dir=out)
+    finally:
+        ledger.close()
+    return render_overview(page, base=PREFIX, user=user.get_name())
+
+
+@app.get("/certificates/{artifact_id}")
+def certificate(artifact_id: int) -> FileResponse:
+    from retirement.overview import artifact_file
+
+    ledger, _ = _ledger_and_output()
+    try:
+        path = artifact_file(ledger, artifact_id, kinds=("certificate",))
+    finally:
+        ledger.close()
+    if path is None:
+        raise HTTPException(404, f"no certificate {artifact_id} in the ledger")
+    return FileResponse(path)
+
+
+@app.get("/dossier/{run}/{relative:path}")
+def dossier(run: str, relative: str) -> FileResponse:
+    from retirement.overview import dossier_file
+
+    _, out = _ledger_and_output()
+    path = dossier_file(out, run, relative) if out is not None else None
+    if path is None:
+        raise HTTPException(404, f"no file {relative!r} in the dossier of {run}")
+    return FileResponse(path)
+
+
+class RetirementViewPlugin(AirflowPlugin):
+    name = "retirement_view"
+    fastapi_apps = [{"app": app, "url_prefix": PREFIX, "name": "Retirement"}]
+    external_views = [
+        {
+            "name": "Retirement",
+            "href": f"{PREFIX}/",
+            "destination": "nav",
+            "url_route": "retirement",
+            "nav_top_level": True,
+        }
+    ]
