@@ -75,12 +75,17 @@ def build_dossier(
     states = ledger.dataset_states(run_id)
     artifacts = {
         kind: ledger.artifacts(run_id, kind=kind)
-        for kind in ("gate_result", "manifest", "certificate", "receipt", "notices")
+        for kind in ("gate_result", "gate_docs", "manifest", "certificate", "receipt", "notices")
     }
     evidence = {
         "gates": [
             _copy(Path(a["location"]), root / "gates")
             for a in artifacts["gate_result"]
+            if Path(a["location"]).exists()
+        ],
+        "gate_docs": [
+            _copy(Path(a["location"]), root / "gates")
+            for a in artifacts["gate_docs"]
             if Path(a["location"]).exists()
         ],
         "manifests": [

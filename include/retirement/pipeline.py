@@ -146,6 +146,19 @@ def record_gate(
     ledger.add_artifact(
         run_id, kind="gate_result", location=str(path), size=len(data), sha256=digest, actor=actor
     )
+    for name, html in getattr(result, "docs", {}).items():
+        page = html.encode()
+        page_digest = hashlib.sha256(page).hexdigest()
+        docs = folder / f"{result.gate}.{name}.{page_digest[:12]}.html"  # GX Data Docs
+        docs.write_bytes(page)
+        ledger.add_artifact(
+            run_id,
+            kind="gate_docs",
+            location=str(docs),
+            size=len(page),
+            sha256=page_digest,
+            actor=actor,
+        )
     verdict = summary if summary is not None else result.summary()
     passed = result.success and not verdict.get("failures")
     ledger.append(

@@ -9,7 +9,7 @@ GX is imported inside the functions: it costs ~3 s and ~270 MB.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from retirement.errors import GateFailed
@@ -36,6 +36,7 @@ class GateResult:
     success: bool
     failures: tuple[str, ...]
     results: dict[str, Any]  # the GX validation results, JSON-able, kept as evidence
+    docs: dict[str, str] = field(default_factory=dict)  # GX Data Docs page (HTML) per frame
 
     def summary(self) -> dict[str, Any]:
         return {"gate": self.gate, "success": self.success, "failures": list(self.failures)}
@@ -51,6 +52,7 @@ def run_gate(gate: str, frames: dict[str, tuple[Any, list[Check]]]) -> GateResul
     source = context.data_sources.add_pandas(f"{gate}_frames")
     failures: list[str] = []
     results: dict[str, Any] = {}
+    docs: dict[str, str] = {}
     for name, (frame, checks) in frames.items():
         batch_def = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
         suite = context.suites.add(gx.ExpectationSuite(name=f"{gate}.{name}"))
@@ -59,6 +61,7 @@ def run_gate(gate: str, frames: dict[str, tuple[Any, list[Check]]]) -> GateResul
         batch = batch_def.get_batch(batch_parameters={"dataframe": frame})
         outcome = batch.validate(suite)
         results[name] = outcome.to_json_dict()
+        docs[name] = _data_docs(outcome)
         for check, res in zip(checks, outcome.results, strict=True):
             if not res.success:
                 unexpected = (res.result or {}).get("partial_unexpected_list", [])[:5]
@@ -66,9 +69,17 @@ def run_gate(gate: str, frames: dict[str, tuple[Any, list[Check]]]) -> GateResul
                     f"{name}: {check.why} ({check.expectation}"
                     f"{', e.g. ' + repr(unexpected) if unexpected else ''})"
                 )
-    result = GateResult(gate, not failures, tuple(failures), results)
+    result = GateResult(gate, not failures, tuple(failures), results, docs)
     log.info("gate %s: %s", gate, "passed" if result.success else f"{len(failures)} failure(s)")
     return result
+
+
+def _data_docs(outcome: Any) -> str:
+    """The validation result as a GX Data Docs page (its own renderer, no docs site needed)."""
+    from great_expectations.render.renderer import ValidationResultsPageRenderer
+    from great_expectations.render.view import DefaultJinjaPageView
+
+    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(outcome))
 
 
 def inventory_frames(

@@ -146,7 +146,9 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
     _send_all(ledger, dests)
     _gate(ledger, dests, tmp_path)
     assert {s["dataset"]: s["state"] for s in ledger.dataset_states("r")} == states
-    assert ledger.verify().events == events + 1 + 2  # the two gates' verdicts (+ GX result)
+    # the two gates' verdicts, the GX result and its Data Docs page (of the gate whose
+    # results changed)
+    assert ledger.verify().events == events + 1 + 3
 
     from typer.testing import CliRunner
 
@@ -301,6 +303,10 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     )
     root = index.parent
     assert "Closure dossier" in index.read_text()
+    pages = sorted((root / "gates").glob("gate_deletion.*.html"))
+    assert pages  # the GX Data Docs of the gate, linked from the index
+    assert "Great Expectations" in pages[0].read_text()
+    assert f'href="gates/{pages[0].name}"' in index.read_text()
     ok = CliRunner().invoke(app, ["audit", str(root)])
     assert ok.exit_code == 0, ok.output
     subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=root, check=True)
