@@ -29,6 +29,7 @@ def default_args(header: PlanHeader) -> dict:
         "retry_delay": timedelta(seconds=header.retries.delay_seconds),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(seconds=header.retries.max_delay_seconds),
+        **({"pool": header.pool} if header.pool else {}),
     }
 
 
@@ -58,8 +59,20 @@ def inventory(source_name: str, *, plan_path: str) -> dict:
         )
 
 
+# A mapped task handles a batch of datasets: one each for small plans, contiguous batches
+# beyond the plan's mapping.max_tasks (retirement.batching). The UI names it by its first.
+BATCH_NAME = "{{ batch[0] }}{% if batch | length > 1 %} (+{{ batch | length - 1 }} more){% endif %}"
+
+
+def _batches(plan_path: str, items: list) -> list[list]:
+    from retirement.batching import batches
+    from retirement.plan import load_plan
+
+    return batches(items, load_plan(plan_path).mapping.max_tasks)
+
+
 @task(retries=0)
-def gate_inventory(plan_path: str) -> list[str]:
+def gate_inventory(plan_path: str) -> list[list[str]]:
     """Great-expectations gate: every dataset classified, counted, given a disposition."""
     from retirement_glue.connections import output_dir
     from retirement_glue.phase import phase
@@ -67,7 +80,7 @@ def gate_inventory(plan_path: str) -> list[str]:
     from retirement import pipeline
 
     with phase() as p:
-        return pipeline.gate_inventory(
+        datasets = pipeline.gate_inventory(
             plan_path,
             ledger=p.ledger,
             run_id=p.run_id,
@@ -75,40 +88,56 @@ def gate_inventory(plan_path: str) -> list[str]:
             output_dir=output_dir(),
             now=p.now,
         )["datasets"]
+    return _batches(plan_path, datasets)
 
 
-def _on_dataset(plan_path: str, dataset: str, work, **extra) -> dict:  # noqa: ANN001
+def _on_datasets(plan_path: str, batch: list[str], work, **extra) -> list[dict]:  # noqa: ANN001
     """Call ``work(plan_path, dataset, source=…, keys=…, ledger=…, run_id=…, actor=…, now=…)``
-    with the dataset's source open and this task's ledger phase."""
+    for each dataset of the batch, each source opened once, in this task's ledger phase."""
+    import logging
+    from itertools import groupby
+
     from retirement_glue.connections import key_store
     from retirement_glue.phase import phase
     from retirement_glue.sources import open_source
 
     from retirement.plan import load_plan
 
-    spec = load_plan(plan_path).source(dataset.split(".", 1)[0])
-    with phase() as p, open_source(spec) as source:
-        return work(
-            plan_path,
-            dataset,
-            source=source,
-            keys=key_store(),
-            ledger=p.ledger,
-            run_id=p.run_id,
-            actor=p.actor,
-            now=p.now,
-            **extra,
-        )
+    plan = load_plan(plan_path)
+    keys = key_store()
+    done: list[dict] = []
+    with phase() as p:
+        for name, group in groupby(batch, key=lambda d: d.split(".", 1)[0]):
+            with open_source(plan.source(name)) as source:
+                for dataset in group:
+                    if len(batch) > 1:
+                        logging.getLogger(__name__).info(
+                            "dataset %d of %d: %s", len(done) + 1, len(batch), dataset
+                        )
+                    done.append(
+                        work(
+                            plan_path,
+                            dataset,
+                            source=source,
+                            keys=keys,
+                            ledger=p.ledger,
+                            run_id=p.run_id,
+                            actor=p.actor,
+                            now=p.now,
+                            **extra,
+                        )
+                    )
+    return done
 
 
-@task(map_index_template="{{ dataset }}")
-def backup(dataset: str, *, plan_path: str) -> dict:
-    """Stream one dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
+@task(map_index_template=BATCH_NAME)
+def backup(batch: list[str], *, plan_path: str) -> list[dict]:
+    """Stream each dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
     from retirement_glue.connections import output_dir
 
     from retirement.pipeline_backup import backup_dataset
 
-    return _on_dataset(plan_path, dataset, backup_dataset, vault=output_dir() / "vault")
+    return _on_datasets(plan_path, batch, backup_dataset, vault=output_dir() / "vault")
 
 
 @task(retries=0)
@@ -131,37 +160,50 @@ def gate_backup(plan_path: str) -> dict:
 
 
 @task
-def deliveries(plan_path: str) -> list[dict]:
-    """Every (dataset, destination) the plan requires, from the verified backups."""
+def deliveries(plan_path: str) -> list[list[str]]:
+    """Every "dataset -> destination" the plan requires, from the verified backups, batched
+    by destination."""
     from retirement_glue.phase import phase
 
     from retirement.pipeline_transfer import required_deliveries
 
     with phase() as p:
-        return required_deliveries(plan_path, p.ledger, p.run_id)
+        needed = required_deliveries(plan_path, p.ledger, p.run_id)
+    ordered = sorted(needed, key=lambda d: d["destination"])  # a batch opens few destinations
+    return _batches(plan_path, [f"{d['dataset']} -> {d['destination']}" for d in ordered])
 
 
-@task(map_index_template="{{ delivery['dataset'] }} -> {{ delivery['destination'] }}")
-def transfer(delivery: dict, *, plan_path: str) -> dict:
-    """Deliver one backup (age file, manifest, signature) to one destination and verify it."""
+@task(map_index_template=BATCH_NAME)
+def transfer(batch: list[str], *, plan_path: str) -> list[dict]:
+    """Deliver each backup (age file, manifest, signature) to its destination and verify it;
+    ``batch`` holds "dataset -> destination" items."""
     from datetime import date
+    from itertools import groupby
 
     from retirement_glue.destinations import open_destination
     from retirement_glue.phase import phase
 
     from retirement.pipeline_transfer import transfer_dataset
 
-    with phase() as p, open_destination(plan_path, delivery["destination"]) as dest:
-        return transfer_dataset(
-            plan_path,
-            delivery["dataset"],
-            delivery["destination"],
-            dest=dest,
-            ledger=p.ledger,
-            run_id=p.run_id,
-            actor=p.actor,
-            retired_on=date.fromisoformat(p.now[:10]),
-        )
+    pairs = [item.rsplit(" -> ", 1) for item in batch]
+    done = []
+    with phase() as p:
+        for destination, group in groupby(pairs, key=lambda pair: pair[1]):
+            with open_destination(plan_path, destination) as dest:
+                for dataset, _ in group:
+                    done.append(
+                        transfer_dataset(
+                            plan_path,
+                            dataset,
+                            destination,
+                            dest=dest,
+                            ledger=p.ledger,
+                            run_id=p.run_id,
+                            actor=p.actor,
+                            retired_on=date.fromisoformat(p.now[:10]),
+                        )
+                    )
+    return done
 
 
 @task(retries=0, trigger_rule="none_failed")
@@ -216,7 +258,7 @@ def notify_customers(plan_path: str) -> dict:
 
 
 @task(retries=0)
-def deletion_request(plan_path: str) -> list[str]:
+def deletion_request(plan_path: str) -> list[list[str]]:
     """What will be destroyed and the proof, written for the approver (XCom key ``body``)
     and the ledger; returns the datasets to delete."""
     from airflow.sdk import get_current_context
@@ -227,7 +269,7 @@ def deletion_request(plan_path: str) -> list[str]:
     with phase() as p:
         asked = request(plan_path, ledger=p.ledger, run_id=p.run_id, actor=p.actor)
     get_current_context()["ti"].xcom_push(key="body", value=asked["body"])
-    return asked["datasets"]
+    return _batches(plan_path, asked["datasets"])
 
 
 @task(retries=0)
@@ -248,12 +290,12 @@ def auto_approve_deletion() -> None:
         )
 
 
-@task(map_index_template="{{ dataset }}")
-def delete(dataset: str, *, plan_path: str) -> dict:
-    """Delete exactly the backed-up data of one dataset (refused without proof; resumable)."""
+@task(map_index_template=BATCH_NAME)
+def delete(batch: list[str], *, plan_path: str) -> list[dict]:
+    """Delete exactly the backed-up data of each dataset (refused without proof; resumable)."""
     from retirement.pipeline_delete import delete_dataset
 
-    return _on_dataset(plan_path, dataset, delete_dataset)
+    return _on_datasets(plan_path, batch, delete_dataset)
 
 
 @task(retries=0)
@@ -334,15 +376,15 @@ def build_dag(header: PlanHeader) -> DAG:
         scanned = inventory.partial(plan_path=path).expand(source_name=checked)
         datasets = gate_inventory(path)
         scanned >> datasets
-        backups = backup.partial(plan_path=path).expand(dataset=datasets)
+        backups = backup.partial(plan_path=path).expand(batch=datasets)
         needed = deliveries(path)
         backups >> gate_backup(path) >> needed
-        sent = transfer.partial(plan_path=path).expand(delivery=needed)
+        sent = transfer.partial(plan_path=path).expand(batch=needed)
         request = deletion_request(path)
         sent >> gate_transfer(path) >> notify_customers(path) >> request
         approved = _approval(header)
         request >> approved
-        deleted = delete.partial(plan_path=path).expand(dataset=request)
+        deleted = delete.partial(plan_path=path).expand(batch=request)
         approved >> deleted >> gate_deletion(path) >> seal(path)
     return dag
 

@@ -147,6 +147,15 @@ class Retries(_Frozen):
     max_delay_seconds: int = Field(default=600, ge=1, le=86400)
 
 
+class Mapping(_Frozen):
+    """How steps over many datasets become Airflow tasks: at most ``max_tasks`` mapped tasks
+    per step (batches of datasets beyond that; keep it under ``[core] max_map_length``), all
+    of the plan's tasks in ``pool`` when set (create it first: ``airflow pools set``)."""
+
+    max_tasks: int = Field(default=256, ge=1, le=100_000)
+    pool: str | None = Field(default=None, min_length=1, max_length=256)
+
+
 class NoticeSettings(_Frozen):
     """Customer notices (PIPL Art. 22): who sends them and, optionally, over which SMTP
     connection (without one, only the mail-merge CSV is written)."""
@@ -173,6 +182,7 @@ class Plan(_Frozen):
     approval: Approval = Field(default_factory=Approval)
     notices: NoticeSettings | None = None
     retries: Retries = Field(default_factory=Retries)
+    mapping: Mapping = Field(default_factory=Mapping)
 
     # Set by the loader, not by the file.
     source_file: str = Field(default="", exclude=True)

@@ -30,6 +30,7 @@ class PlanHeader:
     problem: str | None = None
     auto_approve: bool = False  # approval.auto_approve: the deletion needs no person
     retries: Retries = Retries()  # a wrong `retries` block: the defaults, plan_check says why
+    pool: str | None = None  # mapping.pool: every task of the plan runs in this Airflow pool
 
     @property
     def dag_id(self) -> str:
@@ -80,6 +81,7 @@ def read_header(path: Path) -> PlanHeader:
         problem=None if good else "its `name` is missing or not a lowercase identifier",
         auto_approve=_auto_approve(data),
         retries=_retries(data),
+        pool=_pool(data),
     )
 
 
@@ -93,6 +95,12 @@ def _retries(data: dict) -> Retries:
         return Retries.model_validate(data.get("retries") or {})
     except ValidationError:
         return Retries()
+
+
+def _pool(data: dict) -> str | None:
+    mapping = data.get("mapping")
+    pool = mapping.get("pool") if isinstance(mapping, dict) else None
+    return pool if isinstance(pool, str) and pool else None
 
 
 def discover(directory: Path) -> list[PlanHeader]:

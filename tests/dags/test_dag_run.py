@@ -218,3 +218,37 @@ def test_the_other_scenarios_run_end_to_end(
     assert {s["state"] for s in states} == {"deleted"}
     assert len(ledger.artifacts(run_id, kind="certificate")) == len(states)
     ledger.close()
+
+
+def test_a_plan_with_more_datasets_than_mapped_tasks_runs_them_in_batches(
+    airflow_db: Path,
+    tmp_path: Path,
+    demo_sources: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "include" / "plans" / "demo.yaml").read_text())
+    plan.update(name="batched", mapping={"max_tasks": 3})
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    (plans / "batched.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
+    monkeypatch.setenv("RETIREMENT_PLANS_DIR", str(plans))
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    dagrun = load_dagbag().dags["retire__batched"].test()
+    assert dagrun.state == "success", _states(dagrun)
+    tis = dagrun.get_task_instances()
+    for step in ("backup", "transfer", "delete"):
+        mapped = [ti for ti in tis if ti.task_id == step]
+        assert len(mapped) == 3, step  # 11 datasets (21 deliveries) in 3 tasks each
+        assert all(ti.state == "success" for ti in mapped)
+    names = sorted(ti.rendered_map_index for ti in tis if ti.task_id == "backup")
+    assert names[0] == "crm.bank_accounts (+3 more)", names
+    ledger = Ledger.open(url, create=False)
+    run_id = f"retire__batched:{dagrun.run_id}"
+    states = ledger.dataset_states(run_id)
+    assert len(states) == 11
+    assert {s["state"] for s in states} == {"deleted"}
+    assert len(ledger.artifacts(run_id, kind="receipt")) == 21
+    ledger.close()

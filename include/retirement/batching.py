@@ -1,0 +1,36 @@
+"""How a step over many datasets becomes Airflow's mapped tasks.
+
+One task per dataset is what operators want to see and re-run, and it is what small plans
+get. A plan with thousands of datasets would overrun ``[core] max_map_length`` (1024 by
+default) and drown the scheduler in tasks that each spend longer starting than working, so
+the step is split into at most ``mapping.max_tasks`` tasks, each over a contiguous batch.
+Every batch item is idempotent, so a failed batch re-runs whole without harm.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+T = TypeVar("T")
+
+
+def batches(items: Sequence[T], max_tasks: int) -> list[list[T]]:
+    """``items`` split into at most ``max_tasks`` contiguous batches of near-equal size;
+    one item per batch when they fit."""
+    if max_tasks < 1:
+        raise ValueError(f"max_tasks must be at least 1, not {max_tasks}")
+    if len(items) <= max_tasks:
+        return [[item] for item in items]
+    size = math.ceil(len(items) / max_tasks)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def label(batch: Sequence[str]) -> str:
+    """A mapped task's name in the UI: its first item and how many more."""
+    if not batch:
+        return "(empty)"
+    return batch[0] if len(batch) == 1 else f"{batch[0]} (+{len(batch) - 1} more)"
