@@ -1,0 +1,344 @@
+"""The whole product as a data platform team runs it: Airflow's processes started one by one
+against PostgreSQL as the metadata database, the full-stack plan (PostgreSQL, MariaDB and
+file sources; SFTP and S3-over-HTTPS destinations; a person approves the deletion), once with
+the LocalExecutor and once with the CeleryExecutor and two workers on Redis.
+
+The operator's story: the run is triggered over the REST API; sshd is down, so the SFTP
+transfers fail after their retries and nothing downstream runs or deletes; sshd comes back,
+the operator clears the failed tasks (as the UI's "Clear" does), approves the deletion in
+the human-in-the-loop endpoint, and the run ends in success. Then the auditor's checks: the
+ledger's chain verifies, every certificate verifies, the sources hold nothing in scope, and
+the invoices restored from the S3 archive equal the originals exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+import sqlalchemy as sa
+import yaml
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from retirement.certificate import verify_certificate
+from retirement.keys import KeyStore
+from retirement.ledger import Ledger
+from tests.e2e.stack import ROOT, AirflowStack, airflow_env
+from tests.servers.databases import (
+    create_mysql_database,
+    create_pg_database,
+    drop_mysql_database,
+    drop_pg_database,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
+DAG = "retire__fullstack"
+PG_TABLES = {  # the CRM on PostgreSQL
+    "customers": "id BIGINT PRIMARY KEY, name TEXT, id_card TEXT, mobile TEXT, email TEXT, "
+    "address TEXT, created_at TEXT",
+    "bank_accounts": "id BIGINT PRIMARY KEY, customer_id BIGINT, card_no TEXT, bank TEXT",
+    "orders": "order_no BIGINT PRIMARY KEY, customer_id BIGINT, id_number TEXT, "
+    "amount DOUBLE PRECISION, status TEXT",
+    "complaints": "id BIGINT PRIMARY KEY, customer_id BIGINT, channel TEXT, remark TEXT",
+    "marketing_events": "id BIGINT PRIMARY KEY, email TEXT, ip_address TEXT, campaign TEXT",
+}
+MY_INVOICES = (  # billing on MariaDB
+    "invoice_no VARCHAR(32) PRIMARY KEY, customer_id BIGINT, buyer_name VARCHAR(200), "
+    "buyer_uscc VARCHAR(18), amount DECIMAL(12,2), issued_on DATE"
+)
+
+
+def _load_sources(crm: Path, pg_url: str, my_url: str) -> None:
+    """The demo company's CRM, spread over PostgreSQL (crm) and MariaDB (billing)."""
+    with sqlite3.connect(crm) as lite, psycopg.connect(pg_url, autocommit=True) as pg:
+        for table, columns in PG_TABLES.items():
+            pg.execute(f"CREATE TABLE {table} ({columns})")
+            rows = lite.execute(f"SELECT * FROM {table}").fetchall()
+            marks = ",".join(["%s"] * len(rows[0]))
+            with pg.cursor() as cur:
+                cur.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        invoices = lite.execute("SELECT * FROM invoices").fetchall()
+    my = _mysql(my_url)
+    with my.cursor() as cur:
+        cur.execute(f"CREATE TABLE invoices ({MY_INVOICES})")
+        cur.executemany("INSERT INTO invoices VALUES (%s,%s,%s,%s,%s,%s)", invoices)
+    my.commit()
+    my.close()
+
+
+def _mysql(url: str) -> pymysql.Connection:
+    u = sa.engine.make_url(url)
+    return pymysql.connect(
+        host=u.host, port=u.port, user=u.username, password="", database=u.database
+    )
+
+
+def _invoices(url: str) -> list[tuple]:
+    my = _mysql(url)
+    with my.cursor() as cur:
+        cur.execute("SELECT * FROM invoices ORDER BY invoice_no")
+        rows = list(cur.fetchall())
+    my.close()
+    return rows
+
+
+def _pg_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as pg:
+        return {t: pg.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in PG_TABLES}
+
+
+def _plan(folder: Path, bucket: str) -> Path:
+    plan = yaml.safe_load((ROOT / "include" / "plans" / "demo.yaml").read_text())
+    plan.update(
+        name="fullstack",
+        title="Full stack: PostgreSQL, MariaDB and files to SFTP and S3",
+        sources=[
+            {"name": "crm", "kind": "postgres", "connection": "fullstack_crm"},
+            {"name": "billing", "kind": "mysql", "connection": "fullstack_billing"},
+            {"name": "exports", "kind": "files", "connection": "fullstack_exports"},
+        ],
+        datasets=[
+            {
+                "dataset": "billing.invoices",
+                "disposition": "accounting_archive",
+                "key": ["invoice_no"],
+            }
+        ],
+        destinations={
+            "archive": {
+                "kind": "s3",
+                "connection": "fullstack_s3",
+                "bucket": bucket,
+                "prefix": "vault",
+            },
+            "successor_drop": {"kind": "sftp", "connection": "fullstack_sftp", "path": "drop"},
+        },
+        approval={
+            "approvers": [{"name": "Li Wei", "role": "DPO", "email": "dpo@demo-trading.example"}],
+            "auto_approve": False,
+        },
+        retries={"attempts": 1, "delay_seconds": 2, "max_delay_seconds": 4},
+    )
+    folder.mkdir()
+    (folder / "fullstack.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
+    return folder
+
+
+@pytest.fixture(params=["LocalExecutor", "CeleryExecutor"])
+def deployment(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    sshd_server_fresh,  # noqa: ANN001
+    radosgw,  # noqa: ANN001
+    s3_lock_bucket: str,
+) -> Iterator[dict]:
+    from retirement.demo import generate
+
+    executor = request.param
+    meta = create_pg_database("af_meta")
+    ledger_db = create_pg_database("fs_ledger")
+    crm_db = create_pg_database("fs_crm")
+    billing_db = create_mysql_database("fs_billing")
+    generate(tmp_path / "demo", customers=60)
+    _load_sources(tmp_path / "demo" / "crm.sqlite", crm_db, billing_db)
+    master = KeyStore.new_master_key(tmp_path / "keys" / "master.key")
+
+    def pg_conn(url: str, extra: dict | None = None) -> dict:
+        u = sa.engine.make_url(url)
+        conn = {"conn_type": "postgres", "host": u.host, "port": u.port, "login": u.username}
+        return {**conn, "schema": u.database, "extra": extra or {}}
+
+    my = sa.engine.make_url(billing_db)
+    connections = {
+        "retirement_ledger": pg_conn(ledger_db, {"output_dir": str(tmp_path / "out")}),
+        "retirement_keys": {
+            "conn_type": "generic",
+            "password": master,
+            "extra": {"path": str(tmp_path / "keys")},
+        },
+        "fullstack_crm": pg_conn(crm_db),
+        "fullstack_billing": {
+            "conn_type": "mysql",
+            "host": my.host,
+            "port": my.port,
+            "login": my.username,
+            "schema": my.database,
+        },
+        "fullstack_exports": {
+            "conn_type": "fs",
+            "extra": {"path": str(tmp_path / "demo" / "exports")},
+        },
+        "fullstack_sftp": {
+            "conn_type": "sftp",
+            "host": sshd_server_fresh.host,
+            "port": sshd_server_fresh.port,
+            "login": sshd_server_fresh.user,
+            "extra": sshd_server_fresh.connection_extra(),
+        },
+        "fullstack_s3": {
+            "conn_type": "aws",
+            "login": radosgw.access_key,
+            "password": radosgw.secret_key,
+            "extra": {**radosgw.connection_extra(), "part_size_mb": 5},
+        },
+    }
+    celery = executor == "CeleryExecutor"
+    broker = "redis://127.0.0.1:6379/11"
+    if celery:
+        import redis
+
+        redis.Redis.from_url(broker).flushdb()
+    env = airflow_env(
+        tmp_path / "airflow",
+        executor=executor,
+        metadata_url=meta.replace("postgresql://", "postgresql+psycopg2://"),
+        connections=connections,
+        plans_dir=_plan(tmp_path / "plans", s3_lock_bucket),
+        broker_url=broker if celery else None,
+    )
+    stack = AirflowStack(tmp_path / "airflow", env, workers=2 if celery else 0)
+    try:
+        stack.start()
+        yield {
+            "stack": stack,
+            "executor": executor,
+            "sshd": sshd_server_fresh,
+            "radosgw": radosgw,
+            "bucket": s3_lock_bucket,
+            "ledger_url": sa.engine.make_url(ledger_db)
+            .set(drivername="postgresql+psycopg")
+            .render_as_string(hide_password=False),
+            "crm": crm_db,
+            "billing": billing_db,
+            "exports": tmp_path / "demo" / "exports",
+            "keys": tmp_path / "keys",
+            "master": tmp_path / "keys" / "master.key",
+            "master_secret": master,
+            "tmp": tmp_path,
+        }
+    finally:
+        stack.stop()
+        for url in (meta, ledger_db, crm_db):
+            drop_pg_database(url)
+        drop_mysql_database(billing_db)
+
+
+def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment: dict) -> None:
+    stack: AirflowStack = deployment["stack"]
+    originals = _invoices(deployment["billing"])
+    counts = _pg_counts(deployment["crm"])
+    exports = sorted(p.name for p in deployment["exports"].rglob("*") if p.is_file())
+    assert len(originals) == 60
+    assert exports
+
+    deployment["sshd"].stop()  # the successor's SFTP server is down
+    stack.wait_dag(DAG)
+    run_id = stack.trigger(DAG)
+    assert stack.wait_run(DAG, run_id) == "failed"
+
+    tis = stack.task_instances(DAG, run_id)
+    states = {}
+    for ti in tis:
+        states.setdefault(ti["task_id"], set()).add(ti["state"])
+    failed = [t for t in tis if t["task_id"] == "transfer" and t["state"] == "failed"]
+    assert failed, states
+    assert all(t["try_number"] == 2 for t in failed)  # the first try and one retry
+    for task in ("gate_transfer", "notify_customers", "deletion_request", "approve_deletion"):
+        assert states[task] <= {"upstream_failed", None}, (task, states[task])
+    assert states.get("delete", {None}) <= {"upstream_failed", None}
+    assert _invoices(deployment["billing"]) == originals  # nothing deleted anywhere
+    assert _pg_counts(deployment["crm"]) == counts
+    assert sorted(p.name for p in deployment["exports"].rglob("*") if p.is_file()) == exports
+    ledger = Ledger.open(deployment["ledger_url"], create=False)
+    run = f"{DAG}:{run_id}"
+    assert not [e for e in ledger.events(run_id=run) if e.kind.startswith("dataset_delet")]
+
+    if deployment["executor"] == "CeleryExecutor":
+        hosts = {t["hostname"] for t in tis if t["task_id"] == "backup"}
+        assert hosts == {"w1", "w2"}, hosts  # the mapped backups ran on both workers
+
+    deployment["sshd"].start()  # back, with the same host key
+    cleared = stack.api(
+        "POST",
+        f"/api/v2/dags/{DAG}/clearTaskInstances",
+        json={
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": ["transfer"],
+            "only_failed": True,
+            "include_downstream": True,
+            "reset_dag_runs": True,
+        },
+    )
+    assert cleared.status_code == 200, cleared.text
+    details = stack.answer_approval(DAG, run_id, "Approve")
+    assert "| billing.invoices |" in details["body"]
+    assert stack.wait_run(DAG, run_id) == "success", stack.task_instances(DAG, run_id)
+
+    # The auditor's checks.
+    report = ledger.verify()
+    assert report.events > 0
+    datasets = ledger.dataset_states(run)
+    assert {d["state"] for d in datasets} == {"deleted"}
+    keys = KeyStore(deployment["keys"], deployment["master_secret"])
+    public = load_pem_public_key(keys.public_signing_key_pem())
+    certificates = ledger.artifacts(run, kind="certificate")
+    assert len(certificates) == len(datasets)
+    for c in certificates:
+        verify_certificate(Path(c["location"]), public, ledger)
+    assert set(_pg_counts(deployment["crm"]).values()) == {0}
+    assert _invoices(deployment["billing"]) == []
+    assert not [p for p in deployment["exports"].rglob("*") if p.is_file()]
+    (approved,) = [e for e in ledger.events(run_id=run) if e.kind == "deletion_approved"]
+    assert approved.payload["approved_by"] == "admin"
+
+    # The invoices come back from the S3 archive, byte for byte the same rows.
+    receipt = next(
+        json.loads(a["detail"])
+        for a in ledger.artifacts(run, kind="receipt")
+        if a["dataset"] == "billing.invoices" and json.loads(a["detail"])["kind"] == "s3"
+    )
+    ledger.close()
+    s3 = deployment["radosgw"].client()
+    folder = deployment["tmp"] / "from-s3"
+    folder.mkdir()
+    prefix = "vault/" + receipt["name"].rsplit("/", 1)[0] + "/"  # the dataset's backup folder
+    listed = s3.list_objects_v2(Bucket=deployment["bucket"], Prefix=prefix)["Contents"]
+    assert len(listed) == 3  # the age file, its manifest and the manifest's signature
+    for obj in listed:
+        s3.download_file(deployment["bucket"], obj["Key"], str(folder / obj["Key"].rsplit("/")[-1]))
+    (manifest,) = folder.glob("*.manifest.json")
+    restored = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "retirement"),
+            "restore",
+            str(manifest),
+            "--to-db",
+            deployment["billing"],
+            "--table",
+            "invoices",
+            "--key-store",
+            str(deployment["keys"]),
+            "--master-key-file",
+            str(deployment["master"]),
+            "--reason",
+            "e2e: prove the archive restores exactly",
+            "--ledger",
+            deployment["ledger_url"],
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "include")},
+        timeout=120,
+    )
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "restored billing.invoices: 60 rows" in restored.stdout
+    assert _invoices(deployment["billing"]) == originals
