@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 _ENV = Environment(
     loader=PackageLoader("retirement", "templates"), autoescape=select_autoescape(["html", "j2"])
 )
+PDF_ROWS = 500  # rows of each long list in dossier.pdf
 SIGNED = (".manifest.json", ".json")  # files that come with a detached .sig
 
 
@@ -128,7 +129,7 @@ def build_dossier(
     }
     (root / "head.json").write_text(json.dumps(head, indent=1))
     classes = Counter(s["data_class"] for s in states)
-    html = _ENV.get_template("dossier.html.j2").render(
+    page = dict(
         plan=plan,
         run_id=run_id,
         head=head,
@@ -143,8 +144,11 @@ def build_dossier(
         evidence=evidence,
         retention=_retention(plan, states),
     )
-    (root / "index.html").write_text(html, encoding="utf-8")
-    _write_pdf(root / "index.html", root / "dossier.pdf")
+    template = _ENV.get_template("dossier.html.j2")
+    (root / "index.html").write_text(template.render(**page, limit=None), encoding="utf-8")
+    # The PDF lists the first PDF_ROWS of each long list (a PDF of 100,000 table rows helps
+    # nobody and takes WeasyPrint hours); index.html and the evidence files hold them all.
+    _write_pdf(template.render(**page, limit=PDF_ROWS), root, root / "dossier.pdf")
     sums = "".join(
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}\n"
         for p in sorted(root.rglob("*"))
@@ -164,14 +168,14 @@ def build_dossier(
     return root / "index.html"
 
 
-def _write_pdf(index: Path, pdf: Path) -> None:
-    """The same page as PDF (WeasyPrint), for auditors who file paper-like records."""
+def _write_pdf(html: str, base: Path, pdf: Path) -> None:
+    """The page as PDF (WeasyPrint), for auditors who file paper-like records."""
     import logging
 
     from weasyprint import HTML
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # one line per glyph subset
-    HTML(filename=str(index), base_url=str(index.parent)).write_pdf(pdf)
+    HTML(string=html, base_url=str(base)).write_pdf(pdf)
 
 
 def _retention(plan: Plan, states: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -276,15 +276,27 @@ def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(
 def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     setup,
     tmp_path: Path,  # noqa: ANN001
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import shutil
     import subprocess
 
     from typer.testing import CliRunner
 
+    from retirement import dossier
     from retirement.cli import app
     from retirement.dossier import build_dossier
     from retirement.plan import load_plan
+
+    printed: list[str] = []
+    write_pdf = dossier._write_pdf
+
+    def keep(html: str, base: Path, pdf: Path) -> None:
+        printed.append(html)
+        write_pdf(html, base, pdf)
+
+    monkeypatch.setattr(dossier, "_write_pdf", keep)
+    monkeypatch.setattr(dossier, "PDF_ROWS", 1)  # long lists are cut in the PDF only
 
     ledger = _delivered(setup, tmp_path)
     _, keys, _, _ = setup
@@ -303,6 +315,9 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     )
     root = index.parent
     assert "Closure dossier" in index.read_text()
+    assert index.read_text().count(">JSON</a>, signature") == 3  # every certificate
+    assert "2 more: see index.html" in printed[0]
+    assert "more: see index.html" not in index.read_text()
     pages = sorted((root / "gates").glob("gate_deletion.*.html"))
     assert pages  # the GX Data Docs of the gate, linked from the index
     assert "Great Expectations" in pages[0].read_text()
