@@ -150,6 +150,7 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="retirement-scale-"))
     meta, source = create_pg_database("scale_meta"), create_pg_database("scale_src")
+    ledger = create_pg_database("scale_ledger")
     stack = None
     try:
         t0 = time.monotonic()
@@ -160,11 +161,12 @@ def main() -> None:
         pg = psycopg.conninfo.conninfo_to_dict(source)
         connections = {
             "retirement_ledger": {
-                "conn_type": "generic",
-                "extra": {
-                    "url": f"sqlite:///{tmp / 'ledger.sqlite'}",
-                    "output_dir": str(tmp / "out"),
-                },
+                "conn_type": "postgres",
+                "host": pg["host"],
+                "port": int(pg["port"]),
+                "login": pg["user"],
+                "schema": psycopg.conninfo.conninfo_to_dict(ledger)["dbname"],
+                "extra": {"output_dir": str(tmp / "out")},
             },
             "retirement_keys": {
                 "conn_type": "generic",
@@ -199,8 +201,8 @@ def main() -> None:
     finally:
         if stack is not None:
             stack.stop()
-        drop_pg_database(meta)
-        drop_pg_database(source)
+        for url in (meta, source, ledger):
+            drop_pg_database(url)
     datasets = args.tables + args.files
     lines = [
         "## Scale",
@@ -210,7 +212,7 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores. "
         f"Run state: **{state}**; {datasets:,} datasets; LocalExecutor, "
         f"`[core] parallelism` {args.parallelism}, `max_map_length` 1024, plan "
-        f"`mapping.max_tasks` {args.max_tasks}; SQLite ledger, local destinations.",
+        f"`mapping.max_tasks` {args.max_tasks}; PostgreSQL ledger, local destinations.",
         "",
         "| step | tasks | wall s | task time s |",
         "|---|---:|---:|---:|",

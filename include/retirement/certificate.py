@@ -59,17 +59,13 @@ def verify_certificate(
         return cert
     sha = hashlib.sha256(raw).hexdigest()
     run_id, dataset = cert["ledger"]["run_id"], cert["target"]["dataset"]
-    issued = [
-        e
-        for e in ledger.events(run_id=run_id)
-        if e.kind == "certificate_issued" and e.dataset == dataset
-    ]
+    issued = ledger.events_of(run_id, ("certificate_issued",), dataset=dataset)
     if not any(e.payload.get("sha256") == sha for e in issued):
         raise IntegrityError(
             f"{path}: the ledger holds no certificate_issued event for {dataset} in run "
             f"{run_id} with sha256 {sha}"
         )
-    state = next((s for s in ledger.dataset_states(run_id) if s["dataset"] == dataset), None)
+    state = ledger.dataset_state(run_id, dataset)
     if state is None or state["state"] != "deleted":
         raise IntegrityError(
             f"{path}: the ledger does not mark {dataset} deleted in run {run_id} "

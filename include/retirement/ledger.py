@@ -91,6 +91,10 @@ events = sa.Table(
 )
 
 
+# A run's events of some kinds (approvals, certificates, notices) are looked up per dataset.
+events_by_run = sa.Index("ix_events_run_kind", events.c.run_id, events.c.kind)
+
+
 def canonical_json(value: Any) -> str:
     """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8 kept."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -168,6 +172,7 @@ class Ledger:
         try:
             if create:
                 metadata.create_all(engine)
+                events_by_run.create(engine, checkfirst=True)  # ledgers made before it
             else:
                 with engine.connect() as conn:
                     missing = [t for t in ("events", "runs") if not sa.inspect(conn).has_table(t)]
@@ -386,6 +391,17 @@ class Ledger:
             for row in conn.execution_options(yield_per=1000).execute(query):
                 yield Event.from_row(row)
 
+    def events_of(
+        self, run_id: str, kinds: tuple[str, ...], *, dataset: str | None = None
+    ) -> list[Event]:
+        """The run's events of these kinds (of one dataset if given), oldest first: one indexed
+        query, not a scan of the run (steps over many datasets ask this per dataset)."""
+        query = sa.select(events).where((events.c.run_id == run_id) & events.c.kind.in_(kinds))
+        if dataset is not None:
+            query = query.where(events.c.dataset == dataset)
+        with self.engine.connect() as conn:
+            return [Event.from_row(r) for r in conn.execute(query.order_by(events.c.seq))]
+
     def run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
@@ -416,6 +432,16 @@ class Ledger:
                 sa.select(events.c.kind).where(events.c.run_id == run_id).distinct()
             ).all()
         return {r.kind for r in rows}
+
+    def dataset_state(self, run_id: str, dataset: str) -> dict[str, Any] | None:
+        """One dataset's row (by primary key), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(datasets).where(
+                    (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
+                )
+            ).first()
+        return {**row._mapping, "detail": json.loads(row.detail)} if row else None
 
     def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

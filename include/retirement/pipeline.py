@@ -172,4 +172,4 @@ def safe_dir(run_id: str) -> str:
 
 
 def dataset_state(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any] | None:
-    return next((s for s in ledger.dataset_states(run_id) if s["dataset"] == dataset), None)
+    return ledger.dataset_state(run_id, dataset)

@@ -101,11 +101,8 @@ def record_decision(
 
 def decision(ledger: Ledger, run_id: str) -> dict[str, Any] | None:
     """The latest approval decision of the run, or None."""
-    found = None
-    for event in ledger.events(run_id=run_id):
-        if event.kind in ("deletion_approved", "deletion_rejected"):
-            found = event.payload
-    return found
+    decided = ledger.events_of(run_id, ("deletion_approved", "deletion_rejected"))
+    return decided[-1].payload if decided else None
 
 
 # ---------------------------------------------------------------------- proof, deletion
@@ -129,8 +126,6 @@ def check_proof(
     plan_path: str, state: dict[str, Any], *, ledger: Ledger, run_id: str, keys: KeyStore
 ) -> tuple[Manifest, Path]:
     """Raise DeletionRefused unless the ledger proves the dataset is safe elsewhere."""
-    from retirement.pipeline_transfer import required_deliveries
-
     dataset = state["dataset"]
     decided = decision(ledger, run_id)
     if not decided or not decided.get("approved"):
@@ -146,11 +141,7 @@ def check_proof(
     if "verify" not in state["detail"]:
         raise DeletionRefused(f"{dataset}: the backup was never restore-verified")
     manifest, cipher = _manifest(state, keys)
-    needed = [
-        d["destination"]
-        for d in required_deliveries(plan_path, ledger, run_id)
-        if d["dataset"] == dataset
-    ]
+    needed = load_plan(plan_path).dispositions[state["disposition"]].destinations
     have = {
         r["destination"]
         for r in state["detail"].get("deliveries", [])

@@ -219,7 +219,25 @@ def dag_name_for_file(path: Path) -> str:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read, validate and cross-check the plan at ``path``; raise PlanError if anything is wrong."""
+    """Read, validate and cross-check the plan at ``path``; raise PlanError if anything is wrong.
+
+    A plan is read once per content: steps over thousands of datasets ask for it per dataset
+    (validation costs ~7 ms), and a Plan is frozen, so the same bytes give the same object."""
     from retirement.plan_loader import load  # the YAML/line-number machinery lives there
 
-    return load(Path(path))
+    path = Path(path)
+    try:
+        key = (str(path), plan_sha256(path.read_bytes()))
+    except OSError:
+        return load(path)  # which names the file and what is wrong
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = load(path)
+        if plan.sha256 == key[1]:  # not changed between the two reads
+            if len(_PLANS) >= 64:
+                _PLANS.clear()
+            _PLANS[key] = plan
+    return plan
+
+
+_PLANS: dict[tuple[str, str], Plan] = {}
