@@ -116,17 +116,15 @@ def build_dossier(
     inventory = sorted((output_dir / "inventory" / safe_dir(run_id)).glob("inventory.*"))
     for path in inventory:
         shutil.copyfile(path, root / path.name)
-    events = list(ledger.events())
+    count, last, run_events, sent = 0, GENESIS, [], 0
     with (root / "ledger.jsonl").open("w", encoding="utf-8") as f:
-        for e in events:
+        for e in ledger.events():  # streamed: a ledger of millions of events stays on disk
             f.write(json.dumps(e.__dict__, ensure_ascii=False, sort_keys=True) + "\n")
-    run_events = [e for e in events if e.run_id == run_id]
-    head = {
-        "run_id": run_id,
-        "events": len(events),
-        "chain_head": events[-1].hash if events else GENESIS,
-        "generated": generated,
-    }
+            count, last = count + 1, e.hash
+            if e.run_id == run_id and e.kind.startswith(("gate_", "deletion_")):
+                run_events.append(e)
+            sent += e.run_id == run_id and e.kind == "notice_sent"
+    head = {"run_id": run_id, "events": count, "chain_head": last, "generated": generated}
     (root / "head.json").write_text(json.dumps(head, indent=1))
     classes = Counter(s["data_class"] for s in states)
     page = dict(
@@ -139,7 +137,7 @@ def build_dossier(
         gates=[e for e in run_events if e.kind.startswith("gate_")],
         approvals=[e for e in run_events if e.kind.startswith("deletion_")],
         notices=[json.loads(a["detail"]) for a in artifacts["notices"]],
-        sent=sum(1 for e in run_events if e.kind == "notice_sent"),
+        sent=sent,
         receipts=receipts,
         evidence=evidence,
         retention=_retention(plan, states),

@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
+import json
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
     from retirement.connection_info import ConnectionInfo
@@ -77,18 +79,46 @@ def _column(detail: dict[str, Any], types: tuple[str, ...]) -> str | None:
     return None
 
 
+def notified_dispositions(plan: Plan) -> list[str]:
+    """The dispositions whose customers get a notice: transfers that ask for one."""
+    return [
+        name
+        for name, disp in plan.dispositions.items()
+        if disp.action == "transfer" and disp.notify_customers and disp.recipient
+    ]
+
+
+def categories_of(members: list[dict[str, Any]], limit: int = 12) -> str:
+    """Which data goes: each dataset with its class, or for many, a count per source and
+    class (a notice must stay readable when a transfer holds thousands of tables)."""
+    if len(members) <= limit:
+        return "、".join(f"{s['dataset']} ({s['data_class']})" for s in members)
+    counts: dict[tuple[str, str], int] = {}
+    for s in members:
+        key = (s["dataset"].split(".", 1)[0], s["data_class"])
+        counts[key] = counts.get(key, 0) + 1
+    return "、".join(f"{src}: {n} datasets ({cls})" for (src, cls), n in sorted(counts.items()))
+
+
 def customer_notices(
-    plan: Plan, ledger: Ledger, run_id: str, source_for: Callable[[str], Source], date: str
+    plan: Plan,
+    ledger: Ledger,
+    run_id: str,
+    source_for: Callable[[str], Source],
+    date: str,
+    *,
+    only: str | None = None,
 ) -> Iterator[Notice]:
-    """Every notice the plan requires, streamed from the sources (one per e-mail address)."""
+    """Every notice the plan requires (of disposition ``only`` if given), streamed from the
+    sources, one per e-mail address."""
     states = ledger.dataset_states(run_id)
     zh_reason, en_reason = _REASONS[plan.scenario]
-    for name, disp in plan.dispositions.items():
-        if disp.action != "transfer" or not disp.notify_customers or not disp.recipient:
+    for name in notified_dispositions(plan):
+        if only is not None and name != only:
             continue
-        recipient = plan.recipients[disp.recipient]
+        recipient = plan.recipients[plan.dispositions[name].recipient]
         members = [s for s in states if s["disposition"] == name]
-        categories = "、".join(f"{s['dataset']} ({s['data_class']})" for s in members)
+        categories = categories_of(members)
         seen: set[bytes] = set()
         for state in members:
             detail = state["detail"]
@@ -135,26 +165,74 @@ def customer_notices(
                         )
 
 
-def write_csv(notices: list[Notice], path: Path, recipients: list[str]) -> str:
-    """The mail-merge CSV, age-encrypted to ``recipients``; returns its ciphertext sha256."""
+class _CsvStream(io.RawIOBase):
+    """The mail-merge CSV as a readable stream, rendered row by row (never whole in memory,
+    never on disk in plaintext); counts the notices it has given out."""
+
+    def __init__(self, notices: Iterable[Notice]) -> None:
+        self._rows = iter(notices)
+        self._pending = self._line(["email", "name", "masked_id", "subject", "body_zh", "body_en"])
+        self.count = 0
+
+    @staticmethod
+    def _line(fields: list[str]) -> bytes:
+        out = io.StringIO()
+        csv.writer(out).writerow(fields)
+        return out.getvalue().encode("utf-8")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while len(self._pending) < len(buffer):
+            n = next(self._rows, None)
+            if n is None:
+                break
+            self.count += 1
+            self._pending += self._line(
+                [n.email, n.name or "", n.masked_id or "", n.subject, n.body_zh, n.body_en]
+            )
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+class _Hashing(io.RawIOBase):
+    def __init__(self, f: Any) -> None:
+        self._f, self.sha = f, hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sha.update(data)
+        return self._f.write(data)
+
+
+def write_csv(notices: Iterable[Notice], path: Path, recipients: list[str]) -> tuple[str, int]:
+    """The mail-merge CSV, age-encrypted to ``recipients`` as it is rendered; returns its
+    ciphertext sha256 and the number of notices. Written under a temporary name first."""
     import pyrage
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["email", "name", "masked_id", "subject", "body_zh", "body_en"])
-    for n in notices:
-        writer.writerow([n.email, n.name or "", n.masked_id or "", n.subject, n.body_zh, n.body_en])
-    sealed = pyrage.encrypt(
-        buffer.getvalue().encode("utf-8"),
-        [pyrage.x25519.Recipient.from_str(r) for r in recipients],
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(sealed)
-    return hashlib.sha256(sealed).hexdigest()
+    partial = path.with_name(path.name + ".partial")
+    stream = _CsvStream(notices)
+    try:
+        with partial.open("wb") as f:
+            hashed = _Hashing(f)
+            pyrage.encrypt_io(
+                stream, hashed, [pyrage.x25519.Recipient.from_str(r) for r in recipients]
+            )
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return hashed.sha.hexdigest(), stream.count
 
 
 def send(
-    notices: list[Notice],
+    notices: Iterable[Notice],
     *,
     conn: ConnectionInfo,
     sender: str,
@@ -168,12 +246,13 @@ def send(
 
     sent_before = {
         (e.payload.get("disposition"), e.payload.get("to_sha256"))
-        for e in ledger.events(run_id=run_id)
-        if e.kind == "notice_sent"
+        for e in ledger.events_of(run_id, ("notice_sent",))
     }
-    todo = [n for n in notices if (n.disposition, n.to_sha256) not in sent_before]
-    if not todo:
+    todo = (n for n in notices if (n.disposition, n.to_sha256) not in sent_before)
+    first = next(todo, None)
+    if first is None:
         return 0
+    sent = 0
     context = ssl.create_default_context(cafile=conn.extra.get("ca_bundle"))
     starttls = str(conn.extra.get("starttls", "true")).lower() != "false"
     with smtplib.SMTP(conn.host or "localhost", int(conn.port or 587), timeout=30) as smtp:
@@ -181,7 +260,8 @@ def send(
             smtp.starttls(context=context)
         if conn.login:
             smtp.login(conn.login, conn.password or "")
-        for n in todo:
+        for n in itertools.chain([first], todo):
+            sent += 1
             message = EmailMessage()
             message["From"] = sender
             message["To"] = n.email
@@ -200,7 +280,7 @@ def send(
                     "via": f"smtp {conn.host}:{conn.port} (STARTTLS {'on' if starttls else 'off'})",
                 },
             )
-    return len(todo)
+    return sent
 
 
 def notify_customers(
@@ -218,35 +298,43 @@ def notify_customers(
     """Build the notices, write the encrypted CSV per disposition, send where configured."""
     from retirement.pipeline import safe_dir
 
-    all_notices = list(customer_notices(plan, ledger, run_id, source_for, date))
-    summary: dict[str, Any] = {"notices": len(all_notices), "sent": 0, "files": []}
-    for name in sorted({n.disposition for n in all_notices}):
-        mine = [n for n in all_notices if n.disposition == name]
+    summary: dict[str, Any] = {"notices": 0, "sent": 0, "files": []}
+    for name in notified_dispositions(plan):
         path = output_dir / "notices" / safe_dir(run_id) / f"{name}.notices.csv.age"
         summary["files"].append(str(path))
         recorded = [
             a for a in ledger.artifacts(run_id, kind="notices") if a["location"] == str(path)
         ]
-        if recorded and path.exists():
-            continue  # written by an earlier attempt
-        sha = write_csv(mine, path, [keys.archive_key(plan.name, name).recipient])
-        ledger.add_artifact(
-            run_id,
-            kind="notices",
-            location=str(path),
-            size=path.stat().st_size,
-            sha256=sha,
-            actor=actor,
-            detail={"disposition": name, "notices": len(mine)},
-        )
-    if smtp is not None and plan.notices is not None:
-        summary["sent"] = send(
-            all_notices,
-            conn=smtp,
-            sender=plan.notices.sender,
-            ledger=ledger,
-            run_id=run_id,
-            actor=actor,
-        )
+        if recorded and path.exists():  # written by an earlier attempt
+            summary["notices"] += json.loads(recorded[0]["detail"]).get("notices", 0)
+        else:
+            sha, count = write_csv(
+                customer_notices(plan, ledger, run_id, source_for, date, only=name),
+                path,
+                [keys.archive_key(plan.name, name).recipient],
+            )
+            if not count:
+                path.unlink()
+                summary["files"].pop()
+                continue
+            summary["notices"] += count
+            ledger.add_artifact(
+                run_id,
+                kind="notices",
+                location=str(path),
+                size=path.stat().st_size,
+                sha256=sha,
+                actor=actor,
+                detail={"disposition": name, "notices": count},
+            )
+        if smtp is not None and plan.notices is not None:
+            summary["sent"] += send(
+                customer_notices(plan, ledger, run_id, source_for, date, only=name),
+                conn=smtp,
+                sender=plan.notices.sender,
+                ledger=ledger,
+                run_id=run_id,
+                actor=actor,
+            )
     log.info("customer notices: %s built, %s sent", summary["notices"], summary["sent"])
     return summary

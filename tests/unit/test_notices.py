@@ -123,3 +123,13 @@ def test_without_smtp_only_the_encrypted_csv_is_written(setup, tmp_path: Path) -
     assert summary["sent"] == 0
     assert summary["notices"] > 0
     assert Path(summary["files"][0]).read_bytes().startswith(b"age-encryption.org/v1")
+
+
+def test_a_transfer_of_many_datasets_is_named_by_source_and_class() -> None:
+    from retirement.notices import categories_of
+
+    few = [{"dataset": "crm.customers", "data_class": "sensitive"}]
+    assert categories_of(few) == "crm.customers (sensitive)"
+    many = [{"dataset": f"db.t{i:04d}", "data_class": "sensitive"} for i in range(2000)]
+    many += [{"dataset": "exports.a.csv", "data_class": "core"}]
+    assert categories_of(many) == "db: 2000 datasets (sensitive)、exports: 1 datasets (core)"
