@@ -26,12 +26,14 @@ import tempfile
 import time
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
 
 from bench.backup_bench import write_section  # noqa: E402
@@ -39,6 +41,9 @@ from retirement.demo import mobile, resident_id  # noqa: E402
 from retirement.keys import KeyStore  # noqa: E402
 from tests.e2e.stack import AirflowStack, airflow_env  # noqa: E402
 from tests.servers.databases import create_pg_database, drop_pg_database  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 DAG = "retire__scale"
 STEPS = (
@@ -139,24 +144,23 @@ def measure(tis: list[dict], run: dict) -> tuple[list[tuple], dict]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tables", type=int, default=2000)
-    parser.add_argument("--files", type=int, default=100_000)
-    parser.add_argument("--max-tasks", type=int, default=64)
-    parser.add_argument("--parallelism", type=int, default=4)
-    parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
-    args = parser.parse_args()
-
+def run_scale(
+    tables: int,
+    files: int,
+    max_tasks: int,
+    parallelism: int,
+    check: Callable[[dict], None] | None = None,
+) -> dict:
+    """Generate, run and measure; ``check(facts)`` looks at the result before teardown."""
     tmp = Path(tempfile.mkdtemp(prefix="retirement-scale-"))
     meta, source = create_pg_database("scale_meta"), create_pg_database("scale_src")
     ledger = create_pg_database("scale_ledger")
     stack = None
     try:
         t0 = time.monotonic()
-        generate(source, args.tables, args.files, tmp / "exports", random.Random(7))
+        generate(source, tables, files, tmp / "exports", random.Random(7))
         generated = time.monotonic() - t0
-        print(f"generated {args.tables} tables and {args.files} files in {generated:.0f} s")
+        print(f"generated {tables} tables and {files} files in {generated:.0f} s")
         master = KeyStore.new_master_key(tmp / "keys" / "master.key")
         pg = psycopg.conninfo.conninfo_to_dict(source)
         connections = {
@@ -187,8 +191,8 @@ def main() -> None:
             executor="LocalExecutor",
             metadata_url=meta.replace("postgresql://", "postgresql+psycopg2://"),
             connections=connections,
-            plans_dir=plan(tmp / "plans", args.max_tasks),
-            parallelism=args.parallelism,
+            plans_dir=plan(tmp / "plans", max_tasks),
+            parallelism=parallelism,
         )
         env["AIRFLOW__CORE__MAX_MAP_LENGTH"] = "1024"
         stack = AirflowStack(tmp / "airflow", env)
@@ -197,12 +201,39 @@ def main() -> None:
         run_id = stack.trigger(DAG)
         state = stack.wait_run(DAG, run_id, timeout=4 * 3600)
         run = stack.api("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}").json()
-        rows, totals = measure(stack.task_instances(DAG, run_id), run)
+        tis = stack.task_instances(DAG, run_id)
+        rows, totals = measure(tis, run)
+        if check is not None:
+            check(
+                {
+                    "state": state,
+                    "run_id": f"{DAG}:{run_id}",
+                    "task_instances": tis,
+                    "ledger_url": sa.engine.make_url(ledger)
+                    .set(drivername="postgresql+psycopg")
+                    .render_as_string(hide_password=False),
+                    "source_url": source,
+                    "exports": tmp / "exports",
+                }
+            )
     finally:
         if stack is not None:
             stack.stop()
         for url in (meta, source, ledger):
             drop_pg_database(url)
+    return {"state": state, "rows": rows, "totals": totals, "generated": generated}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tables", type=int, default=2000)
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--max-tasks", type=int, default=64)
+    parser.add_argument("--parallelism", type=int, default=4)
+    parser.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    args = parser.parse_args()
+    got = run_scale(args.tables, args.files, args.max_tasks, args.parallelism)
+    state, rows, totals, generated = got["state"], got["rows"], got["totals"], got["generated"]
     datasets = args.tables + args.files
     lines = [
         "## Scale",

@@ -116,11 +116,19 @@ class AirflowStack:
         return wait_run(self.api, dag, run_id, timeout)
 
     def task_instances(self, dag: str, run_id: str) -> list[dict]:
-        got = self.api(
-            "GET", f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 1000}
-        )
-        assert got.status_code == 200, got.text
-        return got.json()["task_instances"]
+        """All of the run's task instances, page by page (the API caps a page at 100)."""
+        out: list[dict] = []
+        while True:
+            got = self.api(
+                "GET",
+                f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances",
+                params={"limit": 100, "offset": len(out)},
+            )
+            assert got.status_code == 200, got.text
+            page = got.json()
+            out += page["task_instances"]
+            if not page["task_instances"] or len(out) >= page["total_entries"]:
+                return out
 
     def answer_approval(self, dag: str, run_id: str, option: str) -> dict:
         """Wait until approve_deletion asks, then answer as the signed-in person."""
