@@ -19,9 +19,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 
 from retirement.errors import ChainBroken, LedgerError
+from retirement.ledger_db import (
+    artifacts,
+    canonical_json,
+    datasets,
+    engine_for,
+    events,
+    events_by_run,
+    lock_chain,
+    metadata,
+    require_existing_sqlite,
+    runs,
+    safe_url,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -31,73 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
-_ADVISORY_LOCK_KEY = 0x7265746972  # "retir": one lock for the whole events table
-
-metadata = sa.MetaData()
-
-runs = sa.Table(
-    "runs",
-    metadata,
-    sa.Column("run_id", sa.String(250), primary_key=True),
-    sa.Column("plan_name", sa.String(64), nullable=False),
-    sa.Column("plan_sha256", sa.String(64), nullable=False),
-    sa.Column("scenario", sa.String(32), nullable=False),
-    sa.Column("state", sa.String(32), nullable=False),
-    sa.Column("started_at", sa.String(40), nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-)
-
-datasets = sa.Table(
-    "datasets",
-    metadata,
-    sa.Column("run_id", sa.String(250), primary_key=True),
-    sa.Column("dataset", sa.String(500), primary_key=True),
-    sa.Column("state", sa.String(32), nullable=False),
-    sa.Column("data_class", sa.String(32)),
-    sa.Column("disposition", sa.String(64)),
-    sa.Column("rows", sa.BigInteger),
-    sa.Column("bytes", sa.BigInteger),
-    sa.Column("detail", sa.Text, nullable=False, default="{}"),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-)
-
-artifacts = sa.Table(
-    "artifacts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("run_id", sa.String(250), nullable=False, index=True),
-    sa.Column("dataset", sa.String(500)),
-    sa.Column("kind", sa.String(32), nullable=False),
-    sa.Column("location", sa.Text, nullable=False),
-    sa.Column("size", sa.BigInteger, nullable=False),
-    sa.Column("sha256", sa.String(64), nullable=False),
-    sa.Column("detail", sa.Text, nullable=False, default="{}"),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.UniqueConstraint("run_id", "kind", "location", name="uq_artifact_location"),
-)
-
-events = sa.Table(
-    "events",
-    metadata,
-    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("at", sa.String(40), nullable=False),
-    sa.Column("run_id", sa.String(250)),
-    sa.Column("actor", sa.String(250), nullable=False),
-    sa.Column("kind", sa.String(64), nullable=False),
-    sa.Column("dataset", sa.String(500)),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("prev_hash", sa.String(64), nullable=False),
-    sa.Column("hash", sa.String(64), nullable=False, unique=True),
-)
-
-
-# A run's events of some kinds (approvals, certificates, notices) are looked up per dataset.
-events_by_run = sa.Index("ix_events_run_kind", events.c.run_id, events.c.kind)
-
-
-def canonical_json(value: Any) -> str:
-    """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _utc_now() -> datetime:
@@ -167,8 +112,8 @@ class Ledger:
     ) -> Ledger:
         """Open (and by default create) the ledger at a SQLAlchemy ``url``."""
         if not create:
-            _require_existing_sqlite(url)
-        engine = _engine_for(url)
+            require_existing_sqlite(url)
+        engine = engine_for(url)
         try:
             if create:
                 metadata.create_all(engine)
@@ -178,11 +123,11 @@ class Ledger:
                     missing = [t for t in ("events", "runs") if not sa.inspect(conn).has_table(t)]
                 if missing:
                     raise LedgerError(
-                        f"{_safe(url)} is not a retirement ledger: no table {missing[0]}"
+                        f"{safe_url(url)} is not a retirement ledger: no table {missing[0]}"
                     )
         except sa.exc.SQLAlchemyError as exc:
             raise LedgerError(
-                f"cannot open ledger {_safe(url)}: {exc.__class__.__name__}: "
+                f"cannot open ledger {safe_url(url)}: {exc.__class__.__name__}: "
                 f"{getattr(exc, 'orig', exc)}"
             ) from exc
         return cls(engine, clock=clock)
@@ -211,7 +156,7 @@ class Ledger:
                 return self.append(
                     kind, actor=actor, run_id=run_id, dataset=dataset, payload=payload, _conn=conn
                 )
-        _lock_chain(_conn)
+        lock_chain(_conn)
         last = _conn.execute(
             sa.select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
         ).first()
@@ -240,7 +185,7 @@ class Ledger:
     ) -> bool:
         """Record a run once; a repeated call with the same plan is a no-op (returns False)."""
         with self.engine.begin() as conn:
-            _lock_chain(conn)
+            lock_chain(conn)
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
             if row is not None:
                 if row.plan_sha256 != plan_sha256:
@@ -304,7 +249,7 @@ class Ledger:
         detail = canonical_json(payload or {})
         values = {"state": state, "detail": detail, "updated_at": self._now(), **columns}
         with self.engine.begin() as conn:
-            _lock_chain(conn)
+            lock_chain(conn)
             where = (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
             row = conn.execute(sa.select(datasets).where(where)).first()
             if row is None:
@@ -340,7 +285,7 @@ class Ledger:
     ) -> Event | None:
         """Record an artifact once; the same (run, kind, location, sha256) again is a no-op."""
         with self.engine.begin() as conn:
-            _lock_chain(conn)
+            lock_chain(conn)
             row = conn.execute(
                 sa.select(artifacts).where(
                     (artifacts.c.run_id == run_id)
@@ -457,6 +402,12 @@ class Ledger:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
+    def artifact(self, artifact_id: int) -> dict[str, Any] | None:
+        """One artifact by its id, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
+        return dict(row._mapping) if row else None
+
     def head(self) -> str:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -495,61 +446,3 @@ class Ledger:
                 "or added after it)",
             )
         return ChainReport(events=count, head=prev)
-
-
-# ---------------------------------------------------------------------- engine
-
-
-def _engine_for(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
-
-        @sa_event.listens_for(engine, "connect")
-        def _no_pysqlite_tx(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA synchronous=FULL")
-
-        @sa_event.listens_for(engine, "begin")
-        def _begin_immediate(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front
-
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
-def _require_existing_sqlite(url: str) -> None:
-    """Refuse to open (and so create) a SQLite ledger file that is not there."""
-    try:
-        parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise LedgerError(
-            f"not a database URL: {url!r} (expected e.g. sqlite:///ledger.sqlite "
-            "or postgresql://user@host/db)"
-        ) from exc
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        from pathlib import Path
-
-        if not Path(parsed.database).is_file():
-            raise LedgerError(f"no ledger file at {parsed.database} (from {url})")
-
-
-def _lock_chain(conn: Connection) -> None:
-    """Serialize writers of the chain for the rest of this transaction."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
-    elif conn.dialect.name in ("mysql", "mariadb"):
-        conn.execute(
-            sa.select(events.c.seq).order_by(events.c.seq.desc()).limit(1).with_for_update()
-        )
-    # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
-
-
-def _safe(url: str) -> str:
-    """The URL with any password masked, for messages."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<unparsable ledger URL>"

@@ -178,15 +178,10 @@ def render_overview(overview: Overview, *, base: str, user: str) -> str:
 def artifact_file(ledger: Ledger, artifact_id: int, *, kinds: tuple[str, ...]) -> Path | None:
     """The file the ledger recorded for an artifact of one of ``kinds`` (its HTML rendering
     where there is one), or None. Paths come from the ledger, never from the request."""
-    import sqlalchemy as sa
-
-    from retirement.ledger import artifacts
-
-    with ledger.engine.connect() as conn:
-        row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
-    if row is None or row.kind not in kinds:
+    row = ledger.artifact(artifact_id)
+    if row is None or row["kind"] not in kinds:
         return None
-    path = Path(row.location)
+    path = Path(row["location"])
     html = path.with_suffix(".html")
     return html if html.is_file() else (path if path.is_file() else None)
 
