@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
@@ -20,6 +20,9 @@ from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 log = logging.getLogger(__name__)
 PREFIX = "/retirement"
@@ -32,20 +35,24 @@ app = FastAPI(title="Retirement", dependencies=[Depends(get_user)], docs_url=Non
 User = Annotated[BaseUser, Depends(get_user)]
 
 
-def _ledger_and_output():  # noqa: ANN202 (a Ledger and a Path, imported lazily)
-    from retirement_glue.connections import ledger_url, output_dir
+def _ledger():  # noqa: ANN202 (a Ledger, imported lazily)
+    from retirement_glue.connections import ledger_url
 
     from retirement.ledger import Ledger
 
     try:
-        ledger = Ledger.open(ledger_url(), create=False)
+        return Ledger.open(ledger_url(), create=False)
     except Exception as exc:  # a missing connection or ledger: say so on the page
         raise HTTPException(503, f"the retirement ledger cannot be opened: {exc}") from exc
+
+
+def _output_dir() -> Path | None:
+    from retirement_glue.connections import output_dir
+
     try:
-        out = output_dir()
+        return output_dir()
     except Exception:  # noqa: BLE001 (no output_dir: no dossier links)
-        out = None
-    return ledger, out
+        return None
 
 
 @app.get("/", response_class=HTMLResponse)
@@ -54,9 +61,9 @@ def overview(user: User) -> str:
 
     from retirement.overview import build_overview, render_overview
 
-    ledger, out = _ledger_and_output()
+    ledger = _ledger()
     try:
-        page = build_overview(ledger, plans_dir=plans_dir(), output_dir=out)
+        page = build_overview(ledger, plans_dir=plans_dir(), output_dir=_output_dir())
     finally:
         ledger.close()
     return render_overview(page, base=PREFIX, user=user.get_name())
@@ -66,7 +73,7 @@ def overview(user: User) -> str:
 def certificate(artifact_id: int) -> FileResponse:
     from retirement.overview import artifact_file
 
-    ledger, _ = _ledger_and_output()
+    ledger = _ledger()
     try:
         path = artifact_file(ledger, artifact_id, kinds=("certificate",))
     finally:
@@ -80,7 +87,7 @@ def certificate(artifact_id: int) -> FileResponse:
 def dossier(run: str, relative: str) -> FileResponse:
     from retirement.overview import dossier_file
 
-    _, out = _ledger_and_output()
+    out = _output_dir()
     path = dossier_file(out, run, relative) if out is not None else None
     if path is None:
         raise HTTPException(404, f"no file {relative!r} in the dossier of {run}")
