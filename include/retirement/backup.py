@@ -111,8 +111,8 @@ def csv_records(lines: Iterable[bytes]) -> Iterator[bytes]:
 # ---------------------------------------------------------------------- streams
 
 
-class _HashingFile(IO[bytes]):
-    """Write-through to ``out`` counting and hashing the bytes."""
+class HashingWriter(IO[bytes]):
+    """Write-through to ``out`` counting and hashing the bytes (also the notices' CSV)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out, self.sha, self.size = out, hashlib.sha256(), 0
@@ -222,10 +222,10 @@ def _produce(chunks: Iterator[bytes], fd: int, state: _Plain, level: int) -> Non
         state.error = exc
 
 
-def _encrypt(read_fd: int, target: Path, recipients: list[Any]) -> _HashingFile:
+def _encrypt(read_fd: int, target: Path, recipients: list[Any]) -> HashingWriter:
     """age-encrypt the pipe into ``target`` (fsynced); return the hashing writer."""
     with os.fdopen(read_fd, "rb", buffering=CHUNK) as pipe, target.open("wb") as out:
-        hashed = _HashingFile(out)
+        hashed = HashingWriter(out)
         pyrage.encrypt_io(pipe, hashed, recipients)
         out.flush()
         os.fsync(out.fileno())

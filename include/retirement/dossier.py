@@ -78,27 +78,18 @@ def build_dossier(
         kind: ledger.artifacts(run_id, kind=kind)
         for kind in ("gate_result", "gate_docs", "manifest", "certificate", "receipt", "notices")
     }
-    evidence = {
-        "gates": [
-            _copy(Path(a["location"]), root / "gates")
-            for a in artifacts["gate_result"]
+    evidence = {  # what is copied into the dossier: kind of artifact -> folder
+        key: [
+            _copy(Path(a["location"]), root / folder)
+            for a in artifacts[kind]
             if Path(a["location"]).exists()
-        ],
-        "gate_docs": [
-            _copy(Path(a["location"]), root / "gates")
-            for a in artifacts["gate_docs"]
-            if Path(a["location"]).exists()
-        ],
-        "manifests": [
-            _copy(Path(a["location"]), root / "manifests")
-            for a in artifacts["manifest"]
-            if Path(a["location"]).exists()
-        ],
-        "certificates": [
-            _copy(Path(a["location"]), root / "certificates")
-            for a in artifacts["certificate"]
-            if Path(a["location"]).exists()
-        ],
+        ]
+        for key, kind, folder in (
+            ("gates", "gate_result", "gates"),
+            ("gate_docs", "gate_docs", "gates"),
+            ("manifests", "manifest", "manifests"),
+            ("certificates", "certificate", "certificates"),
+        )
     }
     for cert in evidence["certificates"]:
         html = (root / cert).with_suffix(".html")

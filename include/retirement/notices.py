@@ -198,29 +198,19 @@ class _CsvStream(io.RawIOBase):
         return size
 
 
-class _Hashing(io.RawIOBase):
-    def __init__(self, f: Any) -> None:
-        self._f, self.sha = f, hashlib.sha256()
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self.sha.update(data)
-        return self._f.write(data)
-
-
 def write_csv(notices: Iterable[Notice], path: Path, recipients: list[str]) -> tuple[str, int]:
     """The mail-merge CSV, age-encrypted to ``recipients`` as it is rendered; returns its
     ciphertext sha256 and the number of notices. Written under a temporary name first."""
     import pyrage
+
+    from retirement.backup import HashingWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     stream = _CsvStream(notices)
     try:
         with partial.open("wb") as f:
-            hashed = _Hashing(f)
+            hashed = HashingWriter(f)
             pyrage.encrypt_io(
                 stream, hashed, [pyrage.x25519.Recipient.from_str(r) for r in recipients]
             )

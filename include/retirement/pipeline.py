@@ -146,7 +146,7 @@ def record_gate(
     ledger.add_artifact(
         run_id, kind="gate_result", location=str(path), size=len(data), sha256=digest, actor=actor
     )
-    for name, html in getattr(result, "docs", {}).items():
+    for name, html in result.docs.items():
         page = html.encode()
         page_digest = hashlib.sha256(page).hexdigest()
         docs = folder / f"{result.gate}.{name}.{page_digest[:12]}.html"  # GX Data Docs
