@@ -46,22 +46,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 DAG = "retire__scale"
-STEPS = (
-    "plan_check",
-    "inventory",
-    "gate_inventory",
-    "backup",
-    "gate_backup",
-    "deliveries",
-    "transfer",
-    "gate_transfer",
-    "notify_customers",
-    "deletion_request",
-    "approve_deletion",
-    "delete",
-    "gate_deletion",
-    "seal",
-)
 
 
 def generate(pg_url: str, tables: int, files: int, folder: Path, rng: random.Random) -> None:
@@ -110,10 +94,12 @@ def _t(value: str | None) -> float | None:
 
 def measure(tis: list[dict], run: dict) -> tuple[list[tuple], dict]:
     rows = []
-    for step in STEPS:
-        mine = [t for t in tis if t["task_id"] == step and t["start_date"] and t["end_date"]]
-        if not mine:
-            continue
+    ran = [t for t in tis if t["start_date"] and t["end_date"]]
+    first: dict[str, float] = {}
+    for t in ran:  # the steps in the order they started (the DAG's order)
+        first[t["task_id"]] = min(first.get(t["task_id"], 1e18), _t(t["start_date"]))
+    for step in sorted(first, key=first.__getitem__):
+        mine = [t for t in ran if t["task_id"] == step]
         start = min(_t(t["start_date"]) for t in mine)
         end = max(_t(t["end_date"]) for t in mine)
         rows.append((step, len(mine), end - start, sum(t["duration"] or 0 for t in mine)))
