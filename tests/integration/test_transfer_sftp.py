@@ -161,6 +161,28 @@ def test_sshd_killed_mid_upload_then_restarted_resumes_to_the_identical_file(
     assert _files(sshd_server_fresh) == [f"drop/{item.name}"]
 
 
+def test_closing_a_session_whose_socket_already_died_raises_nothing(
+    sshd_server: SshServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a crash, deliver() closes the session before raising TransferError. When the
+    # transport had not yet noticed the dead socket, closing the SFTP channel tried to
+    # send and paramiko raised a bare EOFError instead (seen once in CI). That race cannot
+    # be produced on demand with a real server, so this one fault is faked: the channel's
+    # close raises what paramiko raised there.
+    dest = _dest(sshd_server)
+    sftp = dest._connect()
+    transport = dest._transport
+    assert transport is not None
+
+    def send_on_a_dead_socket() -> None:
+        raise EOFError
+
+    monkeypatch.setattr(sftp, "close", send_on_a_dead_socket)
+    dest.close()
+    assert (dest._sftp, dest._transport) == (None, None)
+    assert not transport.is_active()
+
+
 def test_a_file_truncated_on_the_server_fails_verification(
     sshd_server: SshServer, tmp_path: Path
 ) -> None:

@@ -178,11 +178,16 @@ class SftpDestination(Destination):
         return self._sftp
 
     def close(self) -> None:
-        if self._sftp is not None:
-            self._sftp.close()
-        if self._transport is not None:
-            self._transport.close()
-        self._sftp = self._transport = None
+        """Close the session; a peer that already died is not an error here."""
+        sftp, transport, self._sftp, self._transport = self._sftp, self._transport, None, None
+        try:
+            if sftp is not None:
+                sftp.close()  # sends a channel close: fails if the socket is dead
+        except (paramiko.SSHException, OSError, EOFError):
+            pass
+        finally:
+            if transport is not None:
+                transport.close()
 
     # ------------------------------------------------------------------ paths
 
