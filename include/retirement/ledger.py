@@ -6,21 +6,23 @@ Every event carries the SHA-256 of the previous one, so editing, deleting, inser
 reordering an event breaks the chain at a place :meth:`Ledger.verify` names. Appends are
 serialized (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on
 PostgreSQL), so parallel tasks never fork the chain. State changes and the event that
-records them commit in one transaction.
+records them commit in one transaction; inside :meth:`Ledger.batch`, a few hundred writes
+commit in one (steps over thousands of datasets would otherwise spend most of their time
+committing).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from retirement.errors import ChainBroken, LedgerError
+from retirement.ledger_chain import GENESIS, Chain, ChainReport, Event, WriteKey
 from retirement.ledger_db import (
     artifacts,
     canonical_json,
@@ -28,7 +30,6 @@ from retirement.ledger_db import (
     engine_for,
     events,
     events_by_run,
-    lock_chain,
     metadata,
     require_existing_sqlite,
     runs,
@@ -38,65 +39,13 @@ from retirement.ledger_db import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
-
-GENESIS = "0" * 64
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Event:
-    """One audit event; ``hash`` covers every other field and the previous event's hash."""
-
-    seq: int
-    at: str
-    run_id: str | None
-    actor: str
-    kind: str
-    dataset: str | None
-    payload: dict[str, Any] = field(default_factory=dict)
-    prev_hash: str = GENESIS
-    hash: str = ""
-
-    def compute_hash(self) -> str:
-        body = {
-            "seq": self.seq,
-            "at": self.at,
-            "run_id": self.run_id,
-            "actor": self.actor,
-            "kind": self.kind,
-            "dataset": self.dataset,
-            "payload": self.payload,
-            "prev": self.prev_hash,
-        }
-        return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
-
-    @classmethod
-    def from_row(cls, row: Any) -> Event:
-        return cls(
-            seq=row.seq,
-            at=row.at,
-            run_id=row.run_id,
-            actor=row.actor,
-            kind=row.kind,
-            dataset=row.dataset,
-            payload=json.loads(row.payload),
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    """What a successful verification saw: the number of events and the chain head."""
-
-    events: int
-    head: str
 
 
 class Ledger:
@@ -105,6 +54,8 @@ class Ledger:
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self.engine = engine
         self._clock = clock
+        self._pending: list[tuple[WriteKey, Callable]] | None = None
+        self._max_pending = 500
 
     @classmethod
     def open(
@@ -140,6 +91,74 @@ class Ledger:
 
     # ------------------------------------------------------------------ writing
 
+    @contextmanager
+    def batch(self, max_pending: int = 500) -> Iterator[None]:
+        """Queue this block's writes and commit them together: one transaction (one chain
+        lock, one multi-row insert of events) per ``max_pending`` writes instead of one each.
+
+        A read that could see a queued write (a read of the whole run; a read of one dataset,
+        or of some kinds of event, that has queued writes) commits the queue first, so code
+        inside reads what it wrote. The queue is committed when the block ends, also when it
+        raises (what was queued happened). Writes that must be durable before an irreversible
+        step are followed by :meth:`flush`. Queued writes return None.
+        """
+        if self._pending is not None:  # nested: the outer block commits
+            yield
+            return
+        self._pending, self._max_pending = [], max_pending
+        try:
+            yield
+        finally:
+            try:
+                self.flush()
+            finally:
+                self._pending = None
+
+    def flush(self) -> None:
+        """Commit the writes queued by :meth:`batch` now (nothing to do outside one)."""
+        if not self._pending:
+            return
+        queued = list(self._pending)
+        self._pending.clear()
+        with self._chain() as chain:
+            chain.prefetch(key for key, _write in queued)
+            for _key, write in queued:
+                write(chain)
+
+    @contextmanager
+    def _chain(self) -> Iterator[Chain]:
+        with self.engine.begin() as conn:
+            chain = Chain(conn)
+            yield chain
+            chain.insert_events()
+
+    def _write(self, key: WriteKey, write: Callable[[Chain], Any]) -> Any:
+        if self._pending is None:
+            with self._chain() as chain:
+                return write(chain)
+        self._pending.append((key, write))
+        if len(self._pending) >= self._max_pending:
+            self.flush()
+        return None
+
+    def _read(
+        self,
+        run_id: str | None = None,
+        dataset: str | None = None,
+        kinds: tuple[str, ...] | None = None,
+    ) -> None:
+        """Commit the queue if this read could see a queued write: always for a read of a
+        whole run; for one dataset's state or some kinds of event, if one of them is queued."""
+        if not self._pending:
+            return
+        if (dataset is None and kinds is None) or any(
+            k.run_id == run_id
+            and (dataset is None or k.dataset == dataset)
+            and (kinds is None or k.kind in kinds)
+            for k, _w in self._pending
+        ):
+            self.flush()
+
     def append(
         self,
         kind: str,
@@ -148,45 +167,21 @@ class Ledger:
         run_id: str | None = None,
         dataset: str | None = None,
         payload: dict[str, Any] | None = None,
-        _conn: Connection | None = None,
-    ) -> Event:
-        """Append one event to the chain (in its own transaction unless ``_conn`` is given)."""
-        if _conn is None:
-            with self.engine.begin() as conn:
-                return self.append(
-                    kind, actor=actor, run_id=run_id, dataset=dataset, payload=payload, _conn=conn
-                )
-        lock_chain(_conn)
-        last = _conn.execute(
-            sa.select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
-        ).first()
-        seq, prev = (last.seq + 1, last.hash) if last else (1, GENESIS)
-        # Round-trip through JSON so the hash covers exactly what is stored and read back.
-        stored = json.loads(canonical_json(payload or {}))
-        draft = Event(seq, self._now(), run_id, actor, kind, dataset, stored, prev)
-        done = Event(**{**draft.__dict__, "hash": draft.compute_hash()})
-        _conn.execute(
-            events.insert().values(
-                seq=done.seq,
-                at=done.at,
-                run_id=run_id,
-                actor=actor,
-                kind=kind,
-                dataset=dataset,
-                payload=canonical_json(stored),
-                prev_hash=prev,
-                hash=done.hash,
-            )
+    ) -> Event | None:
+        """Append one event to the chain (in its own transaction unless queued by batch())."""
+        at = self._now()
+        return self._write(
+            WriteKey(run_id, dataset, kind),
+            lambda c: c.add(at, kind, actor, run_id, dataset, payload),
         )
-        return done
 
     def start_run(
         self, run_id: str, *, plan_name: str, plan_sha256: str, scenario: str, actor: str
     ) -> bool:
         """Record a run once; a repeated call with the same plan is a no-op (returns False)."""
-        with self.engine.begin() as conn:
-            lock_chain(conn)
-            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        self.flush()
+        with self._chain() as chain:
+            row = chain.conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
             if row is not None:
                 if row.plan_sha256 != plan_sha256:
                     raise LedgerError(
@@ -196,7 +191,7 @@ class Ledger:
                     )
                 return False
             now = self._now()
-            conn.execute(
+            chain.conn.execute(
                 runs.insert().values(
                     run_id=run_id,
                     plan_name=plan_name,
@@ -207,29 +202,28 @@ class Ledger:
                     updated_at=now,
                 )
             )
-            self.append(
+            chain.add(
+                now,
                 "run_started",
-                actor=actor,
-                run_id=run_id,
-                _conn=conn,
-                payload={"plan": plan_name, "plan_sha256": plan_sha256, "scenario": scenario},
+                actor,
+                run_id,
+                None,
+                {"plan": plan_name, "plan_sha256": plan_sha256, "scenario": scenario},
             )
             return True
 
     def set_run_state(
         self, run_id: str, state: str, *, actor: str, payload: dict[str, Any] | None = None
     ) -> Event:
-        with self.engine.begin() as conn:
-            updated = conn.execute(
-                runs.update()
-                .where(runs.c.run_id == run_id)
-                .values(state=state, updated_at=self._now())
+        self.flush()
+        with self._chain() as chain:
+            now = self._now()
+            updated = chain.conn.execute(
+                runs.update().where(runs.c.run_id == run_id).values(state=state, updated_at=now)
             ).rowcount
             if not updated:
                 raise LedgerError(f"no run {run_id} in the ledger")
-            return self.append(
-                f"run_{state}", actor=actor, run_id=run_id, payload=payload, _conn=conn
-            )
+            return chain.add(now, f"run_{state}", actor, run_id, None, payload)
 
     def set_dataset_state(
         self,
@@ -247,29 +241,28 @@ class Ledger:
         so a re-run task leaves the ledger as one clean run would.
         """
         detail = canonical_json(payload or {})
-        values = {"state": state, "detail": detail, "updated_at": self._now(), **columns}
-        with self.engine.begin() as conn:
-            lock_chain(conn)
+        at = self._now()
+        values = {"state": state, "detail": detail, "updated_at": at, **columns}
+
+        def write(chain: Chain) -> Event | None:
             where = (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
-            row = conn.execute(sa.select(datasets).where(where)).first()
+            row = chain.dataset_row(run_id, dataset)
             if row is None:
-                conn.execute(datasets.insert().values(run_id=run_id, dataset=dataset, **values))
+                chain.conn.execute(
+                    datasets.insert().values(run_id=run_id, dataset=dataset, **values)
+                )
             elif (
-                row.state == state
-                and row.detail == detail
-                and all(getattr(row, k) == v for k, v in columns.items())
+                row["state"] == state
+                and row["detail"] == detail
+                and all(row.get(k) == v for k, v in columns.items())
             ):
                 return None
             else:
-                conn.execute(datasets.update().where(where).values(**values))
-            return self.append(
-                f"dataset_{state}",
-                actor=actor,
-                run_id=run_id,
-                dataset=dataset,
-                payload=payload,
-                _conn=conn,
-            )
+                chain.conn.execute(datasets.update().where(where).values(**values))
+            chain.dataset_written(run_id, dataset, values)
+            return chain.add(at, f"dataset_{state}", actor, run_id, dataset, payload)
+
+        return self._write(WriteKey(run_id, dataset, f"dataset_{state}"), write)
 
     def add_artifact(
         self,
@@ -284,51 +277,45 @@ class Ledger:
         detail: dict[str, Any] | None = None,
     ) -> Event | None:
         """Record an artifact once; the same (run, kind, location, sha256) again is a no-op."""
-        with self.engine.begin() as conn:
-            lock_chain(conn)
-            row = conn.execute(
-                sa.select(artifacts).where(
-                    (artifacts.c.run_id == run_id)
-                    & (artifacts.c.kind == kind)
-                    & (artifacts.c.location == location)
-                )
-            ).first()
+        at = self._now()
+
+        def write(chain: Chain) -> Event | None:
+            row = chain.artifact_row(run_id, kind, location)
             if row is not None:
-                if row.sha256 == sha256 and row.size == size:
+                if row["sha256"] == sha256 and row["size"] == size:
                     return None
                 raise LedgerError(
                     f"artifact {location} is already recorded with sha256 "
-                    f"{row.sha256}, not {sha256}"
+                    f"{row['sha256']}, not {sha256}"
                 )
-            conn.execute(
-                artifacts.insert().values(
-                    run_id=run_id,
-                    dataset=dataset,
-                    kind=kind,
-                    location=location,
-                    size=size,
-                    sha256=sha256,
-                    detail=canonical_json(detail or {}),
-                    created_at=self._now(),
-                )
-            )
-            return self.append(
+            values = {
+                "run_id": run_id,
+                "dataset": dataset,
+                "kind": kind,
+                "location": location,
+                "size": size,
+                "sha256": sha256,
+                "detail": canonical_json(detail or {}),
+                "created_at": at,
+            }
+            chain.conn.execute(artifacts.insert().values(**values))
+            chain.artifact_written(run_id, kind, location, values)
+            payload = {"location": location, "size": size, "sha256": sha256}
+            return chain.add(
+                at,
                 f"artifact_{kind}",
-                actor=actor,
-                run_id=run_id,
-                dataset=dataset,
-                payload={
-                    "location": location,
-                    "size": size,
-                    "sha256": sha256,
-                    **({"detail": detail} if detail else {}),
-                },
-                _conn=conn,
+                actor,
+                run_id,
+                dataset,
+                {**payload, **({"detail": detail} if detail else {})},
             )
+
+        return self._write(WriteKey(run_id, dataset, f"artifact_{kind}", location), write)
 
     # ------------------------------------------------------------------ reading
 
     def events(self, *, run_id: str | None = None) -> Iterator[Event]:
+        self._read()
         query = sa.select(events).order_by(events.c.seq)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
@@ -341,6 +328,7 @@ class Ledger:
     ) -> list[Event]:
         """The run's events of these kinds (of one dataset if given), oldest first: one indexed
         query, not a scan of the run (steps over many datasets ask this per dataset)."""
+        self._read(run_id, dataset, kinds)
         query = sa.select(events).where((events.c.run_id == run_id) & events.c.kind.in_(kinds))
         if dataset is not None:
             query = query.where(events.c.dataset == dataset)
@@ -348,12 +336,14 @@ class Ledger:
             return [Event.from_row(r) for r in conn.execute(query.order_by(events.c.seq))]
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        self._read()
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
         return dict(row._mapping) if row else None
 
     def runs_of(self, plan_name: str) -> list[str]:
         """The run ids of a plan, oldest first."""
+        self._read()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(runs.c.run_id)
@@ -364,6 +354,7 @@ class Ledger:
 
     def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest runs of every plan, newest first."""
+        self._read()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
@@ -372,6 +363,7 @@ class Ledger:
 
     def event_kinds(self, run_id: str) -> set[str]:
         """The kinds of event a run has recorded (cheap: no payloads)."""
+        self._read()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(events.c.kind).where(events.c.run_id == run_id).distinct()
@@ -380,6 +372,7 @@ class Ledger:
 
     def dataset_state(self, run_id: str, dataset: str) -> dict[str, Any] | None:
         """One dataset's row (by primary key), or None."""
+        self._read(run_id, dataset)
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(datasets).where(
@@ -389,6 +382,7 @@ class Ledger:
         return {**row._mapping, "detail": json.loads(row.detail)} if row else None
 
     def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
+        self._read()
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(datasets).where(datasets.c.run_id == run_id).order_by(datasets.c.dataset)
@@ -396,6 +390,7 @@ class Ledger:
         return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
 
     def artifacts(self, run_id: str, *, kind: str | None = None) -> list[dict[str, Any]]:
+        self._read()
         query = sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.id)
         if kind is not None:
             query = query.where(artifacts.c.kind == kind)
@@ -404,11 +399,13 @@ class Ledger:
 
     def artifact(self, artifact_id: int) -> dict[str, Any] | None:
         """One artifact by its id, or None."""
+        self._read()
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
         return dict(row._mapping) if row else None
 
     def head(self) -> str:
+        self._read()
         with self.engine.connect() as conn:
             row = conn.execute(
                 sa.select(events.c.hash).order_by(events.c.seq.desc()).limit(1)
@@ -417,6 +414,7 @@ class Ledger:
 
     def verify(self, *, expect_head: str | None = None) -> ChainReport:
         """Walk the chain from the first event; raise ChainBroken naming the first bad one."""
+        self._read()
         expected_seq, prev, count = 1, GENESIS, 0
         for ev in self.events():
             if ev.seq != expected_seq:

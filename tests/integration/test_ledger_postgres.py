@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+from contextlib import nullcontext
 
 import pytest
 import sqlalchemy as sa
@@ -15,22 +16,27 @@ pytestmark = pytest.mark.integration
 WRITERS, EVENTS_EACH = 6, 40
 
 
-def _writer(url: str, worker: int, start: mp.synchronize.Event) -> None:
+def _writer(url: str, worker: int, start: mp.synchronize.Event, batched: bool) -> None:
     ledger = Ledger.open(url)
     start.wait()
-    for i in range(EVENTS_EACH):
-        if i % 10 == 0:
-            ledger.set_dataset_state("run", f"src.t{worker}", f"step{i}", actor=f"w{worker}")
-        else:
-            ledger.append("step", actor=f"w{worker}", run_id="run", payload={"w": worker, "i": i})
+    with ledger.batch(max_pending=7) if batched and worker % 2 else nullcontext():
+        for i in range(EVENTS_EACH):
+            if i % 10 == 0:
+                ledger.set_dataset_state("run", f"src.t{worker}", f"step{i}", actor=f"w{worker}")
+            else:
+                ledger.append(
+                    "step", actor=f"w{worker}", run_id="run", payload={"w": worker, "i": i}
+                )
     ledger.close()
 
 
-def test_parallel_processes_keep_one_chain(pg_url: str) -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "half-batched"])
+def test_parallel_processes_keep_one_chain(pg_url: str, batched: bool) -> None:
+    """Half the writers queue their writes (``Ledger.batch``) and commit 7 at a time."""
     Ledger.open(pg_url).close()  # create the schema once, before the race
     ctx = mp.get_context("spawn")
     start = ctx.Event()
-    procs = [ctx.Process(target=_writer, args=(pg_url, w, start)) for w in range(WRITERS)]
+    procs = [ctx.Process(target=_writer, args=(pg_url, w, start, batched)) for w in range(WRITERS)]
     for p in procs:
         p.start()
     start.set()

@@ -221,3 +221,135 @@ def test_open_without_create_refuses_missing_or_foreign_databases(tmp_path: Path
     sa.create_engine(f"sqlite:///{other}").connect().close()
     with pytest.raises(LedgerError, match="not a retirement ledger"):
         Ledger.open(f"sqlite:///{other}", create=False)
+
+
+def _committed_kinds(ledger: Ledger) -> list[str]:
+    """What another process sees: the events table read on a fresh connection."""
+    other = Ledger(ledger.engine)
+    return [e.kind for e in other.events(run_id="run-1")]
+
+
+def test_batch_queues_writes_and_reads_its_own(ledger: Ledger) -> None:
+    before = _committed_kinds(ledger)
+    with ledger.batch(max_pending=100):
+        assert ledger.set_dataset_state("run-1", "crm.a", "backed_up", actor="t") is None
+        ledger.add_artifact(
+            "run-1",
+            kind="backup",
+            location="v/a",
+            size=1,
+            sha256="c" * 64,
+            actor="t",
+            dataset="crm.a",
+        )
+        ledger.set_dataset_state("run-1", "crm.b", "backed_up", actor="t")
+        assert _committed_kinds(ledger) == before  # nothing committed yet
+        assert ledger.dataset_state("run-1", "crm.c") is None  # another dataset: no commit
+        assert _committed_kinds(ledger) == before
+        assert ledger.dataset_state("run-1", "crm.a")["state"] == "backed_up"  # commits
+        assert _committed_kinds(ledger)[len(before) :] == [
+            "dataset_backed_up",
+            "artifact_backup",
+            "dataset_backed_up",
+        ]
+        ledger.set_dataset_state("run-1", "crm.a", "backed_up", actor="t")  # same: no event
+        ledger.append("note", actor="t", run_id="run-1")
+    assert _committed_kinds(ledger)[len(before) :] == [
+        "dataset_backed_up",
+        "artifact_backup",
+        "dataset_backed_up",
+        "note",
+    ]
+    assert ledger.verify().events == len(list(ledger.events()))
+
+
+def test_batch_commits_every_max_pending_and_when_the_block_raises(ledger: Ledger) -> None:
+    before = len(_committed_kinds(ledger))
+    seen: list[int] = []
+
+    def four_then_fail() -> None:
+        with ledger.batch(max_pending=3):
+            for i in range(4):
+                ledger.append("step", actor="t", run_id="run-1", dataset=f"crm.t{i}")
+            seen.append(len(_committed_kinds(ledger)))
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        four_then_fail()
+    assert seen == [before + 3]  # the first three committed together, the fourth queued
+    assert len(_committed_kinds(ledger)) == before + 4  # what was queued happened
+    ledger.verify()
+
+
+def test_batch_flushes_before_a_run_state_so_the_chain_keeps_call_order(ledger: Ledger) -> None:
+    with ledger.batch():
+        ledger.append("before", actor="t", run_id="run-1")
+        ledger.set_run_state("run-1", "failed", actor="t")
+        ledger.append("after", actor="t", run_id="run-1")
+    assert _committed_kinds(ledger)[-3:] == ["before", "run_failed", "after"]
+    ledger.verify()
+
+
+def test_a_refused_artifact_in_a_batch_fails_the_block(ledger: Ledger) -> None:
+    ledger.add_artifact("run-1", kind="backup", location="v/a", size=1, sha256="c" * 64, actor="t")
+    with pytest.raises(LedgerError, match="already recorded"), ledger.batch():
+        ledger.add_artifact(
+            "run-1", kind="backup", location="v/a", size=1, sha256="d" * 64, actor="t"
+        )
+    ledger.verify()
+
+
+def test_batch_commits_for_a_read_of_event_kinds_only_when_one_is_queued(ledger: Ledger) -> None:
+    before = len(_committed_kinds(ledger))
+    with ledger.batch():
+        ledger.append("step", actor="t", run_id="run-1", dataset="crm.a")
+        assert ledger.events_of("run-1", ("deletion_approved",)) == []
+        assert len(_committed_kinds(ledger)) == before  # no such kind queued: no commit
+        (step,) = [e for e in ledger.events_of("run-1", ("step",), dataset="crm.a") if e.seq > 6]
+        assert step.kind == "step"
+        assert len(_committed_kinds(ledger)) == before + 1
+
+
+def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> None:
+    """Within one commit: a repeated state is still a no-op, a column set later still counts,
+    and a second artifact at the same location with another digest is still refused."""
+    before = len(_committed_kinds(ledger))
+    with ledger.batch():
+        ledger.set_dataset_state("run-1", "crm.x", "backed_up", actor="t")
+        ledger.set_dataset_state("run-1", "crm.x", "backed_up", actor="t")  # no-op
+        ledger.set_dataset_state("run-1", "crm.x", "backed_up", actor="t", rows=7)  # a change
+        ledger.add_artifact(
+            "run-1",
+            kind="backup",
+            location="v/x",
+            size=1,
+            sha256="c" * 64,
+            actor="t",
+            dataset="crm.x",
+        )
+        ledger.add_artifact(
+            "run-1",
+            kind="backup",
+            location="v/x",
+            size=1,
+            sha256="c" * 64,
+            actor="t",
+            dataset="crm.x",
+        )  # the same again: no-op
+    assert _committed_kinds(ledger)[before:] == [
+        "dataset_backed_up",
+        "dataset_backed_up",
+        "artifact_backup",
+    ]
+    assert ledger.dataset_state("run-1", "crm.x")["rows"] == 7
+
+    def same_location_two_digests() -> None:
+        with ledger.batch():
+            for digest in ("c", "d"):
+                ledger.add_artifact(
+                    "run-1", kind="gate", location="v/y", size=1, sha256=digest * 64, actor="t"
+                )
+
+    with pytest.raises(LedgerError, match="already recorded"):
+        same_location_two_digests()
+    ledger.verify()
