@@ -106,7 +106,7 @@ def _on_datasets(plan_path: str, batch: list[str], work, **extra) -> list[dict]:
     plan = load_plan(plan_path)
     keys = key_store()
     done: list[dict] = []
-    with phase() as p:
+    with phase() as p, p.ledger.batch():  # one ledger transaction per few hundred writes
         for name, group in groupby(batch, key=lambda d: d.split(".", 1)[0]):
             with open_source(plan.source(name)) as source:
                 for dataset in group:

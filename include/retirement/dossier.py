@@ -91,17 +91,11 @@ def build_dossier(
             ("certificates", "certificate", "certificates"),
         )
     }
-    for cert in evidence["certificates"]:
-        html = (root / cert).with_suffix(".html")
-        source = Path(
-            next(
-                a["location"]
-                for a in artifacts["certificate"]
-                if a["location"].endswith(Path(cert).name)
-            )
-        ).with_suffix(".html")
+    signed = {Path(a["location"]).name: Path(a["location"]) for a in artifacts["certificate"]}
+    for cert in evidence["certificates"]:  # each certificate's HTML rendering beside it
+        source = signed[Path(cert).name].with_suffix(".html")
         if source.exists():
-            shutil.copyfile(source, html)
+            shutil.copyfile(source, (root / cert).with_suffix(".html"))
     receipts = [json.loads(a["detail"]) for a in artifacts["receipt"]]
     (root / "receipts.json").write_text(json.dumps(receipts, ensure_ascii=False, indent=1))
     inventory = sorted((output_dir / "inventory" / safe_dir(run_id)).glob("inventory.*"))

@@ -64,6 +64,14 @@ def inventory_source(
         log.info("scanning %s", ref.qualified)
         reports.append(scan_dataset(source, ref, plan.classification, full=full_scan))
     reports = with_dispositions(reports, plan.disposition_for)
+    with ledger.batch():
+        _record_inventory(reports, ledger=ledger, run_id=run_id, actor=actor)
+    return {"source": source_name, "datasets": len(reports), "rows": sum(r.rows for r in reports)}
+
+
+def _record_inventory(
+    reports: list[DatasetReport], *, ledger: Ledger, run_id: str, actor: str
+) -> None:
     for r in reports:
         ledger.set_dataset_state(
             run_id,
@@ -83,7 +91,6 @@ def inventory_source(
             r.data_class,
             r.disposition,
         )
-    return {"source": source_name, "datasets": len(reports), "rows": sum(r.rows for r in reports)}
 
 
 def gate_inventory(

@@ -216,16 +216,17 @@ def gate_backup(
         )
     if failures:
         raise GateFailed("gate_backup", "; ".join(failures), summary)
-    for state, report in verified:
-        if state["state"] != "backed_up":
-            continue  # verified before (or delivered since): a re-run changes nothing
-        ledger.set_dataset_state(
-            run_id,
-            state["dataset"],
-            "backup_verified",
-            actor=actor,
-            payload={**state["detail"], "verify": report.summary()},
-        )
+    with ledger.batch():
+        for state, report in verified:
+            if state["state"] != "backed_up":
+                continue  # verified before (or delivered since): a re-run changes nothing
+            ledger.set_dataset_state(
+                run_id,
+                state["dataset"],
+                "backup_verified",
+                actor=actor,
+                payload={**state["detail"], "verify": report.summary()},
+            )
     return summary
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -183,15 +184,12 @@ def delete_dataset(
     kind = state["detail"].get("kind", "table")
     spec = plan.source(dataset.split(".", 1)[0])
     resuming = state["state"] in IN_PROGRESS
+    detail = state["detail"]  # what the ledger holds for the dataset, kept up to date below
     if not resuming:
         deletion.check_unchanged(source, name, kind, manifest)
-        ledger.set_dataset_state(
-            run_id,
-            dataset,
-            "deleting",
-            actor=actor,
-            payload={**state["detail"], "deletion": {"started_at": now}},
-        )
+        detail = {**detail, "deletion": {"started_at": now}}
+        ledger.set_dataset_state(run_id, dataset, "deleting", actor=actor, payload=detail)
+        ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
     identity = [keys.identity(plan.name, state["disposition"])]
     if spec.kind in ("postgres", "mysql", "sqlite"):
         rule = next((r for r in plan.datasets if r.dataset == dataset), None)
@@ -210,16 +208,12 @@ def delete_dataset(
         result = deletion.delete_file(source, name, manifest)
     else:
         result = deletion.delete_s3_object(source, name)
-    current = dataset_state(ledger, run_id, dataset) or state
     ledger.set_dataset_state(
         run_id,
         dataset,
         "deleting",
         actor=actor,
-        payload={
-            **current["detail"],
-            "deletion": {**current["detail"].get("deletion", {}), "result": result.as_dict()},
-        },
+        payload={**detail, "deletion": {**detail.get("deletion", {}), "result": result.as_dict()}},
     )
     log.info(
         "%s: %s (%s deleted, %s of the scope left)",
@@ -296,11 +290,13 @@ def _backup_copy_fate(plan: Any, state: dict[str, Any], erased: set[str]) -> str
     return "kept encrypted; the recipient holds its own copy"
 
 
-def residual_identifiers(source: Source, dataset: str, kind: str, policy: Any) -> int:
-    """Validated identifiers the inventory's detectors still find in what is left."""
+def residual_identifiers(
+    refs: dict[str, Any], source: Source, dataset: str, kind: str, policy: Any
+) -> int:
+    """Validated identifiers the inventory's detectors still find in what is left (``refs``:
+    the source's datasets by name, listed once per source, not once per dataset)."""
     from retirement.inventory import scan_dataset
 
-    refs = {r.name: r for r in source.datasets()}
     if dataset not in refs:
         return 0  # the dataset itself is gone (a file, an object)
     report = scan_dataset(source, refs[dataset], policy, full=True)
@@ -329,23 +325,28 @@ def gate_deletion(
     decided = decision(ledger, run_id) or {}
     rows: list[dict[str, Any]] = []
     checked: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    for state in ledger.dataset_states(run_id):
-        if state["state"] not in IN_PROGRESS:
-            continue
-        dataset = state["dataset"]
-        name = dataset.split(".", 1)[1]
-        kind = state["detail"].get("kind", "table")
-        manifest, cipher = _manifest(state, keys)
-        ids = [keys.identity(plan.name, state["disposition"])]
-        with open_source(dataset.split(".", 1)[0]) as source:
-            present = name in {r.name for r in source.datasets()}
-            if hasattr(source, "engine") and present:
-                left = deletion.scoped_count(source, name, manifest, cipher, ids)
-            else:
-                left = 1 if present else 0  # a file, an object or a dropped table: gone
-            found = residual_identifiers(source, name, kind, plan.classification)
-        rows.append({"dataset": dataset, "scoped_left": left, "residual_identifiers": found})
-        checked.append((state, rows[-1]))
+    deleting = [s for s in ledger.dataset_states(run_id) if s["state"] in IN_PROGRESS]
+    for source_name, group in groupby(deleting, key=lambda s: s["dataset"].split(".", 1)[0]):
+        with open_source(source_name) as source:
+            refs = {r.name: r for r in source.datasets()}  # what is left, listed once
+            for state in group:
+                name = state["dataset"].split(".", 1)[1]
+                manifest, cipher = _manifest(state, keys)
+                ids = [keys.identity(plan.name, state["disposition"])]
+                if hasattr(source, "engine") and name in refs:
+                    left = deletion.scoped_count(source, name, manifest, cipher, ids)
+                else:
+                    left = 1 if name in refs else 0  # a file, object or dropped table: gone
+                kind = state["detail"].get("kind", "table")
+                found = residual_identifiers(refs, source, name, kind, plan.classification)
+                rows.append(
+                    {
+                        "dataset": state["dataset"],
+                        "scoped_left": left,
+                        "residual_identifiers": found,
+                    }
+                )
+                checked.append((state, rows[-1]))
     result = quality.run_gate("gate_deletion", quality.deletion_frames(rows))
     failures = list(result.failures)
     summary = {"gate": "gate_deletion", "datasets": len(rows), "failures": failures}
@@ -358,79 +359,80 @@ def gate_deletion(
         plan, checked, keys=keys, ledger=ledger, run_id=run_id, actor=actor
     )
     certificates = []
-    for state, row in checked:
-        spec = plan.source(state["dataset"].split(".", 1)[0])
-        done = state["detail"]["deletion"]["result"]
-        cert = {
-            "certificate_id": "cos-"
-            + hashlib.sha256(f"{run_id}|{state['dataset']}".encode()).hexdigest()[:16],
-            "issued_at": now,
-            "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
-            "target": {
-                "dataset": state["dataset"],
-                "kind": state["detail"].get("kind", "table"),
-                "source_kind": spec.kind,
-                "connection": spec.connection,
-                "data_class": state["data_class"],
-                "rows": state["rows"],
-                "bytes": state["bytes"],
-            },
-            "sanitization": {
-                "method": done["method"],
-                "technique": done["technique"],
-                "note": done.get("note", ""),
-                "tool": TOOL,
-            },
-            "verification": {
-                "method": "rows of the backup's scope counted at the source by key; the "
-                "inventory's detectors run over what is left; great-expectations gate",
-                "result": "passed",
-                **row,
-            },
-            "performed_by": actor,
-            "performed_at": state["detail"]["deletion"].get("started_at"),
-            "approval": {
-                "approved_by": decided.get("approved_by"),
-                "approved_at": decided.get("approved_at"),
-                "auto": decided.get("auto", False),
-            },
-            "backup": {
-                "manifest": state["detail"]["backup"]["manifest"],
-                "ciphertext_sha256": state["detail"]["backup"]["ciphertext_sha256"],
-                "copy": _backup_copy_fate(plan, state, erased),
-                "deliveries": [
-                    {"location": r["location"], "method": r["method"], "sha256": r["sha256"]}
-                    for r in state["detail"].get("deliveries", [])
-                ],
-            },
-            "ledger": {"run_id": run_id},
-        }
-        path, sha = write_certificate(
-            cert, output_dir / "certificates" / safe_dir(run_id), keys.signing_key()
-        )
-        ledger.add_artifact(
-            run_id,
-            kind="certificate",
-            location=str(path),
-            size=path.stat().st_size,
-            sha256=sha,
-            actor=actor,
-            dataset=state["dataset"],
-        )
-        ledger.append(
-            "certificate_issued",
-            actor=actor,
-            run_id=run_id,
-            dataset=state["dataset"],
-            payload={"path": str(path), "sha256": sha},
-        )
-        ledger.set_dataset_state(
-            run_id,
-            state["dataset"],
-            "deleted",
-            actor=actor,
-            payload={**state["detail"], "certificate": str(path)},
-        )
-        certificates.append(str(path))
+    with ledger.batch():  # one transaction per few hundred certificates
+        for state, row in checked:
+            spec = plan.source(state["dataset"].split(".", 1)[0])
+            done = state["detail"]["deletion"]["result"]
+            cert = {
+                "certificate_id": "cos-"
+                + hashlib.sha256(f"{run_id}|{state['dataset']}".encode()).hexdigest()[:16],
+                "issued_at": now,
+                "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
+                "target": {
+                    "dataset": state["dataset"],
+                    "kind": state["detail"].get("kind", "table"),
+                    "source_kind": spec.kind,
+                    "connection": spec.connection,
+                    "data_class": state["data_class"],
+                    "rows": state["rows"],
+                    "bytes": state["bytes"],
+                },
+                "sanitization": {
+                    "method": done["method"],
+                    "technique": done["technique"],
+                    "note": done.get("note", ""),
+                    "tool": TOOL,
+                },
+                "verification": {
+                    "method": "rows of the backup's scope counted at the source by key; the "
+                    "inventory's detectors run over what is left; great-expectations gate",
+                    "result": "passed",
+                    **row,
+                },
+                "performed_by": actor,
+                "performed_at": state["detail"]["deletion"].get("started_at"),
+                "approval": {
+                    "approved_by": decided.get("approved_by"),
+                    "approved_at": decided.get("approved_at"),
+                    "auto": decided.get("auto", False),
+                },
+                "backup": {
+                    "manifest": state["detail"]["backup"]["manifest"],
+                    "ciphertext_sha256": state["detail"]["backup"]["ciphertext_sha256"],
+                    "copy": _backup_copy_fate(plan, state, erased),
+                    "deliveries": [
+                        {"location": r["location"], "method": r["method"], "sha256": r["sha256"]}
+                        for r in state["detail"].get("deliveries", [])
+                    ],
+                },
+                "ledger": {"run_id": run_id},
+            }
+            path, sha = write_certificate(
+                cert, output_dir / "certificates" / safe_dir(run_id), keys.signing_key()
+            )
+            ledger.add_artifact(
+                run_id,
+                kind="certificate",
+                location=str(path),
+                size=path.stat().st_size,
+                sha256=sha,
+                actor=actor,
+                dataset=state["dataset"],
+            )
+            ledger.append(
+                "certificate_issued",
+                actor=actor,
+                run_id=run_id,
+                dataset=state["dataset"],
+                payload={"path": str(path), "sha256": sha},
+            )
+            ledger.set_dataset_state(
+                run_id,
+                state["dataset"],
+                "deleted",
+                actor=actor,
+                payload={**state["detail"], "certificate": str(path)},
+            )
+            certificates.append(str(path))
     summary["certificates"] = certificates
     return summary

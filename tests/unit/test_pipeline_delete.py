@@ -171,6 +171,39 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
     assert "does not verify" in bad.output
 
 
+def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
+    setup,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
+    """A task killed mid-deletion must find 'deleting' on its retry (and resume), not a
+    half-empty table it would refuse as changed since the backup."""
+    from retirement.ledger import Ledger
+
+    ledger = _delivered(setup, tmp_path)
+    _, keys, db, _ = setup
+    record_decision(ledger, "r", approved=True, by="alice (DPO)", at=NOW)
+    committed: list[str] = []
+
+    def on_rows(_rows: int) -> None:  # what another process sees while rows are deleted
+        committed.append(Ledger(ledger.engine).dataset_state("r", "crm.customers")["state"])
+
+    with ledger.batch(), SqlSource("crm", f"sqlite:///{db}") as source:
+        delete_dataset(
+            PLAN,
+            "crm.customers",
+            source=source,
+            keys=keys,
+            ledger=ledger,
+            run_id="r",
+            actor="t",
+            now=NOW,
+            on_rows=on_rows,
+        )
+    assert committed
+    assert set(committed) == {"deleting"}
+    assert _count(db, "customers") == 0
+
+
 def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  # noqa: ANN001
     from retirement.errors import GateFailed
 
