@@ -47,9 +47,10 @@ fi
 echo "==> verifying the ledger"
 "$bin/retirement" ledger verify --ledger "sqlite:///$out/ledger.sqlite"
 inventory=$(ls -t "$out"/inventory/*/inventory.html | head -1)
-"$bin/python" - "$out/ledger.sqlite" <<'PY'
+"$bin/python" - "$out/ledger.sqlite" "include/plans/$plan.yaml" <<'PY'
 import sys
 from retirement.ledger import Ledger
+from retirement.plan import load_plan
 
 ledger = Ledger.open(f"sqlite:///{sys.argv[1]}", create=False)
 run_id = [e.run_id for e in ledger.events() if e.kind == "run_started"][-1]
@@ -63,6 +64,23 @@ for d in states:
         f"  {d['dataset']:38} {d['rows']:>6}  {d['data_class']:9} {d['disposition']:18} "
         f"{d['state']:15} {', '.join(to) or '-'}"
     )
+delivered = {r["dataset"] for r in receipts}
+retained = {n for n, d in load_plan(sys.argv[2]).dispositions.items() if d.action == "retain"}
+groups: dict[tuple[str, str], list[int]] = {}
+for d in states:
+    g = groups.setdefault((d["data_class"], d["disposition"]), [0, 0, 0, 0, 0])
+    rows = d["rows"] or 0
+    g[0] += 1
+    g[1] += rows if "backup" in d["detail"] else 0
+    g[2] += rows if d["dataset"] in delivered else 0
+    g[3] += rows if d["state"] == "deleted" else 0
+    g[4] += rows if d["disposition"] in retained and d["dataset"] in delivered else 0
+groups = {**dict(sorted(groups.items())), ("all", ""): [sum(c) for c in zip(*groups.values())]}
+print("\nRows by class and disposition")
+print(f"  {'class':9} {'disposition':18} {'datasets':>8} {'backed up':>9} {'delivered':>9} "
+      f"{'deleted':>8} {'archived':>8}")
+for (cls, disp), (n, backed, sent, deleted, archived) in groups.items():
+    print(f"  {cls:9} {disp:18} {n:>8} {backed:>9} {sent:>9} {deleted:>8} {archived:>8}")
 print(f"  receipts: {len(receipts)} verified deliveries (age file, manifest, signature each)")
 certificates = ledger.artifacts(run_id, kind="certificate")
 print(f"  certificates of sanitization: {len(certificates)}")

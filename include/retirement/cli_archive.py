@@ -88,6 +88,8 @@ def _with_progress(manifest_path: Path, run):  # noqa: ANN001, ANN202
         DownloadColumn(),
         TransferSpeedColumn(),
         console=err,
+        transient=True,  # a bar while it works; afterwards only the result line
+        disable=not err.is_terminal,  # no bar art in the logs of scheduled jobs
     ) as bar:
         task = bar.add_task("verifying", total=total)
         return run(lambda n: bar.advance(task, n))
