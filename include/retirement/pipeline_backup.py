@@ -172,7 +172,7 @@ def gate_backup(
         except (IntegrityError, RetirementError) as exc:
             failures.append(str(exc))
             continue
-        verified.append((state, report))
+        verified.append((state, report.summary()))  # not the report: one per dataset
         fp = report.manifest.fingerprint
         if report.manifest.format == "csv":
             ds_rows.append(
@@ -217,7 +217,7 @@ def gate_backup(
     if failures:
         raise GateFailed("gate_backup", "; ".join(failures), summary)
     with ledger.batch():
-        for state, report in verified:
+        for state, verify in verified:
             if state["state"] != "backed_up":
                 continue  # verified before (or delivered since): a re-run changes nothing
             ledger.set_dataset_state(
@@ -225,7 +225,7 @@ def gate_backup(
                 state["dataset"],
                 "backup_verified",
                 actor=actor,
-                payload={**state["detail"], "verify": report.summary()},
+                payload={**state["detail"], "verify": verify},
             )
     return summary
 
