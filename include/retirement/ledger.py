@@ -382,12 +382,15 @@ class Ledger:
         return {**row._mapping, "detail": json.loads(row.detail)} if row else None
 
     def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.iter_dataset_states(run_id))
+
+    def iter_dataset_states(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """The run's datasets by name, read 1,000 at a time (a run may have 100,000)."""
         self._read()
+        query = sa.select(datasets).where(datasets.c.run_id == run_id).order_by(datasets.c.dataset)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(datasets).where(datasets.c.run_id == run_id).order_by(datasets.c.dataset)
-            ).all()
-        return [{**r._mapping, "detail": json.loads(r.detail)} for r in rows]
+            for r in conn.execution_options(yield_per=1000).execute(query):
+                yield {**r._mapping, "detail": json.loads(r.detail)}
 
     def artifacts(self, run_id: str, *, kind: str | None = None) -> list[dict[str, Any]]:
         self._read()

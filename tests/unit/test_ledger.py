@@ -207,6 +207,20 @@ def test_dataset_state_and_artifact_commit_with_their_events(ledger: Ledger) -> 
     ledger.verify()
 
 
+def test_dataset_states_stream_page_by_page_in_name_order(ledger: Ledger) -> None:
+    names = [f"files.f{i:05d}" for i in range(2_345)]  # over two pages of 1,000
+    with ledger.batch():
+        for name in reversed(names):
+            ledger.set_dataset_state("r", name, "inventoried", actor="t", payload={"n": name})
+        states = ledger.iter_dataset_states("r")  # reads: the queued writes commit first
+        first = next(states)
+    assert first["dataset"] == names[0]
+    rest = list(states)
+    assert [s["dataset"] for s in rest] == names[1:]
+    assert all(s["detail"] == {"n": s["dataset"]} for s in rest)
+    assert ledger.dataset_states("r") == [first, *rest]
+
+
 def test_unicode_payload_round_trips(ledger: Ledger) -> None:
     ev = ledger.append("note", actor="张伟", payload={"公司": "演示贸易", "n": 1.5})
     assert list(ledger.events())[-1] == ev
