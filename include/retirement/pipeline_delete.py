@@ -318,7 +318,7 @@ def gate_deletion(
 ) -> dict[str, Any]:
     """The scope is empty and no identifier is left, per dataset; then certificates."""
     from retirement import deletion, quality
-    from retirement.certificate import TOOL, write_certificate
+    from retirement.certificate import write_certificate
     from retirement.pipeline import record_gate, safe_dir
 
     plan = load_plan(plan_path)
@@ -326,13 +326,18 @@ def gate_deletion(
     rows: list[dict[str, Any]] = []
     checked: list[tuple[dict[str, Any], dict[str, Any]]] = []
     deleting = [s for s in ledger.dataset_states(run_id) if s["state"] in IN_PROGRESS]
+    identities: dict[str, list[Any]] = {}  # per disposition, decrypted once
     for source_name, group in groupby(deleting, key=lambda s: s["dataset"].split(".", 1)[0]):
         with open_source(source_name) as source:
             refs = {r.name: r for r in source.datasets()}  # what is left, listed once
             for state in group:
                 name = state["dataset"].split(".", 1)[1]
                 manifest, cipher = _manifest(state, keys)
-                ids = [keys.identity(plan.name, state["disposition"])]
+                ids = identities.get(state["disposition"])
+                if ids is None:
+                    ids = identities[state["disposition"]] = [
+                        keys.identity(plan.name, state["disposition"])
+                    ]
                 if hasattr(source, "engine") and name in refs:
                     left = deletion.scoped_count(source, name, manifest, cipher, ids)
                 else:
@@ -359,57 +364,21 @@ def gate_deletion(
         plan, checked, keys=keys, ledger=ledger, run_id=run_id, actor=actor
     )
     certificates = []
+    signing = keys.signing_key()  # decrypted once, not once per certificate
+    folder = output_dir / "certificates" / safe_dir(run_id)
     with ledger.batch():  # one transaction per few hundred certificates
         for state, row in checked:
-            spec = plan.source(state["dataset"].split(".", 1)[0])
-            done = state["detail"]["deletion"]["result"]
-            cert = {
-                "certificate_id": "cos-"
-                + hashlib.sha256(f"{run_id}|{state['dataset']}".encode()).hexdigest()[:16],
-                "issued_at": now,
-                "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
-                "target": {
-                    "dataset": state["dataset"],
-                    "kind": state["detail"].get("kind", "table"),
-                    "source_kind": spec.kind,
-                    "connection": spec.connection,
-                    "data_class": state["data_class"],
-                    "rows": state["rows"],
-                    "bytes": state["bytes"],
-                },
-                "sanitization": {
-                    "method": done["method"],
-                    "technique": done["technique"],
-                    "note": done.get("note", ""),
-                    "tool": TOOL,
-                },
-                "verification": {
-                    "method": "rows of the backup's scope counted at the source by key; the "
-                    "inventory's detectors run over what is left; great-expectations gate",
-                    "result": "passed",
-                    **row,
-                },
-                "performed_by": actor,
-                "performed_at": state["detail"]["deletion"].get("started_at"),
-                "approval": {
-                    "approved_by": decided.get("approved_by"),
-                    "approved_at": decided.get("approved_at"),
-                    "auto": decided.get("auto", False),
-                },
-                "backup": {
-                    "manifest": state["detail"]["backup"]["manifest"],
-                    "ciphertext_sha256": state["detail"]["backup"]["ciphertext_sha256"],
-                    "copy": _backup_copy_fate(plan, state, erased),
-                    "deliveries": [
-                        {"location": r["location"], "method": r["method"], "sha256": r["sha256"]}
-                        for r in state["detail"].get("deliveries", [])
-                    ],
-                },
-                "ledger": {"run_id": run_id},
-            }
-            path, sha = write_certificate(
-                cert, output_dir / "certificates" / safe_dir(run_id), keys.signing_key()
+            cert = _certificate(
+                plan,
+                state,
+                row,
+                run_id=run_id,
+                now=now,
+                actor=actor,
+                decided=decided,
+                erased=erased,
             )
+            path, sha = write_certificate(cert, folder, signing)
             ledger.add_artifact(
                 run_id,
                 kind="certificate",
@@ -436,3 +405,65 @@ def gate_deletion(
             certificates.append(str(path))
     summary["certificates"] = certificates
     return summary
+
+
+def _certificate(
+    plan: Any,
+    state: dict[str, Any],
+    row: dict[str, Any],
+    *,
+    run_id: str,
+    now: str,
+    actor: str,
+    decided: dict[str, Any],
+    erased: set[str],
+) -> dict[str, Any]:
+    """The certificate of sanitization of one dataset, before it is signed."""
+    from retirement.certificate import TOOL
+
+    spec = plan.source(state["dataset"].split(".", 1)[0])
+    done = state["detail"]["deletion"]["result"]
+    return {
+        "certificate_id": "cos-"
+        + hashlib.sha256(f"{run_id}|{state['dataset']}".encode()).hexdigest()[:16],
+        "issued_at": now,
+        "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
+        "target": {
+            "dataset": state["dataset"],
+            "kind": state["detail"].get("kind", "table"),
+            "source_kind": spec.kind,
+            "connection": spec.connection,
+            "data_class": state["data_class"],
+            "rows": state["rows"],
+            "bytes": state["bytes"],
+        },
+        "sanitization": {
+            "method": done["method"],
+            "technique": done["technique"],
+            "note": done.get("note", ""),
+            "tool": TOOL,
+        },
+        "verification": {
+            "method": "rows of the backup's scope counted at the source by key; the "
+            "inventory's detectors run over what is left; great-expectations gate",
+            "result": "passed",
+            **row,
+        },
+        "performed_by": actor,
+        "performed_at": state["detail"]["deletion"].get("started_at"),
+        "approval": {
+            "approved_by": decided.get("approved_by"),
+            "approved_at": decided.get("approved_at"),
+            "auto": decided.get("auto", False),
+        },
+        "backup": {
+            "manifest": state["detail"]["backup"]["manifest"],
+            "ciphertext_sha256": state["detail"]["backup"]["ciphertext_sha256"],
+            "copy": _backup_copy_fate(plan, state, erased),
+            "deliveries": [
+                {"location": r["location"], "method": r["method"], "sha256": r["sha256"]}
+                for r in state["detail"].get("deliveries", [])
+            ],
+        },
+        "ledger": {"run_id": run_id},
+    }
