@@ -29,10 +29,11 @@ def demo_run(tmp_path: Path):  # noqa: ANN201
     ledger.close()
 
 
-def _backup(setup, dataset: str = "crm.customers") -> dict:  # noqa: ANN001
-    ledger, keys, db, vault = setup
+def on_demo_source(setup, step, dataset: str, **extra: object) -> dict:  # noqa: ANN001
+    """Run a per-dataset step (backup_dataset, delete_dataset) of run "r" on the demo CRM."""
+    ledger, keys, db, _ = setup
     with SqlSource("crm", f"sqlite:///{db}") as source:
-        return backup_dataset(
+        return step(
             PLAN,
             dataset,
             source=source,
@@ -40,6 +41,10 @@ def _backup(setup, dataset: str = "crm.customers") -> dict:  # noqa: ANN001
             ledger=ledger,
             run_id="r",
             actor="t",
-            vault=vault,
             now=NOW,
+            **extra,
         )
+
+
+def _backup(setup, dataset: str = "crm.customers") -> dict:  # noqa: ANN001
+    return on_demo_source(setup, backup_dataset, dataset, vault=setup[3])

@@ -243,19 +243,30 @@ def _committed_kinds(ledger: Ledger) -> list[str]:
     return [e.kind for e in other.events(run_id="run-1")]
 
 
+def _artifact(
+    ledger: Ledger,
+    location: str,
+    digest: str = "c",
+    *,
+    kind: str = "backup",
+    dataset: str | None = None,
+) -> None:
+    ledger.add_artifact(
+        "run-1",
+        kind=kind,
+        location=location,
+        size=1,
+        sha256=digest * 64,
+        actor="t",
+        dataset=dataset,
+    )
+
+
 def test_batch_queues_writes_and_reads_its_own(ledger: Ledger) -> None:
     before = _committed_kinds(ledger)
     with ledger.batch(max_pending=100):
         assert ledger.set_dataset_state("run-1", "crm.a", "backed_up", actor="t") is None
-        ledger.add_artifact(
-            "run-1",
-            kind="backup",
-            location="v/a",
-            size=1,
-            sha256="c" * 64,
-            actor="t",
-            dataset="crm.a",
-        )
+        _artifact(ledger, "v/a", dataset="crm.a")
         ledger.set_dataset_state("run-1", "crm.b", "backed_up", actor="t")
         assert _committed_kinds(ledger) == before  # nothing committed yet
         assert ledger.dataset_state("run-1", "crm.c") is None  # another dataset: no commit
@@ -305,11 +316,9 @@ def test_batch_flushes_before_a_run_state_so_the_chain_keeps_call_order(ledger: 
 
 
 def test_a_refused_artifact_in_a_batch_fails_the_block(ledger: Ledger) -> None:
-    ledger.add_artifact("run-1", kind="backup", location="v/a", size=1, sha256="c" * 64, actor="t")
+    _artifact(ledger, "v/a")
     with pytest.raises(LedgerError, match="already recorded"), ledger.batch():
-        ledger.add_artifact(
-            "run-1", kind="backup", location="v/a", size=1, sha256="d" * 64, actor="t"
-        )
+        _artifact(ledger, "v/a", "d")
     ledger.verify()
 
 
@@ -332,24 +341,8 @@ def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> No
         ledger.set_dataset_state("run-1", "crm.x", "backed_up", actor="t")
         ledger.set_dataset_state("run-1", "crm.x", "backed_up", actor="t")  # no-op
         ledger.set_dataset_state("run-1", "crm.x", "backed_up", actor="t", rows=7)  # a change
-        ledger.add_artifact(
-            "run-1",
-            kind="backup",
-            location="v/x",
-            size=1,
-            sha256="c" * 64,
-            actor="t",
-            dataset="crm.x",
-        )
-        ledger.add_artifact(
-            "run-1",
-            kind="backup",
-            location="v/x",
-            size=1,
-            sha256="c" * 64,
-            actor="t",
-            dataset="crm.x",
-        )  # the same again: no-op
+        _artifact(ledger, "v/x", dataset="crm.x")
+        _artifact(ledger, "v/x", dataset="crm.x")  # the same again: no-op
     assert _committed_kinds(ledger)[before:] == [
         "dataset_backed_up",
         "dataset_backed_up",
@@ -360,9 +353,7 @@ def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> No
     def same_location_two_digests() -> None:
         with ledger.batch():
             for digest in ("c", "d"):
-                ledger.add_artifact(
-                    "run-1", kind="gate", location="v/y", size=1, sha256=digest * 64, actor="t"
-                )
+                _artifact(ledger, "v/y", digest, kind="gate")
 
     with pytest.raises(LedgerError, match="already recorded"):
         same_location_two_digests()

@@ -18,7 +18,7 @@ from retirement.pipeline_delete import (
     record_decision,
 )
 from retirement.sources.sql import SqlSource
-from tests.unit.demo_run import PLAN
+from tests.unit.demo_run import PLAN, on_demo_source
 from tests.unit.test_pipeline_transfer import _backed_up, _dests, _gate, _send_all
 
 NOW = "2026-11-23T10:00:00+00:00"
@@ -33,12 +33,8 @@ def _delivered(setup, tmp_path: Path):  # noqa: ANN001, ANN202
     return ledger
 
 
-def _delete(setup, dataset: str) -> dict:  # noqa: ANN001
-    ledger, keys, db, _ = setup
-    with SqlSource("crm", f"sqlite:///{db}") as source:
-        return delete_dataset(
-            PLAN, dataset, source=source, keys=keys, ledger=ledger, run_id="r", actor="t", now=NOW
-        )
+def _delete(setup, dataset: str, **extra: object) -> dict:  # noqa: ANN001
+    return on_demo_source(setup, delete_dataset, dataset, **extra)
 
 
 def _gate_deletion(setup, tmp_path: Path) -> dict:  # noqa: ANN001
@@ -180,25 +176,15 @@ def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
     from retirement.ledger import Ledger
 
     ledger = _delivered(setup, tmp_path)
-    _, keys, db, _ = setup
+    db = setup[2]
     record_decision(ledger, "r", approved=True, by="alice (DPO)", at=NOW)
     committed: list[str] = []
 
     def on_rows(_rows: int) -> None:  # what another process sees while rows are deleted
         committed.append(Ledger(ledger.engine).dataset_state("r", "crm.customers")["state"])
 
-    with ledger.batch(), SqlSource("crm", f"sqlite:///{db}") as source:
-        delete_dataset(
-            PLAN,
-            "crm.customers",
-            source=source,
-            keys=keys,
-            ledger=ledger,
-            run_id="r",
-            actor="t",
-            now=NOW,
-            on_rows=on_rows,
-        )
+    with ledger.batch():
+        _delete(setup, "crm.customers", on_rows=on_rows)
     assert committed
     assert set(committed) == {"deleting"}
     assert _count(db, "customers") == 0
