@@ -69,8 +69,14 @@ def overview(user: User) -> str:
     return render_overview(page, base=PREFIX, user=user.get_name())
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """A piece of the request's path as the 404 message repeats it: short."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 @app.get("/certificates/{artifact_id}")
-def certificate(artifact_id: int) -> FileResponse:
+def certificate(artifact_id: str) -> FileResponse:
+    # a str, not an int: FastAPI would answer 422 for "abc"; an id that cannot be one is 404
     from retirement.overview import artifact_file
 
     ledger = _ledger()
@@ -79,7 +85,7 @@ def certificate(artifact_id: int) -> FileResponse:
     finally:
         ledger.close()
     if path is None:
-        raise HTTPException(404, f"no certificate {artifact_id} in the ledger")
+        raise HTTPException(404, f"no certificate {_shown(artifact_id)} in the ledger")
     return FileResponse(path)
 
 
@@ -90,7 +96,7 @@ def dossier(run: str, relative: str) -> FileResponse:
     out = _output_dir()
     path = dossier_file(out, run, relative) if out is not None else None
     if path is None:
-        raise HTTPException(404, f"no file {relative!r} in the dossier of {run}")
+        raise HTTPException(404, f"no file {_shown(relative)!r} in the dossier of {_shown(run)}")
     return FileResponse(path)
 
 

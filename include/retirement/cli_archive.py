@@ -213,12 +213,12 @@ def restore_cmd(
 ) -> None:
     """Restore a backup, verified while it is written, kept only when every check passes.
 
-    --to DIR writes the CSV (tables) or the file itself (documents) under a temporary name;
-    --to-db URL loads a table inside one transaction that commits only after verification.
+    --to DIR writes the CSV (tables) or the file itself (documents) under a temporary name,
+    readable only by you (mode 0600, a folder it creates 0700), and never replaces a file;
+    --to-db URL loads a table inside one transaction that commits only after verification,
+    into a new or an empty table (never one that already holds rows).
     """
     from retirement.errors import IntegrityError, RetirementError
-    from retirement.manifest import Manifest
-    from retirement.restore import restore_to_file
     from retirement.restore_db import restore_to_db
 
     if (to is None) == (to_db is None):
@@ -231,28 +231,67 @@ def restore_cmd(
                 manifest,
                 lambda tick: restore_to_db(manifest, to_db, pub, ids, table=table, on_bytes=tick),
             )
-            where = f"table {name}"
+            where, note = f"table {name}", ""
         else:
-            m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))
-            to.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-            fname = m.dataset.replace("/", "_") + (".csv" if m.format == "csv" else "")
-            target, partial = to / fname, to / f".{fname}.partial"  # type: ignore[operator]
-            try:
-                with partial.open("wb") as f:
-                    report = _with_progress(
-                        manifest, lambda tick: restore_to_file(manifest, f, pub, ids, tick)
-                    )
-            except BaseException:
-                partial.unlink(missing_ok=True)
-                raise
-            partial.rename(target)
+            report, target, mode = _restore_into_dir(manifest, to, pub, ids)  # type: ignore[arg-type]
             where = str(target)
+            note = f" (mode {mode:04o}: plaintext customer data, delete it when done)"
     except (IntegrityError, RetirementError, OSError) as exc:
         err.print(f"✗ {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
     if terms is not None:
         _record_restore(ledger, report.manifest, reason, where, terms)  # type: ignore[arg-type]
-    out.print(f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}", markup=False)
+    out.print(
+        f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}{note}", markup=False
+    )
+
+
+def _restore_into_dir(manifest: Path, to: Path, pub, ids: list) -> tuple:  # noqa: ANN001
+    """(report, path, mode) of a backup restored as one file in ``to``, readable only by its
+    owner from the first byte: created 0600 under a temporary name (O_EXCL, never chmod-ed
+    later), in a folder created 0700; an existing file is never replaced."""
+    import os
+    import stat
+
+    from retirement.manifest import Manifest
+    from retirement.restore import restore_to_file
+    from retirement.restore_db import RestoreError
+
+    m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))
+    fname = m.dataset.replace("/", "_") + (".csv" if m.format == "csv" else "")
+    target, partial = to / fname, to / f".{fname}.partial"
+    taken = RestoreError(
+        f"{target} already exists (an earlier restore?); nothing was restored, and a restore "
+        "never replaces a file: move it away, or restore --to another folder"
+    )
+    to.mkdir(mode=0o700, parents=True, exist_ok=True)  # an existing folder keeps its mode
+    if os.path.lexists(target):
+        raise taken
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(partial, flags, 0o600)
+    except FileExistsError:
+        raise RestoreError(
+            f"{partial} already exists: another restore is writing it, or one was interrupted "
+            "(then it holds plaintext customer data: delete it); nothing was restored"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+            report = _with_progress(
+                manifest, lambda tick: restore_to_file(manifest, f, pub, ids, tick)
+            )
+        try:
+            os.link(partial, target)  # fails if the name was taken meanwhile: never replaces
+        except FileExistsError:
+            raise taken from None
+        except OSError:  # a file system without hard links
+            if os.path.lexists(target):
+                raise taken from None
+            os.rename(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)  # ours (O_EXCL): after the link, the second name
+    return report, target, mode
 
 
 @app.command("verify-certificate")

@@ -175,22 +175,46 @@ def render_overview(overview: Overview, *, base: str, user: str) -> str:
     )
 
 
-def artifact_file(ledger: Ledger, artifact_id: int, *, kinds: tuple[str, ...]) -> Path | None:
+_MAX_ID = 2**63 - 1  # no ledger's artifact id is larger (nor a database's integer)
+
+
+def artifact_file(ledger: Ledger, artifact_id: int | str, *, kinds: tuple[str, ...]) -> Path | None:
     """The file the ledger recorded for an artifact of one of ``kinds`` (its HTML rendering
-    where there is one), or None. Paths come from the ledger, never from the request."""
+    where there is one), or None: also for an id no artifact can have (``artifact_id`` may be
+    the request's text) and for a recorded file that is gone. Paths come from the ledger,
+    never from the request."""
+    if isinstance(artifact_id, str):
+        if not (artifact_id.isascii() and artifact_id.isdigit()):
+            return None
+        artifact_id = int(artifact_id)
+    if not 0 < artifact_id <= _MAX_ID:
+        return None
     row = ledger.artifact(artifact_id)
     if row is None or row["kind"] not in kinds:
         return None
     path = Path(row["location"])
     html = path.with_suffix(".html")
-    return html if html.is_file() else (path if path.is_file() else None)
+    return html if _is_file(html) else (path if _is_file(path) else None)
 
 
 def dossier_file(output_dir: Path, run_safe_id: str, relative: str) -> Path | None:
-    """A file inside one run's dossier folder, or None (never a path outside it)."""
-    root = (output_dir / "dossier").resolve()
-    folder = (root / run_safe_id).resolve()
-    target = (folder / (relative or "index.html")).resolve()
-    if folder.parent != root or not target.is_relative_to(folder) or not target.is_file():
+    """A file inside one run's dossier folder, or None (never a path outside it, nor an
+    error for a name the file system refuses: too long, a NUL byte)."""
+    try:
+        root = (output_dir / "dossier").resolve()
+        folder = (root / run_safe_id).resolve()
+        target = (folder / (relative or "index.html")).resolve()
+    except (OSError, ValueError):
+        return None
+    if folder.parent != root or not target.is_relative_to(folder) or not _is_file(target):
         return None
     return target
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False where the file system cannot even look (name too long, no
+    permission to search a folder, a NUL byte) instead of raising."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -4,7 +4,9 @@ The rows go in inside one transaction that commits only after the whole backup v
 (signature, ciphertext digest, row count, row digest): a corrupted or altered backup leaves
 the target as it was. PostgreSQL loads with ``COPY ... FROM STDIN`` straight from the
 decrypted stream; other databases get batched INSERTs. A missing table is created with TEXT
-columns (values exactly as archived); create it beforehand to get typed columns.
+columns (values exactly as archived); create it beforehand to get typed columns. A table that
+already holds rows is refused before anything is written: a restore adds rows, so a second
+restore into the same table would duplicate every one.
 """
 
 from __future__ import annotations
@@ -81,7 +83,8 @@ def restore_to_db(
                     manifest_path, public_key, identities, on_bytes=on_bytes, sink=sink
                 ),
             )
-    except sa.exc.SQLAlchemyError as exc:
+    except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        # COPY runs on the driver's own connection: its errors arrive unwrapped
         raise RestoreError(
             f"{manifest.dataset}: loading into {name} failed, nothing was restored: "
             f"{getattr(exc, 'orig', exc)}"
@@ -103,10 +106,29 @@ def _target_table(
                 f"{manifest_path}: table {name} has no column(s) {', '.join(missing)}; "
                 f"the backup has {', '.join(columns)}"
             )
+        _refuse_if_filled(conn, target, manifest_path)
         return target
     target = sa.Table(name, meta, *(sa.Column(c, sa.Text) for c in columns), schema=schema)
     meta.create_all(conn)  # in the load's transaction: gone again if the load fails
     return target
+
+
+def _refuse_if_filled(conn: sa.Connection, target: sa.Table, manifest_path: Path) -> None:
+    """Refuse a table that already holds rows: the load would add the backup's rows to them
+    (a second restore duplicates every row). On PostgreSQL the table stays locked against
+    other writers until the load commits, so two restores at once cannot both find it empty."""
+    if conn.dialect.name == "postgresql":
+        table = conn.dialect.identifier_preparer.format_table(target)
+        conn.execute(sa.text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
+    if conn.execute(sa.select(sa.literal(1)).select_from(target).limit(1)).first() is None:
+        return
+    rows = conn.execute(sa.select(sa.func.count()).select_from(target)).scalar_one()
+    name = f"{target.schema}.{target.name}" if target.schema else target.name
+    raise RestoreError(
+        f"{manifest_path}: table {name} already holds {rows:,} row{'' if rows == 1 else 's'}; "
+        "a restore adds the backup's rows to them, so nothing was restored: restore into an "
+        "empty table, or name another with --table"
+    )
 
 
 def _copy_in(
