@@ -101,13 +101,14 @@ def _on_datasets(plan_path: str, batch: list[str], work, **extra) -> list[dict]:
     from retirement_glue.phase import phase
     from retirement_glue.sources import open_source
 
+    from retirement.model.ids import DatasetId
     from retirement.plan import load_plan
 
     plan = load_plan(plan_path)
     keys = key_store()
     done: list[dict] = []
     with phase() as p, p.ledger.batch():  # one ledger transaction per few hundred writes
-        for name, group in groupby(batch, key=lambda d: d.split(".", 1)[0]):
+        for name, group in groupby(batch, key=lambda d: DatasetId.parse(d).source):
             with open_source(plan.source(name)) as source:
                 for dataset in group:
                     if len(batch) > 1:

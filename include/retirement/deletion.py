@@ -259,7 +259,7 @@ def _reclaim(engine: sa.Engine, table: sa.Table) -> str:
 
 def delete_file(source: Any, dataset: str, manifest: Manifest) -> DeletionResult:
     """Unlink a file whose content is exactly the backed-up one."""
-    path: Path = source.root / dataset.split("#", 1)[0]
+    path: Path = source.root / source.id_of(dataset).object
     if not path.exists():
         return DeletionResult("clear", "unlink (already gone: a re-run)", 0, 0, 0)
     path.unlink()
@@ -278,7 +278,7 @@ def delete_file(source: Any, dataset: str, manifest: Manifest) -> DeletionResult
 
 def delete_s3_object(source: Any, dataset: str) -> DeletionResult:
     """Delete every version and delete marker of one object."""
-    key = f"{source.prefix}{dataset.split('#', 1)[0]}"
+    key = f"{source.prefix}{source.id_of(dataset).object}"
     client, bucket = source.client, source.bucket
     deleted = 0
     listing = client.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key)

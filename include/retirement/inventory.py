@@ -200,17 +200,17 @@ def scan_dataset(
     """Scan one dataset and classify it. ``on_rows`` is told how many rows each batch had."""
     detectors = policy.detectors_used() if detectors is None else detectors
     if ref.kind == "document":
-        size, sha = source.digest(ref.name)  # type: ignore[attr-defined]
+        size, sha = source.digest(ref.id)  # type: ignore[attr-defined]
         cls = policy.documents
         return DatasetReport(
             ref.source, ref.name, "document", 1, size, cls, policy.grades[cls], sha256=sha
         )
-    columns = source.schema(ref.name)
+    columns = source.schema(ref.id)
     full_scanners = [ColumnScanner(detectors) for _ in columns]
     sample_scanners = [ColumnScanner(detectors) for _ in columns]
     rows = 0
     batch_rows = BATCH_ROWS if full else min(BATCH_ROWS, policy.sample_rows)
-    for batch in source.batches(ref.name, batch_rows=batch_rows):
+    for batch in source.batches(ref.id, batch_rows=batch_rows):
         in_sample = max(0, min(len(batch), policy.sample_rows - rows))
         by_column = list(zip(*batch, strict=True)) if batch else []
         for i, values in enumerate(by_column):
@@ -240,14 +240,14 @@ def scan_dataset(
             )
         )
     if not full:
-        rows = source.count(ref.name)
+        rows = source.count(ref.id)
     cls = policy.escalated(policy.highest([c.data_class for c in reports]), rows)
     return DatasetReport(
         ref.source,
         ref.name,
         "table",
         rows,
-        source.byte_size(ref.name),
+        source.byte_size(ref.id),
         cls,
         policy.grades[cls],
         tuple(reports),

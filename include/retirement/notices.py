@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader
 
+from retirement.model.ids import DatasetId
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
@@ -95,7 +97,7 @@ def categories_of(members: list[dict[str, Any]], limit: int = 12) -> str:
         return "、".join(f"{s['dataset']} ({s['data_class']})" for s in members)
     counts: dict[tuple[str, str], int] = {}
     for s in members:
-        key = (s["dataset"].split(".", 1)[0], s["data_class"])
+        key = (DatasetId.parse(s["dataset"]).source, s["data_class"])
         counts[key] = counts.get(key, 0) + 1
     return "、".join(f"{src}: {n} datasets ({cls})" for (src, cls), n in sorted(counts.items()))
 
@@ -127,8 +129,8 @@ def customer_notices(
                 continue
             name_col = _column(detail, ("person_name",))
             id_col = _column(detail, _IDS)
-            source_name, dataset = state["dataset"].split(".", 1)
-            with source_for(source_name) as source:
+            dataset = DatasetId.parse(state["dataset"])
+            with source_for(dataset.source) as source:
                 columns = [c.name for c in source.schema(dataset)]
                 at = {c: columns.index(c) for c in (email_col, name_col, id_col) if c}
                 for batch in source.batches(dataset):

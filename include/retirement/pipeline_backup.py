@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from retirement.backup import back_up
 from retirement.errors import GateFailed, IntegrityError, RetirementError
 from retirement.keys import load_public_key
+from retirement.model.ids import DatasetId
 from retirement.plan import load_plan
 from retirement.restore import verify_backup
 
@@ -58,7 +59,7 @@ def backup_dataset(
             "manifest": backup["manifest"],
             "new": False,
         }
-    name = dataset.split(".", 1)[1]
+    name = DatasetId.parse(dataset)
     disposition = state["disposition"]
     detail = state["detail"]
     rule = next((r for r in plan.datasets if r.dataset == dataset), None)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from retirement.errors import DeletionRefused, GateFailed, IntegrityError
 from retirement.keys import load_public_key
 from retirement.manifest import read_verified
+from retirement.model.ids import DatasetId
 from retirement.plan import load_plan
 
 if TYPE_CHECKING:
@@ -180,9 +181,9 @@ def delete_dataset(
     if state["state"] == "deleted":
         return {"dataset": dataset, "state": "deleted", "deleted": 0}
     manifest, cipher = check_proof(plan_path, state, ledger=ledger, run_id=run_id, keys=keys)
-    name = dataset.split(".", 1)[1]
+    name = DatasetId.parse(dataset)
     kind = state["detail"].get("kind", "table")
-    spec = plan.source(dataset.split(".", 1)[0])
+    spec = plan.source(name.source)
     resuming = state["state"] in IN_PROGRESS
     detail = state["detail"]  # what the ledger holds for the dataset, kept up to date below
     if not resuming:
@@ -194,7 +195,7 @@ def delete_dataset(
     if spec.kind in ("postgres", "mysql", "sqlite"):
         rule = next((r for r in plan.datasets if r.dataset == dataset), None)
         dropped = rule is not None and rule.drop_table
-        if dropped and name not in {r.name for r in source.datasets()}:
+        if dropped and name not in {r.id for r in source.datasets()}:
             result = deletion.DeletionResult(
                 "clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0
             )
@@ -327,11 +328,11 @@ def gate_deletion(
     checked: list[tuple[dict[str, Any], dict[str, Any]]] = []
     deleting = [s for s in ledger.dataset_states(run_id) if s["state"] in IN_PROGRESS]
     identities: dict[str, list[Any]] = {}  # per disposition, decrypted once
-    for source_name, group in groupby(deleting, key=lambda s: s["dataset"].split(".", 1)[0]):
+    for source_name, group in groupby(deleting, key=lambda s: DatasetId.parse(s["dataset"]).source):
         with open_source(source_name) as source:
-            refs = {r.name: r for r in source.datasets()}  # what is left, listed once
+            refs = {r.id: r for r in source.datasets()}  # what is left, listed once
             for state in group:
-                name = state["dataset"].split(".", 1)[1]
+                name = DatasetId.parse(state["dataset"])
                 manifest, cipher = _manifest(state, keys)
                 ids = identities.get(state["disposition"])
                 if ids is None:
@@ -421,7 +422,7 @@ def _certificate(
     """The certificate of sanitization of one dataset, before it is signed."""
     from retirement.certificate import TOOL
 
-    spec = plan.source(state["dataset"].split(".", 1)[0])
+    spec = plan.source(DatasetId.parse(state["dataset"]).source)
     done = state["detail"]["deletion"]["result"]
     return {
         "certificate_id": "cos-"

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from retirement.errors import IntegrityError, RetirementError
 from retirement.manifest import read_verified
+from retirement.model.ids import DatasetId
 from retirement.restore import verify_backup
 from retirement.sources.sql import normalize_url
 
@@ -68,7 +69,7 @@ def restore_to_db(
             f"{manifest_path}: {manifest.dataset} is a document, not a table: "
             "restore it with --to DIR"
         )
-    name = table or manifest.dataset.split(".", 1)[1].rsplit("/", 1)[-1].split(".")[0]
+    name = table or DatasetId.parse(manifest.dataset).file_name.split(".")[0]
     columns = [c["name"] for c in manifest.columns]
     engine = sa.create_engine(normalize_url(url))
     try:

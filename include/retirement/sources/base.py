@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from retirement.model.ids import DatasetId
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
@@ -23,14 +25,25 @@ class Column:
 class DatasetRef:
     """One dataset of a source: a table, a tabular file, or an opaque document."""
 
-    source: str
-    name: str
+    id: DatasetId
     kind: Literal["table", "document"] = "table"
     size: int | None = None  # bytes, where the source knows them
 
     @property
+    def source(self) -> str:
+        return self.id.source
+
+    @property
+    def name(self) -> str:
+        """The dataset's printed name within its source (``DatasetId.local``)."""
+        return self.id.local
+
+    @property
     def qualified(self) -> str:
-        return f"{self.source}.{self.name}"
+        return str(self.id)
+
+
+Named = DatasetId | str  # a dataset, or its printed name within the source
 
 
 class Source(ABC):
@@ -43,8 +56,15 @@ class Source(ABC):
         self._include = tuple(include)
         self._exclude = tuple(exclude)
 
+    def id_of(self, dataset: Named) -> DatasetId:
+        """The dataset ``dataset`` names in this source (parsed once, here)."""
+        if isinstance(dataset, DatasetId):
+            return dataset
+        return DatasetId.of(self.name, dataset)
+
     def wanted(self, dataset: str) -> bool:
-        """The plan's include/exclude globs applied to a dataset name."""
+        """The plan's include/exclude globs applied to a table's name or a file's path (the
+        name itself, whatever characters it holds)."""
         hit = any(fnmatch.fnmatchcase(dataset, p) for p in self._include)
         return hit and not any(fnmatch.fnmatchcase(dataset, p) for p in self._exclude)
 
@@ -53,18 +73,18 @@ class Source(ABC):
         """Every dataset the plan's globs select, sorted by name."""
 
     @abstractmethod
-    def schema(self, dataset: str) -> list[Column]:
+    def schema(self, dataset: Named) -> list[Column]:
         """The columns of a tabular dataset (empty for a document)."""
 
     @abstractmethod
-    def count(self, dataset: str) -> int:
+    def count(self, dataset: Named) -> int:
         """The exact number of rows (1 for a document)."""
 
     @abstractmethod
-    def batches(self, dataset: str, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
         """All rows, in batches of at most ``batch_rows``, in a stable order where possible."""
 
-    def sample(self, dataset: str, n: int) -> list[tuple]:
+    def sample(self, dataset: Named, n: int) -> list[tuple]:
         """Up to ``n`` rows (the first ones: cheap and deterministic)."""
         out: list[tuple] = []
         for batch in self.batches(dataset, batch_rows=min(n, BATCH_ROWS)):
@@ -73,7 +93,7 @@ class Source(ABC):
                 break
         return out
 
-    def byte_size(self, dataset: str) -> int | None:  # noqa: ARG002 (overridden where known)
+    def byte_size(self, dataset: Named) -> int | None:  # noqa: ARG002 (overridden where known)
         """Bytes the dataset occupies at the source, where the source can tell."""
         return None
 

@@ -1,7 +1,9 @@
 """A folder tree: CSV, JSON lines, Parquet and XLSX files read as tables, all else documents.
 
 Dataset names are paths relative to the root (``exports/customers.csv``); an XLSX workbook
-gives one dataset per sheet (``book.xlsx#Sheet1``). Symbolic links are not followed.
+gives one dataset per sheet (``book.xlsx#Sheet1``): a ``DatasetId`` whose object is the path
+and whose sheet is the sheet, so a file named ``report#2024.txt`` is never confused with a
+sheet of ``report``. Symbolic links are not followed.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from retirement.errors import SourceError
-from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Source
-from retirement.sources.formats import SHEET_SEP, format_of, jsonl_keys, read_rows, xlsx_sheets
+from retirement.model.ids import DatasetId
+from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Source
+from retirement.sources.formats import format_of, jsonl_keys, read_rows, xlsx_sheets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -39,18 +42,16 @@ class TabularObjects(Source):
             fmt = format_of(name)
             if fmt == "xlsx":
                 sheets = self._sheets(name)
-                out += [
-                    DatasetRef(self.name, f"{name}{SHEET_SEP}{s}", "table", size) for s in sheets
-                ]
+                out += [DatasetRef(DatasetId(self.name, name, s), "table", size) for s in sheets]
             else:
-                out.append(DatasetRef(self.name, name, "table" if fmt else "document", size))
+                kind = "table" if fmt else "document"
+                out.append(DatasetRef(DatasetId(self.name, name), kind, size))
         return out
 
-    def _split(self, dataset: str) -> tuple[str, str | None, str | None]:
-        path, _, sheet = (
-            dataset.partition(SHEET_SEP) if ".xlsx" + SHEET_SEP in dataset else (dataset, "", "")
-        )
-        return path, sheet or None, format_of(path)
+    def _split(self, dataset: Named) -> tuple[str, str | None, str | None]:
+        """(path, sheet, tabular format or None for a document)."""
+        ds = self.id_of(dataset)
+        return ds.object, ds.sheet, "xlsx" if ds.sheet is not None else format_of(ds.object)
 
     def _sheets(self, path: str) -> list[str]:
         with self._open(path) as raw:
@@ -61,7 +62,7 @@ class TabularObjects(Source):
                     f"source {self.name}: {path}: not a readable XLSX workbook: {exc}"
                 ) from exc
 
-    def _rows(self, dataset: str) -> Iterator[list]:
+    def _rows(self, dataset: Named) -> Iterator[list]:
         path, sheet, fmt = self._split(dataset)
         if fmt is None:
             return iter(())
@@ -78,16 +79,16 @@ class TabularObjects(Source):
         with self._open(path) as raw:
             yield from read_rows(fmt, raw, where=where, sheet=sheet, columns=columns)
 
-    def schema(self, dataset: str) -> list[Column]:
+    def schema(self, dataset: Named) -> list[Column]:
         header = next(self._rows(dataset), None)
         return [Column(str(h), "text") for h in header or []]
 
-    def count(self, dataset: str) -> int:
+    def count(self, dataset: Named) -> int:
         if self._split(dataset)[2] is None:
             return 1
         return max(sum(1 for _ in self._rows(dataset)) - 1, 0)
 
-    def batches(self, dataset: str, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
         rows = self._rows(dataset)
         if next(rows, None) is None:
             return
@@ -100,7 +101,7 @@ class TabularObjects(Source):
         if batch:
             yield batch
 
-    def digest(self, dataset: str) -> tuple[int, str]:
+    def digest(self, dataset: Named) -> tuple[int, str]:
         """(size, sha256) of the object holding ``dataset``, streamed."""
         h, size = hashlib.sha256(), 0
         with self._open(self._split(dataset)[0]) as raw:
@@ -109,7 +110,7 @@ class TabularObjects(Source):
                 size += len(chunk)
         return size, h.hexdigest()
 
-    def open_bytes(self, dataset: str) -> IO[bytes]:
+    def open_bytes(self, dataset: Named) -> IO[bytes]:
         """The raw bytes of the object holding ``dataset`` (for backups of documents)."""
         return self._open(self._split(dataset)[0])
 
@@ -150,5 +151,5 @@ class FileSource(TabularObjects):
         except OSError as exc:
             raise SourceError(f"source {self.name}: cannot open {path}: {exc.strerror}") from exc
 
-    def byte_size(self, dataset: str) -> int | None:
+    def byte_size(self, dataset: Named) -> int | None:
         return (self.root / self._split(dataset)[0]).stat().st_size

@@ -25,7 +25,6 @@ TABULAR = {
     ".parquet": "parquet",
     ".xlsx": "xlsx",
 }
-SHEET_SEP = "#"
 csv.field_size_limit(64 * 1024 * 1024)
 
 

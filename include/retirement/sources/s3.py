@@ -18,6 +18,8 @@ from retirement.sources.files import TabularObjects
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from retirement.sources.base import Named
+
 RANGE_BYTES = 4 * 1024 * 1024
 
 
@@ -109,5 +111,5 @@ class S3Source(TabularObjects):
         raw = S3RangeReader(self.client, self.bucket, self.prefix + path, size, version)
         return io.BufferedReader(raw, buffer_size=RANGE_BYTES)
 
-    def byte_size(self, dataset: str) -> int | None:
+    def byte_size(self, dataset: Named) -> int | None:
         return self._head(self._split(dataset)[0])[0]

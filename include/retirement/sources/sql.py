@@ -2,6 +2,11 @@
 
 Rows stream with server-side cursors (psycopg named cursors, pymysql SSCursor); names are
 quoted by the dialect's own identifier preparer; counts are exact (``count(*)``).
+
+SQLite has no column types, only what each value is stored as (integer, real, text, blob):
+its rows are read as stored, never converted by the declared type (a DATETIME column holds
+text), so a backup holds exactly what the table held and a key read back from the backup
+finds its row. Bound values never appear in error messages (they may be identifiers).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from retirement.errors import SourceError
-from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Source
+from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Source
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -51,7 +56,7 @@ class SqlSource(Source):
         exclude: Sequence[str] = (),
     ) -> None:
         super().__init__(name, include=include, exclude=exclude)
-        self.engine = sa.create_engine(normalize_url(url), pool_pre_ping=True)
+        self.engine = sa.create_engine(normalize_url(url), pool_pre_ping=True, hide_parameters=True)
         self.db_schema = schema
         self._tables: dict[str, sa.Table] = {}
 
@@ -59,7 +64,14 @@ class SqlSource(Source):
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def _table(self, dataset: str) -> sa.Table:
+    def table_name(self, dataset: Named) -> str:
+        ds = self.id_of(dataset)
+        if ds.sheet is not None:
+            raise SourceError(f"source {self.name}: {ds} names a sheet; tables have none")
+        return ds.object
+
+    def _table(self, dataset: Named) -> sa.Table:
+        dataset = self.table_name(dataset)
         if dataset not in self._tables:
             try:
                 self._tables[dataset] = sa.Table(
@@ -81,23 +93,38 @@ class SqlSource(Source):
             raise SourceError(
                 f"source {self.name}: cannot list tables: {getattr(exc, 'orig', exc)}"
             ) from exc
-        return [DatasetRef(self.name, n) for n in sorted(names) if self.wanted(n)]
+        from retirement.model.ids import DatasetId
 
-    def schema(self, dataset: str) -> list[Column]:
+        return [DatasetRef(DatasetId(self.name, n)) for n in sorted(names) if self.wanted(n)]
+
+    def forget(self, dataset: Named) -> None:
+        """Drop what was reflected of a table (it was dropped or altered)."""
+        self._tables.pop(self.table_name(dataset), None)
+
+    def schema(self, dataset: Named) -> list[Column]:
         return [Column(c.name, str(c.type)) for c in self._table(dataset).columns]
 
-    def count(self, dataset: str) -> int:
+    def selectable(self, dataset: Named) -> sa.Select:
+        """``SELECT`` of every column as the source reads it (SQLite: as stored)."""
+        table = self._table(dataset)
+        if self.dialect == "sqlite":
+            return sa.select(
+                *(sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in table.columns)
+            )
+        return sa.select(table)
+
+    def count(self, dataset: Named) -> int:
         table = self._table(dataset)
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
-    def key_columns(self, dataset: str) -> list[str]:
+    def key_columns(self, dataset: Named) -> list[str]:
         """The primary key, used for a stable order and for scoped deletion later."""
         return [c.name for c in self._table(dataset).primary_key.columns]
 
-    def batches(self, dataset: str, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
         table = self._table(dataset)
-        query = sa.select(table)
+        query = self.selectable(dataset)
         keys = self.key_columns(dataset)
         if keys:
             query = query.order_by(*(table.c[k] for k in keys))
@@ -108,13 +135,15 @@ class SqlSource(Source):
             for part in result.partitions(batch_rows):
                 yield [tuple(row) for row in part]
 
-    def byte_size(self, dataset: str) -> int | None:
+    def byte_size(self, dataset: Named) -> int | None:
         query = _SIZE_QUERIES.get(self.dialect)
         if query is None:
             return None
         qualified = self.engine.dialect.identifier_preparer.format_table(self._table(dataset))
         with self.engine.connect() as conn:
-            value = conn.execute(sa.text(query), {"q": qualified, "t": dataset}).scalar()
+            value = conn.execute(
+                sa.text(query), {"q": qualified, "t": self.table_name(dataset)}
+            ).scalar()
         return int(value) if value is not None else None
 
     def close(self) -> None:

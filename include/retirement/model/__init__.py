@@ -1,0 +1,1 @@
+"""Frozen values of the domain, no I/O: identities, states, records."""
