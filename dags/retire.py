@@ -91,9 +91,10 @@ def gate_inventory(plan_path: str) -> list[list[str]]:
     return _batches(plan_path, datasets)
 
 
-def _on_datasets(plan_path: str, batch: list[str], work, **extra) -> list[dict]:  # noqa: ANN001
+def _on_datasets(plan_path: str, batch: list[str], work, per_task=None, **extra) -> list[dict]:  # noqa: ANN001
     """Call ``work(plan_path, dataset, source=…, keys=…, ledger=…, run_id=…, actor=…, now=…)``
-    for each dataset of the batch, each source opened once, in this task's ledger phase."""
+    for each dataset of the batch, each source opened once, in this task's ledger phase;
+    ``per_task(phase)`` gives more keyword arguments, made once per task."""
     import logging
     from itertools import groupby
 
@@ -108,6 +109,8 @@ def _on_datasets(plan_path: str, batch: list[str], work, **extra) -> list[dict]:
     keys = key_store()
     done: list[dict] = []
     with phase() as p, p.ledger.batch():  # one ledger transaction per few hundred writes
+        if per_task is not None:
+            extra = {**extra, **per_task(p)}
         for name, group in groupby(batch, key=lambda d: DatasetId.parse(d).source):
             with open_source(plan.source(name)) as source:
                 for dataset in group:
@@ -293,10 +296,28 @@ def auto_approve_deletion() -> None:
 
 @task(map_index_template=BATCH_NAME)
 def delete(batch: list[str], *, plan_path: str) -> list[dict]:
-    """Delete exactly the backed-up data of each dataset (refused without proof; resumable)."""
-    from retirement.pipeline_delete import delete_dataset
+    """Delete exactly the backed-up data of each dataset: its proof read from the chain and
+    its backup and delivered copies checked again first; refused without; resumable."""
+    from retirement_glue.destinations import open_destination
 
-    return _on_datasets(plan_path, batch, delete_dataset)
+    from retirement.pipeline_delete import delete_dataset
+    from retirement.proof import ProofBook
+
+    opened: dict = {}
+
+    def destination_for(name: str):  # noqa: ANN202 (opened once per task)
+        if name not in opened:
+            opened[name] = open_destination(plan_path, name)
+        return opened[name]
+
+    def per_task(p) -> dict:  # noqa: ANN001
+        return {"book": ProofBook(p.ledger, p.run_id), "destination_for": destination_for}
+
+    try:
+        return _on_datasets(plan_path, batch, delete_dataset, per_task)
+    finally:
+        for dest in opened.values():
+            dest.close()
 
 
 @task(retries=0)

@@ -158,10 +158,13 @@ def _table_chunks(
         state.digest.add_many(lines)
         if key_index is not None:
             keys = [k for k in (row[key_index] for row in batch) if k is not None]
-            if keys:
-                low, high = min(keys), max(keys)
-                state.key_min = low if state.key_min is None else min(state.key_min, low)
-                state.key_max = high if state.key_max is None else max(state.key_max, high)
+            try:
+                if keys:
+                    low, high = min(keys), max(keys)
+                    state.key_min = low if state.key_min is None else min(state.key_min, low)
+                    state.key_max = high if state.key_max is None else max(state.key_max, high)
+            except TypeError:  # SQLite: values of several storage classes have no order
+                key_index, state.key_min, state.key_max = None, None, None
         yield b"".join(lines)
         if on_rows:
             on_rows(len(batch))
@@ -323,6 +326,9 @@ def back_up(
         raise BackupError(f"{qualified}: no recipient to encrypt to")
     folder = out_dir / plan / safe_name(qualified)
     folder.mkdir(parents=True, exist_ok=True)
+    from retirement.sources.files import TabularObjects
+
+    read_from = source.object_state(dataset) if isinstance(source, TabularObjects) else None
     state = _Plain(hashlib.sha256())
     chunks, columns, fmt = _chunks_for(source, dataset, kind, key_columns, state, on_rows)
     tmp = folder / f".{uuid.uuid4().hex}.partial"
@@ -351,6 +357,12 @@ def back_up(
     if state.error is not None:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"{qualified}: reading the source failed: {state.error}") from state.error
+    if read_from is not None and source.object_state(dataset) != read_from:  # type: ignore[attr-defined]
+        tmp.unlink(missing_ok=True)
+        raise BackupError(
+            f"{qualified}: the file changed while it was being backed up; nothing was kept: "
+            "re-run the backup when it is no longer being written"
+        )
     cipher_sha = hashed.sha.hexdigest()
     final = folder / f"{cipher_sha[:16]}.{'csv' if fmt == 'csv' else 'bin'}.zst.age"
     os.replace(tmp, final)
@@ -375,11 +387,22 @@ def back_up(
         recipients=tuple(recipients),
         created_at=created_at,
         tool=f"retirement {__version__}",
-        extra=dict(extra or {}),
+        extra={**(extra or {}), **({"source_object": read_from} if read_from else {})},
     )
-    manifest_path, _ = write_signed(
-        manifest, final.with_name(final.name + ".manifest.json"), signing_key
-    )
+    manifest_path = final.with_name(final.name + ".manifest.json")
+    try:
+        write_signed(manifest, manifest_path, signing_key)
+    except OSError as exc:
+        for leftover in (
+            final,
+            manifest_path,
+            manifest_path.with_name(manifest_path.name + ".sig"),
+        ):
+            leftover.unlink(missing_ok=True)
+        raise BackupError(
+            f"{qualified}: writing the manifest {manifest_path} failed ({exc.strerror or exc}); "
+            "the backup was removed, nothing was kept: free space in the vault and re-run"
+        ) from exc
     log.info(
         "backed up %s: %s rows, %s -> %s bytes",
         qualified,

@@ -5,7 +5,8 @@
     RetirementError
     ├── PlanError              the plan file is wrong: file, line, field, what is expected
     ├── LedgerError            the ledger cannot be read or written
-    │   └── ChainBroken        the audit chain does not verify (names the event)
+    │   ├── ChainBroken        the audit chain does not verify (names the event)
+    │   └── TableEdited        a datasets or artifacts row disagrees with the chain
     ├── SourceError            a source cannot be read (unreachable, missing, malformed)
     ├── GateFailed             a quality gate found a problem; carries the result
     ├── IntegrityError         a digest, signature or ciphertext did not verify
@@ -62,6 +63,11 @@ class ChainBroken(LedgerError):
         self.seq = seq
         self.reason = reason
         super().__init__(f"audit chain broken at event {seq}: {reason}")
+
+
+class TableEdited(LedgerError):
+    """A row of the ledger's datasets or artifacts table disagrees with the chained event
+    that wrote it: the table was edited by hand (the chain itself may still verify)."""
 
 
 class SourceError(RetirementError):

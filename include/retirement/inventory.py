@@ -92,6 +92,7 @@ class DatasetReport:
     columns: tuple[ColumnReport, ...] = ()
     sha256: str | None = None
     disposition: str | None = None
+    key: dict[str, Any] | None = None  # tables: {"columns", "planned", "problem"}
 
     @property
     def qualified(self) -> str:
@@ -110,6 +111,7 @@ class DatasetReport:
             "disposition": self.disposition,
             "sha256": self.sha256,
             "columns": [c.to_json() for c in self.columns],
+            **({"key": self.key} if self.key is not None else {}),
         }
 
     @classmethod
@@ -137,6 +139,7 @@ class DatasetReport:
             cols,
             data.get("sha256"),
             data.get("disposition"),
+            data.get("key"),
         )
 
 

@@ -29,6 +29,7 @@ def render_html(data: dict[str, Any], *, plan: str | None, generated: str) -> st
         datasets=data["datasets"],
         totals=data["totals"],
         by_source=by_source,
+        warnings=data.get("warnings", []),
     )
 
 
@@ -39,9 +40,12 @@ def write_reports(
     html_path: Path | None,
     plan: str | None,
     generated: str,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Write the JSON and/or HTML report; return the JSON document."""
     data = inventory_json(reports)
+    if warnings:
+        data["warnings"] = list(warnings)
     if plan:
         data = {"plan": plan, "generated": generated, **data}
     if json_path:

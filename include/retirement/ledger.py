@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from retirement.errors import ChainBroken, LedgerError
+from retirement.errors import ChainBroken, LedgerError, TableEdited
 from retirement.ledger_chain import GENESIS, Chain, ChainReport, Event, WriteKey
 from retirement.ledger_db import (
     artifacts,
@@ -29,6 +29,7 @@ from retirement.ledger_db import (
     datasets,
     engine_for,
     events,
+    events_by_dataset,
     events_by_run,
     metadata,
     require_existing_sqlite,
@@ -68,7 +69,8 @@ class Ledger:
         try:
             if create:
                 metadata.create_all(engine)
-                events_by_run.create(engine, checkfirst=True)  # ledgers made before it
+                events_by_run.create(engine, checkfirst=True)  # ledgers made before them
+                events_by_dataset.create(engine, checkfirst=True)
             else:
                 with engine.connect() as conn:
                     missing = [t for t in ("events", "runs") if not sa.inspect(conn).has_table(t)]
@@ -314,11 +316,14 @@ class Ledger:
 
     # ------------------------------------------------------------------ reading
 
-    def events(self, *, run_id: str | None = None) -> Iterator[Event]:
+    def events(self, *, run_id: str | None = None, after: int | None = None) -> Iterator[Event]:
+        """Events in chain order (of one run; after sequence number ``after``), streamed."""
         self._read()
         query = sa.select(events).order_by(events.c.seq)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
+        if after is not None:
+            query = query.where(events.c.seq > after)
         with self.engine.connect() as conn:
             for row in conn.execution_options(yield_per=1000).execute(query):
                 yield Event.from_row(row)
@@ -334,6 +339,23 @@ class Ledger:
             query = query.where(events.c.dataset == dataset)
         with self.engine.connect() as conn:
             return [Event.from_row(r) for r in conn.execute(query.order_by(events.c.seq))]
+
+    def latest_dataset_event(self, run_id: str, dataset: str) -> Event | None:
+        """The newest ``dataset_*`` event of one dataset (what its datasets row must say)."""
+        self._read(run_id, dataset)
+        query = (
+            sa.select(events)
+            .where(
+                (events.c.run_id == run_id)
+                & (events.c.dataset == dataset)
+                & events.c.kind.like("dataset\\_%", escape="\\")
+            )
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Event.from_row(row) if row else None
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         self._read()
@@ -415,11 +437,21 @@ class Ledger:
             ).first()
         return row.hash if row else GENESIS
 
-    def verify(self, *, expect_head: str | None = None) -> ChainReport:
-        """Walk the chain from the first event; raise ChainBroken naming the first bad one."""
+    def verify(
+        self, *, expect_head: str | None = None, tables: bool = True, run_id: str | None = None
+    ) -> ChainReport:
+        """Walk the chain from the first event; raise ChainBroken naming the first bad one.
+
+        With ``tables`` (the default), every row of the datasets and artifacts tables (of
+        ``run_id``, or of every run) must also be what its latest chained event wrote:
+        TableEdited names the first that is not (those tables are the chain's mutable
+        summary; proof is only ever read from the chain)."""
         self._read()
         expected_seq, prev, count = 1, GENESIS, 0
+        written: dict[tuple[str, str], tuple[str, str]] = {}
         for ev in self.events():
+            if tables and ev.run_id is not None and (run_id is None or ev.run_id == run_id):
+                _remember(written, ev.run_id, ev)
             if ev.seq != expected_seq:
                 what = "missing (deleted?)" if ev.seq > expected_seq else "out of order"
                 raise ChainBroken(
@@ -439,6 +471,8 @@ class Ledger:
                     f"kind={ev.kind} dataset={ev.dataset}",
                 )
             prev, expected_seq, count = ev.hash, expected_seq + 1, count + 1
+        if tables:
+            self._check_tables(written, run_id)
         if expect_head is not None and prev != expect_head:
             raise ChainBroken(
                 count,
@@ -447,3 +481,59 @@ class Ledger:
                 "or added after it)",
             )
         return ChainReport(events=count, head=prev)
+
+    def _check_tables(
+        self, written: dict[tuple[str, str], tuple[str, str]], run_id: str | None
+    ) -> None:
+        """Every datasets and artifacts row equals what its latest event wrote."""
+        dq = sa.select(datasets).order_by(datasets.c.run_id, datasets.c.dataset)
+        aq = sa.select(artifacts).order_by(artifacts.c.id)
+        if run_id is not None:
+            dq = dq.where(datasets.c.run_id == run_id)
+            aq = aq.where(artifacts.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(dq):
+                got = (f"dataset_{row.state}", _digest(row.detail))
+                want = written.pop((row.run_id, "d:" + row.dataset), None)
+                if want != got:
+                    raise TableEdited(
+                        f"the ledger's datasets row of {row.dataset} (run {row.run_id}) is not "
+                        "what the chain recorded ("
+                        f"{'state ' + want[0][8:] if want else 'no event'}, the row says "
+                        f"{row.state}): the table was edited; nothing can be "
+                        "deleted on it. Restore the ledger from a copy, or start a new run"
+                    )
+            for row in conn.execution_options(yield_per=1000).execute(aq):
+                payload = {"location": row.location, "size": row.size, "sha256": row.sha256}
+                detail = json.loads(row.detail)
+                if detail:
+                    payload["detail"] = detail
+                got = (f"artifact_{row.kind}", _digest(canonical_json(payload)))
+                want = written.pop((row.run_id, f"a:{row.kind}:{row.location}"), None)
+                if want != got:
+                    raise TableEdited(
+                        f"the ledger's artifacts row {row.id} ({row.kind} {row.location}, run "
+                        f"{row.run_id}) is not what the chain recorded: the table was edited"
+                    )
+        missing = [k for k in written if k[1].startswith("d:")]
+        if missing:
+            run, name = missing[0]
+            raise TableEdited(
+                f"the chain records dataset {name[2:]} of run {run}, but the datasets table "
+                "has no row for it: the table was edited"
+            )
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _remember(written: dict[tuple[str, str], tuple[str, str]], run_id: str, ev: Event) -> None:
+    """Keep, per dataset and per artifact, the kind and payload digest of its latest event."""
+    if ev.kind.startswith("dataset_") and ev.dataset is not None:
+        written[(run_id, "d:" + ev.dataset)] = (ev.kind, _digest(canonical_json(ev.payload)))
+    elif ev.kind.startswith("artifact_"):
+        key = (run_id, f"a:{ev.kind.removeprefix('artifact_')}:{ev.payload.get('location')}")
+        written[key] = (ev.kind, _digest(canonical_json(ev.payload)))

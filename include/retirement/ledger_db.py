@@ -77,6 +77,8 @@ events = sa.Table(
 
 # A run's events of some kinds (approvals, certificates, notices) are looked up per dataset.
 events_by_run = sa.Index("ix_events_run_kind", events.c.run_id, events.c.kind)
+# ... and a dataset's latest event, before it is deleted.
+events_by_dataset = sa.Index("ix_events_run_dataset", events.c.run_id, events.c.dataset)
 
 
 def canonical_json(value: Any) -> str:

@@ -62,11 +62,65 @@ def inventory_source(
     reports = []
     for ref in source.datasets():
         log.info("scanning %s", ref.qualified)
-        reports.append(scan_dataset(source, ref, plan.classification, full=full_scan))
+        report = scan_dataset(source, ref, plan.classification, full=full_scan)
+        reports.append(_with_key(report, source, plan))
     reports = with_dispositions(reports, plan.disposition_for)
+    warnings = unmatched_patterns(plan.source(source_name).include, reports)
+    seen = {"source": source_name, "datasets": len(reports), "warnings": warnings}
+    before = [
+        e.payload
+        for e in ledger.events_of(run_id, ("source_inventoried",))
+        if e.payload.get("source") == source_name
+    ]
     with ledger.batch():
         _record_inventory(reports, ledger=ledger, run_id=run_id, actor=actor)
+        if before[-1:] != [seen]:  # a re-run that finds the same adds nothing
+            ledger.append("source_inventoried", actor=actor, run_id=run_id, payload=seen)
     return {"source": source_name, "datasets": len(reports), "rows": sum(r.rows for r in reports)}
+
+
+def unmatched_patterns(include: tuple[str, ...], reports: list[DatasetReport]) -> list[str]:
+    """A warning for each include pattern of a source that matched no dataset (a typo in a
+    pattern silently leaves data out of the retirement)."""
+    import fnmatch
+
+    from retirement.model.ids import DatasetId
+
+    names = [DatasetId.parse(r.qualified).object for r in reports]
+    return [
+        f"source {reports[0].source if reports else '?'}: include pattern {p!r} matches nothing"
+        for p in include
+        if p != "*" and not any(fnmatch.fnmatchcase(n, p) for n in names)
+    ]
+
+
+def inventory_warnings(ledger: Ledger, run_id: str) -> list[str]:
+    """Every source's warnings of the run's latest inventory."""
+    latest: dict[str, list[str]] = {}
+    for ev in ledger.events_of(run_id, ("source_inventoried",)):
+        latest[str(ev.payload.get("source"))] = list(ev.payload.get("warnings", []))
+    return [w for source in sorted(latest) for w in latest[source]]
+
+
+def _with_key(report: DatasetReport, source: Source, plan: Any) -> DatasetReport:
+    """A table's key: the plan's rule's, else the primary key; a key that cannot address
+    every row exactly is dropped (the table is then deleted whole, under its fingerprint)
+    with the reason, or, when the plan named it, kept as a problem gate_inventory reports."""
+    from dataclasses import replace
+
+    from retirement.sources.sql import SqlSource
+    from retirement.sql_keys import key_problem
+
+    if report.kind != "table" or not isinstance(source, SqlSource):
+        return report
+    rule = next((r for r in plan.datasets if r.dataset == report.qualified), None)
+    planned = bool(rule and rule.key)
+    columns = tuple(rule.key) if rule and rule.key else tuple(source.key_columns(report.name))
+    problem = key_problem(source, report.name, columns, planned=planned) if columns else None
+    key = {"columns": [] if problem and not planned else list(columns), "planned": planned}
+    if problem:
+        key["problem"] = problem
+    return replace(report, key=key)
 
 
 def _record_inventory(
@@ -109,25 +163,56 @@ def gate_inventory(
             "no dataset was inventoried: check the sources' include/exclude globs and connections",
         )
     folder = output_dir / "inventory" / safe_dir(run_id)
+    warnings = inventory_warnings(ledger, run_id)
     write_reports(
         reports,
         json_path=folder / "inventory.json",
         html_path=folder / "inventory.html",
         plan=plan.name,
         generated=now,
+        warnings=warnings,
     )
+    problems = plan_problems(plan, reports)
     try:
         result = quality.gate_inventory(reports, plan.classification, list(plan.dispositions))
     except GateFailed as exc:
-        record_gate(ledger, run_id, actor, folder, exc.result)
-        raise
-    record_gate(ledger, run_id, actor, folder, result)
+        record_gate(ledger, run_id, actor, folder, exc.result, extra_failures=problems)
+        raise GateFailed("gate_inventory", "; ".join([*exc.result.failures, *problems])) from exc
+    record_gate(ledger, run_id, actor, folder, result, extra_failures=problems)
+    if problems:
+        raise GateFailed("gate_inventory", "; ".join(problems), result)
     log.info("inventory report: %s", folder / "inventory.html")
     return {
         "gate": "gate_inventory",
         "datasets": [r.qualified for r in reports],
         "report": str(folder / "inventory.html"),
+        "warnings": warnings,
     }
+
+
+def plan_problems(plan: Any, reports: list[DatasetReport]) -> list[str]:
+    """What the plan says that the inventory contradicts: a rule naming a dataset that does
+    not exist (a typo that would send data to the wrong disposition), a key the plan gives
+    that cannot address every row."""
+    import difflib
+
+    names = [r.qualified for r in reports]
+    out = []
+    for i, rule in enumerate(plan.datasets):
+        if rule.dataset not in names:
+            near = difflib.get_close_matches(rule.dataset, names, n=1)
+            out.append(
+                f"datasets.{i}.dataset: {rule.dataset} is no dataset of the inventory"
+                + (f" (did you mean {near[0]}?)" if near else "")
+                + ": fix the rule, or it silently does not apply"
+            )
+    for r in reports:
+        if r.key and r.key.get("planned") and r.key.get("problem"):
+            out.append(
+                f"{r.qualified}: the plan's key ({', '.join(r.key['columns'])}) cannot be used: "
+                f"{r.key['problem']}"
+            )
+    return out
 
 
 def record_gate(
@@ -138,8 +223,10 @@ def record_gate(
     result: Any,
     *,
     summary: dict[str, Any] | None = None,
+    extra_failures: list[str] | None = None,
 ) -> None:
-    """Keep a gate's GX results as evidence (content-addressed) and record its verdict."""
+    """Keep a gate's GX results as evidence (content-addressed) and record its verdict
+    (failed when GX failed, or ``extra_failures`` are given)."""
     import hashlib
     import json
 
@@ -167,6 +254,8 @@ def record_gate(
             actor=actor,
         )
     verdict = summary if summary is not None else result.summary()
+    if extra_failures:
+        verdict = {**verdict, "failures": [*verdict.get("failures", []), *extra_failures]}
     passed = result.success and not verdict.get("failures")
     ledger.append(
         "gate_passed" if passed else "gate_failed", actor=actor, run_id=run_id, payload=verdict

@@ -62,12 +62,16 @@ def backup_dataset(
     name = DatasetId.parse(dataset)
     disposition = state["disposition"]
     detail = state["detail"]
-    rule = next((r for r in plan.datasets if r.dataset == dataset), None)
-    keys_cols = (
-        tuple(rule.key)
-        if rule and rule.key
-        else tuple(getattr(source, "key_columns", lambda _n: [])(name))
-    )
+    decided = detail.get("key")  # the inventory decided the key (and refused bad ones)
+    if decided is not None:
+        keys_cols = tuple(decided["columns"])
+    else:
+        rule = next((r for r in plan.datasets if r.dataset == dataset), None)
+        keys_cols = (
+            tuple(rule.key)
+            if rule and rule.key
+            else tuple(getattr(source, "key_columns", lambda _n: [])(name))
+        )
     result = back_up(
         source,
         name,

@@ -63,9 +63,9 @@ class _Profile:
     """NULL counts per column and key uniqueness over restored CSV records, memory bounded:
     keys are kept as 8-byte hashes in a compact array, sorted once at the end."""
 
-    def __init__(self, columns: int, key_index: int | None) -> None:
+    def __init__(self, columns: int, key_index: list[int]) -> None:
         self.nulls = [0] * columns
-        self.key_index = key_index
+        self.key_index = key_index  # every column of the key: uniqueness is of the whole key
         self.key_nulls = 0
         self._keys = array("Q")
 
@@ -74,12 +74,12 @@ class _Profile:
         for i, field in enumerate(fields):
             if not field:
                 self.nulls[i] += 1
-        if self.key_index is not None:
-            key = fields[self.key_index]
-            if not key:
+        if self.key_index:
+            parts = [fields[i] for i in self.key_index]
+            if not all(parts):
                 self.key_nulls += 1
             else:
-                digest = hashlib.blake2b(key, digest_size=8).digest()
+                digest = hashlib.blake2b(b"\x1f".join(parts), digest_size=8).digest()
                 self._keys.append(int.from_bytes(digest, "big"))
 
     def duplicates(self) -> int:
@@ -180,7 +180,7 @@ def verify_backup(
     if manifest.format == "csv":
         names = [c["name"] for c in manifest.columns]
         keys = manifest.fingerprint.key_columns
-        profile = _Profile(len(names), names.index(keys[0]) if keys and keys[0] in names else None)
+        profile = _Profile(len(names), [names.index(k) for k in keys if k in names])
         records = csv_records(_lines(chunks, plain_sha, counter))
         next(records, None)  # the header
         digest = RowDigest()

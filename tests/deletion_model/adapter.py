@@ -87,7 +87,9 @@ def plan_check(p: Pipeline) -> None:
 
 def inventory(p: Pipeline) -> None:
     with p.source() as source:
-        pipeline.inventory_source(p.plan, "src", source=source, ledger=p.ledger, run_id=RUN, actor=ACTOR)
+        pipeline.inventory_source(
+            p.plan, "src", source=source, ledger=p.ledger, run_id=RUN, actor=ACTOR
+        )
 
 
 def gate_inventory(p: Pipeline) -> None:
@@ -145,14 +147,30 @@ def gate_transfer_(p: Pipeline) -> None:
 
 
 def request(p: Pipeline) -> None:
-    p.to_delete = list(deletion_request(p.plan, ledger=p.ledger, run_id=RUN, actor=ACTOR)["datasets"])
+    p.to_delete = list(
+        deletion_request(p.plan, ledger=p.ledger, run_id=RUN, actor=ACTOR)["datasets"]
+    )
 
 
 def approve(p: Pipeline) -> None:
     record_decision(p.ledger, RUN, approved=True, by="alice (DPO)", at=NOW)
 
 
-def delete_one(p: Pipeline, source: Source, dataset: str, on_rows: Callable[[int], None]) -> None:
+def delete_context(p: Pipeline) -> dict[str, Any]:
+    """What one delete task makes once for all its datasets."""
+    from retirement.proof import ProofBook
+
+    dests = p.destinations()
+    return {"book": ProofBook(p.ledger, RUN), "destination_for": dests.__getitem__}
+
+
+def delete_one(
+    p: Pipeline,
+    source: Source,
+    dataset: str,
+    on_rows: Callable[[int], None],
+    context: dict[str, Any],
+) -> None:
     delete_dataset(
         p.plan,
         dataset,
@@ -163,6 +181,7 @@ def delete_one(p: Pipeline, source: Source, dataset: str, on_rows: Callable[[int
         actor=ACTOR,
         now=NOW,
         on_rows=on_rows,
+        **context,
     )
 
 

@@ -152,7 +152,8 @@ class SqlBackend:
         return True
 
     def retoken(self, table: Table, old: str, new: str) -> bool:
-        sql = f"UPDATE {self.q(table.name)} SET {self.q(TOK)} = {self.ph()} WHERE {self.q(TOK)} = {self.ph()}"
+        tok, ph = self.q(TOK), self.ph()
+        sql = f"UPDATE {self.q(table.name)} SET {tok} = {ph} WHERE {tok} = {ph}"
         with contextlib.closing(self.connect()) as conn:
             cur = conn.cursor()
             cur.execute(sql, (new, old))
@@ -292,8 +293,12 @@ class MariaDb(SqlBackend):
 
         u = sa.engine.make_url(self.url)
         return pymysql.connect(
-            host=u.host, port=u.port or 3306, user=u.username, password=u.password or "",
-            database=u.database, charset="utf8mb4",
+            host=u.host,
+            port=u.port or 3306,
+            user=u.username,
+            password=u.password or "",
+            database=u.database,
+            charset="utf8mb4",
         )
 
     def q(self, name: str) -> str:

@@ -76,8 +76,8 @@ def tables(draw: st.DrawFn, backend: str, index: int) -> Table:
     columns = [(f"k{i}", t) for i, t in enumerate(types)] + [("val", "text")]
     pk = tuple(f"k{i}" for i in range(nkey))
     nrows = draw(st.integers(0, 7))
-    null_part = backend == "sqlite" and nkey == 2 and types[1] in ("text", "bytes") and draw(
-        st.booleans()
+    null_part = (
+        backend == "sqlite" and nkey == 2 and types[1] in ("text", "bytes") and draw(st.booleans())
     )
     dup_vals = draw(st.booleans())
     rows = []
@@ -137,8 +137,10 @@ def scenarios(draw: st.DrawFn, backend: str) -> Scenario:
         unique = []
         for f in drawn:  # one file per path, and no file where a folder is needed
             parents = {"/".join(f.path[:i]) for i in range(1, len(f.path))}
-            if f.relative in seen or parents & seen or any(
-                s.startswith(f.relative + "/") for s in seen
+            if (
+                f.relative in seen
+                or parents & seen
+                or any(s.startswith(f.relative + "/") for s in seen)
             ):
                 continue
             seen.add(f.relative)

@@ -43,8 +43,8 @@ from tests.deletion_model.backends import (
     Folder,
     MariaDb,
     Postgres,
-    Sqlite,
     SqlBackend,
+    Sqlite,
     Table,
     bytes_tokens,
     csv_tokens,
@@ -134,6 +134,7 @@ class World:
     removed_by: dict[str, list[str]] = field(default_factory=dict)  # dataset -> tokens
     appeared: dict[str, int] = field(default_factory=dict)  # vault file -> step index
     chain_broken_at: int | None = None
+    tables_edited: bool = False
     stopped: str = ""
     certified: list[str] = field(default_factory=list)
 
@@ -315,8 +316,11 @@ class World:
     def phase(self, name: str, attempt: int = 0, *, rerun: bool = False) -> bool:
         index = len(self.log)
         s = self.scenario
-        injected = name == "delete" and attempt == 0 and not rerun and (
-            s.kill_after is not None or (s.block_kill is not None and bool(self.tables))
+        injected = (
+            name == "delete"
+            and attempt == 0
+            and not rerun
+            and (s.kill_after is not None or (s.block_kill is not None and bool(self.tables)))
         )
         try:
             if name == "delete":
@@ -324,7 +328,12 @@ class World:
             elif name == "gate_deletion":
                 self.certified = adapter.gate_deletion_(self.p)
             else:
-                getattr(adapter, {"gate_backup": "gate_backup_", "gate_transfer": "gate_transfer_"}.get(name, name))(self.p)
+                getattr(
+                    adapter,
+                    {"gate_backup": "gate_backup_", "gate_transfer": "gate_transfer_"}.get(
+                        name, name
+                    ),
+                )(self.p)
         except Exception as exc:  # noqa: BLE001 (judged below: I4)
             kind = type(exc).__name__
             self.log.append(Step(index, name, "failed", f"{kind}: {exc}"))
@@ -332,7 +341,7 @@ class World:
             if foreign and not injected:
                 self.violate(
                     f"I4 {name}{' (re-run)' if rerun else ''} failed with a foreign error "
-                    f"{kind}: {exc}\n{''.join(traceback.format_exception(exc)[-6:])}"
+                    f"{kind}: {exc}\n{''.join(traceback.format_exception(exc)[-8:])[-1500:]}"
                 )
             elif not str(exc).strip():
                 self.violate(f"I4 {name} failed without a reason ({kind})")
@@ -357,15 +366,17 @@ class World:
         if attempt == 0 and s.block_kill is not None and self.tables and self.db is not None:
             blocked = self.tables[s.block_kill % len(self.tables)]
         with self.p.source() as source:
+            context = adapter.delete_context(self.p)
             for dataset in self.p.to_delete:
                 if blocked is not None and dataset == adapter.dataset_name(blocked.name):
                     error = self.db.blocked_kill(  # type: ignore[union-attr]
-                        blocked, lambda d=dataset: adapter.delete_one(self.p, source, d, tick)
+                        blocked,
+                        lambda d=dataset: adapter.delete_one(self.p, source, d, tick, context),
                     )
                     if error is not None:
                         raise error
                     continue
-                adapter.delete_one(self.p, source, dataset, tick)
+                adapter.delete_one(self.p, source, dataset, tick, context)
 
     # ------------------------------------------------------------------ faults
 
@@ -447,8 +458,7 @@ class World:
             import openpyxl
 
             book = openpyxl.load_workbook(path)
-            sheets = [[r[0] for r in ws.iter_rows(min_row=2, values_only=True)] for ws in book]
-            return sheets
+            return [[r[0] for r in ws.iter_rows(min_row=2, values_only=True)] for ws in book]
         return [list(self.folder.tokens(f).elements())]
 
     def _rewrite(self, f: File, *, add: bool, sheet: bool = False) -> bool:
@@ -471,7 +481,9 @@ class World:
             sheets[-1][0] = self.token()
         write_file(self.folder.path(f), f.kind, tuple(names), sheets)
         if sheet:
-            self.files[self.files.index(f)] = File(f.path, f.kind, f.rows, tuple(names), f.rule, f.excluded)
+            self.files[self.files.index(f)] = File(
+                f.path, f.kind, f.rows, tuple(names), f.rule, f.excluded
+            )
         self.model[f.relative] = Counter(t for s in sheets for t in s)
         return True
 
@@ -500,7 +512,9 @@ class World:
                 self.model[x.relative] = Counter()
                 twin = self.folder.outside / top / Path(*x.path[1:])
                 twin.parent.mkdir(parents=True, exist_ok=True)
-                tokens = [[self.token() for _ in range(max(x.rows, 1))] for _ in (x.sheets or ("s",))]
+                tokens = [
+                    [self.token() for _ in range(max(x.rows, 1))] for _ in (x.sheets or ("s",))
+                ]
                 write_file(twin, x.kind, x.sheets, tokens)
                 self.outside.update(t for s in tokens for t in s)
         os.symlink(self.folder.outside / top, here, target_is_directory=True)
@@ -528,7 +542,11 @@ class World:
         return True
 
     def _fault_alter_copy(self, f: Fault) -> bool:
-        copies = sorted(p for p in (self.out / "dest").rglob("*.age")) if (self.out / "dest").exists() else []
+        copies = (
+            sorted(p for p in (self.out / "dest").rglob("*.age"))
+            if (self.out / "dest").exists()
+            else []
+        )
         victim = self._pick(copies, f)
         if victim is None:
             return False
@@ -542,7 +560,9 @@ class World:
 
     def _fault_fake_delivered(self, f: Fault) -> bool:
         with self._ledger() as conn:
-            rows = conn.execute("SELECT dataset, detail, disposition FROM datasets ORDER BY dataset").fetchall()
+            rows = conn.execute(
+                "SELECT dataset, detail, disposition FROM datasets ORDER BY dataset"
+            ).fetchall()
             if not rows:
                 return False
             dataset, detail, disposition = rows[f.target % len(rows)]
@@ -552,20 +572,24 @@ class World:
                 return False
             d["verify"] = {"verified": True, "ciphertext_sha256": backup["ciphertext_sha256"]}
             d["deliveries"] = [
-                {"destination": dest, "sha256": backup["ciphertext_sha256"], "location": "file:///fake", "method": "fake"}
+                {
+                    "destination": dest,
+                    "sha256": backup["ciphertext_sha256"],
+                    "location": "file:///fake",
+                    "method": "fake",
+                }
                 for dest in DELIVERS.get(disposition, ())
             ]
             conn.execute(
                 "UPDATE datasets SET state = 'delivered', detail = ? WHERE dataset = ?",
                 (json.dumps(d, sort_keys=True, separators=(",", ":")), dataset),
             )
+        self.tables_edited = True
         return True
 
     def _fault_edit_event(self, f: Fault) -> bool:
         with self._ledger() as conn:
-            rows = conn.execute(
-                "SELECT seq, kind, payload FROM events ORDER BY seq"
-            ).fetchall()
+            rows = conn.execute("SELECT seq, kind, payload FROM events ORDER BY seq").fetchall()
             if not rows:
                 return False
             wanted = [r for r in rows if r[1] in ("deletion_approved", "gate_failed")]
@@ -641,7 +665,9 @@ class World:
                 if p.is_file():
                     left += bytes_tokens(p.read_bytes(), _kind_of(p))
             if self.outside - left:
-                self.violate(f"I2 files outside the source root were changed: {sorted(self.outside - left)}")
+                self.violate(
+                    f"I2 files outside the source root were changed: {sorted(self.outside - left)}"
+                )
                 self.outside = left
 
     def backups(self) -> list[dict[str, Any]]:
@@ -751,7 +777,7 @@ class World:
         return ""
 
     def final(self) -> None:
-        if self.chain_broken_at is None:
+        if self.chain_broken_at is None and not self.tables_edited:
             try:
                 self.p.ledger.verify()
             except RetirementError as exc:
@@ -770,7 +796,10 @@ class World:
                 continue  # crypto-erased since (keep_backup_days 0): judged when deleted
             remaining = sorted((b["tokens"] & left).elements())
             if remaining:
-                self.violate(f"I3 {Path(path).name} certifies a deletion, but {remaining} of its backup are still at the source")
+                self.violate(
+                    f"I3 {Path(path).name} certifies a deletion, but {remaining} of its backup "
+                    "are still at the source"
+                )
             vanished = sum(b["tokens"].values()) - len(remaining)
             claimed = adapter.claimed_deleted(cert)
             if claimed != vanished:

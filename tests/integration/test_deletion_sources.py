@@ -1,5 +1,6 @@
 """Scoped deletion on real PostgreSQL, MariaDB and RadosGW: exactly the backed-up rows (by
-single and composite keys), space reclaimed, every S3 version removed."""
+single and composite keys), space reclaimed, exactly the backed-up S3 version removed; what
+is left counted independently (line by line against the backup)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.backup import back_up
-from retirement.deletion import check_unchanged, delete_s3_object, delete_sql_rows
+from retirement.deletion import check_unchanged, delete_table_rows
+from retirement.deletion_check import left_of_backup
+from retirement.deletion_objects import delete_s3_version
 from retirement.errors import DeletionRefused
 from retirement.keys import KeyStore
+from retirement.model.ids import DatasetId
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
 
@@ -25,12 +29,12 @@ def keys(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
 
 
-def _backup(source, name: str, keys: KeyStore, out: Path, key: tuple[str, ...]):  # noqa: ANN001, ANN202
+def _backup(source, name, keys: KeyStore, out: Path, key: tuple[str, ...], kind: str = "table"):  # noqa: ANN001, ANN202
     result = back_up(
         source,
         name,
-        qualified=f"{source.name}.{name}",
-        kind="table",
+        qualified=str(source.id_of(name)),
+        kind=kind,
         plan="demo",
         disposition="erase",
         recipients=[keys.archive_key("demo", "erase").recipient],
@@ -59,15 +63,11 @@ def test_postgres_deletes_the_backed_up_rows_only_then_vacuums(
         with pytest.raises(DeletionRefused, match=r"12345 rows then, 12346 now: \+1 rows"):
             check_unchanged(source, "people", "table", manifest)
         ticks: list[int] = []
-        result = delete_sql_rows(
-            source,
-            "people",
-            manifest,
-            cipher,
-            [keys.identity("demo", "erase")],
-            on_rows=ticks.append,
-        )
-    assert (result.deleted, result.scoped_left, result.remaining) == (12345, 0, 1)
+        ids = [keys.identity("demo", "erase")]
+        result = delete_table_rows(source, "people", manifest, cipher, ids, on_rows=ticks.append)
+        left = left_of_backup(source, source.id_of("people"), manifest, cipher, ids)
+    assert (result.deleted, result.remaining) == (12345, 1)
+    assert (left.left, left.changed, left.vanished, left.remaining) == (0, 0, 12345, 1)
     assert sum(ticks) == 12345
     assert len(ticks) == 3  # batches of 5,000
     assert "VACUUM" in result.technique
@@ -91,7 +91,7 @@ def test_postgres_drop_table_only_when_nothing_else_is_left(
             if name == "busy_log":
                 with psycopg.connect(pg_url, autocommit=True) as conn:
                     conn.execute("INSERT INTO busy_log VALUES (51, 'after the backup')")
-            result = delete_sql_rows(source, name, manifest, cipher, ids)
+            result = delete_table_rows(source, name, manifest, cipher, ids)
             if name == "old_log":
                 assert "DROP TABLE" in drop_table(source, name, result).technique
             else:
@@ -134,25 +134,56 @@ def test_mariadb_composite_key_reserved_word_table_and_optimize(
             conn.cursor() as cur,
         ):
             cur.execute("INSERT INTO `lines` VALUES ('INV-NEW', 0, 1.00)")
-        result = delete_sql_rows(
-            source, "lines", manifest, cipher, [keys.identity("demo", "erase")]
-        )
-    assert (result.deleted, result.scoped_left, result.remaining) == (600, 0, 1)
+        ids = [keys.identity("demo", "erase")]
+        result = delete_table_rows(source, "lines", manifest, cipher, ids)
+        left = left_of_backup(source, source.id_of("lines"), manifest, cipher, ids)
+    assert (result.deleted, result.remaining) == (600, 1)
+    assert (left.left, left.vanished, left.remaining) == (0, 600, 1)
     assert "OPTIMIZE TABLE" in result.technique
 
 
-def test_s3_every_version_and_delete_marker(radosgw, s3_bucket: str) -> None:  # noqa: ANN001
+def test_s3_deletes_exactly_the_backed_up_version(
+    radosgw,
+    s3_bucket: str,
+    keys: KeyStore,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    """Older versions were never backed up: they stay (they used to be deleted with it), as
+    does an object whose name the backed-up one only begins with."""
     client = radosgw.client()
     for body in (b"v1 13812345678", b"v2 13812345679"):
-        client.put_object(Bucket=s3_bucket, Key="docs/a.txt", Body=body)
-    client.delete_object(Bucket=s3_bucket, Key="docs/a.txt")  # a delete marker
-    client.put_object(Bucket=s3_bucket, Key="docs/a.txt.keep", Body=b"other object")
+        client.put_object(Bucket=s3_bucket, Key="docs/a#1.txt", Body=body)
+    client.put_object(Bucket=s3_bucket, Key="docs/a#1.txt.keep", Body=b"other object")
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
-        result = delete_s3_object(source, "a.txt")
-    assert result.deleted == 3
+        (ref,) = [r for r in source.datasets() if r.id.object == "a#1.txt"]
+        assert ref.qualified == "bucket.a%231.txt"
+        manifest, _ = _backup(source, ref.id, keys, tmp_path / "v", (), kind="document")
+        result = delete_s3_version(source, ref.id, manifest, sibling=lambda _d: manifest)
+        assert result.deleted == 1
+        again = delete_s3_version(source, ref.id, manifest, sibling=lambda _d: manifest)
+        assert again.deleted == 0  # a retry finds it gone
     listed = client.list_object_versions(Bucket=s3_bucket, Prefix="docs/")
-    keys = [v["Key"] for v in listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
-    assert keys == ["docs/a.txt.keep"]
+    versions = sorted((v["Key"], v["Size"]) for v in listed.get("Versions", []))
+    assert versions == [("docs/a#1.txt", 14), ("docs/a#1.txt.keep", 12)]  # v1 and the other
+
+
+def test_s3_a_replaced_object_is_refused(
+    radosgw,
+    s3_bucket: str,
+    keys: KeyStore,
+    tmp_path: Path,  # noqa: ANN001
+) -> None:
+    client = radosgw.client()
+    client.put_object(Bucket=s3_bucket, Key="docs/b.txt", Body=b"backed up")
+    with S3Source("bucket", client, s3_bucket, "docs/") as source:
+        ds = DatasetId("bucket", "b.txt")
+        manifest, _ = _backup(source, ds, keys, tmp_path / "v", (), kind="document")
+    client.put_object(Bucket=s3_bucket, Key="docs/b.txt", Body=b"written after the backup")
+    with S3Source("bucket", client, s3_bucket, "docs/") as source:
+        deleted = delete_s3_version(source, ds, manifest, sibling=lambda _d: manifest)
+    assert deleted.deleted == 1  # the backed-up version, by its id
+    body = client.get_object(Bucket=s3_bucket, Key="docs/b.txt")["Body"].read()
+    assert body == b"written after the backup"  # the newer version is untouched
 
 
 def test_postgres_rows_compared_with_their_backup_before_deletion(
@@ -167,12 +198,12 @@ def test_postgres_rows_compared_with_their_backup_before_deletion(
     with SqlSource("pg", pg_url) as source:
         manifest, cipher = _backup(source, "awkward", keys, tmp_path / "v", ("id",))
         ids = [keys.identity("demo", "erase")]
-        result = delete_sql_rows(source, "awkward", manifest, cipher, ids)
+        result = delete_table_rows(source, "awkward", manifest, cipher, ids)
         assert (result.deleted, result.remaining) == (len(AWKWARD), 0)
 
         manifest, cipher = _backup(source, "awkward2", keys, tmp_path / "v", ("id",))
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("UPDATE awkward2 SET a = 'changed after the check' WHERE id = 3")
         with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 3\)"):
-            delete_sql_rows(source, "awkward2", manifest, cipher, ids)
+            delete_table_rows(source, "awkward2", manifest, cipher, ids)
         assert source.count("awkward2") == len(AWKWARD)  # the batch was not deleted

@@ -1,4 +1,5 @@
-"""A demo run inventoried into a real ledger, for the backup and transfer phase tests."""
+"""A demo run inventoried (and its inventory gated) into a real ledger, for the backup,
+transfer and deletion phase tests."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from retirement.demo import generate
 from retirement.keys import KeyStore
 from retirement.ledger import Ledger
-from retirement.pipeline import inventory_source
+from retirement.pipeline import gate_inventory, inventory_source
 from retirement.pipeline_backup import backup_dataset
 from retirement.sources.sql import SqlSource
 
@@ -25,6 +26,7 @@ def demo_run(tmp_path: Path):  # noqa: ANN201
     db = tmp_path / "src" / "crm.sqlite"
     with SqlSource("crm", f"sqlite:///{db}") as source:
         inventory_source(PLAN, "crm", source=source, ledger=ledger, run_id="r", actor="t")
+    gate_inventory(PLAN, ledger=ledger, run_id="r", actor="t", output_dir=tmp_path / "out", now=NOW)
     yield ledger, keys, db, tmp_path / "vault"
     ledger.close()
 

@@ -33,8 +33,19 @@ def _delivered(setup, tmp_path: Path):  # noqa: ANN001, ANN202
     return ledger
 
 
+def _approved(setup, tmp_path: Path, by: str = "alice"):  # noqa: ANN001, ANN202
+    """Delivered, the deletion requested and approved by ``by``."""
+    ledger = _delivered(setup, tmp_path)
+    deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+    record_decision(ledger, "r", approved=True, by=by, at=NOW)
+    return ledger
+
+
 def _delete(setup, dataset: str, **extra: object) -> dict:  # noqa: ANN001
-    return on_demo_source(setup, delete_dataset, dataset, **extra)
+    dests = _dests(setup[3].parent / "dest")
+    return on_demo_source(
+        setup, delete_dataset, dataset, destination_for=dests.__getitem__, **extra
+    )
 
 
 def _gate_deletion(setup, tmp_path: Path) -> dict:  # noqa: ANN001
@@ -62,6 +73,9 @@ def test_nothing_is_deleted_without_approval_or_after_a_rejection(setup, tmp_pat
     ledger = _delivered(setup, tmp_path)
     _, _, db, _ = setup
     before = _count(db, "customers")
+    with pytest.raises(DeletionRefused, match="has no deletion request"):
+        _delete(setup, "crm.customers")
+    deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
     with pytest.raises(DeletionRefused, match="was not approved"):
         _delete(setup, "crm.customers")
     record_decision(ledger, "r", approved=False, by="alice", at=NOW)
@@ -71,19 +85,23 @@ def test_nothing_is_deleted_without_approval_or_after_a_rejection(setup, tmp_pat
 
 
 def test_refuses_without_verified_deliveries(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    from retirement.errors import GateFailed
+
     ledger = _backed_up(setup)  # backed up and verified, never delivered
-    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
-    with pytest.raises(DeletionRefused, match="no verified receipt.*successor_drop"):
-        _delete(setup, "crm.customers")
+    with pytest.raises(DeletionRefused, match="gate_transfer's latest verdict .* is missing"):
+        deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+    with pytest.raises(GateFailed, match="no receipt"):
+        _gate(ledger, _dests(tmp_path / "dest"), tmp_path)
+    with pytest.raises(DeletionRefused, match="gate_transfer's latest verdict .* is failed"):
+        deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
 
 
 def test_a_source_changed_since_the_backup_is_refused_and_says_what_changed(
     setup,
     tmp_path: Path,  # noqa: ANN001
 ) -> None:
-    ledger = _delivered(setup, tmp_path)
+    _approved(setup, tmp_path)
     _, _, db, _ = setup
-    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE customers SET mobile = '13900000000' WHERE id = 2")
     with pytest.raises(DeletionRefused, match="same number of rows, but some changed"):
@@ -101,18 +119,18 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
     assert "crm.customers" in request["datasets"]
     assert "| crm.customers | sensitive | 30 |" in request["body"]
     record_decision(ledger, "r", approved=True, by="alice (DPO)", at=NOW)
+    assert _count(db, "customers") == 30
 
     done = _delete(setup, "crm.customers")
     assert done["deleted"] == 30
-    assert done["scoped_left"] == 0
     assert "VACUUM" in done["technique"]
     # Rows inserted after the backup are outside its scope: a re-run (as after a crash)
     # carries on and never touches them.
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO customers (id, name) VALUES (9001, 'after the backup')")
-    again = _delete(setup, "crm.customers")
+    again = _delete(setup, "crm.customers")  # a re-run after it finished: nothing more
     assert again["resumed"] is True
-    assert again["deleted"] == 0
+    assert again["deleted"] == 30
     assert _count(db, "customers") == 1
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM customers WHERE id = 9001")
@@ -175,9 +193,8 @@ def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
     half-empty table it would refuse as changed since the backup."""
     from retirement.ledger import Ledger
 
-    ledger = _delivered(setup, tmp_path)
+    ledger = _approved(setup, tmp_path, by="alice (DPO)")
     db = setup[2]
-    record_decision(ledger, "r", approved=True, by="alice (DPO)", at=NOW)
     committed: list[str] = []
 
     def on_rows(_rows: int) -> None:  # what another process sees while rows are deleted
@@ -193,9 +210,8 @@ def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
 def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  # noqa: ANN001
     from retirement.errors import GateFailed
 
-    ledger = _delivered(setup, tmp_path)
+    ledger = _approved(setup, tmp_path)
     _, _, db, _ = setup
-    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
     for dataset in CRM:
         _delete(setup, dataset)
     with sqlite3.connect(db) as conn:  # a customer added after the backup, still there
@@ -210,32 +226,33 @@ def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  #
 
 def test_destroy_backups_that_keep_nothing_are_crypto_erased(setup, tmp_path: Path) -> None:  # noqa: ANN001
     from retirement.errors import RetirementError
-    from retirement.pipeline_delete import _backup_copy_fate, _erase_destroyed_backups
+    from retirement.pipeline_certify import _backup_copy_fate, _erase_destroyed_backups
     from retirement.plan import load_plan
+    from retirement.proof import ProofBook
     from retirement.restore import verify_backup
 
-    ledger = _delivered(setup, tmp_path)
+    ledger = _approved(setup, tmp_path)
     _, keys, _, _ = setup
-    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
     for dataset in CRM:
         _delete(setup, dataset)
     plan = load_plan(PLAN)
     erase = plan.dispositions["erase"].model_copy(update={"keep_backup_days": 0})
     plan = plan.model_copy(update={"dispositions": {**plan.dispositions, "erase": erase}})
     states = {s["dataset"]: s for s in ledger.dataset_states("r")}
-    checked = [(states[d], {}) for d in CRM]
+    proofs = ProofBook(ledger, "r").proofs
+    checked = [(proofs[d], {}) for d in CRM]
     # crm.orders is "erase", but other erase datasets (exports) are not deleted yet: wait.
     assert (
         _erase_destroyed_backups(plan, checked, keys=keys, ledger=ledger, run_id="r", actor="t")
         == set()
     )
     others = [d for d, s in states.items() if s["disposition"] == "erase" and d not in CRM]
-    checked += [(states[d], {}) for d in others]
+    checked += [(proofs[d], {}) for d in others]
     erased = _erase_destroyed_backups(
         plan, checked, keys=keys, ledger=ledger, run_id="r", actor="t"
     )
     assert erased == {"erase"}
-    assert "cryptographic erase" in _backup_copy_fate(plan, states["crm.orders"], erased)
+    assert "cryptographic erase" in _backup_copy_fate(plan, "erase", erased)
     assert [e.kind for e in ledger.events(run_id="r")].count("crypto_erased") == 1
     manifest = Path(states["crm.orders"]["detail"]["backup"]["manifest"])
     with pytest.raises(RetirementError, match="destroyed"):
@@ -317,9 +334,8 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     monkeypatch.setattr(dossier, "_write_pdf", keep)
     monkeypatch.setattr(dossier, "PDF_ROWS", 1)  # long lists are cut in the PDF only
 
-    ledger = _delivered(setup, tmp_path)
+    ledger = _approved(setup, tmp_path)
     _, keys, _, _ = setup
-    record_decision(ledger, "r", approved=True, by="alice", at=NOW)
     for dataset in CRM:
         _delete(setup, dataset)
     _gate_deletion(setup, tmp_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -22,6 +23,63 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 CHUNK = 1024 * 1024
+
+
+class _Opened:
+    """A file opened inside the root: its folder's descriptor, its own, its leaf name."""
+
+    def __init__(self, folder: int, fd: int, leaf: str) -> None:
+        self.folder, self.fd, self.leaf = folder, fd, leaf
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.close(self.folder)
+
+
+def open_inside(root: os.PathLike[str] | str, relative: str, *, where: str) -> _Opened | None:
+    """Open ``root/relative`` without following any symbolic link; None if it is not there."""
+    parts = relative.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise SourceError(f"{where}: {relative!r} is not a plain path inside the source root")
+    folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    for part in parts[:-1]:
+        try:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder)
+        except FileNotFoundError:
+            os.close(folder)
+            return None
+        except OSError as exc:  # ELOOP: a link; ENOTDIR: a file where a folder was
+            os.close(folder)
+            raise SourceError(
+                f"{where}: {part!r} on the way to {relative!r} is a symbolic link or not a "
+                "folder: refused (a path must stay inside the source root)"
+            ) from exc
+        os.close(folder)
+        folder = inner
+    try:
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    except FileNotFoundError:
+        os.close(folder)
+        return None
+    except OSError as exc:
+        os.close(folder)
+        raise SourceError(
+            f"{where}: {relative!r} is a symbolic link: refused (not followed)"
+        ) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        os.close(folder)
+        raise SourceError(f"{where}: {relative!r} is not a regular file")
+    return _Opened(folder, fd, parts[-1])
+
+
+def hash_fd(fd: int) -> tuple[int, str]:
+    h, size = hashlib.sha256(), 0
+    os.lseek(fd, 0, os.SEEK_SET)
+    while chunk := os.read(fd, CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    return size, h.hexdigest()
 
 
 class TabularObjects(Source):
@@ -55,12 +113,7 @@ class TabularObjects(Source):
 
     def _sheets(self, path: str) -> list[str]:
         with self._open(path) as raw:
-            try:
-                return xlsx_sheets(raw)
-            except Exception as exc:  # openpyxl's own errors, translated with the file named
-                raise SourceError(
-                    f"source {self.name}: {path}: not a readable XLSX workbook: {exc}"
-                ) from exc
+            return self._sheets_of(raw, path)
 
     def _rows(self, dataset: Named) -> Iterator[list]:
         path, sheet, fmt = self._split(dataset)
@@ -110,6 +163,19 @@ class TabularObjects(Source):
                 size += len(chunk)
         return size, h.hexdigest()
 
+    def object_state(self, dataset: Named) -> dict[str, object]:
+        """What a backup records of the object holding ``dataset``, to prove at deletion
+        time that it is still that object."""
+        raise NotImplementedError
+
+    def _sheets_of(self, raw: IO[bytes], path: str) -> list[str]:
+        try:
+            return xlsx_sheets(raw)
+        except Exception as exc:  # openpyxl's own errors, translated with the file named
+            raise SourceError(
+                f"source {self.name}: {path}: not a readable XLSX workbook: {exc}"
+            ) from exc
+
     def open_bytes(self, dataset: Named) -> IO[bytes]:
         """The raw bytes of the object holding ``dataset`` (for backups of documents)."""
         return self._open(self._split(dataset)[0])
@@ -153,3 +219,21 @@ class FileSource(TabularObjects):
 
     def byte_size(self, dataset: Named) -> int | None:
         return (self.root / self._split(dataset)[0]).stat().st_size
+
+    def object_state(self, dataset: Named) -> dict[str, object]:
+        """The file's path, size and sha256 (read without following links), and a
+        workbook's sheets."""
+        path = self._split(dataset)[0]
+        opened = open_inside(self.root, path, where=f"source {self.name}")
+        if opened is None:
+            raise SourceError(f"source {self.name}: {path} is gone")
+        try:
+            size, sha = hash_fd(opened.fd)
+            state: dict[str, object] = {"path": path, "size": size, "sha256": sha}
+            if format_of(path) == "xlsx":
+                os.lseek(opened.fd, 0, os.SEEK_SET)
+                with os.fdopen(os.dup(opened.fd), "rb") as raw:
+                    state["sheets"] = self._sheets_of(raw, path)
+        finally:
+            opened.close()
+        return state

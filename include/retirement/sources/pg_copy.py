@@ -20,6 +20,7 @@ from retirement.errors import SourceError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from retirement.sources.base import Named
     from retirement.sources.sql import SqlSource
 
 
@@ -32,7 +33,7 @@ class CopyExport:
 
 
 @contextmanager
-def copy_export(source: SqlSource, dataset: str, key_column: str | None) -> Iterator[CopyExport]:
+def copy_export(source: SqlSource, dataset: Named, key_column: str | None) -> Iterator[CopyExport]:
     """Stream ``dataset`` with COPY, ordered by its primary key; PostgreSQL only."""
     table = source._table(dataset)  # noqa: SLF001 (same package: the reflected table)
     keys = source.key_columns(dataset)
@@ -43,8 +44,6 @@ def copy_export(source: SqlSource, dataset: str, key_column: str | None) -> Iter
     )
     copy_sql = f"COPY ({select}{order}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
     profile = [sa.func.count() - sa.func.count(c) for c in table.columns]
-    if key_column is not None:
-        profile += [sa.func.min(table.c[key_column]), sa.func.max(table.c[key_column])]
     with source.engine.connect() as conn:
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
@@ -52,11 +51,11 @@ def copy_export(source: SqlSource, dataset: str, key_column: str | None) -> Iter
                 values = conn.execute(sa.select(*profile)).one()
             except sa.exc.SQLAlchemyError as exc:
                 raise SourceError(
-                    f"source {source.name}: cannot read table {dataset!r}: "
+                    f"source {source.name}: cannot read table {dataset}: "
                     f"{getattr(exc, 'orig', exc)}"
                 ) from exc
             ncols = len(table.columns)
-            key_min, key_max = (values[ncols], values[ncols + 1]) if key_column else (None, None)
+            key_min, key_max = _key_range(conn, table, key_column)
             raw = conn.connection.driver_connection
             with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
                 yield CopyExport(
@@ -68,3 +67,19 @@ def _records(copy: object) -> Iterator[memoryview]:
     read = copy.read  # type: ignore[attr-defined]
     while row := read():
         yield row
+
+
+def _key_range(
+    conn: sa.Connection, table: sa.Table, key_column: str | None
+) -> tuple[object, object]:
+    """The key's smallest and largest value, in the export's snapshot; (None, None) for a
+    type without an order (uuid has none in min(), boolean neither)."""
+    if key_column is None:
+        return None, None
+    column = table.c[key_column]
+    try:
+        with conn.begin_nested():
+            low, high = conn.execute(sa.select(sa.func.min(column), sa.func.max(column))).one()
+    except sa.exc.SQLAlchemyError:
+        return None, None
+    return low, high

@@ -76,7 +76,7 @@ class S3Source(TabularObjects):
     ) -> None:
         super().__init__(name, include=include, exclude=exclude)
         self.client, self.bucket, self.prefix = client, bucket, prefix
-        self._meta: dict[str, tuple[int, str | None]] = {}
+        self._meta: dict[str, tuple[int, str | None, str]] = {}
 
     def _objects(self) -> list[tuple[str, int]]:
         out = []
@@ -96,20 +96,41 @@ class S3Source(TabularObjects):
             ) from exc
         return sorted(out)
 
-    def _head(self, path: str) -> tuple[int, str | None]:
+    def _head(self, path: str) -> tuple[int, str | None, str]:
         if path not in self._meta:
             key = self.prefix + path
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=key)
             except (ClientError, BotoCoreError) as exc:
                 raise SourceError(f"source {self.name}: s3://{self.bucket}/{key}: {exc}") from exc
-            self._meta[path] = (head["ContentLength"], head.get("VersionId"))
+            version = head.get("VersionId")
+            self._meta[path] = (
+                head["ContentLength"],
+                None if version in (None, "null") else version,
+                head.get("ETag", "").strip('"'),
+            )
         return self._meta[path]
 
     def _open(self, path: str) -> IO[bytes]:
-        size, version = self._head(path)
+        size, version, _ = self._head(path)
         raw = S3RangeReader(self.client, self.bucket, self.prefix + path, size, version)
         return io.BufferedReader(raw, buffer_size=RANGE_BYTES)
 
     def byte_size(self, dataset: Named) -> int | None:
         return self._head(self._split(dataset)[0])[0]
+
+    def object_state(self, dataset: Named) -> dict[str, object]:
+        """The object's key, the version every read of this source uses, its size and ETag,
+        and a workbook's sheets."""
+        path = self._split(dataset)[0]
+        size, version, etag = self._head(path)
+        state: dict[str, object] = {
+            "key": self.prefix + path,
+            "version_id": version,
+            "size": size,
+            "etag": etag,
+        }
+        if path.lower().endswith(".xlsx"):
+            with self._open(path) as raw:
+                state["sheets"] = self._sheets_of(raw, path)
+        return state
