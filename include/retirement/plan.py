@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import pyrage
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
 
 from retirement.identifiers import is_valid_uscc
 from retirement.policy import ClassificationPolicy
@@ -23,10 +31,13 @@ from retirement.policy import ClassificationPolicy
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 ConnectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,250}$")]
 
+MAX_PLAN_BYTES = 4 * 1024 * 1024  # plans are a few KiB; a larger file is refused unparsed
 SCENARIOS = ("deregistration", "change", "transfer_liquidation")
 ACTIONS = ("retain", "transfer", "destroy")
 
 
+# Booleans and integers are strict (StrictBool, StrictInt): lax pydantic reads `years: true` as
+# 1 and `auto_approve: "yes"` as True, which plan_header (and a reader of the file) would not.
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -70,8 +81,8 @@ class Source(_Frozen):
 class Retention(_Frozen):
     """How long a retained archive is kept, and under which law."""
 
-    years: int | None = Field(default=None, gt=0, le=200)
-    permanent: bool = False
+    years: StrictInt | None = Field(default=None, gt=0, le=200)
+    permanent: StrictBool = False
     legal_basis: str = Field(min_length=3)
     starts: Literal["fiscal_year_end", "retirement_date"] = "fiscal_year_end"
 
@@ -83,8 +94,8 @@ class Disposition(_Frozen):
     destinations: tuple[Slug, ...] = ()
     retention: Retention | None = None
     recipient: Slug | None = None
-    keep_backup_days: int = Field(default=0, ge=0, le=3650)
-    notify_customers: bool = False
+    keep_backup_days: StrictInt = Field(default=0, ge=0, le=3650)
+    notify_customers: StrictBool = False
     legal_hold: str | None = None  # why the archives must outlive their retention (blocks expiry)
 
 
@@ -94,7 +105,17 @@ class DatasetRule(_Frozen):
     dataset: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[^\s]+$")
     disposition: Slug
     key: tuple[str, ...] = ()
-    drop_table: bool = False  # retire the table itself once its rows are deleted
+    drop_table: StrictBool = False  # retire the table itself once its rows are deleted
+
+    @field_validator("key")
+    @classmethod
+    def _key_columns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "" in value:
+            raise ValueError("a key column name is empty: name each column of the key")
+        twice = sorted({column for column in value if value.count(column) > 1})
+        if twice:
+            raise ValueError(f"the key names column {', '.join(twice)} more than once")
+        return value
 
 
 class Destination(_Frozen):
@@ -134,7 +155,7 @@ class Approver(_Frozen):
 
 class Approval(_Frozen):
     approvers: tuple[Approver, ...] = ()
-    auto_approve: bool = False
+    auto_approve: StrictBool = False
 
 
 class Retries(_Frozen):
@@ -142,9 +163,9 @@ class Retries(_Frozen):
     ``attempts`` more tries, waiting ``delay_seconds`` and doubling up to ``max_delay_seconds``.
     Gates, approval and sealing never retry: their failures need a person."""
 
-    attempts: int = Field(default=3, ge=0, le=20)
-    delay_seconds: int = Field(default=20, ge=1, le=3600)
-    max_delay_seconds: int = Field(default=600, ge=1, le=86400)
+    attempts: StrictInt = Field(default=3, ge=0, le=20)
+    delay_seconds: StrictInt = Field(default=20, ge=1, le=3600)
+    max_delay_seconds: StrictInt = Field(default=600, ge=1, le=86400)
 
 
 class Mapping(_Frozen):
@@ -152,7 +173,7 @@ class Mapping(_Frozen):
     per step (batches of datasets beyond that; keep it under ``[core] max_map_length``), all
     of the plan's tasks in ``pool`` when set (create it first: ``airflow pools set``)."""
 
-    max_tasks: int = Field(default=256, ge=1, le=100_000)
+    max_tasks: StrictInt = Field(default=256, ge=1, le=100_000)
     pool: str | None = Field(default=None, min_length=1, max_length=256)
 
 
@@ -227,7 +248,8 @@ def load_plan(path: str | Path) -> Plan:
 
     path = Path(path)
     try:
-        key = (str(path), plan_sha256(path.read_bytes()))
+        with path.open("rb") as file:  # a file too large gets a key no loaded plan has
+            key = (str(path), plan_sha256(file.read(MAX_PLAN_BYTES + 1)))
     except OSError:
         return load(path)  # which names the file and what is wrong
     plan = _PLANS.get(key)

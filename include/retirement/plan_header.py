@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import yaml
 from pydantic import ValidationError
 
+from retirement.errors import PlanError
 from retirement.plan import Retries, dag_name_for_file
+from retirement.plan_loader import parse, read_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,12 +63,17 @@ class PlanHeader:
 
 
 def read_header(path: Path) -> PlanHeader:
-    """Read the header of the plan at ``path``; never raises for a wrong plan."""
+    """Read the header of the plan at ``path``; never raises for a wrong plan.
+
+    The file is read as the loader reads it (size, encoding, tags, a bound on the nodes that
+    aliases expand to), so a file the loader refuses unread has a ``problem`` here."""
     fallback = dag_name_for_file(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        return PlanHeader(path, fallback, "", "", "", problem=f"{exc.__class__.__name__}")
+        data, _lines, _duplicates = parse(str(path), read_bytes(path))
+    except PlanError as exc:
+        issue = exc.issues[0]
+        where = f"line {issue.line}: " if issue.line else ""
+        return PlanHeader(path, fallback, "", "", "", problem=where + issue.message)
     if not isinstance(data, dict):
         return PlanHeader(path, fallback, "", "", "", problem="the file is not a YAML mapping")
     name = data.get("name")
@@ -86,6 +92,7 @@ def read_header(path: Path) -> PlanHeader:
 
 
 def _auto_approve(data: dict) -> bool:
+    """approval.auto_approve as the model reads it (StrictBool): only YAML true is true."""
     approval = data.get("approval")
     return isinstance(approval, dict) and approval.get("auto_approve") is True
 
