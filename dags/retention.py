@@ -41,7 +41,7 @@ def expire_archives() -> list[dict]:
                 ledger=ledger,
                 keys=key_store(),
                 today=today,
-                destination_for=lambda name, p=str(path): open_destination(p, name),
+                destination_for=lambda name, plan=plan: open_destination(plan, name),
                 output_dir=output_dir(),
                 actor="airflow:retention_expiry.expire_archives",
             ):

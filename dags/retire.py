@@ -51,9 +51,8 @@ def inventory(source_name: str, *, plan_path: str) -> dict:
     from retirement_glue.sources import open_source
 
     from retirement.pipeline import inventory_source
-    from retirement.plan import load_plan
 
-    with phase() as p, open_source(load_plan(plan_path).source(source_name)) as source:
+    with phase() as p, open_source(p.plan(plan_path).source(source_name)) as source:
         return inventory_source(
             plan_path, source_name, source=source, ledger=p.ledger, run_id=p.run_id, actor=p.actor
         )
@@ -64,11 +63,10 @@ def inventory(source_name: str, *, plan_path: str) -> dict:
 BATCH_NAME = "{{ batch[0] }}{% if batch | length > 1 %} (+{{ batch | length - 1 }} more){% endif %}"
 
 
-def _batches(plan_path: str, items: list) -> list[list]:
+def _batches(plan, items: list) -> list[list]:  # noqa: ANN001 (the run's Plan)
     from retirement.batching import batches
-    from retirement.plan import load_plan
 
-    return batches(items, load_plan(plan_path).mapping.max_tasks)
+    return batches(items, plan.mapping.max_tasks)
 
 
 @task(retries=0)
@@ -88,7 +86,7 @@ def gate_inventory(plan_path: str) -> list[list[str]]:
             output_dir=output_dir(),
             now=p.now,
         )["datasets"]
-    return _batches(plan_path, datasets)
+        return _batches(p.plan(plan_path), datasets)
 
 
 def _on_datasets(plan_path: str, batch: list[str], work, per_task=None, **extra) -> list[dict]:  # noqa: ANN001
@@ -103,12 +101,11 @@ def _on_datasets(plan_path: str, batch: list[str], work, per_task=None, **extra)
     from retirement_glue.sources import open_source
 
     from retirement.model.ids import DatasetId
-    from retirement.plan import load_plan
 
-    plan = load_plan(plan_path)
     keys = key_store()
     done: list[dict] = []
     with phase() as p, p.ledger.batch():  # one ledger transaction per few hundred writes
+        plan = p.plan(plan_path)
         if per_task is not None:
             extra = {**extra, **per_task(p)}
         for name, group in groupby(batch, key=lambda d: DatasetId.parse(d).source):
@@ -173,8 +170,9 @@ def deliveries(plan_path: str) -> list[list[str]]:
 
     with phase() as p:
         needed = required_deliveries(plan_path, p.ledger, p.run_id)
+        plan = p.plan(plan_path)
     ordered = sorted(needed, key=lambda d: d["destination"])  # a batch opens few destinations
-    return _batches(plan_path, [f"{d['dataset']} -> {d['destination']}" for d in ordered])
+    return _batches(plan, [f"{d['dataset']} -> {d['destination']}" for d in ordered])
 
 
 @task(map_index_template=BATCH_NAME)
@@ -193,7 +191,7 @@ def transfer(batch: list[str], *, plan_path: str) -> list[dict]:
     done = []
     with phase() as p:
         for destination, group in groupby(pairs, key=lambda pair: pair[1]):
-            with open_destination(plan_path, destination) as dest:
+            with open_destination(p.plan(plan_path), destination) as dest:
                 for dataset, _ in group:
                     done.append(
                         transfer_dataset(
@@ -222,9 +220,10 @@ def gate_transfer(plan_path: str) -> dict:
     from retirement.pipeline_transfer import gate_transfer as verify_all
 
     with phase() as p:
+        plan = p.plan(plan_path)
         return verify_all(
             plan_path,
-            destination_for=lambda name: open_destination(plan_path, name),
+            destination_for=lambda name: open_destination(plan, name),
             ledger=p.ledger,
             run_id=p.run_id,
             actor=p.actor,
@@ -241,13 +240,12 @@ def notify_customers(plan_path: str) -> dict:
     from retirement_glue.sources import open_source
 
     from retirement.notices import notify_customers as notify
-    from retirement.plan import load_plan
 
-    plan = load_plan(plan_path)
-    smtp = None
-    if plan.notices is not None and plan.notices.smtp_connection:
-        smtp = connection_info(plan.notices.smtp_connection, purpose="customer notices (smtp)")
     with phase() as p:
+        plan = p.plan(plan_path)
+        smtp = None
+        if plan.notices is not None and plan.notices.smtp_connection:
+            smtp = connection_info(plan.notices.smtp_connection, purpose="customer notices (smtp)")
         return notify(
             plan,
             ledger=p.ledger,
@@ -272,8 +270,11 @@ def deletion_request(plan_path: str) -> list[list[str]]:
 
     with phase() as p:
         asked = request(plan_path, ledger=p.ledger, run_id=p.run_id, actor=p.actor)
-    get_current_context()["ti"].xcom_push(key="body", value=asked["body"])
-    return _batches(plan_path, asked["datasets"])
+        plan = p.plan(plan_path)
+    ti = get_current_context()["ti"]
+    ti.xcom_push(key="body", value=asked["body"])
+    ti.xcom_push(key="request", value=asked["request"])
+    return _batches(plan, asked["datasets"])
 
 
 @task(retries=0)
@@ -305,12 +306,14 @@ def delete(batch: list[str], *, plan_path: str) -> list[dict]:
 
     opened: dict = {}
 
-    def destination_for(name: str):  # noqa: ANN202 (opened once per task)
-        if name not in opened:
-            opened[name] = open_destination(plan_path, name)
-        return opened[name]
-
     def per_task(p) -> dict:  # noqa: ANN001
+        plan = p.plan(plan_path)
+
+        def destination_for(name: str):  # noqa: ANN202 (opened once per task)
+            if name not in opened:
+                opened[name] = open_destination(plan, name)
+            return opened[name]
+
         return {"book": ProofBook(p.ledger, p.run_id), "destination_for": destination_for}
 
     try:
@@ -328,10 +331,9 @@ def gate_deletion(plan_path: str) -> dict:
     from retirement_glue.sources import open_source
 
     from retirement.pipeline_delete import gate_deletion as verify_all
-    from retirement.plan import load_plan
 
-    plan = load_plan(plan_path)
     with phase() as p:
+        plan = p.plan(plan_path)
         return verify_all(
             plan_path,
             open_source=lambda name: open_source(plan.source(name)),
@@ -353,11 +355,10 @@ def seal(plan_path: str) -> str:
     from retirement_glue.phase import phase
 
     from retirement.dossier import build_dossier
-    from retirement.plan import load_plan
 
     with phase() as p:
         index = build_dossier(
-            load_plan(plan_path),
+            p.plan(plan_path),
             plan_path=Path(plan_path),
             ledger=p.ledger,
             run_id=p.run_id,

@@ -29,6 +29,7 @@ class DeletionApproval(ApprovalOperator):
         chosen = event.get("chosen_options") or []
         if "error" not in event and chosen:
             responded_at = event.get("responded_at")
+            shown = context["ti"].xcom_pull(task_ids="deletion_request", key="request")
             with phase() as p:
                 record_decision(
                     p.ledger,
@@ -38,5 +39,6 @@ class DeletionApproval(ApprovalOperator):
                     at=responded_at.isoformat()
                     if hasattr(responded_at, "isoformat")
                     else str(responded_at),
+                    request=shown or None,  # the request whose text the approver was shown
                 )
         return super().execute_complete(context=context, event=event)

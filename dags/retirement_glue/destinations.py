@@ -8,13 +8,14 @@ from retirement_glue.connections import connection_info, output_dir
 
 if TYPE_CHECKING:
     from retirement.destinations.base import Destination
+    from retirement.plan import Plan
 
 
-def open_destination(plan_path: str, name: str) -> Destination:
+def open_destination(plan: Plan, name: str) -> Destination:
+    """Destination ``name`` of ``plan`` (a run's pinned plan), from its Airflow connection."""
     from retirement.destinations.build import destination_from
-    from retirement.plan import load_plan
 
-    spec = load_plan(plan_path).destinations[name]
+    spec = plan.destinations[name]
     conn = (
         connection_info(spec.connection, purpose=f"destination {name} ({spec.kind})")
         if spec.connection

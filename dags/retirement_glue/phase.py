@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from retirement.ledger import Ledger
+    from retirement.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class Phase:
     run_id: str
     actor: str
     now: str
+
+    def plan(self, plan_path: str) -> Plan:
+        """The plan this run was checked with (kept in the ledger), never the file as it is
+        now: an edit while the run waits changes nothing in it."""
+        from retirement.pinned import run_plan
+
+        return run_plan(self.ledger, self.run_id, plan_path)
 
 
 @contextmanager

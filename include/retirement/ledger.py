@@ -32,6 +32,7 @@ from retirement.ledger_db import (
     events_by_dataset,
     events_by_run,
     metadata,
+    plan_texts,
     require_existing_sqlite,
     runs,
     safe_url,
@@ -178,20 +179,30 @@ class Ledger:
         )
 
     def start_run(
-        self, run_id: str, *, plan_name: str, plan_sha256: str, scenario: str, actor: str
+        self,
+        run_id: str,
+        *,
+        plan_name: str,
+        plan_sha256: str,
+        scenario: str,
+        actor: str,
+        plan_text: str | None = None,
     ) -> bool:
-        """Record a run once; a repeated call with the same plan is a no-op (returns False)."""
+        """Record a run once, with the exact text of the plan it was checked with (every task
+        of the run then works from that text); a repeated call is a no-op (returns False)."""
         self.flush()
         with self._chain() as chain:
             row = chain.conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
             if row is not None:
-                if row.plan_sha256 != plan_sha256:
-                    raise LedgerError(
-                        f"run {run_id} was started with plan sha256 {row.plan_sha256[:12]}… "
-                        f"but the plan file now has {plan_sha256[:12]}…: a plan must not change "
-                        "within a run; start a new run"
-                    )
                 return False
+            if plan_text is not None:
+                known = chain.conn.execute(
+                    sa.select(plan_texts.c.sha256).where(plan_texts.c.sha256 == plan_sha256)
+                ).first()
+                if known is None:
+                    chain.conn.execute(
+                        plan_texts.insert().values(sha256=plan_sha256, text=plan_text)
+                    )
             now = self._now()
             chain.conn.execute(
                 runs.insert().values(
@@ -356,6 +367,15 @@ class Ledger:
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         return Event.from_row(row) if row else None
+
+    def plan_text(self, sha256: str) -> str | None:
+        """The text of the plan with this sha256 that a run was started with, or None."""
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(plan_texts.c.text).where(plan_texts.c.sha256 == sha256)
+            ).first()
+        return row.text if row else None
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         self._read()

@@ -75,6 +75,15 @@ events = sa.Table(
 )
 
 
+# The exact bytes of every plan a run was checked with (UTF-8 text), by their sha256.
+plan_texts = sa.Table(
+    "plan_texts",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+
 # A run's events of some kinds (approvals, certificates, notices) are looked up per dataset.
 events_by_run = sa.Index("ix_events_run_kind", events.c.run_id, events.c.kind)
 # ... and a dataset's latest event, before it is deleted.

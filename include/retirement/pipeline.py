@@ -10,7 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from retirement.inventory import DatasetReport, scan_dataset, with_dispositions
-from retirement.plan import load_plan
+from retirement.pinned import run_plan
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,11 +27,32 @@ def ledger_run_id(dag_id: str, airflow_run_id: str) -> str:
 
 
 def check_plan(plan_path: str, *, ledger: Ledger, run_id: str, actor: str) -> dict[str, Any]:
-    """Validate the plan and open the run in the ledger (once, however often re-run)."""
-    plan = load_plan(plan_path)
+    """Validate the plan and open the run in the ledger with the plan's exact text (once,
+    however often re-run: a re-run keeps the plan the run was opened with)."""
+    from pathlib import Path
+
+    from retirement.plan_loader import load_bytes, read_bytes
+
+    raw = read_bytes(Path(plan_path))  # read once: what is checked is what is kept
+    checked = load_bytes(str(plan_path), raw)
     started = ledger.start_run(
-        run_id, plan_name=plan.name, plan_sha256=plan.sha256, scenario=plan.scenario, actor=actor
+        run_id,
+        plan_name=checked.name,
+        plan_sha256=checked.sha256,
+        scenario=checked.scenario,
+        actor=actor,
+        plan_text=raw.decode("utf-8"),
     )
+    plan = run_plan(ledger, run_id, plan_path)
+    if plan.sha256 != checked.sha256:
+        log.warning(
+            "%s changed since run %s was opened (sha256 %s… then, %s… now): this run keeps the "
+            "plan it was opened with; trigger a new run to use the new one",
+            plan_path,
+            run_id,
+            plan.sha256[:12],
+            checked.sha256[:12],
+        )
     log.info(
         "plan %s (sha256 %s) %s run %s",
         plan.name,
@@ -58,7 +79,7 @@ def inventory_source(
     full_scan: bool = True,
 ) -> dict[str, Any]:
     """Discover, scan and classify every dataset of one source; record each in the ledger."""
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     reports = []
     for ref in source.datasets():
         log.info("scanning %s", ref.qualified)
@@ -155,13 +176,13 @@ def gate_inventory(
     from retirement.errors import GateFailed
     from retirement.inventory_report import write_reports
 
-    plan = load_plan(plan_path)
     reports = [DatasetReport.from_json(d["detail"]) for d in ledger.dataset_states(run_id)]
     if not reports:
         raise GateFailed(
             "gate_inventory",
             "no dataset was inventoried: check the sources' include/exclude globs and connections",
         )
+    plan = run_plan(ledger, run_id, plan_path)
     folder = output_dir / "inventory" / safe_dir(run_id)
     warnings = inventory_warnings(ledger, run_id)
     write_reports(

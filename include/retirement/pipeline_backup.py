@@ -14,20 +14,20 @@ from retirement.backup import back_up
 from retirement.errors import GateFailed, IntegrityError, RetirementError
 from retirement.keys import load_public_key
 from retirement.model.ids import DatasetId
-from retirement.plan import load_plan
+from retirement.pinned import run_plan
 from retirement.restore import verify_backup
 
 if TYPE_CHECKING:
     from retirement.keys import KeyStore
     from retirement.ledger import Ledger
+    from retirement.plan import Plan
     from retirement.sources.base import Source
 
 log = logging.getLogger(__name__)
 
 
-def recipients_for(plan_path: str, disposition: str, keys: KeyStore) -> list[str]:
+def recipients_for(plan: Plan, disposition: str, keys: KeyStore) -> list[str]:
     """The archive key of (plan, disposition), plus the recipient's key for a transfer."""
-    plan = load_plan(plan_path)
     out = [keys.archive_key(plan.name, disposition).recipient]
     disp = plan.dispositions[disposition]
     if disp.action == "transfer" and disp.recipient:
@@ -48,7 +48,7 @@ def backup_dataset(
     now: str,
 ) -> dict[str, Any]:
     """Back up one inventoried dataset; re-running with an unchanged source keeps the first."""
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     state = _state(ledger, run_id, dataset)
     if state["state"] in ("deleting", "deleted"):
         backup = state["detail"]["backup"]
@@ -79,7 +79,7 @@ def backup_dataset(
         kind=detail.get("kind", "table"),
         plan=plan.name,
         disposition=disposition,
-        recipients=recipients_for(plan_path, disposition, keys),
+        recipients=recipients_for(plan, disposition, keys),
         out_dir=vault,
         signing_key=keys.signing_key(),
         created_at=now,
@@ -151,7 +151,7 @@ def gate_backup(
     from retirement import quality
     from retirement.pipeline import record_gate, safe_dir
 
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     public = load_public_key(keys.public_signing_key_pem())
     failures: list[str] = []
     ds_rows: list[dict[str, Any]] = []

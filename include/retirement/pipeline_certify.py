@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from retirement.errors import GateFailed
 from retirement.keys import load_public_key
 from retirement.model.ids import DatasetId
-from retirement.plan import load_plan
+from retirement.pinned import run_plan
 from retirement.proof import Proof, ProofBook, recheck_backup
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ def gate_deletion(
     from retirement.deletion_check import left_of_backup
     from retirement.pipeline import record_gate, safe_dir
 
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     book = ProofBook(ledger, run_id)
     public = load_public_key(keys.public_signing_key_pem())
     unfinished = sorted(

@@ -21,8 +21,8 @@ from retirement.errors import DeletionRefused
 from retirement.keys import load_public_key
 from retirement.ledger_db import canonical_json
 from retirement.model.ids import DatasetId, shown
+from retirement.pinned import run_plan
 from retirement.pipeline_certify import decision, gate_deletion
-from retirement.plan import load_plan
 from retirement.proof import PROOF_GATES, ProofBook, gather, recheck_backup, recheck_deliveries
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 def deletion_request(plan_path: str, *, ledger: Ledger, run_id: str, actor: str) -> dict[str, Any]:
     """What will be destroyed and the proof that it is safe elsewhere, for the approver;
     recorded in the chain (the approval names this event)."""
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     report = ledger.verify(run_id=run_id)  # the whole chain, and this run's table rows
     proofs, blocked, verdicts = gather(ledger, run_id, plan)
     for gate in PROOF_GATES:
@@ -178,7 +178,7 @@ def delete_dataset(
 ) -> dict[str, Any]:
     """Delete exactly the backed-up data of one dataset, after checking its proof again;
     every attempt checks everything (a retry after a crash as much as the first)."""
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     book = book or ProofBook(ledger, run_id)
     if dataset in book.deleted:
         return {"dataset": dataset, "state": "deleted", "deleted": 0}

@@ -17,7 +17,7 @@ from retirement.backup import safe_name
 from retirement.destinations.base import Delivery
 from retirement.errors import GateFailed, IntegrityError, TransferError
 from retirement.manifest import Manifest
-from retirement.plan import load_plan
+from retirement.pinned import run_plan
 from retirement.retention import retain_until
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ LATER_STATES = ("delivered", "deleting", "deleted")  # a re-run must never step 
 
 def required_deliveries(plan_path: str, ledger: Ledger, run_id: str) -> list[dict[str, str]]:
     """(dataset, destination) for every backed-up dataset whose disposition has destinations."""
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     out = []
     for state in ledger.dataset_states(run_id):
         for dest in plan.dispositions[state["disposition"]].destinations:
@@ -107,7 +107,7 @@ def transfer_dataset(
     on_bytes: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Deliver one dataset's backup to one destination; every file gets a receipt."""
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     state = _state(ledger, run_id, dataset)
     receipts = []
     for role, item in _items(plan, state, retired_on):
@@ -149,7 +149,7 @@ def gate_transfer(
     from retirement import quality
     from retirement.pipeline import record_gate, safe_dir
 
-    plan = load_plan(plan_path)
+    plan = run_plan(ledger, run_id, plan_path)
     receipts = ledger.artifacts(run_id, kind="receipt")
     states = {s["dataset"]: s for s in ledger.dataset_states(run_id)}
     rows: list[dict[str, Any]] = []

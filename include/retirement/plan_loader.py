@@ -85,8 +85,13 @@ _MESSAGES = {
 
 
 def load(path: Path) -> Plan:
-    name = str(path)
-    raw = read_bytes(path)
+    return load_bytes(str(path), read_bytes(path))
+
+
+def load_bytes(name: str, raw: bytes) -> Plan:
+    """The plan in ``raw`` (named ``name`` in every problem), validated and cross-checked."""
+    if len(raw) > MAX_PLAN_BYTES:
+        raise _fail(name, None, "(file)", f"the plan is larger than {MAX_PLAN_BYTES // 2**20} MiB")
     data, lines, duplicates = parse(name, raw)
     if duplicates:
         raise PlanError(duplicates)

@@ -199,9 +199,11 @@ def gate_deletion_(p: Pipeline) -> list[str]:
     return list(done["certificates"])
 
 
-def dataset_name(name: str) -> str:
-    """The pipeline's name of the source's table (or file, or ``file#sheet``) ``name``."""
-    return f"src.{name}"
+def dataset_name(name: str, sheet: str | None = None) -> str:
+    """The pipeline's name of the source's table or file ``name`` (and sheet)."""
+    from retirement.model.ids import DatasetId
+
+    return str(DatasetId("src", name, sheet))
 
 
 def claimed_deleted(certificate: dict[str, Any]) -> int:

@@ -229,13 +229,13 @@ class World:
             if item.rule is None or item.excluded:
                 continue
             names = (
-                [item.name]
+                [(item.name, None)]
                 if isinstance(item, Table)
-                else [f"{item.relative}#{sh}" for sh in item.sheets] or [item.relative]
+                else [(item.relative, sh) for sh in item.sheets] or [(item.relative, None)]
             )
-            for name in names:
+            for name, sheet in names:
                 rule: dict[str, Any] = {
-                    "dataset": adapter.dataset_name(name),
+                    "dataset": adapter.dataset_name(name, sheet),
                     "disposition": item.rule.disposition,
                 }
                 if item.rule.key:

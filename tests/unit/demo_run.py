@@ -8,7 +8,7 @@ from pathlib import Path
 from retirement.demo import generate
 from retirement.keys import KeyStore
 from retirement.ledger import Ledger
-from retirement.pipeline import gate_inventory, inventory_source
+from retirement.pipeline import check_plan, gate_inventory, inventory_source
 from retirement.pipeline_backup import backup_dataset
 from retirement.sources.sql import SqlSource
 
@@ -19,9 +19,7 @@ NOW = "2026-11-23T08:00:00+00:00"
 def demo_run(tmp_path: Path):  # noqa: ANN201
     generate(tmp_path / "src", customers=30)
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    ledger.start_run(
-        "r", plan_name="demo", plan_sha256="a" * 64, scenario="deregistration", actor="t"
-    )
+    check_plan(PLAN, ledger=ledger, run_id="r", actor="t")
     keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
     db = tmp_path / "src" / "crm.sqlite"
     with SqlSource("crm", f"sqlite:///{db}") as source:

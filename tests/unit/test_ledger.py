@@ -149,7 +149,9 @@ def test_truncated_tail_is_caught_by_expected_head(ledger: Ledger) -> None:
         ledger.verify(expect_head=head)  # ...a published head can
 
 
-def test_start_run_is_idempotent_and_refuses_a_changed_plan(ledger: Ledger) -> None:
+def test_start_run_is_idempotent_and_a_run_keeps_the_plan_it_was_opened_with(
+    ledger: Ledger,
+) -> None:
     before = ledger.verify().events
     assert (
         ledger.start_run(
@@ -157,11 +159,12 @@ def test_start_run_is_idempotent_and_refuses_a_changed_plan(ledger: Ledger) -> N
         )
         is False
     )
+    again = ledger.start_run(
+        "run-1", plan_name="demo", plan_sha256="b" * 64, scenario="change", actor="test"
+    )
+    assert again is False
+    assert ledger.run("run-1")["plan_sha256"] == "a" * 64
     assert ledger.verify().events == before
-    with pytest.raises(LedgerError, match="a plan must not change within a run"):
-        ledger.start_run(
-            "run-1", plan_name="demo", plan_sha256="b" * 64, scenario="change", actor="test"
-        )
 
 
 def test_dataset_state_and_artifact_commit_with_their_events(ledger: Ledger) -> None:

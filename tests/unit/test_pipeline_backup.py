@@ -11,7 +11,7 @@ from retirement.demo import generate
 from retirement.errors import GateFailed
 from retirement.keys import KeyStore
 from retirement.ledger import Ledger
-from retirement.pipeline import inventory_source
+from retirement.pipeline import check_plan, inventory_source
 from retirement.pipeline_backup import backup_dataset, gate_backup
 from retirement.sources.sql import SqlSource
 from tests.unit.demo_run import NOW, PLAN, _backup
@@ -116,9 +116,7 @@ def test_gate_backup_fails_on_duplicate_keys(tmp_path: Path) -> None:
         conn.execute("DROP TABLE invoices")
         conn.execute("ALTER TABLE inv2 RENAME TO invoices")
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    ledger.start_run(
-        "r", plan_name="demo", plan_sha256="a" * 64, scenario="deregistration", actor="t"
-    )
+    check_plan(PLAN, ledger=ledger, run_id="r", actor="t")
     keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
     with SqlSource("crm", f"sqlite:///{db}", include=["invoices"]) as source:
         inventory_source(PLAN, "crm", source=source, ledger=ledger, run_id="r", actor="t")

@@ -9,7 +9,7 @@ import pytest
 from retirement.errors import GateFailed
 from retirement.inventory import ColumnReport, DatasetReport
 from retirement.ledger import Ledger
-from retirement.pipeline import gate_inventory
+from retirement.pipeline import check_plan, gate_inventory
 from retirement.policy import ClassificationPolicy
 from retirement.quality import gate_inventory as gx_gate
 
@@ -75,9 +75,7 @@ def test_duplicate_datasets_fail() -> None:
 
 def test_failed_gate_is_recorded_with_its_evidence(tmp_path: Path) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.sqlite'}")
-    ledger.start_run(
-        "r", plan_name="demo", plan_sha256="a" * 64, scenario="deregistration", actor="t"
-    )
+    check_plan(str(PLAN), ledger=ledger, run_id="r", actor="t")
     bad = _report(col_cls="general")
     ledger.set_dataset_state("r", bad.qualified, "inventoried", actor="t", payload=bad.to_json())
     with pytest.raises(GateFailed):

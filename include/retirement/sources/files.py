@@ -229,7 +229,8 @@ class FileSource(TabularObjects):
             raise SourceError(f"source {self.name}: {path} is gone")
         try:
             size, sha = hash_fd(opened.fd)
-            state: dict[str, object] = {"path": path, "size": size, "sha256": sha}
+            printed = DatasetId(self.name, path).local  # a file name may hold any byte
+            state: dict[str, object] = {"path": printed, "size": size, "sha256": sha}
             if format_of(path) == "xlsx":
                 os.lseek(opened.fd, 0, os.SEEK_SET)
                 with os.fdopen(os.dup(opened.fd), "rb") as raw:
