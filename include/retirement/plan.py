@@ -102,10 +102,23 @@ class Disposition(_Frozen):
 class DatasetRule(_Frozen):
     """Pins one dataset (``source.dataset``) to a disposition, optionally with its key."""
 
-    dataset: str = Field(pattern=r"^[a-z][a-z0-9_]*\.[^\s]+$")
+    dataset: str = Field(pattern=r"^[a-z][a-z0-9_]*\..+$")  # a DatasetId as printed
     disposition: Slug
     key: tuple[str, ...] = ()
     drop_table: StrictBool = False  # retire the table itself once its rows are deleted
+
+    @field_validator("dataset")
+    @classmethod
+    def _dataset_id(cls, value: str) -> str:
+        from retirement.model.ids import DatasetId
+
+        try:
+            return str(DatasetId.parse(value))
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc}: write the name as the inventory prints it ('%' and '#' inside a "
+                "name as %25 and %23; a workbook's sheet after '#')"
+            ) from None
 
     @field_validator("key")
     @classmethod

@@ -40,7 +40,7 @@ _PATTERN_HINTS = {
         "expected an Airflow connection id (letters, digits, _ . -); never a URL or a "
         "credential: credentials belong in the Airflow connection"
     ),
-    r"^[a-z][a-z0-9_]*\.[^\s]+$": "expected '<source>.<dataset>', e.g. crm.customers",
+    r"^[a-z][a-z0-9_]*\..+$": "expected '<source>.<dataset>', e.g. crm.customers",
     r"^[^@\s]+@[^@\s]+\.[^@\s]+$": "expected an e-mail address",
 }
 

@@ -53,7 +53,7 @@ POSITIONS = (
 
 
 def _rule_ok(name: str) -> bool:
-    return not any(c.isspace() for c in name)
+    return not any(0xD800 <= ord(c) <= 0xDFFF for c in name)
 
 
 @st.composite

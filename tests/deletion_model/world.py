@@ -221,7 +221,11 @@ class World:
         kind = {"sqlite": "sqlite", "postgres": "postgres", "mysql": "mysql", "files": "files"}
         source: dict[str, Any] = {"name": "src", "kind": kind[s.backend], "connection": "hunt"}
         items: list[Any] = self.tables if self.db else self.files
-        excluded = [i.name if isinstance(i, Table) else i.relative for i in items if i.excluded]
+        excluded = [
+            i.name if isinstance(i, Table) else i.relative
+            for i in items
+            if i.excluded and _printable(i.name if isinstance(i, Table) else i.relative)
+        ]
         if excluded:
             source["exclude"] = excluded
         rules = []
@@ -807,6 +811,11 @@ class World:
                     f"I3 {Path(path).name} ({b['manifest']['dataset']}) certifies {claimed} "
                     f"deleted; {vanished} of its backup vanished"
                 )
+
+
+def _printable(name: str) -> bool:
+    """Whether a plan (UTF-8 YAML) can name it: no byte that is not UTF-8."""
+    return not any(0xD800 <= ord(c) <= 0xDFFF for c in name)
 
 
 def _kind_of(path: Path) -> str:
