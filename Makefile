@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= deregistration
 
-.PHONY: help install install-dev demo test test-fast test-slow lint format lock clean
+.PHONY: help install install-dev demo test test-fast test-slow test-deletion-fuzz lint format lock clean
 
 help:
 	@echo "make demo       create .venv, install, run the demo plan (output in demo-output/)"
 	@echo "make test       install, check the test servers, lint, run the whole test suite"
 	@echo "make test-fast  the suite without the slow end-to-end tests"
 	@echo "make test-slow  only the slow end-to-end tests"
+	@echo "make test-deletion-fuzz  hunt for deletion bugs with new random examples (10 min)"
 	@echo "make lint       ruff"
 
 $(BIN)/python:
@@ -46,6 +47,11 @@ test-fast: install-dev
 test-slow: install-dev
 	scripts/system-deps.sh test
 	$(BIN)/python -m pytest -m slow
+
+RETIREMENT_HUNT_MINUTES ?= 10
+test-deletion-fuzz: install-dev
+	RETIREMENT_HUNT_MINUTES=$(RETIREMENT_HUNT_MINUTES) $(BIN)/python -m pytest -p no:cacheprovider \
+		tests/deletion_model/test_hunt.py -x
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -147,7 +147,13 @@ def _with_key(report: DatasetReport, source: Source, plan: Any) -> DatasetReport
 def _record_inventory(
     reports: list[DatasetReport], *, ledger: Ledger, run_id: str, actor: str
 ) -> None:
+    """Record each report; a dataset whose deletion has begun keeps its state (a re-run of
+    the inventory never steps it back: its backup and deletion stand)."""
     for r in reports:
+        now = ledger.dataset_state(run_id, r.qualified)
+        if now is not None and now["state"] in ("deleting", "deleted"):
+            log.info("%s: its deletion has begun: the inventory does not step it back", r.qualified)
+            continue
         ledger.set_dataset_state(
             run_id,
             r.qualified,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from retirement.backup import back_up
 from retirement.errors import GateFailed, IntegrityError, RetirementError
 from retirement.keys import load_public_key
+from retirement.manifest import Manifest
 from retirement.model.ids import DatasetId
 from retirement.pinned import run_plan
 from retirement.restore import verify_backup
@@ -88,7 +89,13 @@ def backup_dataset(
     )
     previous = detail.get("backup")  # in any later state too (verified, delivered, ...)
     fp = result.manifest.fingerprint
-    if previous and previous["row_digest"] == fp.row_digest and previous["rows"] == fp.rows:
+    damaged = _damaged(previous) if previous else None
+    if damaged:
+        log.warning(
+            "%s: the kept backup is not usable (%s): a new version is made", dataset, damaged
+        )
+    same = previous and previous["row_digest"] == fp.row_digest and previous["rows"] == fp.rows
+    if same and not damaged:
         result.ciphertext_path.unlink()
         result.manifest_path.with_name(result.manifest_path.name + ".sig").unlink()
         result.manifest_path.unlink()
@@ -97,6 +104,8 @@ def backup_dataset(
     reason = (
         "first backup"
         if not previous
+        else f"the previous backup is not usable: {damaged}"
+        if damaged
         else (
             f"the source changed since the backup of {previous['created_at']}: rows "
             f"{previous['rows']} -> {fp.rows}, row digest {previous['row_digest'][:12]}… -> "
@@ -233,6 +242,22 @@ def gate_backup(
                 payload={**state["detail"], "verify": verify},
             )
     return summary
+
+
+def _damaged(backup: dict[str, Any]) -> str | None:
+    """Why a recorded backup cannot be kept (its manifest or age file gone, or not the bytes
+    the manifest names), or None."""
+    from retirement.restore import file_sha256
+
+    path = Path(backup["manifest"])
+    try:
+        manifest = Manifest.from_bytes(path.read_bytes(), where=str(path))
+        size, sha = file_sha256(path.parent / manifest.ciphertext_file)
+    except (OSError, IntegrityError) as exc:
+        return f"{path.name}: {getattr(exc, 'strerror', None) or exc}"
+    if (size, sha) != (manifest.ciphertext_size, backup["ciphertext_sha256"]):
+        return f"{manifest.ciphertext_file} is not the file its manifest names (altered)"
+    return None
 
 
 def _use_terms(plan: Any, disposition: str, now: str) -> dict[str, Any]:

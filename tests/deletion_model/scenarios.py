@@ -164,6 +164,7 @@ def scenarios(draw: st.DrawFn, backend: str) -> Scenario:
         faults=tuple(draw(st.lists(faults(), max_size=4))),
         retries=draw(st.integers(0, 2)),
         kill_after=draw(st.none() | st.integers(0, 3)),
+        fail_before=draw(st.none() | st.integers(0, 2)),
         block_kill=(
             draw(st.none() | st.integers(0, 2)) if backend in ("postgres", "mysql") else None
         ),

@@ -106,6 +106,7 @@ class Scenario:
     retries: int = 1
     kill_after: int | None = None  # the first delete attempt dies after this many batches
     block_kill: int | None = None  # ... or its connection is killed deleting this table
+    fail_before: int | None = None  # ... or it dies before the n-th dataset it deletes
     batch: int = 2  # rows per deletion batch (tiny, so a kill lands between two)
 
 
@@ -324,7 +325,11 @@ class World:
             name == "delete"
             and attempt == 0
             and not rerun
-            and (s.kill_after is not None or (s.block_kill is not None and bool(self.tables)))
+            and (
+                s.kill_after is not None
+                or s.fail_before is not None
+                or (s.block_kill is not None and bool(self.tables))
+            )
         )
         try:
             if name == "delete":
@@ -371,7 +376,9 @@ class World:
             blocked = self.tables[s.block_kill % len(self.tables)]
         with self.p.source() as source:
             context = adapter.delete_context(self.p)
-            for dataset in self.p.to_delete:
+            for n, dataset in enumerate(self.p.to_delete):
+                if attempt == 0 and s.fail_before is not None and n == s.fail_before:
+                    raise Killed(f"killed before dataset {n}")
                 if blocked is not None and dataset == adapter.dataset_name(blocked.name):
                     error = self.db.blocked_kill(  # type: ignore[union-attr]
                         blocked,

@@ -96,6 +96,14 @@ def expect(item: Delivery, where: str, size: int, sha256: str) -> None:
         )
 
 
+def replaced_note(receipt: Receipt, replaced: bool) -> Receipt:
+    """The receipt of a delivery that replaced a copy which no longer verified."""
+    if not replaced:
+        return receipt
+    method = f"{receipt.method}; replaced a copy at the destination that no longer verified"
+    return Receipt(**{**receipt.as_dict(), "method": method})
+
+
 def hash_prefix(path: Path, length: int) -> str:
     """SHA-256 of the first ``length`` bytes of a local file."""
     h, left = hashlib.sha256(), length

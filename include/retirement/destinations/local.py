@@ -16,6 +16,7 @@ from retirement.destinations.base import (
     Receipt,
     expect,
     hash_prefix,
+    replaced_note,
     utc_now,
 )
 from retirement.errors import IntegrityError, TransferError
@@ -40,8 +41,12 @@ class LocalDestination(Destination):
         final, partial = self._paths(item)
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
+            replaced = False
             if final.exists():
-                return self.verify(item)  # delivered by an earlier attempt
+                try:
+                    return self.verify(item)  # delivered by an earlier attempt
+                except IntegrityError:
+                    replaced = True  # altered since: sent again, the altered copy replaced
             offset = partial.stat().st_size if partial.exists() else 0
             if offset > item.size or (
                 offset and hash_prefix(partial, offset) != hash_prefix(item.path, offset)
@@ -61,7 +66,7 @@ class LocalDestination(Destination):
         except OSError as exc:
             raise TransferError(f"{self.name}: cannot write {final}: {exc}") from exc
         receipt = self.verify(item)
-        return Receipt(**{**receipt.as_dict(), "resumed_from": offset})
+        return replaced_note(Receipt(**{**receipt.as_dict(), "resumed_from": offset}), replaced)
 
     def delete(self, name: str) -> int:
         path = self.root / name

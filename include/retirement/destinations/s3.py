@@ -32,6 +32,7 @@ from retirement.destinations.base import (
     Destination,
     Receipt,
     expect,
+    replaced_note,
     utc_now,
 )
 from retirement.errors import IntegrityError, SourceError, TransferError
@@ -130,8 +131,12 @@ class S3Destination(Destination):
         key = self.key(item)
         try:
             current = self._head(key)
+            replaced = current is not None
             if current and current.get("Metadata", {}).get("sha256") == item.sha256:
-                return self._retain(item, self.verify(item))  # delivered before
+                try:
+                    return self._retain(item, self.verify(item))  # delivered before
+                except IntegrityError:
+                    pass  # altered since: sent again as a new version
             part_size = max(self.part_size, -(-item.size // MAX_PARTS))
             if item.size <= part_size:
                 version, resumed = self._put(item, key), 0
@@ -142,7 +147,8 @@ class S3Destination(Destination):
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(f"upload of {key}", exc) from exc
         receipt = self.verify(item, {"version_id": version} if version else None)
-        return self._retain(item, Receipt(**{**receipt.as_dict(), "resumed_from": resumed}))
+        receipt = replaced_note(Receipt(**{**receipt.as_dict(), "resumed_from": resumed}), replaced)
+        return self._retain(item, receipt)
 
     def _common(self, item: Delivery) -> dict[str, Any]:
         args: dict[str, Any] = {

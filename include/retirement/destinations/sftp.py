@@ -33,6 +33,7 @@ from retirement.destinations.base import (
     Receipt,
     expect,
     hash_prefix,
+    replaced_note,
     utc_now,
 )
 from retirement.errors import IntegrityError, TransferError
@@ -269,8 +270,12 @@ class SftpDestination(Destination):
         try:
             sftp = self._connect()
             final, partial = self._paths(sftp, item)
+            replaced = False
             if self._size(sftp, final) is not None:
-                return self.verify(item)  # an earlier attempt published it
+                try:
+                    return self.verify(item)  # an earlier attempt published it
+                except IntegrityError:
+                    replaced = True  # altered since: sent again, the altered copy replaced
             self._makedirs(sftp, posixpath.dirname(final))
             offset = self._resume_offset(sftp, partial, item)
             with item.path.open("rb") as src, sftp.open(partial, "r+b" if offset else "wb") as out:
@@ -283,8 +288,10 @@ class SftpDestination(Destination):
                     if on_bytes:
                         on_bytes(len(chunk))
             try:
-                sftp.posix_rename(partial, final)
+                sftp.posix_rename(partial, final)  # replaces an altered copy atomically
             except OSError:
+                if replaced:
+                    sftp.remove(final)
                 sftp.rename(partial, final)  # servers without posix-rename@openssh.com
         except TransferError:
             raise
@@ -295,7 +302,7 @@ class SftpDestination(Destination):
                 "published, a retry resumes from what arrived"
             ) from exc
         receipt = self.verify(item)
-        return Receipt(**{**receipt.as_dict(), "resumed_from": offset})
+        return replaced_note(Receipt(**{**receipt.as_dict(), "resumed_from": offset}), replaced)
 
     def _resume_offset(self, sftp: paramiko.SFTPClient, partial: str, item: Delivery) -> int:
         have = self._size(sftp, partial)
