@@ -83,7 +83,9 @@ def test_after_a_damaged_backup_clear_backup_for_it_with_downstream(setup, tmp_p
     assert _count(db, "customers") == 0
 
 
-def test_after_an_altered_delivered_copy_clear_transfer_with_downstream(setup, tmp_path: Path) -> None:  # noqa: ANN001
+def test_after_an_altered_delivered_copy_clear_transfer_with_downstream(
+    setup, tmp_path: Path
+) -> None:  # noqa: ANN001
     assert "clear `transfer` for it, with downstream" in _row("truncated or altered")
     ledger, _, db, _ = setup
     _approved(setup, tmp_path)
