@@ -87,7 +87,12 @@ def deletion_request(plan_path: str, *, ledger: Ledger, run_id: str, actor: str)
         },
     )
     request = event.hash if event is not None else ledger.head()
+    from retirement.pipeline import inventory_warnings
+
     body = _body(plan, rows, totals, blocked, request, report.head, report.events)
+    warnings = inventory_warnings(ledger, run_id)
+    if warnings:
+        body += "\n\nWarnings of the inventory:\n" + "\n".join(f"- {shown(w)}" for w in warnings)
     return {"body": body, "datasets": [r["dataset"] for r in rows], "request": request}
 
 
