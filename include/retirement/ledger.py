@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from retirement.errors import ChainBroken, LedgerError, TableEdited
-from retirement.ledger_chain import GENESIS, Chain, ChainReport, Event, WriteKey
+from retirement.ledger_chain import GENESIS, Chain, ChainReport, Event, WriteKey, row_hash
 from retirement.ledger_db import (
     artifacts,
     canonical_json,
@@ -469,28 +469,30 @@ class Ledger:
         self._read()
         expected_seq, prev, count = 1, GENESIS, 0
         written: dict[tuple[str, str], tuple[str, str]] = {}
-        for ev in self.events():
-            if tables and ev.run_id is not None and (run_id is None or ev.run_id == run_id):
-                _remember(written, ev.run_id, ev)
-            if ev.seq != expected_seq:
-                what = "missing (deleted?)" if ev.seq > expected_seq else "out of order"
-                raise ChainBroken(
-                    expected_seq if ev.seq > expected_seq else ev.seq,
-                    f"event {expected_seq} is {what}; found event {ev.seq} next",
-                )
-            if ev.prev_hash != prev:
-                raise ChainBroken(
-                    ev.seq,
-                    "its prev_hash does not match the hash of event "
-                    f"{ev.seq - 1} (an event was inserted, deleted or reordered)",
-                )
-            if ev.compute_hash() != ev.hash:
-                raise ChainBroken(
-                    ev.seq,
-                    f"its content does not match its hash (edited); "
-                    f"kind={ev.kind} dataset={ev.dataset}",
-                )
-            prev, expected_seq, count = ev.hash, expected_seq + 1, count + 1
+        query = sa.select(events).order_by(events.c.seq)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=5000).execute(query):
+                if tables and row.run_id is not None and (run_id is None or row.run_id == run_id):
+                    _remember(written, row)
+                if row.seq != expected_seq:
+                    what = "missing (deleted?)" if row.seq > expected_seq else "out of order"
+                    raise ChainBroken(
+                        expected_seq if row.seq > expected_seq else row.seq,
+                        f"event {expected_seq} is {what}; found event {row.seq} next",
+                    )
+                if row.prev_hash != prev:
+                    raise ChainBroken(
+                        row.seq,
+                        "its prev_hash does not match the hash of event "
+                        f"{row.seq - 1} (an event was inserted, deleted or reordered)",
+                    )
+                if row_hash(row) != row.hash:
+                    raise ChainBroken(
+                        row.seq,
+                        f"its content does not match its hash (edited); "
+                        f"kind={row.kind} dataset={row.dataset}",
+                    )
+                prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
         if tables:
             self._check_tables(written, run_id)
         if expect_head is not None and prev != expect_head:
@@ -550,10 +552,12 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _remember(written: dict[tuple[str, str], tuple[str, str]], run_id: str, ev: Event) -> None:
-    """Keep, per dataset and per artifact, the kind and payload digest of its latest event."""
-    if ev.kind.startswith("dataset_") and ev.dataset is not None:
-        written[(run_id, "d:" + ev.dataset)] = (ev.kind, _digest(canonical_json(ev.payload)))
-    elif ev.kind.startswith("artifact_"):
-        key = (run_id, f"a:{ev.kind.removeprefix('artifact_')}:{ev.payload.get('location')}")
-        written[key] = (ev.kind, _digest(canonical_json(ev.payload)))
+def _remember(written: dict[tuple[str, str], tuple[str, str]], row: Any) -> None:
+    """Keep, per dataset and per artifact, the kind and payload digest of its latest event
+    (the payload column holds the canonical JSON the row tables are compared with)."""
+    if row.kind.startswith("dataset_") and row.dataset is not None:
+        written[(row.run_id, "d:" + row.dataset)] = (row.kind, _digest(row.payload))
+    elif row.kind.startswith("artifact_"):
+        location = json.loads(row.payload).get("location")
+        key = (row.run_id, f"a:{row.kind.removeprefix('artifact_')}:{location}")
+        written[key] = (row.kind, _digest(row.payload))

@@ -67,6 +67,22 @@ class Event:
         )
 
 
+def row_hash(row: Any) -> str:
+    """``Event.compute_hash`` of a stored row, from its payload text as stored (which is
+    already canonical JSON): the same bytes, without parsing the payload."""
+    dump = _dump
+    body = (
+        f'{{"actor":{dump(row.actor)},"at":{dump(row.at)},"dataset":{dump(row.dataset)},'
+        f'"kind":{dump(row.kind)},"payload":{row.payload},"prev":{dump(row.prev_hash)},'
+        f'"run_id":{dump(row.run_id)},"seq":{int(row.seq)}}}'
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _dump(value: str | None) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
 @dataclass(frozen=True)
 class ChainReport:
     """What a successful verification saw: the number of events and the chain head."""

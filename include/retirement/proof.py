@@ -217,11 +217,21 @@ def _proof(name: str, s: _Seen, plan: Plan) -> Proof:
 
 
 class ProofBook:
-    """The approved deletion request of a run and everything the chain said since, checked
-    event by event from the request to the head (again before each dataset)."""
+    """The approved deletion request of a run and everything the chain said since: the whole
+    chain verified when it is made (once per delete task), then every event appended while
+    it works, before each dataset."""
 
     def __init__(self, ledger: Ledger, run_id: str) -> None:
+        from retirement.errors import ChainBroken
+
         self.ledger, self.run_id = ledger, run_id
+        try:
+            ledger.verify(tables=False)  # the whole chain, once per task, before anything
+        except ChainBroken as exc:
+            raise DeletionRefused(
+                f"{exc}: nothing is deleted on a broken chain; `retirement ledger verify` "
+                "names what was changed"
+            ) from exc
         requests = ledger.events_of(run_id, ("deletion_requested",))
         if not requests:
             raise DeletionRefused(f"run {run_id} has no deletion request: run deletion_request")

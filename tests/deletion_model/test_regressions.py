@@ -178,6 +178,22 @@ def test_an_edited_approval_breaks_the_chain_and_deletes_nothing(tmp_path: Path)
     assert any("chain is broken" in e or "does not match its hash" in e for e in _refusals(world))
 
 
+def test_an_event_edited_before_the_request_stops_the_deletion(tmp_path: Path) -> None:
+    """Found by the long hunt: an event older than the deletion request edited while the
+    approval waited; the delete tasks verified the chain only from the request on."""
+    table = Table(
+        "people_1",
+        KEYED,
+        ("k0",),
+        ((-20, "a"), (-13, "A"), (-6, "a "), (1, "a")),
+        rule=Rule("erase"),
+    )
+    faults = (("before:approve", Fault("edit_event", 3, 6)),)
+    world = _clean(hunt(Scenario("sqlite", tables=(table,), faults=faults, retries=1), tmp_path))
+    assert sum(world.current()["people_1"].values()) == 4
+    assert any("nothing is deleted on a broken chain" in e for e in _refusals(world))
+
+
 def test_a_gate_that_fails_after_the_request_voids_the_approval(tmp_path: Path) -> None:
     """#7: the archive copy altered, gate_transfer re-run and failed, the approval then
     answered: the dataset was deleted with only the vault copy intact."""

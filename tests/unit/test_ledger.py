@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from retirement.errors import ChainBroken, LedgerError
 from retirement.ledger import GENESIS, Event, Ledger, events
@@ -361,3 +363,42 @@ def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> No
     with pytest.raises(LedgerError, match="already recorded"):
         same_location_two_digests()
     ledger.verify()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=8),
+            st.one_of(st.none(), st.text(max_size=8)),
+            st.dictionaries(
+                st.text(max_size=5),
+                st.one_of(st.integers(), st.floats(allow_nan=False), st.text(), st.none()),
+                max_size=3,
+            ),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_the_fast_hash_of_a_stored_row_is_the_event_hash(items) -> None:  # noqa: ANN001
+    """verify() hashes the stored payload text directly; it must be the very hash that
+    Event.compute_hash gives for every event, whatever its characters and values."""
+    import tempfile
+    from pathlib import Path
+
+    from retirement.ledger_chain import row_hash
+    from retirement.ledger_db import events
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger.open(f"sqlite:///{Path(tmp) / 'l.sqlite'}")
+        for kind, dataset, payload in items:
+            ledger.append(
+                kind, actor="a\u00e9\U0001f600", run_id="r", dataset=dataset, payload=payload
+            )
+        with ledger.engine.connect() as conn:
+            rows = conn.execute(sa.select(events)).all()
+        for row in rows:
+            assert row_hash(row) == Event.from_row(row).compute_hash() == row.hash
+        assert ledger.verify().events == len(items)
+        ledger.close()
