@@ -90,6 +90,7 @@ def value_of(logical: str, n: int) -> Any:
         "bytes": bytes([n % 256, 0, 255 - n % 256]),
         "sqlite_datetime": (base + timedelta(hours=n)).strftime("%Y-%m-%d %H:%M:%S"),
         "real": n / 8 + 0.5,
+        "float32": n / 4 + 0.1,  # not exact in single precision: read back, it is not equal
     }[logical]
 
 
@@ -279,6 +280,7 @@ class MariaDb(SqlBackend):
         "char": "CHAR(6)",
         "numeric": "DECIMAL(12,3)",
         "float": "DOUBLE",
+        "float32": "FLOAT",
         "date": "DATE",
         "time": "TIME",
         "timestamp": "DATETIME(6)",

@@ -154,6 +154,7 @@ def test_s3_deletes_exactly_the_backed_up_version(
     for body in (b"v1 13812345678", b"v2 13812345679"):
         client.put_object(Bucket=s3_bucket, Key="docs/a#1.txt", Body=body)
     client.put_object(Bucket=s3_bucket, Key="docs/a#1.txt.keep", Body=b"other object")
+    client.put_object(Bucket=s3_bucket, Key="docs/a", Body=b"a namesake")  # what '#' cut to
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
         (ref,) = [r for r in source.datasets() if r.id.object == "a#1.txt"]
         assert ref.qualified == "bucket.a%231.txt"
@@ -164,7 +165,7 @@ def test_s3_deletes_exactly_the_backed_up_version(
         assert again.deleted == 0  # a retry finds it gone
     listed = client.list_object_versions(Bucket=s3_bucket, Prefix="docs/")
     versions = sorted((v["Key"], v["Size"]) for v in listed.get("Versions", []))
-    assert versions == [("docs/a#1.txt", 14), ("docs/a#1.txt.keep", 12)]  # v1 and the other
+    assert versions == [("docs/a", 10), ("docs/a#1.txt", 14), ("docs/a#1.txt.keep", 12)]
 
 
 def test_s3_a_replaced_object_is_refused(

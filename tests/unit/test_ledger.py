@@ -402,3 +402,36 @@ def test_the_fast_hash_of_a_stored_row_is_the_event_hash(items) -> None:  # noqa
             assert row_hash(row) == Event.from_row(row).compute_hash() == row.hash
         assert ledger.verify().events == len(items)
         ledger.close()
+
+
+@pytest.mark.parametrize(
+    ("table", "edit"),
+    [
+        pytest.param("datasets", "UPDATE datasets SET state = 'delivered'", id="datasets-state"),
+        pytest.param(
+            "datasets", "UPDATE datasets SET detail = '{\"deliveries\":[]}'", id="datasets-detail"
+        ),
+        pytest.param(
+            "artifacts",
+            "UPDATE artifacts SET sha256 = '0' || substr(sha256, 2)",
+            id="artifact-digest",
+        ),
+        pytest.param("datasets", "DELETE FROM datasets", id="datasets-row-gone"),
+    ],
+)
+def test_ledger_verify_names_a_table_row_that_disagrees_with_the_chain(
+    ledger: Ledger, table: str, edit: str
+) -> None:
+    """The chain still verifies after such an edit; the tables' check is what catches it."""
+    from retirement.errors import TableEdited
+
+    ledger.set_dataset_state("run-1", "crm.customers", "backed_up", actor="t", payload={"a": 1})
+    ledger.add_artifact(
+        "run-1", kind="backup", location="/v/x.age", size=3, sha256="a" * 64, actor="t"
+    )
+    ledger.verify()
+    with ledger.engine.begin() as conn:
+        conn.exec_driver_sql(edit)
+    assert ledger.verify(tables=False).events  # the chain alone does not see it
+    with pytest.raises(TableEdited, match=table):
+        ledger.verify()
