@@ -116,8 +116,8 @@ def in_fresh_process(code: str) -> dict:
 
 OURS_COMMON = """
 from pathlib import Path
-from retirement.backup import back_up
-from retirement.keys import KeyStore
+from retirement.vault.write import back_up
+from retirement.crypto.keys import KeyStore
 keys = KeyStore(Path({keys!r}), {master!r})
 def run(source, name, kind, key=()):
     return back_up(source, name, qualified=source.name + "." + name, kind=kind, plan="bench",
@@ -185,7 +185,7 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT / "include"))
-    from retirement.keys import KeyStore
+    from retirement.crypto.keys import KeyStore
 
     work = Path(tempfile.mkdtemp(prefix="backup-bench-"))
     try:

@@ -15,10 +15,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from retirement.dossier import build_dossier
-from retirement.keys import KeyStore
-from retirement.ledger import Ledger
-from retirement.plan import load_plan
+from retirement.crypto.keys import KeyStore
+from retirement.evidence.dossier import build_dossier
+from retirement.ledger.core import Ledger
+from retirement.plan.model import load_plan
 
 PLAN = Path(__file__).resolve().parents[1] / "include/plans/demo.yaml"
 

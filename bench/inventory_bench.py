@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 
-from retirement.detect import BUILTIN, ColumnScanner  # noqa: E402
-from retirement.identifiers import (  # noqa: E402
+from retirement.inventory.detect import BUILTIN, ColumnScanner  # noqa: E402
+from retirement.model.identifiers import (  # noqa: E402
     is_valid_resident_id,
     is_valid_uscc,
     luhn_check_digit,
@@ -262,8 +262,8 @@ def scan_in_subprocess(db: str, full: bool) -> dict:
     code = f"""
 import json, resource, sys, time
 sys.path.insert(0, {str(ROOT / "include")!r})
-from retirement.inventory import scan_dataset
-from retirement.policy import ClassificationPolicy
+from retirement.inventory.scan import scan_dataset
+from retirement.plan.policy import ClassificationPolicy
 from retirement.sources.sql import SqlSource
 src = SqlSource("pg", "{PG}/{db}")
 (ref,) = src.datasets()

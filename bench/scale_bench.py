@@ -37,8 +37,8 @@ import sqlalchemy as sa  # noqa: E402
 import yaml  # noqa: E402
 
 from bench.backup_bench import write_section  # noqa: E402
+from retirement.crypto.keys import KeyStore  # noqa: E402
 from retirement.demo import mobile, resident_id  # noqa: E402
-from retirement.keys import KeyStore  # noqa: E402
 from tests.e2e.stack import AirflowStack, airflow_env  # noqa: E402
 from tests.servers.databases import create_pg_database, drop_pg_database  # noqa: E402
 

@@ -98,7 +98,7 @@ def main() -> None:
             results["ours_sftp"].append(
                 fresh(f"""
 from pathlib import Path
-from retirement.connection_info import ConnectionInfo
+from retirement.connect.info import ConnectionInfo
 from retirement.destinations.base import Delivery
 from retirement.destinations.sftp import SftpDestination
 c = {conn!r}
@@ -139,7 +139,7 @@ out = {{"seconds": time.perf_counter() - t}}
             results["ours_s3"].append(
                 fresh(f"""
 from pathlib import Path
-from retirement.connection_info import ConnectionInfo
+from retirement.connect.info import ConnectionInfo
 from retirement.destinations.base import Delivery
 from retirement.destinations.s3 import S3Destination
 c = {s3conn!r}

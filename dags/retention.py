@@ -1,7 +1,7 @@
 """The daily ``retention_expiry`` DAG: crypto-erase archives whose retention has ended.
 
 Wiring only: for every plan in the plans folder, one library call
-(``retirement.retention_expiry.expire``). A legal hold on a disposition blocks it, and the
+(``retirement.phases.retention_expiry.expire``). A legal hold on a disposition blocks it, and the
 block is recorded in the ledger each day it applies.
 """
 
@@ -19,13 +19,13 @@ def expire_archives() -> list[dict]:
     from datetime import date
 
     from airflow.sdk import get_current_context
-    from retirement_glue.connections import key_store, open_ledger, output_dir
-    from retirement_glue.destinations import open_destination
-    from retirement_glue.plans import plans_dir
 
     from retirement.errors import PlanError
-    from retirement.plan import load_plan
-    from retirement.retention_expiry import expire
+    from retirement.phases.retention_expiry import expire
+    from retirement.plan.model import load_plan
+    from retirement_airflow.connections import key_store, open_ledger, output_dir
+    from retirement_airflow.destinations import open_destination
+    from retirement_airflow.plans import plans_dir
 
     context = get_current_context()
     today = date.fromisoformat(context["dag_run"].run_after.isoformat()[:10])

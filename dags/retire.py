@@ -2,7 +2,7 @@
 
 Wiring only. At parse time this file reads each plan's header (name, title, scenario) and
 nothing else: no connection, variable or database is touched. Every task resolves its
-inputs at run time and calls one library function in ``retirement.pipeline``.
+inputs at run time and calls one library function in ``retirement.phases.inventory``.
 
 A plan that does not validate still gets its DAG: its ``plan_check`` task fails and lists
 every problem with file, line and field, so the operator sees it in the Airflow UI.
@@ -14,9 +14,9 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, task
-from retirement_glue.plans import plans_dir
 
-from retirement.plan_header import PlanHeader, discover
+from retirement.plan.header import PlanHeader, discover
+from retirement_airflow.plans import plans_dir
 
 PLANS_DIR = plans_dir()
 
@@ -36,9 +36,8 @@ def default_args(header: PlanHeader) -> dict:
 @task(retries=0)
 def plan_check(plan_path: str) -> list[str]:
     """Validate the plan (every problem at once), open this run in the ledger; the sources."""
-    from retirement_glue.phase import phase
-
-    from retirement.pipeline import check_plan
+    from retirement.phases.inventory import check_plan
+    from retirement_airflow.task import phase
 
     with phase() as p:
         return check_plan(plan_path, ledger=p.ledger, run_id=p.run_id, actor=p.actor)["sources"]
@@ -47,10 +46,9 @@ def plan_check(plan_path: str) -> list[str]:
 @task(map_index_template="{{ source_name }}")
 def inventory(source_name: str, *, plan_path: str) -> dict:
     """Discover, scan and classify every dataset of one source."""
-    from retirement_glue.phase import phase
-    from retirement_glue.sources import open_source
-
-    from retirement.pipeline import inventory_source
+    from retirement.phases.inventory import inventory_source
+    from retirement_airflow.sources import open_source
+    from retirement_airflow.task import phase
 
     with phase() as p, open_source(p.plan(plan_path).source(source_name)) as source:
         return inventory_source(
@@ -59,12 +57,12 @@ def inventory(source_name: str, *, plan_path: str) -> dict:
 
 
 # A mapped task handles a batch of datasets: one each for small plans, contiguous batches
-# beyond the plan's mapping.max_tasks (retirement.batching). The UI names it by its first.
+# beyond the plan's mapping.max_tasks (retirement.phases.batching). The UI names it by its first.
 BATCH_NAME = "{{ batch[0] }}{% if batch | length > 1 %} (+{{ batch | length - 1 }} more){% endif %}"
 
 
 def _batches(plan, items: list) -> list[list]:  # noqa: ANN001 (the run's Plan)
-    from retirement.batching import batches
+    from retirement.phases.batching import batches
 
     return batches(items, plan.mapping.max_tasks)
 
@@ -72,10 +70,9 @@ def _batches(plan, items: list) -> list[list]:  # noqa: ANN001 (the run's Plan)
 @task(retries=0)
 def gate_inventory(plan_path: str) -> list[list[str]]:
     """Great-expectations gate: every dataset classified, counted, given a disposition."""
-    from retirement_glue.connections import output_dir
-    from retirement_glue.phase import phase
-
-    from retirement import pipeline
+    from retirement.phases import inventory as pipeline
+    from retirement_airflow.connections import output_dir
+    from retirement_airflow.task import phase
 
     with phase() as p:
         datasets = pipeline.gate_inventory(
@@ -96,11 +93,10 @@ def _on_datasets(plan_path: str, batch: list[str], work, per_task=None, **extra)
     import logging
     from itertools import groupby
 
-    from retirement_glue.connections import key_store
-    from retirement_glue.phase import phase
-    from retirement_glue.sources import open_source
-
     from retirement.model.ids import DatasetId
+    from retirement_airflow.connections import key_store
+    from retirement_airflow.sources import open_source
+    from retirement_airflow.task import phase
 
     keys = key_store()
     done: list[dict] = []
@@ -134,9 +130,8 @@ def _on_datasets(plan_path: str, batch: list[str], work, per_task=None, **extra)
 @task(map_index_template=BATCH_NAME)
 def backup(batch: list[str], *, plan_path: str) -> list[dict]:
     """Stream each dataset into an age-encrypted, signed backup (CSV -> zstd -> age)."""
-    from retirement_glue.connections import output_dir
-
-    from retirement.pipeline_backup import backup_dataset
+    from retirement.phases.backup import backup_dataset
+    from retirement_airflow.connections import output_dir
 
     return _on_datasets(plan_path, batch, backup_dataset, vault=output_dir() / "vault")
 
@@ -144,10 +139,9 @@ def backup(batch: list[str], *, plan_path: str) -> list[dict]:
 @task(retries=0)
 def gate_backup(plan_path: str) -> dict:
     """Restore-verify every backup: decrypt, recount, compare row digests with the source."""
-    from retirement_glue.connections import key_store, output_dir
-    from retirement_glue.phase import phase
-
-    from retirement.pipeline_backup import gate_backup as verify_all
+    from retirement.phases.backup import gate_backup as verify_all
+    from retirement_airflow.connections import key_store, output_dir
+    from retirement_airflow.task import phase
 
     with phase() as p:
         return verify_all(
@@ -164,9 +158,8 @@ def gate_backup(plan_path: str) -> dict:
 def deliveries(plan_path: str) -> list[list[str]]:
     """Every "dataset -> destination" the plan requires, from the verified backups, batched
     by destination."""
-    from retirement_glue.phase import phase
-
-    from retirement.pipeline_transfer import required_deliveries
+    from retirement.phases.transfer import required_deliveries
+    from retirement_airflow.task import phase
 
     with phase() as p:
         needed = required_deliveries(plan_path, p.ledger, p.run_id)
@@ -182,10 +175,9 @@ def transfer(batch: list[str], *, plan_path: str) -> list[dict]:
     from datetime import date
     from itertools import groupby
 
-    from retirement_glue.destinations import open_destination
-    from retirement_glue.phase import phase
-
-    from retirement.pipeline_transfer import transfer_dataset
+    from retirement.phases.transfer import transfer_dataset
+    from retirement_airflow.destinations import open_destination
+    from retirement_airflow.task import phase
 
     pairs = [item.rsplit(" -> ", 1) for item in batch]
     done = []
@@ -213,11 +205,10 @@ def gate_transfer(plan_path: str) -> dict:
     """Every required delivery has a verified receipt equal to the manifest, checked again."""
     from datetime import date
 
-    from retirement_glue.connections import output_dir
-    from retirement_glue.destinations import open_destination
-    from retirement_glue.phase import phase
-
-    from retirement.pipeline_transfer import gate_transfer as verify_all
+    from retirement.phases.transfer import gate_transfer as verify_all
+    from retirement_airflow.connections import output_dir
+    from retirement_airflow.destinations import open_destination
+    from retirement_airflow.task import phase
 
     with phase() as p:
         plan = p.plan(plan_path)
@@ -235,11 +226,10 @@ def gate_transfer(plan_path: str) -> dict:
 @task
 def notify_customers(plan_path: str) -> dict:
     """PIPL Art. 22 notices for transfers: encrypted mail-merge CSV; sent where configured."""
-    from retirement_glue.connections import connection_info, key_store, output_dir
-    from retirement_glue.phase import phase
-    from retirement_glue.sources import open_source
-
-    from retirement.notices import notify_customers as notify
+    from retirement.evidence.notices import notify_customers as notify
+    from retirement_airflow.connections import connection_info, key_store, output_dir
+    from retirement_airflow.sources import open_source
+    from retirement_airflow.task import phase
 
     with phase() as p:
         plan = p.plan(plan_path)
@@ -264,9 +254,9 @@ def deletion_request(plan_path: str) -> list[list[str]]:
     """What will be destroyed and the proof, written for the approver (XCom key ``body``)
     and the ledger; returns the datasets to delete."""
     from airflow.sdk import get_current_context
-    from retirement_glue.phase import phase
 
-    from retirement.pipeline_delete import deletion_request as request
+    from retirement.phases.delete import deletion_request as request
+    from retirement_airflow.task import phase
 
     with phase() as p:
         asked = request(plan_path, ledger=p.ledger, run_id=p.run_id, actor=p.actor)
@@ -280,9 +270,8 @@ def deletion_request(plan_path: str) -> list[list[str]]:
 @task(retries=0)
 def auto_approve_deletion() -> None:
     """The plan sets approval.auto_approve (the demo): recorded in the ledger as such."""
-    from retirement_glue.phase import phase
-
-    from retirement.pipeline_delete import record_decision
+    from retirement.phases.delete import record_decision
+    from retirement_airflow.task import phase
 
     with phase() as p:
         record_decision(
@@ -299,10 +288,9 @@ def auto_approve_deletion() -> None:
 def delete(batch: list[str], *, plan_path: str) -> list[dict]:
     """Delete exactly the backed-up data of each dataset: its proof read from the chain and
     its backup and delivered copies checked again first; refused without; resumable."""
-    from retirement_glue.destinations import open_destination
-
-    from retirement.pipeline_delete import delete_dataset
-    from retirement.proof import ProofBook
+    from retirement.deletion.proof import ProofBook
+    from retirement.phases.delete import delete_dataset
+    from retirement_airflow.destinations import open_destination
 
     opened: dict = {}
 
@@ -326,11 +314,10 @@ def delete(batch: list[str], *, plan_path: str) -> list[dict]:
 @task(retries=0)
 def gate_deletion(plan_path: str) -> dict:
     """Nothing of the scope left, no identifier left; then signed certificates."""
-    from retirement_glue.connections import key_store, output_dir
-    from retirement_glue.phase import phase
-    from retirement_glue.sources import open_source
-
-    from retirement.pipeline_delete import gate_deletion as verify_all
+    from retirement.phases.delete import gate_deletion as verify_all
+    from retirement_airflow.connections import key_store, output_dir
+    from retirement_airflow.sources import open_source
+    from retirement_airflow.task import phase
 
     with phase() as p:
         plan = p.plan(plan_path)
@@ -351,10 +338,9 @@ def seal(plan_path: str) -> str:
     """The closure dossier: evidence, signed digests and the ledger's chain head."""
     from pathlib import Path
 
-    from retirement_glue.connections import key_store, output_dir
-    from retirement_glue.phase import phase
-
-    from retirement.dossier import build_dossier
+    from retirement.evidence.dossier import build_dossier
+    from retirement_airflow.connections import key_store, output_dir
+    from retirement_airflow.task import phase
 
     with phase() as p:
         index = build_dossier(
@@ -372,7 +358,7 @@ def seal(plan_path: str) -> str:
 def _approval(header: PlanHeader):  # noqa: ANN202 (an operator or a task's output)
     if header.auto_approve:
         return auto_approve_deletion.override(task_id="approve_deletion")()
-    from retirement_glue.approval import DeletionApproval
+    from retirement_airflow.approval import DeletionApproval
 
     return DeletionApproval(
         task_id="approve_deletion",

@@ -5,18 +5,16 @@ A FastAPI app mounted by the API server at ``/retirement`` and an external view 
 in the UI's navigation (the UI shows it in a frame at ``/plugin/retirement``). Every route
 takes Airflow's own authentication: the UI session's JWT cookie or an API bearer token;
 anything else is refused with 401/403. What the page shows is built by the plain-Python
-``retirement.overview``; this file only authenticates, reads the connections and serves.
+``retirement.ui.overview``; this file only authenticates, reads the connections and serves.
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.core_api.security import get_user
-from airflow.configuration import conf
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
@@ -27,18 +25,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PREFIX = "/retirement"
 
-_dags = conf.get("core", "dags_folder")
-if _dags not in sys.path:  # the glue that turns connections into paths lives beside the DAGs
-    sys.path.append(_dags)
-
 app = FastAPI(title="Retirement", dependencies=[Depends(get_user)], docs_url=None, redoc_url=None)
 User = Annotated[BaseUser, Depends(get_user)]
 
 
 def _ledger():  # noqa: ANN202 (a Ledger, imported lazily)
-    from retirement_glue.connections import ledger_url
-
-    from retirement.ledger import Ledger
+    from retirement.ledger.core import Ledger
+    from retirement_airflow.connections import ledger_url
 
     try:
         return Ledger.open(ledger_url(), create=False)
@@ -47,7 +40,7 @@ def _ledger():  # noqa: ANN202 (a Ledger, imported lazily)
 
 
 def _output_dir() -> Path | None:
-    from retirement_glue.connections import output_dir
+    from retirement_airflow.connections import output_dir
 
     try:
         return output_dir()
@@ -57,9 +50,8 @@ def _output_dir() -> Path | None:
 
 @app.get("/", response_class=HTMLResponse)
 def overview(user: User) -> str:
-    from retirement_glue.plans import plans_dir
-
-    from retirement.overview import build_overview, render_overview
+    from retirement.ui.overview import build_overview, render_overview
+    from retirement_airflow.plans import plans_dir
 
     ledger = _ledger()
     try:
@@ -77,7 +69,7 @@ def _shown(text: str, limit: int = 60) -> str:
 @app.get("/certificates/{artifact_id}")
 def certificate(artifact_id: str) -> FileResponse:
     # a str, not an int: FastAPI would answer 422 for "abc"; an id that cannot be one is 404
-    from retirement.overview import artifact_file
+    from retirement.ui.overview import artifact_file
 
     ledger = _ledger()
     try:
@@ -91,7 +83,7 @@ def certificate(artifact_id: str) -> FileResponse:
 
 @app.get("/dossier/{run}/{relative:path}")
 def dossier(run: str, relative: str) -> FileResponse:
-    from retirement.overview import dossier_file
+    from retirement.ui.overview import dossier_file
 
     out = _output_dir()
     path = dossier_file(out, run, relative) if out is not None else None

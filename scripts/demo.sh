@@ -25,7 +25,7 @@ export AIRFLOW__CORE__DAGS_FOLDER=$root/dags
 export PYTHONPATH=$root/include${PYTHONPATH:+:$PYTHONPATH}
 export AIRFLOW_CONN_RETIREMENT_LEDGER="{\"conn_type\": \"generic\", \"extra\": {\"url\": \"sqlite:///$out/ledger.sqlite\", \"output_dir\": \"$out\"}}"
 mkdir -p "$out/keys"
-[ -f "$out/keys/master.key" ] || "$bin/python" -c "import sys; from pathlib import Path; from retirement.keys import KeyStore; KeyStore.new_master_key(Path(sys.argv[1]))" "$out/keys/master.key"
+[ -f "$out/keys/master.key" ] || "$bin/python" -c "import sys; from pathlib import Path; from retirement.crypto.keys import KeyStore; KeyStore.new_master_key(Path(sys.argv[1]))" "$out/keys/master.key"
 master=$(grep -v '^#' "$out/keys/master.key" | head -1)
 export AIRFLOW_CONN_RETIREMENT_KEYS="{\"conn_type\": \"generic\", \"password\": \"$master\", \"extra\": {\"path\": \"$out/keys\"}}"
 export AIRFLOW_CONN_DEMO_CRM="{\"conn_type\": \"sqlite\", \"host\": \"$out/sources/crm.sqlite\"}"
@@ -49,8 +49,8 @@ echo "==> verifying the ledger"
 inventory=$(ls -t "$out"/inventory/*/inventory.html | head -1)
 "$bin/python" - "$out/ledger.sqlite" "include/plans/$plan.yaml" <<'PY'
 import sys
-from retirement.ledger import Ledger
-from retirement.plan import load_plan
+from retirement.ledger.core import Ledger
+from retirement.plan.model import load_plan
 
 ledger = Ledger.open(f"sqlite:///{sys.argv[1]}", create=False)
 run_id = [e.run_id for e in ledger.events() if e.kind == "run_started"][-1]

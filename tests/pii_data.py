@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
-from retirement.identifiers import luhn_check_digit, ric_check_char, uscc_check_char
+from retirement.model.identifiers import luhn_check_digit, ric_check_char, uscc_check_char
 
 COLUMNS = [
     "id",

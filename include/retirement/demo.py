@@ -17,7 +17,12 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-from retirement.identifiers import USCC_ALPHABET, luhn_check_digit, ric_check_char, uscc_check_char
+from retirement.model.identifiers import (
+    USCC_ALPHABET,
+    luhn_check_digit,
+    ric_check_char,
+    uscc_check_char,
+)
 
 SURNAMES = [
     "王",

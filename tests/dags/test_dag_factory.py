@@ -122,7 +122,7 @@ def test_the_plans_retries_block_sets_the_tasks_retries(tmp_path: Path, no_looku
     assert bag.dags["retire__wrong"].get_task("transfer").retries == 3  # the defaults
 
     from retirement.errors import PlanError
-    from retirement.plan import load_plan
+    from retirement.plan.model import load_plan
 
     with pytest.raises(PlanError, match="retries"):
         load_plan(tmp_path / "wrong.yaml")

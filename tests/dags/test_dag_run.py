@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from retirement.ledger import Ledger
+from retirement.ledger.core import Ledger
 from tests.dags.conftest import ROOT, load_dagbag
 
 
@@ -30,7 +30,7 @@ def demo_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     exports = {"conn_type": "fs", "extra": {"path": str(root / "exports")}}
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_CRM", json.dumps(crm))
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_EXPORTS", json.dumps(exports))
-    from retirement.keys import KeyStore
+    from retirement.crypto.keys import KeyStore
 
     master = KeyStore.new_master_key(tmp_path / "keys" / "master.key")
     keys = {"conn_type": "generic", "password": master, "extra": {"path": str(tmp_path / "keys")}}
@@ -64,7 +64,7 @@ def test_demo_dag_inventories_and_gates(
     (started,) = [e for e in ledger.events() if e.kind == "run_started"]
     assert started.run_id == run_id
     assert started.actor == "airflow:retire__demo.plan_check"
-    from retirement.plan import load_plan
+    from retirement.plan.model import load_plan
 
     assert started.payload["plan_sha256"] == load_plan(ROOT / "include/plans/demo.yaml").sha256
     states = {d["dataset"]: d for d in ledger.dataset_states(run_id)}
@@ -83,15 +83,15 @@ def test_demo_dag_inventories_and_gates(
     gate = max(i for i, k in enumerate(kinds) if k == "gate_passed")
     per_dataset = ["artifact_certificate", "certificate_issued", "dataset_deleted"]
     assert kinds[gate + 1 :] == per_dataset * len(states) + ["dossier_sealed"]
-    from retirement.certificate import verify_certificate
-    from retirement.keys import load_public_key
+    from retirement.crypto.keys import load_public_key
+    from retirement.evidence.certificate import verify_certificate
 
     public = load_public_key((tmp_path / "keys" / "signing.pub.pem").read_bytes())
     for artifact in ledger.artifacts(run_id, kind="certificate"):
         cert = verify_certificate(Path(artifact["location"]), public, ledger)
         assert cert["approval"]["auto"] is True
     assert sqlite_values(demo_sources / "crm.sqlite", "SELECT count(*) FROM customers") == [0]
-    from retirement.dossier import audit
+    from retirement.evidence.dossier import audit
 
     (dossier,) = (tmp_path / "out" / "dossier").iterdir()
     assert audit(dossier) == []

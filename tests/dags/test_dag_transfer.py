@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from retirement.ledger import Ledger
+from retirement.ledger.core import Ledger
 from tests.dags.conftest import ROOT, load_dagbag
 from tests.dags.test_dag_run import _ledger_conn, _states, demo_sources  # noqa: F401
 

@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from retirement import pipeline
+from retirement.crypto.keys import KeyStore
 from retirement.destinations.local import LocalDestination
-from retirement.keys import KeyStore
-from retirement.ledger import Ledger
-from retirement.pipeline_backup import backup_dataset, gate_backup
-from retirement.pipeline_delete import (
+from retirement.ledger.core import Ledger
+from retirement.phases import inventory as pipeline
+from retirement.phases.backup import backup_dataset, gate_backup
+from retirement.phases.delete import (
     delete_dataset,
     deletion_request,
     gate_deletion,
     record_decision,
 )
-from retirement.pipeline_transfer import gate_transfer, required_deliveries, transfer_dataset
+from retirement.phases.transfer import gate_transfer, required_deliveries, transfer_dataset
 from retirement.sources.build import build_source
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def source_opener(plan_path: Path, *, url: str | None = None, root: str | None =
     """Open the plan's only source ("src") from a database URL or a folder."""
 
     def open_() -> Source:
-        from retirement.plan import load_plan
+        from retirement.plan.model import load_plan
 
         return build_source(load_plan(plan_path).source("src"), url=url, root=root)
 
@@ -158,7 +158,7 @@ def approve(p: Pipeline) -> None:
 
 def delete_context(p: Pipeline) -> dict[str, Any]:
     """What one delete task makes once for all its datasets."""
-    from retirement.proof import ProofBook
+    from retirement.deletion.proof import ProofBook
 
     dests = p.destinations()
     return {"book": ProofBook(p.ledger, RUN), "destination_for": dests.__getitem__}
@@ -218,7 +218,7 @@ def certified_backup(certificate: dict[str, Any]) -> str:
 
 def set_delete_batch(size: int) -> Callable[[], None]:
     """Make deletion batches tiny so a kill can land between two of them; returns undo."""
-    from retirement import deletion
+    from retirement.deletion import tables as deletion
 
     before, defaults = deletion.BATCH, deletion._batches.__defaults__
     deletion.BATCH, deletion._batches.__defaults__ = size, (size,)

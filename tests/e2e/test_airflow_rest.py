@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from retirement.keys import KeyStore
-from retirement.ledger import Ledger
+from retirement.crypto.keys import KeyStore
+from retirement.ledger.core import Ledger
 from tests.e2e.stack import await_approval, wait_for_token, wait_run
 from tests.servers.sshd import free_port
 

@@ -28,9 +28,9 @@ import sqlalchemy as sa
 import yaml
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from retirement.certificate import verify_certificate
-from retirement.keys import KeyStore
-from retirement.ledger import Ledger
+from retirement.crypto.keys import KeyStore
+from retirement.evidence.certificate import verify_certificate
+from retirement.ledger.core import Ledger
 from tests.e2e.stack import ROOT, AirflowStack, airflow_env
 from tests.servers.databases import (
     create_mysql_database,

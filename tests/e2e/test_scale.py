@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from bench.scale_bench import run_scale
-from retirement.ledger import Ledger
+from retirement.ledger.core import Ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 TABLES, FILES, MAX_TASKS = 120, 480, 12

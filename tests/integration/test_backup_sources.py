@@ -9,11 +9,11 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from retirement.backup import back_up
-from retirement.keys import KeyStore, load_public_key
-from retirement.restore import verify_backup
+from retirement.crypto.keys import KeyStore, load_public_key
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
+from retirement.vault.verify import verify_backup
+from retirement.vault.write import back_up
 from tests.pii_data import COLUMNS, rows
 
 pytestmark = pytest.mark.integration
@@ -93,7 +93,7 @@ def test_postgres_copy_backup_restores_into_postgres_and_sqlite(
 ) -> None:
     """NULL vs empty string, quotes, newlines, bytes, time zones and floats survive COPY
     export and both restore paths exactly; the profile comes from the same snapshot."""
-    from retirement.restore_db import restore_to_db
+    from retirement.vault.restore_db import restore_to_db
 
     _awkward_table(pg_url, "awkward")
     with SqlSource("pg", pg_url) as source:
@@ -139,7 +139,7 @@ def test_restore_to_db_of_an_altered_backup_loads_nothing(
     pg_url: str, keys: KeyStore, tmp_path: Path
 ) -> None:
     from retirement.errors import IntegrityError
-    from retirement.restore_db import restore_to_db
+    from retirement.vault.restore_db import restore_to_db
 
     _awkward_table(pg_url, "awkward")
     with SqlSource("pg", pg_url) as source:

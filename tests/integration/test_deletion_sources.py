@@ -11,15 +11,15 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from retirement.backup import back_up
-from retirement.deletion import check_unchanged, delete_table_rows
-from retirement.deletion_check import left_of_backup
-from retirement.deletion_objects import delete_s3_version
+from retirement.crypto.keys import KeyStore
+from retirement.deletion.check import left_of_backup
+from retirement.deletion.objects import delete_s3_version
+from retirement.deletion.tables import check_unchanged, delete_table_rows
 from retirement.errors import DeletionRefused
-from retirement.keys import KeyStore
 from retirement.model.ids import DatasetId
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
+from retirement.vault.write import back_up
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def test_postgres_deletes_the_backed_up_rows_only_then_vacuums(
 def test_postgres_drop_table_only_when_nothing_else_is_left(
     pg_url: str, keys: KeyStore, tmp_path: Path
 ) -> None:
-    from retirement.deletion import drop_table
+    from retirement.deletion.tables import drop_table
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for name in ("old_log", "busy_log"):

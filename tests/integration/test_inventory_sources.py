@@ -12,8 +12,8 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from retirement.inventory import DatasetReport, scan_dataset
-from retirement.policy import ClassificationPolicy
+from retirement.inventory.scan import DatasetReport, scan_dataset
+from retirement.plan.policy import ClassificationPolicy
 from retirement.sources.files import FileSource
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource

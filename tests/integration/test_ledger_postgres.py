@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.errors import ChainBroken
-from retirement.ledger import Ledger
+from retirement.ledger.core import Ledger
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from retirement.connection_info import ConnectionInfo
+from retirement.connect.info import ConnectionInfo
 from retirement.destinations.base import Delivery
 from retirement.destinations.s3 import S3Destination
 from retirement.errors import IntegrityError, TransferError

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from retirement.connection_info import ConnectionInfo
+from retirement.connect.info import ConnectionInfo
 from retirement.destinations.base import Delivery
 from retirement.destinations.sftp import HostKeyMismatch, SftpDestination
 from retirement.errors import IntegrityError, TransferError

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from retirement.crypto.keys import KeyStore
 from retirement.demo import generate
-from retirement.keys import KeyStore
-from retirement.ledger import Ledger
-from retirement.pipeline import check_plan, gate_inventory, inventory_source
-from retirement.pipeline_backup import backup_dataset
+from retirement.ledger.core import Ledger
+from retirement.phases.backup import backup_dataset
+from retirement.phases.inventory import check_plan, gate_inventory, inventory_source
 from retirement.sources.sql import SqlSource
 
 PLAN = str(Path(__file__).resolve().parents[2] / "include" / "plans" / "demo.yaml")

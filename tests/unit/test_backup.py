@@ -16,12 +16,12 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from retirement.backup import BackupError, back_up, csv_line, csv_records
+from retirement.crypto.keys import KeyError_, KeyStore, load_public_key
 from retirement.errors import IntegrityError
-from retirement.keys import KeyError_, KeyStore, load_public_key
-from retirement.restore import restore_to_file, verify_backup
 from retirement.sources.files import FileSource
 from retirement.sources.sql import SqlSource
+from retirement.vault.verify import restore_to_file, verify_backup
+from retirement.vault.write import BackupError, back_up, csv_line, csv_records
 
 NOW = "2026-11-23T08:00:00+00:00"
 
@@ -213,7 +213,7 @@ def test_flipped_byte_fails_decryption_even_with_matching_digest(
     keys: KeyStore, crm: Path, tmp_path: Path
 ) -> None:
     """Corruption before the digest was taken is still caught: age authenticates every chunk."""
-    from retirement.restore import _decrypted_chunks
+    from retirement.vault.verify import _decrypted_chunks
 
     result = _backup(keys, crm, tmp_path / "vault")
     data = bytearray(result.ciphertext_path.read_bytes())
@@ -225,7 +225,7 @@ def test_flipped_byte_fails_decryption_even_with_matching_digest(
 
 
 def test_truncated_file(keys: KeyStore, crm: Path, tmp_path: Path) -> None:
-    from retirement.restore import _decrypted_chunks
+    from retirement.vault.verify import _decrypted_chunks
 
     result = _backup(keys, crm, tmp_path / "vault")
     short = tmp_path / "short.age"
@@ -281,9 +281,9 @@ def test_disk_full_mid_backup_leaves_no_partial_backup(crm: Path, tmp_path: Path
         import resource, signal, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2] / "include")!r})
         from pathlib import Path
-        from retirement.keys import KeyStore
+        from retirement.crypto.keys import KeyStore
         from retirement.sources.sql import SqlSource
-        from retirement.backup import BackupError, back_up
+        from retirement.vault.write import BackupError, back_up
         keys = KeyStore(Path({str(tmp_path / "keys")!r}),
                         KeyStore.new_master_key(Path({str(tmp_path / "keys" / "master.key")!r})))
         recipient = keys.archive_key("demo", "erase").recipient

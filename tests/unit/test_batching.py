@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from retirement.batching import batches, label
+from retirement.phases.batching import batches, label
 
 
 def test_one_item_per_task_when_they_fit() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from retirement.detect import BUILTIN, ColumnScan
-from retirement.identifiers import ric_check_char
-from retirement.inventory import decide_column, header_hints, scan_dataset, totals
-from retirement.policy import ClassificationPolicy
+from retirement.inventory.detect import BUILTIN, ColumnScan
+from retirement.inventory.scan import decide_column, header_hints, scan_dataset, totals
+from retirement.model.identifiers import ric_check_char
+from retirement.plan.policy import ClassificationPolicy
 from retirement.sources.sql import SqlSource
 
 POLICY = ClassificationPolicy.default()

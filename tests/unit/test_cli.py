@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from retirement.cli import app
-from retirement.ledger import Ledger
+from retirement.cli.root import app
+from retirement.ledger.core import Ledger
 
 PLANS = Path(__file__).resolve().parents[2] / "include" / "plans"
 runner = CliRunner()
@@ -175,9 +175,9 @@ def test_inventory_names_a_missing_connection(tmp_path: Path) -> None:
 def _backed_up(tmp_path: Path):  # noqa: ANN202
     import pyrage
 
-    from retirement.backup import back_up
-    from retirement.keys import KeyStore
+    from retirement.crypto.keys import KeyStore
     from retirement.sources.sql import SqlSource
+    from retirement.vault.write import back_up
 
     root = _demo_company(tmp_path)
     master_file = tmp_path / "keys" / "master.key"

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.errors import DeletionRefused, GateFailed
-from retirement.pipeline import check_plan, gate_inventory, inventory_source
-from retirement.pipeline_delete import deletion_request
+from retirement.phases.delete import deletion_request
+from retirement.phases.inventory import check_plan, gate_inventory, inventory_source
 from retirement.sources.sql import SqlSource
 from tests.unit.demo_run import NOW, PLAN
 from tests.unit.test_pipeline_delete import _approved, _delete, _delivered
@@ -30,7 +30,7 @@ def _plan_with(tmp_path: Path, extra: str, source_extra: str = "") -> str:
 
 
 def _inventoried(tmp_path: Path, plan: str, db: Path):  # noqa: ANN202
-    from retirement.ledger import Ledger
+    from retirement.ledger.core import Ledger
 
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     check_plan(plan, ledger=ledger, run_id="r", actor="t")
@@ -96,9 +96,9 @@ def test_the_approval_text_escapes_names_and_shows_what_it_binds_to(setup, tmp_p
 
 def test_a_changed_identifier_key_is_masked_in_the_refusal(tmp_path: Path) -> None:
     """The refusal names the changed row by key: masked when the key holds identifiers."""
-    from retirement.backup import back_up
-    from retirement.deletion import delete_table_rows
-    from retirement.keys import KeyStore
+    from retirement.crypto.keys import KeyStore
+    from retirement.deletion.tables import delete_table_rows
+    from retirement.vault.write import back_up
 
     ids = ["11010519491231002X", "110105194912310021"]
     db = tmp_path / "t.sqlite"
@@ -157,8 +157,9 @@ def test_a_full_disk_while_the_manifest_is_written_keeps_nothing(
 ) -> None:  # noqa: ANN001
     """A fault a real disk gives only when full, faked (named so): ENOSPC writing the
     manifest used to leave an .age file and a 0-byte manifest."""
-    from retirement import backup, manifest
     from retirement.errors import RetirementError
+    from retirement.model import manifest
+    from retirement.vault import write as backup
     from tests.unit.demo_run import _backup
 
     real = manifest.write_detached

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from retirement.detect import BUILTIN, ColumnScanner, custom_detector
-from retirement.identifiers import luhn_check_digit, ric_check_char, uscc_check_char
+from retirement.inventory.detect import BUILTIN, ColumnScanner, custom_detector
+from retirement.model.identifiers import luhn_check_digit, ric_check_char, uscc_check_char
 
 RID = "11010519491231002" + ric_check_char("11010519491231002")
 RID_BAD = RID[:17] + ("0" if RID[17] != "0" else "1")

@@ -12,7 +12,7 @@ from stdnum import luhn as std_luhn
 from stdnum.cn import ric as std_ric
 from stdnum.cn import uscc as std_uscc
 
-from retirement.identifiers import (
+from retirement.model.identifiers import (
     USCC_ALPHABET,
     is_valid_resident_id,
     is_valid_uscc,

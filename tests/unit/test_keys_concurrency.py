@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyrage
 
-from retirement.keys import KeyStore
+from retirement.crypto.keys import KeyStore
 
 WORKERS = 8
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retirement.errors import ChainBroken, LedgerError
-from retirement.ledger import GENESIS, Event, Ledger, events
+from retirement.ledger.core import GENESIS, Event, Ledger, events
 
 
 class FixedClock:
@@ -387,8 +387,8 @@ def test_the_fast_hash_of_a_stored_row_is_the_event_hash(items) -> None:  # noqa
     import tempfile
     from pathlib import Path
 
-    from retirement.ledger_chain import row_hash
-    from retirement.ledger_db import events
+    from retirement.ledger.chain import row_hash
+    from retirement.ledger.db import events
 
     with tempfile.TemporaryDirectory() as tmp:
         ledger = Ledger.open(f"sqlite:///{Path(tmp) / 'l.sqlite'}")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from retirement.connection_info import ConnectionInfo
-from retirement.notices import mask, notify_customers
-from retirement.plan import NoticeSettings, load_plan
+from retirement.connect.info import ConnectionInfo
+from retirement.evidence.notices import mask, notify_customers
+from retirement.plan.model import NoticeSettings, load_plan
 from retirement.sources.sql import SqlSource
 from tests.servers.sshd import free_port
 from tests.servers.tls import make_test_ca
@@ -126,7 +126,7 @@ def test_without_smtp_only_the_encrypted_csv_is_written(setup, tmp_path: Path) -
 
 
 def test_a_transfer_of_many_datasets_is_named_by_source_and_class() -> None:
-    from retirement.notices import categories_of
+    from retirement.evidence.notices import categories_of
 
     few = [{"dataset": "crm.customers", "data_class": "sensitive"}]
     assert categories_of(few) == "crm.customers (sensitive)"

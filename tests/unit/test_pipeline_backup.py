@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from retirement.crypto.keys import KeyStore
 from retirement.demo import generate
 from retirement.errors import GateFailed
-from retirement.keys import KeyStore
-from retirement.ledger import Ledger
-from retirement.pipeline import check_plan, inventory_source
-from retirement.pipeline_backup import backup_dataset, gate_backup
+from retirement.ledger.core import Ledger
+from retirement.phases.backup import backup_dataset, gate_backup
+from retirement.phases.inventory import check_plan, inventory_source
 from retirement.sources.sql import SqlSource
 from tests.unit.demo_run import NOW, PLAN, _backup
 
@@ -83,10 +83,10 @@ def test_gate_backup_fails_without_backups(setup) -> None:  # noqa: ANN001
 
 
 def test_crypto_erase_is_recorded_and_final(setup) -> None:  # noqa: ANN001
+    from retirement.crypto.keys import KeyError_, load_public_key
     from retirement.errors import IntegrityError
-    from retirement.keys import KeyError_, load_public_key
-    from retirement.pipeline_backup import crypto_erase
-    from retirement.restore import verify_backup
+    from retirement.phases.backup import crypto_erase
+    from retirement.vault.verify import verify_backup
 
     ledger, keys, _, _ = setup
     result = _backup(setup, "crm.marketing_events")  # erase: the archive key only
@@ -146,7 +146,7 @@ def test_gate_backup_compares_nulls_with_the_source_profile(setup) -> None:  # n
     when its signature is valid (e.g. a writer bug)."""
     import json
 
-    from retirement.manifest import Manifest, write_signed
+    from retirement.model.manifest import Manifest, write_signed
 
     ledger, keys, _, _ = setup
     result = _backup(setup, "crm.complaints")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from retirement.certificate import verify_certificate
+from retirement.crypto.keys import load_public_key
 from retirement.errors import DeletionRefused, IntegrityError
-from retirement.keys import load_public_key
-from retirement.pipeline_delete import (
+from retirement.evidence.certificate import verify_certificate
+from retirement.phases.delete import (
     delete_dataset,
     deletion_request,
     gate_deletion,
@@ -150,7 +150,7 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
     assert {states[d] for d in CRM} == {"deleted"}
 
     # An operator re-runs earlier phases after the deletion: nothing steps back.
-    from retirement.pipeline_backup import gate_backup
+    from retirement.phases.backup import gate_backup
     from tests.unit.demo_run import _backup
 
     events = ledger.verify().events
@@ -166,7 +166,7 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
 
     from typer.testing import CliRunner
 
-    from retirement.cli import app
+    from retirement.cli.root import app
 
     pem = tmp_path / "signing.pub.pem"
     pem.write_bytes(keys.public_signing_key_pem())
@@ -191,7 +191,7 @@ def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
 ) -> None:
     """A task killed mid-deletion must find 'deleting' on its retry (and resume), not a
     half-empty table it would refuse as changed since the backup."""
-    from retirement.ledger import Ledger
+    from retirement.ledger.core import Ledger
 
     ledger = _approved(setup, tmp_path, by="alice (DPO)")
     db = setup[2]
@@ -225,11 +225,11 @@ def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  #
 
 
 def test_destroy_backups_that_keep_nothing_are_crypto_erased(setup, tmp_path: Path) -> None:  # noqa: ANN001
+    from retirement.deletion.proof import ProofBook
     from retirement.errors import RetirementError
-    from retirement.pipeline_certify import _backup_copy_fate, _erase_destroyed_backups
-    from retirement.plan import load_plan
-    from retirement.proof import ProofBook
-    from retirement.restore import verify_backup
+    from retirement.phases.gate_deletion import _backup_copy_fate, _erase_destroyed_backups
+    from retirement.plan.model import load_plan
+    from retirement.vault.verify import verify_backup
 
     ledger = _approved(setup, tmp_path)
     _, keys, _, _ = setup
@@ -269,7 +269,7 @@ def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(
 ) -> None:
     from typer.testing import CliRunner
 
-    from retirement.cli import app
+    from retirement.cli.root import app
     from tests.unit.demo_run import _backup
 
     ledger, keys, _, _ = setup
@@ -319,10 +319,10 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
 
     from typer.testing import CliRunner
 
-    from retirement import dossier
-    from retirement.cli import app
-    from retirement.dossier import build_dossier
-    from retirement.plan import load_plan
+    from retirement.cli.root import app
+    from retirement.evidence import dossier
+    from retirement.evidence.dossier import build_dossier
+    from retirement.plan.model import load_plan
 
     printed: list[str] = []
     write_pdf = dossier._write_pdf

@@ -10,10 +10,10 @@ import pytest
 
 from retirement.destinations.local import LocalDestination
 from retirement.errors import GateFailed
-from retirement.pipeline_backup import gate_backup
-from retirement.pipeline_transfer import gate_transfer, required_deliveries, transfer_dataset
-from retirement.plan import Retention
-from retirement.retention import retain_until
+from retirement.phases.backup import gate_backup
+from retirement.phases.transfer import gate_transfer, required_deliveries, transfer_dataset
+from retirement.plan.model import Retention
+from retirement.plan.retention import retain_until
 from tests.unit.demo_run import PLAN, _backup
 
 RETIRED = date(2026, 11, 23)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from retirement.errors import PlanError
-from retirement.plan import load_plan
+from retirement.plan.model import load_plan
 
 PLANS = Path(__file__).resolve().parents[2] / "include" / "plans"
 DEMO = (PLANS / "demo.yaml").read_text(encoding="utf-8")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from retirement.errors import PlanError, PlanIssue
-from retirement.plan import MAX_PLAN_BYTES, load_plan
-from retirement.plan_header import read_header
+from retirement.plan.header import read_header
+from retirement.plan.model import MAX_PLAN_BYTES, load_plan
 
 PLANS = Path(__file__).resolve().parents[2] / "include" / "plans"
 DEMO = (PLANS / "demo.yaml").read_text(encoding="utf-8")

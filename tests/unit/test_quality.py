@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from retirement.errors import GateFailed
-from retirement.inventory import ColumnReport, DatasetReport
-from retirement.ledger import Ledger
-from retirement.pipeline import check_plan, gate_inventory
-from retirement.policy import ClassificationPolicy
-from retirement.quality import gate_inventory as gx_gate
+from retirement.gates.quality import gate_inventory as gx_gate
+from retirement.inventory.scan import ColumnReport, DatasetReport
+from retirement.ledger.core import Ledger
+from retirement.phases.inventory import check_plan, gate_inventory
+from retirement.plan.policy import ClassificationPolicy
 
 POLICY = ClassificationPolicy.default()
 PLAN = Path(__file__).resolve().parents[2] / "include" / "plans" / "demo.yaml"

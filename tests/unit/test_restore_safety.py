@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from retirement.cli import app
+from retirement.cli.root import app
 from tests.unit.test_cli import _backed_up
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def _library_args(tmp_path: Path) -> tuple:
     """(manifest, public key, identities) for calling restore_to_db directly."""
     import pyrage
 
-    from retirement.keys import load_public_key
+    from retirement.crypto.keys import load_public_key
 
     result, _master = _backed_up(tmp_path)
     pub = load_public_key((tmp_path / "keys" / "signing.pub.pem").read_bytes())
@@ -169,7 +169,7 @@ def test_restore_to_postgres_waits_for_a_concurrent_writer_then_refuses(
     writing is seen (after it commits), not loaded around."""
     import threading
 
-    from retirement.restore_db import RestoreError, restore_to_db
+    from retirement.vault.restore_db import RestoreError, restore_to_db
 
     manifest, pub, ids = _library_args(tmp_path)
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -198,7 +198,7 @@ def test_restore_to_postgres_waits_for_a_concurrent_writer_then_refuses(
 
 def test_restore_to_db_library_refuses_a_filled_table(tmp_path: Path) -> None:
     """The same check in restore_to_db itself (the DAGs and scripts call it directly)."""
-    from retirement.restore_db import RestoreError, restore_to_db
+    from retirement.vault.restore_db import RestoreError, restore_to_db
 
     manifest, pub, ids = _library_args(tmp_path)
     url = f"sqlite:///{tmp_path / 'restored.sqlite'}"

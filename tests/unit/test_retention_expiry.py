@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from retirement.certificate import verify_certificate
+from retirement.crypto.keys import load_public_key
 from retirement.errors import RetirementError
-from retirement.keys import load_public_key
-from retirement.plan import load_plan
-from retirement.restore import verify_backup
-from retirement.retention_expiry import expire
+from retirement.evidence.certificate import verify_certificate
+from retirement.phases.retention_expiry import expire
+from retirement.plan.model import load_plan
+from retirement.vault.verify import verify_backup
 from tests.unit.demo_run import PLAN
 from tests.unit.test_pipeline_transfer import _backed_up, _dests, _send_all
 

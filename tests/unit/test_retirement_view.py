@@ -16,7 +16,7 @@ import pytest
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi.testclient import TestClient
 
-from retirement.ledger import Ledger
+from retirement.ledger.core import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT = "certificates/r/cos-crm.customers.json"  # under output_dir, beside dossier/

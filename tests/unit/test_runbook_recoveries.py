@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from retirement.errors import DeletionRefused, GateFailed
-from retirement.pipeline import gate_inventory, inventory_source
-from retirement.pipeline_backup import gate_backup
-from retirement.pipeline_delete import deletion_request, record_decision
+from retirement.phases.backup import gate_backup
+from retirement.phases.delete import deletion_request, record_decision
+from retirement.phases.inventory import gate_inventory, inventory_source
 from retirement.sources.sql import SqlSource
 from tests.unit.demo_run import NOW, PLAN, _backup
 from tests.unit.test_pipeline_delete import CRM, _approved, _count, _delete, _gate_deletion

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from retirement.errors import TransferError
 
 if TYPE_CHECKING:
-    from retirement.connection_info import ConnectionInfo
+    from retirement.connect.info import ConnectionInfo
     from retirement.destinations.base import Destination
-    from retirement.plan import Destination as DestinationSpec
+    from retirement.plan.model import Destination as DestinationSpec
 
 
 def destination_from(

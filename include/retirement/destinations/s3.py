@@ -40,7 +40,7 @@ from retirement.errors import IntegrityError, SourceError, TransferError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from retirement.connection_info import ConnectionInfo
+    from retirement.connect.info import ConnectionInfo
 
 MIB = 1 << 20
 PART_SIZE = 16 * MIB
@@ -74,7 +74,7 @@ class S3Destination(Destination):
     def from_connection(
         cls, name: str, conn: ConnectionInfo, *, bucket: str, prefix: str = ""
     ) -> S3Destination:
-        from retirement.s3client import s3_client
+        from retirement.connect.s3client import s3_client
 
         extra = conn.extra
         sse = extra.get("server_side_encryption", "AES256")

@@ -41,7 +41,7 @@ from retirement.errors import IntegrityError, TransferError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from retirement.connection_info import ConnectionInfo
+    from retirement.connect.info import ConnectionInfo
 
 REQUEST_SIZE = 252 * 1024
 PREFERRED_CIPHERS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com")

@@ -12,8 +12,8 @@ from retirement.sources.sql import SqlSource
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from retirement.connection_info import ConnectionInfo
-    from retirement.plan import Source as SourceSpec
+    from retirement.connect.info import ConnectionInfo
+    from retirement.plan.model import Source as SourceSpec
     from retirement.sources.base import Source
 
 

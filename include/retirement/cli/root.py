@@ -1,0 +1,285 @@
+"""The `retirement` command for operators, recipients and auditors.
+
+Exit codes: 0 all good, 1 a check failed, 2 the command was used wrongly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from retirement import __version__
+from retirement.errors import ChainBroken, LedgerError, PlanError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+app = typer.Typer(
+    name="retirement",
+    help="Retire a company's customer data provably: check plans, verify the audit ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+plan_app = typer.Typer(help="Work with retirement plans (YAML).", no_args_is_help=True)
+ledger_app = typer.Typer(help="Inspect and verify the ledger's audit chain.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+app.add_typer(ledger_app, name="ledger")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"retirement {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Retire a company's customer data provably."""
+
+
+@plan_app.command("check")
+def plan_check(
+    files: Annotated[list[Path], typer.Argument(help="Plan files to check.", metavar="FILE...")],
+) -> None:
+    """Validate plan files: every problem is printed with file, line, field and the fix.
+
+    Exits 0 when every plan is valid, 1 when any has a problem.
+    """
+    from retirement.plan.model import load_plan
+
+    failed = 0
+    for path in files:
+        try:
+            plan = load_plan(path)
+        except PlanError as exc:
+            failed += 1
+            err.print(f"[red]✗[/red] {path}: {len(exc.issues)} problem(s)")
+            for issue in exc.issues:
+                err.print(f"  {issue}", markup=False)
+            continue
+        out.print(
+            f"[green]✓[/green] {path}: plan {plan.name!r} ({plan.scenario}), "
+            f"{len(plan.sources)} source(s), {len(plan.dispositions)} disposition(s), "
+            f"DAG {plan.dag_id}"
+        )
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@ledger_app.command("verify")
+def ledger_verify(
+    ledger: Annotated[
+        str,
+        typer.Option(
+            "--ledger",
+            help="SQLAlchemy URL of the ledger, e.g. sqlite:///demo-output/ledger.sqlite",
+            envvar="RETIREMENT_LEDGER_URL",
+        ),
+    ],
+    expect_head: Annotated[
+        str | None,
+        typer.Option(
+            "--expect-head",
+            help="A chain head published earlier (e.g. in a signed dossier): "
+            "the chain must end exactly there.",
+        ),
+    ] = None,
+) -> None:
+    """Walk the audit chain and check every event's hash and link.
+
+    Exits 1 and names the first event that was edited, deleted, inserted or reordered.
+    """
+    from retirement.ledger.core import Ledger
+
+    try:
+        led = Ledger.open(ledger, create=False)
+    except LedgerError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    try:
+        report = led.verify(expect_head=expect_head)
+    except ChainBroken as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    finally:
+        led.close()
+    out.print(f"[green]✓[/green] ledger verified: {report.events} events, chain head {report.head}")
+
+
+def _open_target(target: str):  # noqa: ANN202 (a Source; typed lazily to keep start-up fast)
+    from retirement.sources.files import FileSource
+    from retirement.sources.sql import SqlSource
+
+    if "://" in target:
+        import sqlalchemy as sa
+
+        from retirement.errors import SourceError
+
+        name = target.split("://", 1)[0].split("+", 1)[0]
+        try:
+            return SqlSource(name if name != "postgresql" else "postgres", target)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise SourceError(
+                f"{target.split('@')[-1]}: not a database URL this tool reads "
+                f"(postgresql://, mysql://, sqlite:///): {exc}"
+            ) from exc
+    return FileSource(Path(target).name or "files", target)
+
+
+def _scan(source: object, policy: object, *, full: bool) -> list:
+    """Scan every dataset of ``source`` with a progress bar on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from retirement.inventory.scan import scan_dataset
+
+    refs = source.datasets()  # type: ignore[attr-defined]
+    reports = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task("datasets", total=len(refs), rows=0)
+        for ref in refs:
+            bar.update(task, description=f"scanning {ref.qualified}")
+            reports.append(
+                scan_dataset(
+                    source,
+                    ref,
+                    policy,
+                    full=full,  # type: ignore[arg-type]
+                    on_rows=lambda n: bar.update(task, rows=bar.tasks[0].fields["rows"] + n),
+                )
+            )
+            bar.advance(task)
+        bar.update(task, description="scanned")
+    return reports
+
+
+@app.command("scan")
+def scan(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A database URL (postgresql://, mysql://, sqlite:///) or a directory.",
+            metavar="TARGET",
+        ),
+    ],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the inventory JSON here.")],
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report.")
+    ] = None,
+    sample_only: Annotated[
+        bool,
+        typer.Option(
+            "--sample-only", help="Scan only the first rows of each dataset (fast, less certain)."
+        ),
+    ] = False,
+) -> None:
+    """Scan one database or folder for personal data, without a plan (default policy)."""
+    from datetime import UTC, datetime
+
+    from retirement.errors import SourceError
+    from retirement.inventory.report import write_reports
+    from retirement.plan.policy import ClassificationPolicy
+
+    try:
+        with _open_target(target) as source:
+            reports = _scan(source, ClassificationPolicy.default(), full=not sample_only)
+    except SourceError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    write_reports(
+        reports,
+        json_path=json_out,
+        html_path=html_out,
+        plan=None,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _summary(reports, json_out, html_out)
+
+
+@app.command("inventory")
+def inventory(
+    plan_file: Annotated[Path, typer.Argument(help="The retirement plan.", metavar="PLAN")],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the inventory JSON here.")],
+    html_out: Annotated[
+        Path | None, typer.Option("--html", help="Also write an HTML report.")
+    ] = None,
+    sample_only: Annotated[
+        bool, typer.Option("--sample-only", help="Scan only the first rows of each dataset.")
+    ] = False,
+) -> None:
+    """Scan every source of a plan (connections from AIRFLOW_CONN_<ID> variables).
+
+    Nothing is written to the ledger: this is the dry run of the DAG's inventory phase.
+    """
+    from datetime import UTC, datetime
+
+    from retirement.connect.info import from_env
+    from retirement.connect.s3client import s3_client
+    from retirement.errors import SourceError
+    from retirement.inventory.report import write_reports
+    from retirement.inventory.scan import with_dispositions
+    from retirement.plan.model import load_plan
+    from retirement.sources.build import source_from_connection
+
+    try:
+        plan = load_plan(plan_file)
+    except PlanError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    reports = []
+    try:
+        for spec in plan.sources:
+            with source_from_connection(spec, from_env(spec.connection), s3_client) as source:
+                reports += _scan(source, plan.classification, full=not sample_only)
+    except SourceError as exc:
+        err.print(f"✗ {exc}", markup=False)
+        raise typer.Exit(EXIT_FAILED) from None
+    reports = with_dispositions(reports, plan.disposition_for)
+    write_reports(
+        reports,
+        json_path=json_out,
+        html_path=html_out,
+        plan=plan.name,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    _summary(reports, json_out, html_out)
+
+
+def _summary(reports: list, json_out: Path, html_out: Path | None) -> None:
+    by_class: dict[str, int] = {}
+    for r in reports:
+        by_class[r.data_class] = by_class.get(r.data_class, 0) + 1
+    classes = ", ".join(f"{n} {c}" for c, n in sorted(by_class.items()))
+    where = f"{json_out}" + (f", {html_out}" if html_out else "")
+    out.print(f"✓ {len(reports)} dataset(s): {classes} → {where}", markup=False)
+
+
+# The archive commands (verify-backup, restore, verify-certificate, audit) live in cli_archive.
+from retirement.cli import archive  # noqa: E402, F401 (registers its commands on ``app``)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

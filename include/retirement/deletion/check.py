@@ -1,0 +1,128 @@
+"""What is left of a backup at the source, found independently of how it was deleted.
+
+The deletion matched rows by key (or took a locked table whole); this does not trust that
+match. It reads every row left in the dataset in the backup's own line format, and streams
+the backup: a backed-up row whose exact line is still there is *left*; one whose key is still
+there with other values is *changed* (for keyed tables); both mean the deletion did not
+happen for it. The certificate's count is what vanished: the backup's rows minus both.
+Files and objects: still there with the backed-up digest (or version) means left.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from retirement.deletion.objects import file_digest, recorded_object
+from retirement.deletion.tables import backup_records, current_lines
+from retirement.formats.row_bag import Matcher, RowBag
+from retirement.sources.files import FileSource
+from retirement.sources.keys import fields
+from retirement.sources.s3 import S3Source
+from retirement.sources.sql import SqlSource
+from retirement.vault.write import csv_line
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from retirement.model.ids import DatasetId
+    from retirement.model.manifest import Manifest
+    from retirement.sources.base import Source
+
+
+@dataclass(frozen=True)
+class Left:
+    backed_up: int  # rows (or 1 for a document) in the backup
+    left: int  # of them, still at the source exactly as backed up
+    changed: int  # of them, whose key is still there with other values
+    remaining: int  # rows at the source that are not the backup's (out of scope)
+
+    @property
+    def vanished(self) -> int:
+        return self.backed_up - self.left - self.changed
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "backed_up_rows": self.backed_up,
+            "scoped_left": self.left + self.changed,
+            "changed_left": self.changed,
+            "vanished": self.vanished,
+            "remaining": self.remaining,
+        }
+
+
+def left_of_backup(
+    source: Source, dataset: DatasetId, manifest: Manifest, cipher: Path, identities: list[Any]
+) -> Left:
+    rows = manifest.fingerprint.rows
+    if isinstance(source, SqlSource):
+        return _table(source, dataset, manifest, cipher, identities)
+    if isinstance(source, S3Source):
+        return _object(source, dataset, manifest, rows)
+    if isinstance(source, FileSource):
+        now = file_digest(source, dataset)
+        if now is None:
+            return Left(rows, 0, 0, 0)
+        recorded = recorded_object(manifest)
+        if now == (recorded["size"], recorded["sha256"]):
+            return Left(rows, rows, 0, 0)
+        if manifest.format != "csv":
+            return Left(rows, 0, 0, 1)  # another document under the same name
+        bag = RowBag(csv_line(r) for batch in source.batches(dataset) for r in batch)
+        return _match(bag, None, manifest, cipher, identities)
+    raise TypeError(f"no deletion check for {type(source).__name__}")
+
+
+def _table(
+    source: SqlSource, dataset: DatasetId, manifest: Manifest, cipher: Path, identities: list[Any]
+) -> Left:
+    if dataset not in {r.id for r in source.datasets()}:
+        return Left(manifest.fingerprint.rows, 0, 0, 0)  # the table was dropped
+    names = [c["name"] for c in manifest.columns]
+    index = [names.index(k) for k in manifest.fingerprint.key_columns]
+    bag, keys = RowBag(), RowBag()
+    with source.engine.connect() as conn:
+        for line in current_lines(source, dataset, conn):
+            bag.add(line)
+            if index:
+                keys.add(_key_text(line, index))
+    return _match(bag, keys if index else None, manifest, cipher, identities, index)
+
+
+def _key_text(line: bytes, index: list[int]) -> bytes:
+    parts = fields(line)
+    return "\x1f".join("\x00" if parts[i][0] is None else str(parts[i][0]) for i in index).encode()
+
+
+def _match(
+    bag: RowBag,
+    keys: RowBag | None,
+    manifest: Manifest,
+    cipher: Path,
+    identities: list[Any],
+    index: list[int] | None = None,
+) -> Left:
+    lines, by_key = Matcher(bag), Matcher(keys) if keys is not None else None
+    for record in backup_records(manifest, cipher, identities):
+        lines.feed(record)
+        if by_key is not None and index is not None:
+            by_key.feed(_key_text(record, index))
+    left = lines.matched
+    changed = max(0, by_key.matched - left) if by_key is not None else 0
+    return Left(lines.seen, left, changed, bag.rows - left)
+
+
+def _object(source: S3Source, dataset: DatasetId, manifest: Manifest, rows: int) -> Left:
+    from botocore.exceptions import ClientError
+
+    recorded = recorded_object(manifest)
+    version = recorded.get("version_id")
+    key = source.prefix + dataset.object
+    try:
+        head = source.client.head_object(
+            Bucket=source.bucket, Key=key, **({"VersionId": version} if version else {})
+        )
+    except ClientError:
+        return Left(rows, 0, 0, 0)
+    same = head.get("ETag", "").strip('"') == recorded.get("etag")
+    return Left(rows, rows if same else 0, 0, 0 if same else 1)

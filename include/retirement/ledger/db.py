@@ -1,0 +1,153 @@
+"""The ledger's SQL side: its tables, the canonical JSON of payloads, engines for SQLite and
+PostgreSQL, and the lock that serializes writers of the hash chain. ``retirement.ledger.core``
+holds what is done with them."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+
+from retirement.errors import LedgerError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+_ADVISORY_LOCK_KEY = 0x7265746972  # "retir": one lock for the whole events table
+
+metadata = sa.MetaData()
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("plan_name", sa.String(64), nullable=False),
+    sa.Column("plan_sha256", sa.String(64), nullable=False),
+    sa.Column("scenario", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("started_at", sa.String(40), nullable=False),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("dataset", sa.String(500), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("data_class", sa.String(32)),
+    sa.Column("disposition", sa.String(64)),
+    sa.Column("rows", sa.BigInteger),
+    sa.Column("bytes", sa.BigInteger),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Column("updated_at", sa.String(40), nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(250), nullable=False, index=True),
+    sa.Column("dataset", sa.String(500)),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("location", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default="{}"),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.UniqueConstraint("run_id", "kind", "location", name="uq_artifact_location"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("run_id", sa.String(250)),
+    sa.Column("actor", sa.String(250), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("dataset", sa.String(500)),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+)
+
+
+# The exact bytes of every plan a run was checked with (UTF-8 text), by their sha256.
+plan_texts = sa.Table(
+    "plan_texts",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+
+# A run's events of some kinds (approvals, certificates, notices) are looked up per dataset.
+events_by_run = sa.Index("ix_events_run_kind", events.c.run_id, events.c.kind)
+# ... and a dataset's latest event, before it is deleted.
+events_by_dataset = sa.Index("ix_events_run_dataset", events.c.run_id, events.c.dataset)
+
+
+def canonical_json(value: Any) -> str:
+    """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------- engine
+
+
+def engine_for(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa_event.listens_for(engine, "connect")
+        def _no_pysqlite_tx(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=FULL")
+
+        @sa_event.listens_for(engine, "begin")
+        def _begin_immediate(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def require_existing_sqlite(url: str) -> None:
+    """Refuse to open (and so create) a SQLite ledger file that is not there."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise LedgerError(
+            f"not a database URL: {url!r} (expected e.g. sqlite:///ledger.sqlite "
+            "or postgresql://user@host/db)"
+        ) from exc
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        from pathlib import Path
+
+        if not Path(parsed.database).is_file():
+            raise LedgerError(f"no ledger file at {parsed.database} (from {url})")
+
+
+def lock_chain(conn: Connection) -> None:
+    """Serialize writers of the chain for the rest of this transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        conn.execute(
+            sa.select(events.c.seq).order_by(events.c.seq.desc()).limit(1).with_for_update()
+        )
+    # SQLite: BEGIN IMMEDIATE already holds the database's single write lock.
+
+
+def safe_url(url: str) -> str:
+    """The URL with any password masked, for messages."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<unparsable ledger URL>"

@@ -1,0 +1,298 @@
+"""The deletion phase: the request an approver sees, the decision, and scoped deletion with
+its proof checked again at the moment of use.
+
+Called by the DAG's ``deletion_request``, ``approve_deletion`` and ``delete`` (mapped per
+batch) tasks; ``gate_deletion`` is in :mod:`retirement.phases.gate_deletion`. The request is
+made only on a ledger whose whole chain and this run's table rows verify; it records, in
+its own chained event, each dataset's proof (a restore-verified backup and the verified
+deliveries its disposition requires), and the approval names that event's hash. Before a
+dataset is deleted, every time: the chain from the request to its head verifies and says
+nothing since changed the proof; the backup is where it was with its digest and signature;
+each delivered copy verifies at its destination; the dataset's ledger row agrees with the
+chain; then the deletion itself compares what it removes with the backup (``deletion``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from retirement.crypto.keys import load_public_key
+from retirement.deletion.proof import (
+    PROOF_GATES,
+    ProofBook,
+    gather,
+    recheck_backup,
+    recheck_deliveries,
+)
+from retirement.errors import DeletionRefused
+from retirement.ledger.db import canonical_json
+from retirement.model.ids import DatasetId, shown
+from retirement.phases.gate_deletion import decision, gate_deletion
+from retirement.phases.pinned import run_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from retirement.crypto.keys import KeyStore
+    from retirement.destinations.base import Destination
+    from retirement.ledger.core import Ledger
+    from retirement.sources.base import Source
+
+__all__ = ["decision", "delete_dataset", "deletion_request", "gate_deletion", "record_decision"]
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- request, decision
+
+
+def deletion_request(plan_path: str, *, ledger: Ledger, run_id: str, actor: str) -> dict[str, Any]:
+    """What will be destroyed and the proof that it is safe elsewhere, for the approver;
+    recorded in the chain (the approval names this event)."""
+    plan = run_plan(ledger, run_id, plan_path)
+    report = ledger.verify(run_id=run_id)  # the whole chain, and this run's table rows
+    proofs, blocked, verdicts = gather(ledger, run_id, plan)
+    for gate in PROOF_GATES:
+        if verdicts.get(gate) != "gate_passed":
+            raise DeletionRefused(
+                f"{gate}'s latest verdict in run {run_id} is "
+                f"{'failed' if verdicts.get(gate) == 'gate_failed' else 'missing'}: nothing can "
+                "be put to an approval until it passes"
+            )
+    rows = [
+        {
+            "dataset": p.dataset,
+            "kind": p.kind,
+            "rows": p.rows,
+            "bytes": p.bytes,
+            "class": p.data_class,
+            "disposition": p.disposition,
+            "backup_sha256": p.ciphertext_sha256,
+            "receipts": [d.location for d in p.deliveries],
+            "proof": p.as_json(),
+        }
+        for p in proofs
+    ]
+    totals = {
+        "datasets": len(rows),
+        "rows": sum(r["rows"] or 0 for r in rows),
+        "bytes": sum(r["bytes"] or 0 for r in rows),
+    }
+    event = ledger.append(
+        "deletion_requested",
+        actor=actor,
+        run_id=run_id,
+        payload={
+            **totals,
+            "entries": rows,  # (the old payload's list was lost under the "datasets" total)
+            "chain": {"head": report.head, "events": report.events},
+            "plan_sha256": plan.sha256,
+            "not_deletable": dict(list(blocked.items())[:1000]),
+            "not_deletable_count": len(blocked),
+        },
+    )
+    request = event.hash if event is not None else ledger.head()
+    from retirement.phases.inventory import inventory_warnings
+
+    body = _body(plan, rows, totals, blocked, request, report.head, report.events)
+    warnings = inventory_warnings(ledger, run_id)
+    if warnings:
+        body += "\n\nWarnings of the inventory:\n" + "\n".join(f"- {shown(w)}" for w in warnings)
+    return {"body": body, "datasets": [r["dataset"] for r in rows], "request": request}
+
+
+def _body(
+    plan: Any,
+    rows: list[dict[str, Any]],
+    totals: dict[str, int],
+    blocked: dict[str, str],
+    request: str,
+    head: str,
+    events: int,
+) -> str:
+    lines = [
+        f"**Permanent deletion at the source** for plan `{shown(plan.name)}` "
+        f"({shown(plan.organization.name)}). Every dataset below has a signed, "
+        "restore-verified backup; those that go to a successor or an archive also have "
+        "verified deliveries.",
+        "",
+        f"Deletion request `{request[:16]}…`; the ledger's chain verified up to "
+        f"`{head[:16]}…` ({events:,} events); plan sha256 `{plan.sha256[:16]}…`.",
+        "",
+        "| dataset | class | rows | bytes | disposition | backup sha256 | delivered to |",
+        "|---|---|---:|---:|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {shown(r['dataset'])} | {shown(r['class'])} | {r['rows'] or 0:,} | "
+            f"{r['bytes'] or 0:,} | {shown(r['disposition'])} | `{r['backup_sha256'][:16]}…` | "
+            f"{', '.join(shown(x) for x in r['receipts']) or '-'} |"
+        )
+    lines += [
+        "",
+        f"Total: {totals['datasets']} datasets, {totals['rows']:,} rows, "
+        f"{totals['bytes']:,} bytes. Approve to delete; reject to end the run with nothing "
+        "deleted.",
+    ]
+    if blocked:
+        lines += ["", f"Not deletable, kept at the source ({len(blocked)}):"]
+        lines += [f"- {shown(name)}: {shown(why)}" for name, why in list(blocked.items())[:50]]
+    return "\n".join(lines)
+
+
+def record_decision(
+    ledger: Ledger,
+    run_id: str,
+    *,
+    approved: bool,
+    by: str,
+    at: str,
+    auto: bool = False,
+    request: str | None = None,
+) -> None:
+    """Record the answer to a deletion request (the latest one, unless ``request`` names
+    the hash of the one that was shown)."""
+    if request is None:
+        asked = ledger.events_of(run_id, ("deletion_requested",))
+        request = asked[-1].hash if asked else None
+    ledger.append(
+        "deletion_approved" if approved else "deletion_rejected",
+        actor=by,
+        run_id=run_id,
+        payload={
+            "approved_by": by,
+            "approved_at": at,
+            "auto": auto,
+            "approved": approved,
+            "request": request,
+        },
+    )
+
+
+# ---------------------------------------------------------------------- deletion
+
+
+def delete_dataset(
+    plan_path: str,
+    dataset: str,
+    *,
+    source: Source,
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    now: str,
+    on_rows: Callable[[int], None] | None = None,
+    book: ProofBook | None = None,
+    destination_for: Callable[[str], Destination] | None = None,
+) -> dict[str, Any]:
+    """Delete exactly the backed-up data of one dataset, after checking its proof again;
+    every attempt checks everything (a retry after a crash as much as the first)."""
+    plan = run_plan(ledger, run_id, plan_path)
+    book = book or ProofBook(ledger, run_id)
+    if dataset in book.deleted:
+        return {"dataset": dataset, "state": "deleted", "deleted": 0}
+    proof = book.proof(dataset)
+    finished = (book.results.get(dataset) or {}).get("result")
+    if finished is not None:
+        return {"dataset": dataset, "resumed": True, **finished}
+    ds = DatasetId.parse(dataset)
+    manifest, cipher = recheck_backup(proof, load_public_key(keys.public_signing_key_pem()))
+    recheck_deliveries(proof, manifest, cipher, destination_for)
+    row = _agreeing_row(ledger, run_id, dataset)
+    started = row["state"] == "deleting"
+    detail = row["detail"]
+    if not started:
+        if proof.kind == "table" and _is_sql(source):
+            from retirement.deletion.tables import check_unchanged
+
+            check_unchanged(source, ds, proof.kind, manifest)
+        detail = {**detail, "deletion": {"started_at": now, "request": book.request.hash}}
+        ledger.set_dataset_state(run_id, dataset, "deleting", actor=actor, payload=detail)
+        ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
+    identity = [keys.identity(plan.name, proof.disposition)]
+
+    def sibling(other: DatasetId) -> Any:  # a sheet of the same workbook
+        return recheck_backup(
+            book.proof(str(other)), load_public_key(keys.public_signing_key_pem())
+        )[0]
+
+    result = _delete(
+        source, ds, proof, manifest, cipher, identity, sibling, on_rows or _progress(dataset)
+    )
+    deletion = {**detail.get("deletion", {}), "result": result.as_dict()}
+    ledger.set_dataset_state(
+        run_id, dataset, "deleting", actor=actor, payload={**detail, "deletion": deletion}
+    )
+    log.info("%s: %s (%s deleted)", dataset, result.technique, result.deleted)
+    return {"dataset": dataset, "resumed": started, **result.as_dict()}
+
+
+def _is_sql(source: Source) -> bool:
+    from retirement.sources.sql import SqlSource
+
+    return isinstance(source, SqlSource)
+
+
+def _delete(
+    source: Source,
+    ds: DatasetId,
+    proof: Any,
+    manifest: Any,
+    cipher: Any,
+    identity: list[Any],
+    sibling: Callable[[DatasetId], Any],
+    on_rows: Callable[[int], None],
+) -> Any:
+    from retirement.deletion import objects as deletion_objects
+    from retirement.deletion import tables as deletion
+    from retirement.sources.files import FileSource
+    from retirement.sources.s3 import S3Source
+    from retirement.sources.sql import SqlSource
+
+    if isinstance(source, SqlSource):
+        if proof.drop_table and ds not in {r.id for r in source.datasets()}:
+            return deletion.DeletionResult(
+                "clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0
+            )
+        result = deletion.delete_table_rows(
+            source, ds, manifest, cipher, identity, secret_key=proof.secret_key, on_rows=on_rows
+        )
+        return deletion.drop_table(source, ds, result) if proof.drop_table else result
+    if isinstance(source, S3Source):
+        return deletion_objects.delete_s3_version(source, ds, manifest, sibling=sibling)
+    if isinstance(source, FileSource):
+        return deletion_objects.delete_file(source, ds, manifest, sibling=sibling)
+    raise DeletionRefused(f"{ds}: no way to delete from a {type(source).__name__}")
+
+
+def _agreeing_row(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:
+    """The dataset's ledger row, refused unless it is what its latest chained event wrote."""
+    row = ledger.dataset_state(run_id, dataset)
+    event = ledger.latest_dataset_event(run_id, dataset)
+    if (
+        row is None
+        or event is None
+        or event.compute_hash() != event.hash
+        or event.kind != f"dataset_{row['state']}"
+        or canonical_json(event.payload) != canonical_json(row["detail"])
+    ):
+        raise DeletionRefused(
+            f"{dataset}: the ledger's datasets row is not what the chain recorded (edited by "
+            "hand?): nothing was deleted; `retirement ledger verify` names the difference"
+        )
+    return row
+
+
+def _progress(dataset: str, every: int = 50_000) -> Callable[[int], None]:
+    """Log deletion progress every ``every`` rows (shown in the task's log in the UI)."""
+    done = [0, 0]
+
+    def tick(rows: int) -> None:
+        done[0] += rows
+        if done[0] - done[1] >= every:
+            done[1] = done[0]
+            log.info("%s: %s rows of the backup's scope processed", dataset, f"{done[0]:,}")
+
+    return tick

@@ -1,0 +1,301 @@
+"""The gate after deletion and the certificates of sanitization.
+
+Called by the DAG's ``gate_deletion``. For every dataset whose deletion finished under the
+approved request (read from the chain, checked to the head), it finds what is left of the
+backup at the source by an independent method (``deletion_check``: the rows left, line by
+line against the backup's rows; files and objects by digest or version), runs the
+inventory's detectors over what is left, and lets a great-expectations suite require both
+to be zero. Only then is each dataset marked deleted and certified, with the count of the
+backup's rows that actually vanished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import groupby
+from typing import TYPE_CHECKING, Any
+
+from retirement.crypto.keys import load_public_key
+from retirement.deletion.proof import Proof, ProofBook, recheck_backup
+from retirement.errors import GateFailed
+from retirement.model.ids import DatasetId
+from retirement.phases.pinned import run_plan
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from retirement.crypto.keys import KeyStore
+    from retirement.ledger.core import Ledger
+    from retirement.sources.base import Source
+
+
+def decision(ledger: Ledger, run_id: str) -> dict[str, Any] | None:
+    """The latest approval decision of the run, or None."""
+    decided = ledger.events_of(run_id, ("deletion_approved", "deletion_rejected"))
+    return decided[-1].payload if decided else None
+
+
+def residual_identifiers(
+    refs: dict[DatasetId, Any], source: Source, dataset: DatasetId, kind: str, policy: Any
+) -> int:
+    """Validated identifiers the inventory's detectors still find in what is left (``refs``:
+    the source's datasets, listed once per source, not once per dataset)."""
+    from retirement.inventory.scan import scan_dataset
+
+    if dataset not in refs:
+        return 0  # the dataset itself is gone (a file, an object, a dropped table)
+    report = scan_dataset(source, refs[dataset], policy, full=True)
+    if kind == "document":
+        return 0 if report.rows == 0 else 1
+    return sum(sum(c.found.values()) for c in report.columns)
+
+
+def gate_deletion(
+    plan_path: str,
+    *,
+    open_source: Callable[[str], Source],
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    output_dir: Path,
+    now: str,
+) -> dict[str, Any]:
+    """Nothing of each backup is left and no identifier is left, per dataset; certificates."""
+    from retirement.deletion.check import left_of_backup
+    from retirement.gates import quality
+    from retirement.phases.inventory import record_gate, safe_dir
+
+    plan = run_plan(ledger, run_id, plan_path)
+    book = ProofBook(ledger, run_id)
+    public = load_public_key(keys.public_signing_key_pem())
+    unfinished = sorted(
+        d for d, r in book.results.items() if "result" not in r and d not in book.deleted
+    )
+    todo = sorted(d for d, r in book.results.items() if "result" in r and d not in book.deleted)
+    rows: list[dict[str, Any]] = []
+    checked: list[tuple[Proof, dict[str, Any]]] = []
+    identities: dict[str, list[Any]] = {}  # per disposition, decrypted once
+    for source_name, group in groupby(todo, key=lambda d: DatasetId.parse(d).source):
+        with open_source(source_name) as source:
+            refs = {r.id: r for r in source.datasets()}  # what is left, listed once
+            for dataset in group:
+                proof = book.proofs[dataset]
+                ds = DatasetId.parse(dataset)
+                manifest, cipher = recheck_backup(proof, public)
+                ids = identities.get(proof.disposition)
+                if ids is None:
+                    ids = identities[proof.disposition] = [
+                        keys.identity(plan.name, proof.disposition)
+                    ]
+                left = left_of_backup(source, ds, manifest, cipher, ids)
+                found = residual_identifiers(refs, source, ds, proof.kind, plan.classification)
+                rows.append({"dataset": dataset, **left.as_dict(), "residual_identifiers": found})
+                checked.append((proof, rows[-1]))
+    result = quality.run_gate("gate_deletion", quality.deletion_frames(rows))
+    failures = list(result.failures) + [
+        f"{d}: its deletion did not finish (the delete task failed or was marked done): "
+        "clear delete"
+        for d in unfinished
+    ]
+    summary = {"gate": "gate_deletion", "datasets": len(rows), "failures": failures}
+    record_gate(
+        ledger, run_id, actor, output_dir / "evidence" / safe_dir(run_id), result, summary=summary
+    )
+    if failures:
+        raise GateFailed("gate_deletion", "; ".join(failures), summary)
+    erased = _erase_destroyed_backups(
+        plan, checked, keys=keys, ledger=ledger, run_id=run_id, actor=actor
+    )
+    certificates = _certify(
+        plan,
+        book,
+        checked,
+        erased,
+        keys=keys,
+        ledger=ledger,
+        run_id=run_id,
+        actor=actor,
+        output_dir=output_dir,
+        now=now,
+    )
+    summary["certificates"] = certificates
+    return summary
+
+
+def _certify(
+    plan: Any,
+    book: ProofBook,
+    checked: list[tuple[Proof, dict[str, Any]]],
+    erased: set[str],
+    *,
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+    output_dir: Path,
+    now: str,
+) -> list[str]:
+    from retirement.evidence.certificate import write_certificate
+    from retirement.phases.inventory import safe_dir
+
+    certificates = []
+    signing = keys.signing_key()  # decrypted once, not once per certificate
+    folder = output_dir / "certificates" / safe_dir(run_id)
+    decided = book.decision or {}
+    with ledger.batch():  # one transaction per few hundred certificates
+        for proof, row in checked:
+            done = book.results[proof.dataset]
+            cert = _certificate(
+                plan,
+                proof,
+                row,
+                done,
+                run_id=run_id,
+                now=now,
+                actor=actor,
+                decided=decided,
+                erased=erased,
+            )
+            path, sha = write_certificate(cert, folder, signing)
+            ledger.add_artifact(
+                run_id,
+                kind="certificate",
+                location=str(path),
+                size=path.stat().st_size,
+                sha256=sha,
+                actor=actor,
+                dataset=proof.dataset,
+            )
+            ledger.append(
+                "certificate_issued",
+                actor=actor,
+                run_id=run_id,
+                dataset=proof.dataset,
+                payload={"path": str(path), "sha256": sha},
+            )
+            state = ledger.dataset_state(run_id, proof.dataset) or {"detail": {}}
+            ledger.set_dataset_state(
+                run_id,
+                proof.dataset,
+                "deleted",
+                actor=actor,
+                payload={**state["detail"], "certificate": str(path)},
+            )
+            certificates.append(str(path))
+    return certificates
+
+
+def _erase_destroyed_backups(
+    plan: Any,
+    checked: list[tuple[Proof, dict[str, Any]]],
+    *,
+    keys: KeyStore,
+    ledger: Ledger,
+    run_id: str,
+    actor: str,
+) -> set[str]:
+    """Crypto-erase the backups of ``destroy`` dispositions that keep none (keep_backup_days
+    0), once every dataset of that disposition in the run is verified deleted."""
+    from retirement.phases.backup import crypto_erase
+
+    verified = {proof.dataset for proof, _ in checked}
+    erased = set()
+    for name, disp in plan.dispositions.items():
+        if disp.action != "destroy" or disp.keep_backup_days:
+            continue
+        members = [s for s in ledger.dataset_states(run_id) if s["disposition"] == name]
+        if not any(s["dataset"] in verified for s in members):
+            continue  # nothing of it verified in this gate run (or erased already)
+        if all(s["dataset"] in verified or s["state"] == "deleted" for s in members):
+            crypto_erase(
+                plan.name,
+                name,
+                keys=keys,
+                ledger=ledger,
+                actor=actor,
+                run_id=run_id,
+                reason="destroy disposition keeps no backup (keep_backup_days: 0)",
+            )
+            erased.add(name)
+    return erased
+
+
+def _backup_copy_fate(plan: Any, disposition: str, erased: set[str]) -> str:
+    disp = plan.dispositions[disposition]
+    if disposition in erased:
+        return "cryptographic erase: its archive identity was destroyed (NIST SP 800-88 purge)"
+    if disp.action == "destroy":
+        return (
+            f"kept encrypted for {disp.keep_backup_days} days, then crypto-erased by the "
+            "retention expiry"
+        )
+    if disp.action == "retain":
+        return "kept encrypted in the retention archive until its retention ends"
+    return "kept encrypted; the recipient holds its own copy"
+
+
+def _certificate(
+    plan: Any,
+    proof: Proof,
+    row: dict[str, Any],
+    done: dict[str, Any],
+    *,
+    run_id: str,
+    now: str,
+    actor: str,
+    decided: dict[str, Any],
+    erased: set[str],
+) -> dict[str, Any]:
+    """The certificate of sanitization of one dataset, before it is signed."""
+    from retirement.evidence.certificate import TOOL
+
+    spec = plan.source(DatasetId.parse(proof.dataset).source)
+    result = done["result"]
+    return {
+        "certificate_id": "cos-"
+        + hashlib.sha256(f"{run_id}|{proof.dataset}".encode()).hexdigest()[:16],
+        "issued_at": now,
+        "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
+        "target": {
+            "dataset": proof.dataset,
+            "kind": proof.kind,
+            "source_kind": spec.kind,
+            "connection": spec.connection,
+            "data_class": proof.data_class,
+            "rows": row["vanished"],
+            "bytes": proof.bytes,
+        },
+        "sanitization": {
+            "method": result["method"],
+            "technique": result["technique"],
+            "note": result.get("note", ""),
+            "tool": TOOL,
+        },
+        "verification": {
+            "method": "every row left at the source compared with the backup's rows (SHA-256 "
+            "of each row in the backup's own line format; files and objects by digest or "
+            "version); the inventory's detectors run over what is left; great-expectations gate",
+            "result": "passed",
+            **row,
+        },
+        "performed_by": actor,
+        "performed_at": done.get("started_at"),
+        "approval": {
+            "approved_by": decided.get("approved_by"),
+            "approved_at": decided.get("approved_at"),
+            "auto": decided.get("auto", False),
+            "request": decided.get("request"),
+        },
+        "backup": {
+            "manifest": proof.manifest,
+            "ciphertext_sha256": proof.ciphertext_sha256,
+            "copy": _backup_copy_fate(plan, proof.disposition, erased),
+            "deliveries": [
+                {"location": d.location, "method": d.method, "sha256": d.sha256}
+                for d in proof.deliveries
+            ],
+        },
+        "ledger": {"run_id": run_id},
+    }

@@ -1,0 +1,115 @@
+"""A plan's header (name, title, scenario, description) read cheaply, for DAG parsing.
+
+The DAG factory must not fail to build a DAG because a plan is wrong: it reads only this
+header, and the DAG's first task runs the full validation and reports every problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from retirement.errors import PlanError
+from retirement.plan.loader import parse, read_bytes
+from retirement.plan.model import Retries, dag_name_for_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+@dataclass(frozen=True)
+class PlanHeader:
+    path: Path
+    name: str
+    title: str
+    scenario: str
+    description: str
+    problem: str | None = None
+    auto_approve: bool = False  # approval.auto_approve: the deletion needs no person
+    retries: Retries = Retries()  # a wrong `retries` block: the defaults, plan_check says why
+    pool: str | None = None  # mapping.pool: every task of the plan runs in this Airflow pool
+
+    @property
+    def dag_id(self) -> str:
+        return f"retire__{self.name}"
+
+    def doc_md(self) -> str:
+        lines = [
+            f"# {self.title or self.name}",
+            "",
+            f"Retirement plan `{self.path.name}`, scenario **{self.scenario or '?'}**.",
+            "",
+        ]
+        if self.problem:
+            lines += [
+                f"**This plan cannot be read:** {self.problem}.",
+                "The `plan_check` task lists every problem; fix the file and re-run.",
+                "",
+            ]
+        if self.description:
+            lines += [self.description.strip(), ""]
+        lines += [
+            (
+                "Phases: plan_check → inventory (one task per source) → gate_inventory → "
+                "backup (one task per dataset) → gate_backup. "
+                "Every task is idempotent: clear and re-run any failed task."
+            )
+        ]
+        return "\n".join(lines)
+
+
+def read_header(path: Path) -> PlanHeader:
+    """Read the header of the plan at ``path``; never raises for a wrong plan.
+
+    The file is read as the loader reads it (size, encoding, tags, a bound on the nodes that
+    aliases expand to), so a file the loader refuses unread has a ``problem`` here."""
+    fallback = dag_name_for_file(path)
+    try:
+        data, _lines, _duplicates = parse(str(path), read_bytes(path))
+    except PlanError as exc:
+        issue = exc.issues[0]
+        where = f"line {issue.line}: " if issue.line else ""
+        return PlanHeader(path, fallback, "", "", "", problem=where + issue.message)
+    if not isinstance(data, dict):
+        return PlanHeader(path, fallback, "", "", "", problem="the file is not a YAML mapping")
+    name = data.get("name")
+    good = isinstance(name, str) and name[:1].isalpha() and set(name) <= _NAME_OK
+    return PlanHeader(
+        path=path,
+        name=name if good else fallback,
+        title=str(data.get("title") or ""),
+        scenario=str(data.get("scenario") or ""),
+        description=str(data.get("description") or ""),
+        problem=None if good else "its `name` is missing or not a lowercase identifier",
+        auto_approve=_auto_approve(data),
+        retries=_retries(data),
+        pool=_pool(data),
+    )
+
+
+def _auto_approve(data: dict) -> bool:
+    """approval.auto_approve as the model reads it (StrictBool): only YAML true is true."""
+    approval = data.get("approval")
+    return isinstance(approval, dict) and approval.get("auto_approve") is True
+
+
+def _retries(data: dict) -> Retries:
+    try:
+        return Retries.model_validate(data.get("retries") or {})
+    except ValidationError:
+        return Retries()
+
+
+def _pool(data: dict) -> str | None:
+    mapping = data.get("mapping")
+    pool = mapping.get("pool") if isinstance(mapping, dict) else None
+    return pool if isinstance(pool, str) and pool else None
+
+
+def discover(directory: Path) -> list[PlanHeader]:
+    """Every plan in ``directory`` (``*.yaml``), sorted by file name."""
+    return [read_header(p) for p in sorted(directory.glob("*.yaml"))]

@@ -1,0 +1,248 @@
+"""Verify and restore backups: signature, ciphertext digest, decryption, recount, row digest.
+
+Everything streams: decryption runs in a thread writing into a pipe, decompression and the
+checks read from it. Any mismatch raises :class:`IntegrityError` naming what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from array import array
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+import pyrage
+import zstandard
+
+from retirement.errors import IntegrityError
+from retirement.model.manifest import read_verified
+from retirement.vault.write import CHUNK, RowDigest, csv_records
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from retirement.model.manifest import Manifest
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    manifest: Manifest
+    rows: int
+    row_digest: str
+    plaintext_sha256: str
+    plaintext_size: int
+    null_counts: tuple[int, ...] = ()  # NULLs per column in the restored stream
+    key_nulls: int = 0
+    key_duplicates: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dataset": self.manifest.dataset,
+            "rows": self.rows,
+            "row_digest": self.row_digest,
+            "plaintext_sha256": self.plaintext_sha256,
+            "ciphertext_sha256": self.manifest.ciphertext_sha256,
+            "null_counts": list(self.null_counts),
+            "key_nulls": self.key_nulls,
+            "key_duplicates": self.key_duplicates,
+            "verified": True,
+        }
+
+
+# One field of a CSV record: quoted (quotes doubled inside, newlines allowed) or bare.
+_FIELD = re.compile(rb'(?:^|,)("(?:[^"]|"")*"|[^,\n]*)')
+
+
+class _Profile:
+    """NULL counts per column and key uniqueness over restored CSV records, memory bounded:
+    keys are kept as 8-byte hashes in a compact array, sorted once at the end."""
+
+    def __init__(self, columns: int, key_index: list[int]) -> None:
+        self.nulls = [0] * columns
+        self.key_index = key_index  # every column of the key: uniqueness is of the whole key
+        self.key_nulls = 0
+        self._keys = array("Q")
+
+    def add(self, record: bytes) -> None:
+        fields = _FIELD.findall(record.rstrip(b"\n"))
+        for i, field in enumerate(fields):
+            if not field:
+                self.nulls[i] += 1
+        if self.key_index:
+            parts = [fields[i] for i in self.key_index]
+            if not all(parts):
+                self.key_nulls += 1
+            else:
+                digest = hashlib.blake2b(b"\x1f".join(parts), digest_size=8).digest()
+                self._keys.append(int.from_bytes(digest, "big"))
+
+    def duplicates(self) -> int:
+        import numpy as np
+
+        keys = np.sort(np.frombuffer(self._keys, dtype=np.uint64))
+        return int(np.count_nonzero(keys[1:] == keys[:-1])) if len(keys) > 1 else 0
+
+
+def file_sha256(path: Path) -> tuple[int, str]:
+    h, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def _decrypted_chunks(cipher: Path, identities: list[Any]) -> Iterator[bytes]:
+    """Plaintext (still zstd-compressed) chunks of an age file, decrypted in a thread."""
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+
+    def decrypt() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=CHUNK) as sink, cipher.open("rb") as src:
+                pyrage.decrypt_io(src, sink, identities)
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the reading thread)
+            failure.append(exc)
+
+    worker = threading.Thread(target=decrypt, name=f"decrypt-{cipher.name}", daemon=True)
+    worker.start()
+    with os.fdopen(read_fd, "rb", buffering=CHUNK) as pipe:
+        dctx = zstandard.ZstdDecompressor()
+        try:
+            with dctx.stream_reader(pipe, read_across_frames=True) as plain:
+                while chunk := plain.read(CHUNK):
+                    yield chunk
+        except zstandard.ZstdError as exc:
+            worker.join()
+            if failure:
+                break_error = failure[0]
+                raise IntegrityError(_decrypt_message(cipher, break_error)) from break_error
+            raise IntegrityError(f"{cipher}: the decrypted data is not valid zstd: {exc}") from exc
+    worker.join()
+    if failure:
+        raise IntegrityError(_decrypt_message(cipher, failure[0])) from failure[0]
+
+
+def _decrypt_message(cipher: Path, exc: BaseException) -> str:
+    return (
+        f"{cipher}: cannot be decrypted ({exc.__class__.__name__}: {exc}): a wrong key, "
+        "or the file was altered or truncated"
+    )
+
+
+def _lines(chunks: Iterator[bytes], sha: Any, counter: list[int]) -> Iterator[bytes]:
+    rest = b""
+    for chunk in chunks:
+        sha.update(chunk)
+        counter[0] += len(chunk)
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        yield from data[:cut].splitlines(keepends=True)
+        rest = data[cut:]
+    if rest:
+        yield rest
+
+
+def verify_backup(
+    manifest_path: Path,
+    public_key: Ed25519PublicKey,
+    identities: list[Any],
+    *,
+    on_bytes: Callable[[int], None] | None = None,
+    sink: Callable[[bytes], None] | None = None,
+) -> VerifyReport:
+    """Check signature and ciphertext digest, decrypt, recount and recompute the row digest.
+
+    ``sink`` receives the plaintext (for a restore); ``on_bytes`` reports progress.
+    """
+    manifest = read_verified(manifest_path, public_key)
+    cipher = manifest_path.parent / manifest.ciphertext_file
+    if not cipher.exists():
+        raise IntegrityError(f"{cipher}: the backup named by {manifest_path.name} is missing")
+    size, sha = file_sha256(cipher)
+    if (size, sha) != (manifest.ciphertext_size, manifest.ciphertext_sha256):
+        raise IntegrityError(
+            f"{cipher}: ciphertext is {size} bytes with sha256 {sha}; the "
+            f"manifest says {manifest.ciphertext_size} bytes, "
+            f"{manifest.ciphertext_sha256} (altered or truncated)"
+        )
+    plain_sha, counter = hashlib.sha256(), [0]
+    chunks = _decrypted_chunks(cipher, identities)
+    if on_bytes is not None or sink is not None:
+        chunks = _tap(chunks, on_bytes, sink)
+    profile = None
+    if manifest.format == "csv":
+        names = [c["name"] for c in manifest.columns]
+        keys = manifest.fingerprint.key_columns
+        profile = _Profile(len(names), [names.index(k) for k in keys if k in names])
+        records = csv_records(_lines(chunks, plain_sha, counter))
+        next(records, None)  # the header
+        digest = RowDigest()
+        for record in records:
+            digest.add(record)
+            profile.add(record)
+        rows, row_digest = digest.rows, digest.hexdigest()
+    else:
+        for _ in _lines(chunks, plain_sha, counter):
+            pass
+        rows, row_digest = 1, plain_sha.hexdigest()
+    report = VerifyReport(
+        manifest,
+        rows,
+        row_digest,
+        plain_sha.hexdigest(),
+        counter[0],
+        tuple(profile.nulls) if profile else (),
+        profile.key_nulls if profile else 0,
+        profile.duplicates() if profile else 0,
+    )
+    _compare(manifest, report)
+    return report
+
+
+def _tap(
+    chunks: Iterator[bytes],
+    on_bytes: Callable[[int], None] | None,
+    sink: Callable[[bytes], None] | None,
+) -> Iterator[bytes]:
+    for chunk in chunks:
+        if sink is not None:
+            sink(chunk)
+        if on_bytes is not None:
+            on_bytes(len(chunk))
+        yield chunk
+
+
+def _compare(manifest: Manifest, got: VerifyReport) -> None:
+    checks = [
+        ("plaintext sha256", manifest.plaintext_sha256, got.plaintext_sha256),
+        ("plaintext size", manifest.plaintext_size, got.plaintext_size),
+        ("row count", manifest.fingerprint.rows, got.rows),
+        ("row digest", manifest.fingerprint.row_digest, got.row_digest),
+    ]
+    wrong = [
+        f"{what}: manifest {want}, restored {have}" for what, want, have in checks if want != have
+    ]
+    if wrong:
+        raise IntegrityError(
+            f"{manifest.dataset}: the restored data differs from the manifest: {'; '.join(wrong)}"
+        )
+
+
+def restore_to_file(
+    manifest_path: Path,
+    target: IO[bytes],
+    public_key: Ed25519PublicKey,
+    identities: list[Any],
+    on_bytes: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify while writing the plaintext (CSV or the document) to ``target``."""
+    return verify_backup(
+        manifest_path, public_key, identities, on_bytes=on_bytes, sink=target.write
+    )
