@@ -2,19 +2,26 @@
 
 ::
 
-    RetirementError
-    ├── PlanError              the plan file is wrong: file, line, field, what is expected
-    ├── LedgerError            the ledger cannot be read or written
-    │   ├── ChainBroken        the audit chain does not verify (names the event)
-    │   └── TableEdited        a datasets or artifacts row disagrees with the chain
-    ├── SourceError            a source cannot be read (unreachable, missing, malformed)
-    ├── GateFailed             a quality gate found a problem; carries the result
-    ├── IntegrityError         a digest, signature or ciphertext did not verify
-    ├── TransferError          SFTP / S3 failures, after retries
-    └── DeletionRefused        the ledger lacks proof that the data is safe elsewhere
+    RetirementError                 retryable?
+    ├── PlanError                   no   the plan file is wrong: file, line, field, expectation
+    ├── LedgerError                 yes  the ledger cannot be read or written (busy, down)
+    │   ├── ChainBroken             no   the audit chain does not verify (names the event)
+    │   └── TableEdited             no   a datasets or artifacts row disagrees with the chain
+    ├── SourceError                 yes  a source cannot be read (unreachable, missing, malformed)
+    ├── KeyStoreError               no   a key is missing or cannot be decrypted
+    │   └── KeyDestroyed            no   ... because it was crypto-erased
+    ├── BackupError                 yes  a backup could not be made; nothing was kept
+    ├── RestoreError                no   a backup cannot be restored into that target
+    ├── GateFailed                  no   a quality gate found a problem; carries the result
+    ├── IntegrityError              no   a digest, signature or ciphertext did not verify
+    ├── TransferError               yes  SFTP / S3 failures, after retries
+    │   └── HostKeyMismatch         no   the server's host key is not the pinned one
+    └── DeletionRefused             no   the ledger lacks proof that the data is safe elsewhere
 
-Foreign errors (paramiko, botocore, psycopg, GX, pydantic) are translated at the edge with
-``raise ... from exc``.
+``retryable`` says whether waiting and trying again can help (a busy database, a network
+down): the Airflow glue fails a task at once, without its retries, for an error that is not
+retryable. Foreign errors (paramiko, botocore, psycopg, pymysql, SQLAlchemy, GX, pydantic)
+are translated at the edge with ``raise ... from exc``, one place per client.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 
 class RetirementError(Exception):
     """Base of every error this project raises on purpose."""
+
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,13 @@ class PlanError(RetirementError):
 class LedgerError(RetirementError):
     """The ledger cannot be opened, read or written."""
 
+    retryable = True
+
 
 class ChainBroken(LedgerError):
     """The audit chain does not verify; ``seq`` names the first bad event."""
+
+    retryable = False
 
     def __init__(self, seq: int, reason: str) -> None:
         self.seq = seq
@@ -69,9 +82,32 @@ class TableEdited(LedgerError):
     """A row of the ledger's datasets or artifacts table disagrees with the chained event
     that wrote it: the table was edited by hand (the chain itself may still verify)."""
 
+    retryable = False
+
 
 class SourceError(RetirementError):
     """A source cannot be read: unreachable, a missing table or file, a malformed file."""
+
+    retryable = True
+
+
+class KeyStoreError(RetirementError):
+    """A key is missing, or cannot be decrypted with the master key."""
+
+
+class KeyDestroyed(KeyStoreError):
+    """The archive identity was destroyed (crypto-erased): nothing encrypted to it can be
+    read, and no new archive can be made for it."""
+
+
+class BackupError(RetirementError):
+    """A backup could not be made; nothing was recorded as a backup."""
+
+    retryable = True
+
+
+class RestoreError(RetirementError):
+    """The backup cannot be restored into that database or folder."""
 
 
 class GateFailed(RetirementError):
@@ -89,6 +125,15 @@ class IntegrityError(RetirementError):
 
 class TransferError(RetirementError):
     """A delivery over SFTP or S3 failed after its retries."""
+
+    retryable = True
+
+
+class HostKeyMismatch(TransferError):
+    """The server's host key is not the pinned one: possibly a man in the middle. No retry
+    makes it right; a person must look."""
+
+    retryable = False
 
 
 class DeletionRefused(RetirementError):

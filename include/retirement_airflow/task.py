@@ -35,13 +35,10 @@ class Phase:
 
 @contextmanager
 def phase() -> Iterator[Phase]:
-    """Open the ledger for one task; a wrong plan or a failed gate fails the task at once.
-
-    PlanError, GateFailed and HostKeyMismatch become AirflowFailException: no retry makes
-    them pass (a changed host key needs a person to look at it).
-    """
-    from retirement.destinations.sftp import HostKeyMismatch
-    from retirement.errors import GateFailed, PlanError
+    """Open the ledger for one task; an error that no retry can help (``retryable`` False:
+    a wrong plan, a failed gate, a refused deletion, a changed host key, a broken chain)
+    fails the task at once, without its retries."""
+    from retirement.errors import RetirementError
     from retirement.phases.inventory import ledger_run_id
     from retirement_airflow.connections import open_ledger
 
@@ -55,7 +52,9 @@ def phase() -> Iterator[Phase]:
             actor=f"airflow:{ti.dag_id}.{ti.task_id}",
             now=context["dag_run"].run_after.isoformat(),
         )
-    except (PlanError, GateFailed, HostKeyMismatch) as exc:
-        raise AirflowFailException(str(exc)) from exc
+    except RetirementError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
     finally:
         ledger.close()

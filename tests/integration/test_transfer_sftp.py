@@ -12,8 +12,8 @@ import pytest
 
 from retirement.connect.info import ConnectionInfo
 from retirement.destinations.base import Delivery
-from retirement.destinations.sftp import HostKeyMismatch, SftpDestination
-from retirement.errors import IntegrityError, TransferError
+from retirement.destinations.sftp import SftpDestination
+from retirement.errors import HostKeyMismatch, IntegrityError, TransferError
 from tests.servers.sshd import SshServer
 
 pytestmark = pytest.mark.integration

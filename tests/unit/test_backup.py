@@ -16,12 +16,12 @@ from pathlib import Path
 import pyrage
 import pytest
 
-from retirement.crypto.keys import KeyError_, KeyStore, load_public_key
-from retirement.errors import IntegrityError
+from retirement.crypto.keys import KeyStore, load_public_key
+from retirement.errors import BackupError, IntegrityError, KeyStoreError
 from retirement.sources.files import FileSource
 from retirement.sources.sql import SqlSource
 from retirement.vault.verify import restore_to_file, verify_backup
-from retirement.vault.write import BackupError, back_up, csv_line, csv_records
+from retirement.vault.write import back_up, csv_line, csv_records
 
 NOW = "2026-11-23T08:00:00+00:00"
 
@@ -283,7 +283,8 @@ def test_disk_full_mid_backup_leaves_no_partial_backup(crm: Path, tmp_path: Path
         from pathlib import Path
         from retirement.crypto.keys import KeyStore
         from retirement.sources.sql import SqlSource
-        from retirement.vault.write import BackupError, back_up
+        from retirement.errors import BackupError
+        from retirement.vault.write import back_up
         keys = KeyStore(Path({str(tmp_path / "keys")!r}),
                         KeyStore.new_master_key(Path({str(tmp_path / "keys" / "master.key")!r})))
         recipient = keys.archive_key("demo", "erase").recipient
@@ -321,9 +322,9 @@ def test_crypto_erase(keys: KeyStore, crm: Path, tmp_path: Path) -> None:
     _verify(keys, result.manifest_path)
     secret = keys.destroy("demo", "erase")
     assert not secret.exists()
-    with pytest.raises(KeyError_, match="destroyed"):
+    with pytest.raises(KeyStoreError, match="destroyed"):
         keys.identity("demo", "erase")
-    with pytest.raises(KeyError_, match="destroyed"):
+    with pytest.raises(KeyStoreError, match="destroyed"):
         keys.archive_key("demo", "erase")
     # The master key cannot bring it back: nothing is left to decrypt.
     leftovers = [p for p in (tmp_path / "keys" / "demo").iterdir() if p.suffix == ".age"]

@@ -83,8 +83,8 @@ def test_gate_backup_fails_without_backups(setup) -> None:  # noqa: ANN001
 
 
 def test_crypto_erase_is_recorded_and_final(setup) -> None:  # noqa: ANN001
-    from retirement.crypto.keys import KeyError_, load_public_key
-    from retirement.errors import IntegrityError
+    from retirement.crypto.keys import load_public_key
+    from retirement.errors import IntegrityError, KeyStoreError
     from retirement.phases.backup import crypto_erase
     from retirement.vault.verify import verify_backup
 
@@ -96,7 +96,7 @@ def test_crypto_erase_is_recorded_and_final(setup) -> None:  # noqa: ANN001
     event = list(ledger.events())[done["event"] - 1]
     assert event.kind == "crypto_erased"
     assert event.payload["method"].startswith("cryptographic erase")
-    with pytest.raises(KeyError_, match="destroyed"):
+    with pytest.raises(KeyStoreError, match="destroyed"):
         keys.identity("demo", "erase")
     # Not with the master key, not with any other archive identity: nobody can decrypt it.
     public = load_public_key(keys.public_signing_key_pem())

@@ -169,7 +169,8 @@ def test_restore_to_postgres_waits_for_a_concurrent_writer_then_refuses(
     writing is seen (after it commits), not loaded around."""
     import threading
 
-    from retirement.vault.restore_db import RestoreError, restore_to_db
+    from retirement.errors import RestoreError
+    from retirement.vault.restore_db import restore_to_db
 
     manifest, pub, ids = _library_args(tmp_path)
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -198,7 +199,8 @@ def test_restore_to_postgres_waits_for_a_concurrent_writer_then_refuses(
 
 def test_restore_to_db_library_refuses_a_filled_table(tmp_path: Path) -> None:
     """The same check in restore_to_db itself (the DAGs and scripts call it directly)."""
-    from retirement.vault.restore_db import RestoreError, restore_to_db
+    from retirement.errors import RestoreError
+    from retirement.vault.restore_db import restore_to_db
 
     manifest, pub, ids = _library_args(tmp_path)
     url = f"sqlite:///{tmp_path / 'restored.sqlite'}"

@@ -253,8 +253,8 @@ def _restore_into_dir(manifest: Path, to: Path, pub, ids: list) -> tuple:  # noq
     import os
     import stat
 
+    from retirement.errors import RestoreError
     from retirement.model.manifest import Manifest
-    from retirement.vault.restore_db import RestoreError
     from retirement.vault.verify import restore_to_file
 
     m = Manifest.from_bytes(manifest.read_bytes(), where=str(manifest))

@@ -17,15 +17,11 @@ import pyrage
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from retirement.errors import IntegrityError, RetirementError
+from retirement.errors import IntegrityError, KeyDestroyed, KeyStoreError
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-class KeyError_(RetirementError):  # noqa: N801 (KeyError is a builtin)
-    """A key is missing, destroyed or cannot be decrypted."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class KeyStore:
         try:
             self._master = pyrage.x25519.Identity.from_str(master_identity.strip())
         except Exception as exc:  # pyrage's IdentityError
-            raise KeyError_(
+            raise KeyStoreError(
                 "the master key is not an age X25519 identity (AGE-SECRET-KEY-1...)"
             ) from exc
         self.master_recipient = str(self._master.to_public())
@@ -63,13 +59,13 @@ class KeyStore:
     def read_master_key(path: Path) -> str:
         lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
         if not lines:
-            raise KeyError_(f"{path}: no age identity in the file")
+            raise KeyStoreError(f"{path}: no age identity in the file")
         return lines[0]
 
     def _paths(self, plan: str, disposition: str) -> tuple[Path, Path]:
         for part in (plan, disposition):
             if not _NAME.match(part):
-                raise KeyError_(f"not a plan or disposition name: {part!r}")
+                raise KeyStoreError(f"not a plan or disposition name: {part!r}")
         folder = self.root / plan
         return folder / f"{disposition}.identity.age", folder / f"{disposition}.recipient"
 
@@ -84,7 +80,7 @@ class KeyStore:
         secret_path, public_path = self._paths(plan, disposition)
         if not secret_path.exists():
             if public_path.exists():
-                raise KeyError_(
+                raise KeyDestroyed(
                     f"the archive identity of {plan}/{disposition} was destroyed "
                     "(crypto-erased): no new archive can be made for it"
                 )
@@ -105,12 +101,14 @@ class KeyStore:
 
     def identity(self, plan: str, disposition: str) -> pyrage.x25519.Identity:
         """The decrypted archive identity (for restore); fails once destroyed."""
-        secret_path, _ = self._paths(plan, disposition)
+        secret_path, public_path = self._paths(plan, disposition)
         if not secret_path.exists():
-            raise KeyError_(
-                f"no archive identity for {plan}/{disposition} (never made, or "
-                "destroyed: the archives encrypted to it cannot be decrypted)"
-            )
+            if public_path.exists():
+                raise KeyDestroyed(
+                    f"the archive identity of {plan}/{disposition} was destroyed "
+                    "(crypto-erased): the archives encrypted to it cannot be decrypted"
+                )
+            raise KeyStoreError(f"no archive identity for {plan}/{disposition} (never made)")
         try:
             text = pyrage.decrypt(secret_path.read_bytes(), [self._master]).decode()
         except pyrage.DecryptError as exc:
@@ -121,9 +119,11 @@ class KeyStore:
 
     def destroy(self, plan: str, disposition: str) -> Path:
         """Crypto-erase: overwrite and remove the encrypted identity. Irreversible."""
-        secret_path, _ = self._paths(plan, disposition)
+        secret_path, public_path = self._paths(plan, disposition)
         if not secret_path.exists():
-            raise KeyError_(f"no archive identity for {plan}/{disposition} to destroy")
+            if public_path.exists():
+                raise KeyDestroyed(f"the archive identity of {plan}/{disposition} was destroyed")
+            raise KeyStoreError(f"no archive identity for {plan}/{disposition} to destroy")
         size = secret_path.stat().st_size
         with secret_path.open("r+b") as f:
             f.write(os.urandom(size))
@@ -150,7 +150,7 @@ class KeyStore:
         pem = pyrage.decrypt(path.read_bytes(), [self._master])
         key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, Ed25519PrivateKey):
-            raise KeyError_(f"{path} is not an Ed25519 key")
+            raise KeyStoreError(f"{path} is not an Ed25519 key")
         public = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )

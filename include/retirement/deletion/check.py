@@ -56,7 +56,10 @@ def left_of_backup(
 ) -> Left:
     rows = manifest.fingerprint.rows
     if isinstance(source, SqlSource):
-        return _table(source, dataset, manifest, cipher, identities)
+        from retirement.sources.sql import database_errors
+
+        with database_errors(source.engine, f"{dataset}: counting what is left"):
+            return _table(source, dataset, manifest, cipher, identities)
     if isinstance(source, S3Source):
         return _object(source, dataset, manifest, rows)
     if isinstance(source, FileSource):

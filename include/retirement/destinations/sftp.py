@@ -22,6 +22,7 @@ import re
 import shlex
 import socket
 import stat
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import paramiko
@@ -36,20 +37,17 @@ from retirement.destinations.base import (
     replaced_note,
     utc_now,
 )
-from retirement.errors import IntegrityError, TransferError
+from retirement.errors import HostKeyMismatch, IntegrityError, TransferError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from retirement.connect.info import ConnectionInfo
 
 REQUEST_SIZE = 252 * 1024
 PREFERRED_CIPHERS = ("aes256-gcm@openssh.com", "aes128-gcm@openssh.com")
 _SHA_LINE = re.compile(r"^([0-9a-f]{64})\b")
-
-
-class HostKeyMismatch(TransferError):
-    """The server's host key is not the pinned one: possibly a man in the middle."""
+SSH_ERRORS = (paramiko.SSHException, OSError, EOFError)  # what paramiko raises, all of it
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -173,10 +171,22 @@ class SftpDestination(Destination):
         except TransferError:
             transport.close()
             raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
+        except SSH_ERRORS as exc:
             transport.close()
             raise TransferError(f"{self.where}: SSH session failed: {exc}") from exc
         return self._sftp
+
+    @contextmanager
+    def _session(self, doing: str, after: str = "") -> Iterator[paramiko.SFTPClient]:
+        """The SFTP session, with every error paramiko raises while ``doing`` translated
+        into one TransferError (the one place this client's errors are mapped)."""
+        try:
+            yield self._connect()
+        except TransferError:
+            raise
+        except SSH_ERRORS as exc:
+            self.close()
+            raise TransferError(f"{self.where}: {doing}: {exc}{after}") from exc
 
     def close(self) -> None:
         """Close the session; a peer that already died is not an error here."""
@@ -184,7 +194,7 @@ class SftpDestination(Destination):
         try:
             if sftp is not None:
                 sftp.close()  # sends a channel close: fails if the socket is dead
-        except (paramiko.SSHException, OSError, EOFError):
+        except SSH_ERRORS:
             pass
         finally:
             if transport is not None:
@@ -267,8 +277,8 @@ class SftpDestination(Destination):
     # ------------------------------------------------------------------ deliver
 
     def deliver(self, item: Delivery, *, on_bytes: Callable[[int], None] | None = None) -> Receipt:
-        try:
-            sftp = self._connect()
+        after = "; nothing was published, a retry resumes from what arrived"
+        with self._session(f"upload of {item.name} interrupted", after) as sftp:
             final, partial = self._paths(sftp, item)
             replaced = False
             if self._size(sftp, final) is not None:
@@ -293,14 +303,6 @@ class SftpDestination(Destination):
                 if replaced:
                     sftp.remove(final)
                 sftp.rename(partial, final)  # servers without posix-rename@openssh.com
-        except TransferError:
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise TransferError(
-                f"{self.where}: upload of {item.name} interrupted: {exc}; nothing was "
-                "published, a retry resumes from what arrived"
-            ) from exc
         receipt = self.verify(item)
         return replaced_note(Receipt(**{**receipt.as_dict(), "resumed_from": offset}), replaced)
 
@@ -314,28 +316,18 @@ class SftpDestination(Destination):
         return have
 
     def delete(self, name: str) -> int:
-        try:
-            sftp = self._connect()
+        with self._session(f"cannot delete {name}") as sftp:
             path = posixpath.join(sftp.normalize(self.base_path), name)
             if self._size(sftp, path) is None:
                 return 0
             sftp.remove(path)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise TransferError(f"{self.where}: cannot delete {name}: {exc}") from exc
         return 1
 
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:  # noqa: ARG002
-        try:
-            sftp = self._connect()
+        with self._session(f"cannot verify {item.name}") as sftp:
             final, _ = self._paths(sftp, item)
             size = self._size(sftp, final)
             found = None if size is None else self._remote_sha256(sftp, final, size, whole=True)
-        except TransferError:
-            raise
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            self.close()
-            raise TransferError(f"{self.where}: cannot verify {item.name}: {exc}") from exc
         if size is None or found is None:
             raise IntegrityError(f"{self.where}: {final} is missing")
         digest, method = found

@@ -252,14 +252,17 @@ def _delete(
     from retirement.sources.sql import SqlSource
 
     if isinstance(source, SqlSource):
-        if proof.drop_table and ds not in {r.id for r in source.datasets()}:
-            return deletion.DeletionResult(
-                "clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0
+        from retirement.sources.sql import database_errors
+
+        with database_errors(source.engine, f"{ds}: deleting"):
+            if proof.drop_table and ds not in {r.id for r in source.datasets()}:
+                return deletion.DeletionResult(
+                    "clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0
+                )
+            result = deletion.delete_table_rows(
+                source, ds, manifest, cipher, identity, secret_key=proof.secret_key, on_rows=on_rows
             )
-        result = deletion.delete_table_rows(
-            source, ds, manifest, cipher, identity, secret_key=proof.secret_key, on_rows=on_rows
-        )
-        return deletion.drop_table(source, ds, result) if proof.drop_table else result
+            return deletion.drop_table(source, ds, result) if proof.drop_table else result
     if isinstance(source, S3Source):
         return deletion_objects.delete_s3_version(source, ds, manifest, sibling=sibling)
     if isinstance(source, FileSource):

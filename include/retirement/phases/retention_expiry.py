@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.keys import load_public_key
-from retirement.errors import IntegrityError, RetirementError
+from retirement.errors import IntegrityError, KeyDestroyed, RetirementError
 from retirement.model.manifest import read_verified
 
 if TYPE_CHECKING:
@@ -126,9 +126,7 @@ def expire(
                 actor=actor,
                 reason=f"retention ended on {last.isoformat()}",
             )
-        except RetirementError as exc:
-            if "no archive identity" not in str(exc):
-                raise
+        except KeyDestroyed:
             event = {"event": None}  # destroyed by an earlier attempt
         vault_files = []
         for archive in archives:

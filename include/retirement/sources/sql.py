@@ -11,6 +11,7 @@ finds its row. Bound values never appear in error messages (they may be identifi
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -41,6 +42,22 @@ _SIZE_QUERIES = {
     "mysql": "SELECT data_length + index_length FROM information_schema.tables "
     "WHERE table_schema = DATABASE() AND table_name = :t",
 }
+
+
+@contextmanager
+def database_errors(engine: sa.Engine, where: str) -> Iterator[None]:
+    """SQLAlchemy's errors and the driver's own (COPY and SQLite's write lock use the driver
+    directly) as one SourceError naming ``where``: the one place they are translated. Bound
+    values never appear (the engines hide them)."""
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        raise SourceError(
+            f"{where}: the database failed ({type(cause).__name__}: {first}); what was not "
+            "committed was rolled back, a retry starts again from what is there"
+        ) from exc
 
 
 class SqlSource(Source):

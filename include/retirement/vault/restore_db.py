@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from retirement.errors import IntegrityError, RetirementError
+from retirement.errors import IntegrityError, RestoreError
 from retirement.model.ids import DatasetId
 from retirement.model.manifest import read_verified
 from retirement.sources.sql import normalize_url
@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
 BATCH = 5_000
 _FIELD = re.compile(rb'(?:^|,)(?:"((?:[^"]|"")*)"|([^,\n]*))')
-
-
-class RestoreError(RetirementError):
-    """The backup cannot be restored into that database."""
 
 
 def parse_record(record: bytes) -> tuple[str | None, ...]:

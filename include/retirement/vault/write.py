@@ -27,7 +27,7 @@ import pyrage
 import zstandard
 
 from retirement import __version__
-from retirement.errors import IntegrityError, RetirementError
+from retirement.errors import BackupError, IntegrityError
 from retirement.model.manifest import Manifest, SourceFingerprint, write_signed
 
 if TYPE_CHECKING:
@@ -44,10 +44,6 @@ CHUNK = 1 << 20
 _MOD = 1 << 256
 ZSTD_LEVEL = 1
 ZSTD_THREADS = -1  # zstd's own worker threads, one per core: compression leaves the GIL
-
-
-class BackupError(RetirementError):
-    """A backup could not be made; nothing was recorded as a backup."""
 
 
 # ---------------------------------------------------------------------- CSV
