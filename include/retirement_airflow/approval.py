@@ -20,20 +20,24 @@ def _who(user: Any) -> str:
 
 
 class DeletionApproval(ApprovalOperator):
-    """ApprovalOperator whose decision goes into the retirement ledger."""
+    """ApprovalOperator whose decision goes into the retirement ledger, bound to the deletion
+    request whose text the approver was shown."""
+
+    def __init__(self, *, plan_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan_path = plan_path
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         from retirement.phases.delete import record_decision
-        from retirement_airflow.task import phase
+        from retirement_airflow.task import run_context
 
         chosen = event.get("chosen_options") or []
         if "error" not in event and chosen:
             responded_at = event.get("responded_at")
             shown = context["ti"].xcom_pull(task_ids="deletion_request", key="request")
-            with phase() as p:
+            with run_context(self.plan_path) as ctx:
                 record_decision(
-                    p.ledger,
-                    p.run_id,
+                    ctx,
                     approved=chosen[0] == self.APPROVE,
                     by=_who(event.get("responded_by_user")),
                     at=responded_at.isoformat()

@@ -1,39 +1,46 @@
 """The pipeline's phases as the hunt calls them: the one place that knows the library's API.
 
-Each function runs one DAG step in process, the way the DAG's task body does (the glue only
-adds Airflow connections and retries), and returns what later steps need.
+Each function runs one DAG step in process, the way the DAG's task does (the glue only adds
+Airflow connections and retries), on a RunContext built from the hunt's own source, ledger,
+keys and local destinations.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.keys import KeyStore
 from retirement.destinations.local import LocalDestination
 from retirement.ledger.core import Ledger
-from retirement.phases import inventory as pipeline
-from retirement.phases.backup import backup_dataset, gate_backup
-from retirement.phases.delete import (
-    delete_dataset,
-    deletion_request,
-    gate_deletion,
-    record_decision,
+from retirement.phases import (
+    backup as backup_phase,
 )
-from retirement.phases.transfer import gate_transfer, required_deliveries, transfer_dataset
+from retirement.phases import (
+    delete as delete_phase,
+)
+from retirement.phases import (
+    gate_backup,
+    gate_deletion,
+    gate_inventory,
+    gate_transfer,
+    inventory,
+    plan_check,
+    transfer,
+)
 from retirement.sources.build import build_source
+from tests.support.context import context
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
+    from retirement.phases.context import RunContext
     from retirement.sources.base import Source
 
 NOW = "2026-11-23T08:00:00+00:00"
 RUN = "hunt"
-ACTOR = "hunt"
+DESTINATIONS = ("archive", "successor")
 
 
 @dataclass
@@ -48,20 +55,22 @@ class Pipeline:
     datasets: list[str]
     to_delete: list[str]
 
-    @property
-    def plan(self) -> str:
-        return str(self.plan_path)
+    def ctx(self) -> RunContext:
+        dests = {n: (lambda n=n: LocalDestination(n, self.out / "dest" / n)) for n in DESTINATIONS}
+        return context(
+            self.plan_path,
+            self.ledger,
+            self.keys,
+            self.out,
+            {"src": self.open_source},
+            run_id=RUN,
+            actor="hunt",
+            now=NOW,
+            destinations=dests,
+        )
 
-    def destinations(self) -> dict[str, LocalDestination]:
-        return {n: LocalDestination(n, self.out / "dest" / n) for n in ("archive", "successor")}
-
-    @contextmanager
-    def source(self) -> Iterator[Source]:
-        src = self.open_source()
-        try:
-            yield src
-        finally:
-            src.close()
+    def source(self) -> Source:
+        return self.open_source()
 
 
 def source_opener(plan_path: Path, *, url: str | None = None, root: str | None = None):  # noqa: ANN201
@@ -81,87 +90,61 @@ def new_pipeline(plan_path: Path, out: Path, open_source: Callable[[], Source]) 
     return Pipeline(plan_path, ledger, keys, out, open_source, [], [])
 
 
-def plan_check(p: Pipeline) -> None:
-    pipeline.check_plan(p.plan, ledger=p.ledger, run_id=RUN, actor=ACTOR)
+def plan_check_(p: Pipeline) -> None:
+    plan_check.check_plan(p.ctx())
 
 
-def inventory(p: Pipeline) -> None:
-    with p.source() as source:
-        pipeline.inventory_source(
-            p.plan, "src", source=source, ledger=p.ledger, run_id=RUN, actor=ACTOR
-        )
+def inventory_(p: Pipeline) -> None:
+    inventory.inventory_source(p.ctx(), "src")
 
 
-def gate_inventory(p: Pipeline) -> None:
-    done = pipeline.gate_inventory(
-        p.plan, ledger=p.ledger, run_id=RUN, actor=ACTOR, output_dir=p.out, now=NOW
-    )
-    p.datasets = list(done["datasets"])
+def gate_inventory_(p: Pipeline) -> None:
+    p.datasets = list(gate_inventory.gate_inventory(p.ctx())["datasets"])
 
 
 def backup(p: Pipeline) -> None:
-    with p.source() as source, p.ledger.batch():
-        for dataset in p.datasets:
-            backup_dataset(
-                p.plan,
-                dataset,
-                source=source,
-                keys=p.keys,
-                ledger=p.ledger,
-                run_id=RUN,
-                actor=ACTOR,
-                vault=p.out / "vault",
-                now=NOW,
-            )
+    backup_phase.back_up_batch(p.ctx(), p.datasets)
 
 
 def gate_backup_(p: Pipeline) -> None:
-    gate_backup(p.plan, keys=p.keys, ledger=p.ledger, run_id=RUN, actor=ACTOR, output_dir=p.out)
+    gate_backup.gate_backup(p.ctx())
 
 
-def transfer(p: Pipeline) -> None:
-    dests = p.destinations()
-    for need in required_deliveries(p.plan, p.ledger, RUN):
-        transfer_dataset(
-            p.plan,
-            need["dataset"],
-            need["destination"],
-            dest=dests[need["destination"]],
-            ledger=p.ledger,
-            run_id=RUN,
-            actor=ACTOR,
-            retired_on=date(2026, 11, 23),
-        )
+def transfer_(p: Pipeline) -> None:
+    transfer.transfer_batch(p.ctx(), transfer.delivery_items(p.ctx()))
 
 
 def gate_transfer_(p: Pipeline) -> None:
-    gate_transfer(
-        p.plan,
-        destination_for=p.destinations().__getitem__,
-        ledger=p.ledger,
-        run_id=RUN,
-        actor=ACTOR,
-        retired_on=date(2026, 11, 23),
-        output_dir=p.out,
-    )
+    gate_transfer.gate_transfer(p.ctx())
 
 
 def request(p: Pipeline) -> None:
-    p.to_delete = list(
-        deletion_request(p.plan, ledger=p.ledger, run_id=RUN, actor=ACTOR)["datasets"]
-    )
+    p.to_delete = list(delete_phase.deletion_request(p.ctx())["datasets"])
 
 
 def approve(p: Pipeline) -> None:
-    record_decision(p.ledger, RUN, approved=True, by="alice (DPO)", at=NOW)
+    delete_phase.record_decision(p.ctx(), approved=True, by="alice (DPO)", at=NOW)
+
+
+PHASES: dict[str, Callable[[Pipeline], None]] = {
+    "plan_check": plan_check_,
+    "inventory": inventory_,
+    "gate_inventory": gate_inventory_,
+    "backup": backup,
+    "gate_backup": gate_backup_,
+    "transfer": transfer_,
+    "gate_transfer": gate_transfer_,
+    "request": request,
+    "approve": approve,
+}
 
 
 def delete_context(p: Pipeline) -> dict[str, Any]:
     """What one delete task makes once for all its datasets."""
     from retirement.deletion.proof import ProofBook
 
-    dests = p.destinations()
-    return {"book": ProofBook(p.ledger, RUN), "destination_for": dests.__getitem__}
+    ctx = p.ctx()
+    return {"ctx": ctx, "book": ProofBook(p.ledger, RUN), "destination_for": ctx.destination}
 
 
 def delete_one(
@@ -171,32 +154,18 @@ def delete_one(
     on_rows: Callable[[int], None],
     context: dict[str, Any],
 ) -> None:
-    delete_dataset(
-        p.plan,
+    delete_phase.delete_dataset(
+        context["ctx"],
         dataset,
-        source=source,
-        keys=p.keys,
-        ledger=p.ledger,
-        run_id=RUN,
-        actor=ACTOR,
-        now=NOW,
+        source,
+        book=context["book"],
+        destination_for=context["destination_for"],
         on_rows=on_rows,
-        **context,
     )
 
 
 def gate_deletion_(p: Pipeline) -> list[str]:
-    done = gate_deletion(
-        p.plan,
-        open_source=lambda _name: p.open_source(),
-        keys=p.keys,
-        ledger=p.ledger,
-        run_id=RUN,
-        actor=ACTOR,
-        output_dir=p.out,
-        now=NOW,
-    )
-    return list(done["certificates"])
+    return list(gate_deletion.gate_deletion(p.ctx())["certificates"])
 
 
 def dataset_name(name: str, sheet: str | None = None) -> str:

@@ -337,12 +337,7 @@ class World:
             elif name == "gate_deletion":
                 self.certified = adapter.gate_deletion_(self.p)
             else:
-                getattr(
-                    adapter,
-                    {"gate_backup": "gate_backup_", "gate_transfer": "gate_transfer_"}.get(
-                        name, name
-                    ),
-                )(self.p)
+                adapter.PHASES[name](self.p)
         except Exception as exc:  # noqa: BLE001 (judged below: I4)
             kind = type(exc).__name__
             self.log.append(Step(index, name, "failed", f"{kind}: {exc}"))
@@ -375,7 +370,7 @@ class World:
         if attempt == 0 and s.block_kill is not None and self.tables and self.db is not None:
             blocked = self.tables[s.block_kill % len(self.tables)]
         with self.p.source() as source:
-            context = adapter.delete_context(self.p)
+            context = adapter.delete_context(self.p)  # one per task, as delete_batch makes
             for n, dataset in enumerate(self.p.to_delete):
                 if attempt == 0 and s.fail_before is not None and n == s.fail_before:
                     raise Killed(f"killed before dataset {n}")

@@ -6,13 +6,16 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.unit.demo_run import demo_run
+from tests.support.demo import DemoRun, demo_run
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 
 @pytest.fixture
-def setup(tmp_path: Path):  # noqa: ANN201
-    """(ledger, keys, crm.sqlite, vault) of a demo run inventoried as run "r"."""
-    yield from demo_run(tmp_path)
+def demo(tmp_path: Path) -> Iterator[DemoRun]:
+    """The demo CRM checked, inventoried and gated as run "r"."""
+    run = demo_run(tmp_path)
+    yield run
+    run.ledger.close()

@@ -66,7 +66,7 @@ def build_dossier(
     generated: str,
 ) -> Path:
     """Write the dossier of ``run_id``; return its index.html."""
-    from retirement.phases.inventory import safe_dir
+    from retirement.phases.context import safe_dir
 
     root = output_dir / "dossier" / safe_dir(run_id)
     if root.exists():

@@ -288,7 +288,7 @@ def notify_customers(
     date: str,
 ) -> dict[str, Any]:
     """Build the notices, write the encrypted CSV per disposition, send where configured."""
-    from retirement.phases.inventory import safe_dir
+    from retirement.phases.context import safe_dir
 
     summary: dict[str, Any] = {"notices": 0, "sent": 0, "files": []}
     for name in notified_dispositions(plan):

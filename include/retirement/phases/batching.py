@@ -9,11 +9,17 @@ Every batch item is idempotent, so a failed batch re-runs whole without harm.
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+
+    from retirement.phases.context import RunContext
+    from retirement.sources.base import Source
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -34,3 +40,30 @@ def label(batch: Sequence[str]) -> str:
     if not batch:
         return "(empty)"
     return batch[0] if len(batch) == 1 else f"{batch[0]} (+{len(batch) - 1} more)"
+
+
+def over_datasets(
+    ctx: RunContext,
+    batch: list[str],
+    work: Callable[[RunContext, str, Source], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """``work(ctx, dataset, source)`` for each dataset of a batch, each source opened once,
+    all the batch's ledger writes in one ``Ledger.batch``; progress in the task's log."""
+    from itertools import groupby
+
+    from retirement.model.ids import DatasetId
+
+    done: list[dict[str, Any]] = []
+    with ctx.ledger.batch():
+        for name, group in groupby(batch, key=lambda d: DatasetId.parse(d).source):
+            with ctx.source(name) as source:
+                for dataset in group:
+                    if len(batch) > 1:
+                        log.info("dataset %d of %d: %s", len(done) + 1, len(batch), dataset)
+                    done.append(work(ctx, dataset, source))
+    return done
+
+
+def batched(ctx: RunContext, items: list[str]) -> list[list[str]]:
+    """``items`` in at most the plan's ``mapping.max_tasks`` batches."""
+    return batches(items, ctx.plan.mapping.max_tasks)

@@ -29,14 +29,13 @@ from retirement.errors import DeletionRefused
 from retirement.ledger.db import canonical_json
 from retirement.model.ids import DatasetId, shown
 from retirement.phases.gate_deletion import decision, gate_deletion
-from retirement.phases.pinned import run_plan
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from retirement.crypto.keys import KeyStore
     from retirement.destinations.base import Destination
     from retirement.ledger.core import Ledger
+    from retirement.phases.context import RunContext
     from retirement.sources.base import Source
 
 __all__ = ["decision", "delete_dataset", "deletion_request", "gate_deletion", "record_decision"]
@@ -47,10 +46,10 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------- request, decision
 
 
-def deletion_request(plan_path: str, *, ledger: Ledger, run_id: str, actor: str) -> dict[str, Any]:
+def deletion_request(ctx: RunContext) -> dict[str, Any]:
     """What will be destroyed and the proof that it is safe elsewhere, for the approver;
     recorded in the chain (the approval names this event)."""
-    plan = run_plan(ledger, run_id, plan_path)
+    plan, ledger, run_id, actor = ctx.plan, ctx.ledger, ctx.run_id, ctx.actor
     report = ledger.verify(run_id=run_id)  # the whole chain, and this run's table rows
     proofs, blocked, verdicts = gather(ledger, run_id, plan)
     for gate in PROOF_GATES:
@@ -142,8 +141,7 @@ def _body(
 
 
 def record_decision(
-    ledger: Ledger,
-    run_id: str,
+    ctx: RunContext,
     *,
     approved: bool,
     by: str,
@@ -154,12 +152,12 @@ def record_decision(
     """Record the answer to a deletion request (the latest one, unless ``request`` names
     the hash of the one that was shown)."""
     if request is None:
-        asked = ledger.events_of(run_id, ("deletion_requested",))
+        asked = ctx.ledger.events_of(ctx.run_id, ("deletion_requested",))
         request = asked[-1].hash if asked else None
-    ledger.append(
+    ctx.ledger.append(
         "deletion_approved" if approved else "deletion_rejected",
         actor=by,
-        run_id=run_id,
+        run_id=ctx.run_id,
         payload={
             "approved_by": by,
             "approved_at": at,
@@ -173,24 +171,41 @@ def record_decision(
 # ---------------------------------------------------------------------- deletion
 
 
+def delete_batch(ctx: RunContext, batch: list[str]) -> list[dict[str, Any]]:
+    """Delete every dataset of a batch: one proof book for the task (the whole chain
+    verified once), each source and destination opened once."""
+    from retirement.phases.batching import over_datasets
+
+    book = ProofBook(ctx.ledger, ctx.run_id)
+    opened: dict[str, Destination] = {}
+
+    def destination_for(name: str) -> Destination:
+        if name not in opened:
+            opened[name] = ctx.destination(name)
+        return opened[name]
+
+    def work(ctx: RunContext, dataset: str, source: Source) -> dict[str, Any]:
+        return delete_dataset(ctx, dataset, source, book=book, destination_for=destination_for)
+
+    try:
+        return over_datasets(ctx, batch, work)
+    finally:
+        for dest in opened.values():
+            dest.close()
+
+
 def delete_dataset(
-    plan_path: str,
+    ctx: RunContext,
     dataset: str,
-    *,
     source: Source,
-    keys: KeyStore,
-    ledger: Ledger,
-    run_id: str,
-    actor: str,
-    now: str,
-    on_rows: Callable[[int], None] | None = None,
+    *,
     book: ProofBook | None = None,
     destination_for: Callable[[str], Destination] | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Delete exactly the backed-up data of one dataset, after checking its proof again;
     every attempt checks everything (a retry after a crash as much as the first)."""
-    plan = run_plan(ledger, run_id, plan_path)
-    book = book or ProofBook(ledger, run_id)
+    book = book or ProofBook(ctx.ledger, ctx.run_id)
     if dataset in book.deleted:
         return {"dataset": dataset, "state": "deleted", "deleted": 0}
     proof = book.proof(dataset)
@@ -198,35 +213,45 @@ def delete_dataset(
     if finished is not None:
         return {"dataset": dataset, "resumed": True, **finished}
     ds = DatasetId.parse(dataset)
-    manifest, cipher = recheck_backup(proof, load_public_key(keys.public_signing_key_pem()))
+    public = load_public_key(ctx.key_store.public_signing_key_pem())
+    manifest, cipher = recheck_backup(proof, public)
     recheck_deliveries(proof, manifest, cipher, destination_for)
-    row = _agreeing_row(ledger, run_id, dataset)
+    row = _agreeing_row(ctx.ledger, ctx.run_id, dataset)
     started = row["state"] == "deleting"
-    detail = row["detail"]
-    if not started:
-        if proof.kind == "table" and _is_sql(source):
-            from retirement.deletion.tables import check_unchanged
-
-            check_unchanged(source, ds, proof.kind, manifest)
-        detail = {**detail, "deletion": {"started_at": now, "request": book.request.hash}}
-        ledger.set_dataset_state(run_id, dataset, "deleting", actor=actor, payload=detail)
-        ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
-    identity = [keys.identity(plan.name, proof.disposition)]
+    detail = row["detail"] if started else _started(ctx, ds, source, proof, manifest, row, book)
+    identity = [ctx.key_store.identity(ctx.plan.name, proof.disposition)]
 
     def sibling(other: DatasetId) -> Any:  # a sheet of the same workbook
-        return recheck_backup(
-            book.proof(str(other)), load_public_key(keys.public_signing_key_pem())
-        )[0]
+        return recheck_backup(book.proof(str(other)), public)[0]
 
-    result = _delete(
-        source, ds, proof, manifest, cipher, identity, sibling, on_rows or _progress(dataset)
-    )
+    progress = on_rows or _progress(dataset)
+    result = _delete(source, ds, proof, manifest, cipher, identity, sibling, progress)
     deletion = {**detail.get("deletion", {}), "result": result.as_dict()}
-    ledger.set_dataset_state(
-        run_id, dataset, "deleting", actor=actor, payload={**detail, "deletion": deletion}
-    )
+    payload = {**detail, "deletion": deletion}
+    ctx.ledger.set_dataset_state(ctx.run_id, dataset, "deleting", actor=ctx.actor, payload=payload)
     log.info("%s: %s (%s deleted)", dataset, result.technique, result.deleted)
     return {"dataset": dataset, "resumed": started, **result.as_dict()}
+
+
+def _started(
+    ctx: RunContext,
+    ds: DatasetId,
+    source: Source,
+    proof: Any,
+    manifest: Any,
+    row: dict[str, Any],
+    book: ProofBook,
+) -> dict[str, Any]:
+    """The first attempt: the table still equals its backup (nothing deleted at all if
+    anything changed), then "deleting" committed before anything is deleted."""
+    if proof.kind == "table" and _is_sql(source):
+        from retirement.deletion.tables import check_unchanged
+
+        check_unchanged(source, ds, proof.kind, manifest)
+    detail = {**row["detail"], "deletion": {"started_at": ctx.stamp, "request": book.request.hash}}
+    ctx.ledger.set_dataset_state(ctx.run_id, str(ds), "deleting", actor=ctx.actor, payload=detail)
+    ctx.ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
+    return detail
 
 
 def _is_sql(source: Source) -> bool:
@@ -299,3 +324,10 @@ def _progress(dataset: str, every: int = 50_000) -> Callable[[int], None]:
             log.info("%s: %s rows of the backup's scope processed", dataset, f"{done[0]:,}")
 
     return tick
+
+
+def auto_approve(ctx: RunContext) -> None:
+    """The plan's approval.auto_approve: recorded in the ledger as an auto-approval."""
+    record_decision(
+        ctx, approved=True, by="auto-approval (plan approval.auto_approve)", at=ctx.stamp, auto=True
+    )

@@ -18,15 +18,12 @@ from typing import TYPE_CHECKING, Any
 from retirement.crypto.keys import load_public_key
 from retirement.deletion.proof import Proof, ProofBook, recheck_backup
 from retirement.errors import GateFailed
+from retirement.gates.record import record_gate
 from retirement.model.ids import DatasetId
-from retirement.phases.pinned import run_plan
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
-
-    from retirement.crypto.keys import KeyStore
     from retirement.ledger.core import Ledger
+    from retirement.phases.context import RunContext
     from retirement.sources.base import Source
 
 
@@ -51,48 +48,17 @@ def residual_identifiers(
     return sum(sum(c.found.values()) for c in report.columns)
 
 
-def gate_deletion(
-    plan_path: str,
-    *,
-    open_source: Callable[[str], Source],
-    keys: KeyStore,
-    ledger: Ledger,
-    run_id: str,
-    actor: str,
-    output_dir: Path,
-    now: str,
-) -> dict[str, Any]:
+def gate_deletion(ctx: RunContext) -> dict[str, Any]:
     """Nothing of each backup is left and no identifier is left, per dataset; certificates."""
-    from retirement.deletion.check import left_of_backup
     from retirement.gates import quality
-    from retirement.phases.inventory import record_gate, safe_dir
 
-    plan = run_plan(ledger, run_id, plan_path)
-    book = ProofBook(ledger, run_id)
-    public = load_public_key(keys.public_signing_key_pem())
+    book = ProofBook(ctx.ledger, ctx.run_id)
     unfinished = sorted(
         d for d, r in book.results.items() if "result" not in r and d not in book.deleted
     )
     todo = sorted(d for d, r in book.results.items() if "result" in r and d not in book.deleted)
-    rows: list[dict[str, Any]] = []
-    checked: list[tuple[Proof, dict[str, Any]]] = []
-    identities: dict[str, list[Any]] = {}  # per disposition, decrypted once
-    for source_name, group in groupby(todo, key=lambda d: DatasetId.parse(d).source):
-        with open_source(source_name) as source:
-            refs = {r.id: r for r in source.datasets()}  # what is left, listed once
-            for dataset in group:
-                proof = book.proofs[dataset]
-                ds = DatasetId.parse(dataset)
-                manifest, cipher = recheck_backup(proof, public)
-                ids = identities.get(proof.disposition)
-                if ids is None:
-                    ids = identities[proof.disposition] = [
-                        keys.identity(plan.name, proof.disposition)
-                    ]
-                left = left_of_backup(source, ds, manifest, cipher, ids)
-                found = residual_identifiers(refs, source, ds, proof.kind, plan.classification)
-                rows.append({"dataset": dataset, **left.as_dict(), "residual_identifiers": found})
-                checked.append((proof, rows[-1]))
+    checked = _what_is_left(ctx, book, todo)
+    rows = [row for _, row in checked]
     result = quality.run_gate("gate_deletion", quality.deletion_frames(rows))
     failures = list(result.failures) + [
         f"{d}: its deletion did not finish (the delete task failed or was marked done): "
@@ -100,64 +66,59 @@ def gate_deletion(
         for d in unfinished
     ]
     summary = {"gate": "gate_deletion", "datasets": len(rows), "failures": failures}
-    record_gate(
-        ledger, run_id, actor, output_dir / "evidence" / safe_dir(run_id), result, summary=summary
-    )
+    evidence = ctx.layout.evidence(ctx.run_id)
+    record_gate(ctx.ledger, ctx.run_id, ctx.actor, evidence, result, summary=summary)
     if failures:
         raise GateFailed("gate_deletion", "; ".join(failures), summary)
-    erased = _erase_destroyed_backups(
-        plan, checked, keys=keys, ledger=ledger, run_id=run_id, actor=actor
-    )
-    certificates = _certify(
-        plan,
-        book,
-        checked,
-        erased,
-        keys=keys,
-        ledger=ledger,
-        run_id=run_id,
-        actor=actor,
-        output_dir=output_dir,
-        now=now,
-    )
-    summary["certificates"] = certificates
+    erased = _erase_destroyed_backups(ctx, checked)
+    summary["certificates"] = _certify(ctx, book, checked, erased)
     return summary
 
 
+def _what_is_left(
+    ctx: RunContext, book: ProofBook, todo: list[str]
+) -> list[tuple[Proof, dict[str, Any]]]:
+    """Per dataset: what is left of its backup at the source, and identifiers left."""
+    from retirement.deletion.check import left_of_backup
+
+    plan, keys = ctx.plan, ctx.key_store
+    public = load_public_key(keys.public_signing_key_pem())
+    checked: list[tuple[Proof, dict[str, Any]]] = []
+    identities: dict[str, list[Any]] = {}  # per disposition, decrypted once
+    for source_name, group in groupby(todo, key=lambda d: DatasetId.parse(d).source):
+        with ctx.source(source_name) as source:
+            refs = {r.id: r for r in source.datasets()}  # what is left, listed once
+            for dataset in group:
+                proof = book.proofs[dataset]
+                ds = DatasetId.parse(dataset)
+                manifest, cipher = recheck_backup(proof, public)
+                if proof.disposition not in identities:
+                    identities[proof.disposition] = [keys.identity(plan.name, proof.disposition)]
+                left = left_of_backup(source, ds, manifest, cipher, identities[proof.disposition])
+                found = residual_identifiers(refs, source, ds, proof.kind, plan.classification)
+                checked.append(
+                    (proof, {"dataset": dataset, **left.as_dict(), "residual_identifiers": found})
+                )
+    return checked
+
+
 def _certify(
-    plan: Any,
+    ctx: RunContext,
     book: ProofBook,
     checked: list[tuple[Proof, dict[str, Any]]],
     erased: set[str],
-    *,
-    keys: KeyStore,
-    ledger: Ledger,
-    run_id: str,
-    actor: str,
-    output_dir: Path,
-    now: str,
 ) -> list[str]:
     from retirement.evidence.certificate import write_certificate
-    from retirement.phases.inventory import safe_dir
 
+    ledger, run_id, actor = ctx.ledger, ctx.run_id, ctx.actor
     certificates = []
-    signing = keys.signing_key()  # decrypted once, not once per certificate
-    folder = output_dir / "certificates" / safe_dir(run_id)
+    signing = ctx.key_store.signing_key()  # decrypted once, not once per certificate
+    folder = ctx.layout.certificates(run_id)
     decided = book.decision or {}
     with ledger.batch():  # one transaction per few hundred certificates
         for proof, row in checked:
             done = book.results[proof.dataset]
-            cert = _certificate(
-                plan,
-                proof,
-                row,
-                done,
-                run_id=run_id,
-                now=now,
-                actor=actor,
-                decided=decided,
-                erased=erased,
-            )
+            cert = _certificate(ctx, proof, row, done, decided=decided, erased=erased)
             path, sha = write_certificate(cert, folder, signing)
             ledger.add_artifact(
                 run_id,
@@ -188,18 +149,13 @@ def _certify(
 
 
 def _erase_destroyed_backups(
-    plan: Any,
-    checked: list[tuple[Proof, dict[str, Any]]],
-    *,
-    keys: KeyStore,
-    ledger: Ledger,
-    run_id: str,
-    actor: str,
+    ctx: RunContext, checked: list[tuple[Proof, dict[str, Any]]]
 ) -> set[str]:
     """Crypto-erase the backups of ``destroy`` dispositions that keep none (keep_backup_days
     0), once every dataset of that disposition in the run is verified deleted."""
-    from retirement.phases.backup import crypto_erase
+    from retirement.phases.erase import crypto_erase
 
+    plan, ledger, run_id = ctx.plan, ctx.ledger, ctx.run_id
     verified = {proof.dataset for proof, _ in checked}
     erased = set()
     for name, disp in plan.dispositions.items():
@@ -212,9 +168,9 @@ def _erase_destroyed_backups(
             crypto_erase(
                 plan.name,
                 name,
-                keys=keys,
+                keys=ctx.key_store,
                 ledger=ledger,
-                actor=actor,
+                actor=ctx.actor,
                 run_id=run_id,
                 reason="destroy disposition keeps no backup (keep_backup_days: 0)",
             )
@@ -237,26 +193,24 @@ def _backup_copy_fate(plan: Any, disposition: str, erased: set[str]) -> str:
 
 
 def _certificate(
-    plan: Any,
+    ctx: RunContext,
     proof: Proof,
     row: dict[str, Any],
     done: dict[str, Any],
     *,
-    run_id: str,
-    now: str,
-    actor: str,
     decided: dict[str, Any],
     erased: set[str],
 ) -> dict[str, Any]:
     """The certificate of sanitization of one dataset, before it is signed."""
     from retirement.evidence.certificate import TOOL
 
+    plan, run_id = ctx.plan, ctx.run_id
     spec = plan.source(DatasetId.parse(proof.dataset).source)
     result = done["result"]
     return {
         "certificate_id": "cos-"
         + hashlib.sha256(f"{run_id}|{proof.dataset}".encode()).hexdigest()[:16],
-        "issued_at": now,
+        "issued_at": ctx.stamp,
         "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
         "target": {
             "dataset": proof.dataset,
@@ -280,7 +234,7 @@ def _certificate(
             "result": "passed",
             **row,
         },
-        "performed_by": actor,
+        "performed_by": ctx.actor,
         "performed_at": done.get("started_at"),
         "approval": {
             "approved_by": decided.get("approved_by"),

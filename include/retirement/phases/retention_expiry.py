@@ -82,7 +82,7 @@ def expire(
 ) -> list[dict[str, Any]]:
     """Crypto-erase every disposition of ``plan`` whose archives have all expired."""
     from retirement.evidence.certificate import TOOL, write_certificate
-    from retirement.phases.backup import crypto_erase
+    from retirement.phases.erase import crypto_erase
 
     done = []
     for name, archives in sorted(_archives(plan, ledger, keys).items()):

@@ -1,24 +1,42 @@
 """A plan's header (name, title, scenario, description) read cheaply, for DAG parsing.
 
 The DAG factory must not fail to build a DAG because a plan is wrong: it reads only this
-header, and the DAG's first task runs the full validation and reports every problem.
+header, and the DAG's first task runs the full validation and reports every problem. It
+imports YAML and nothing heavier (no pydantic, no database driver): a DAG file's parse
+should cost little (Airflow's best practices).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-
 from retirement.errors import PlanError
-from retirement.plan.loader import parse, read_bytes
-from retirement.plan.model import Retries, dag_name_for_file
+from retirement.plan.reading import parse, read_bytes
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+_SLUG = re.compile(r"[^a-z0-9_]+")
+
+
+@dataclass(frozen=True)
+class Retries:
+    """A plan's ``retries`` block as the DAG needs it (the model, ``plan.model.Retries``,
+    has the same defaults and limits: a test holds them equal)."""
+
+    attempts: int = 3
+    delay_seconds: int = 20
+    max_delay_seconds: int = 600
+
+    LIMITS = {"attempts": (0, 20), "delay_seconds": (1, 3600), "max_delay_seconds": (1, 86400)}
+
+
+def dag_name_for_file(path: Path) -> str:
+    """A DAG-safe fallback name for a plan file whose ``name`` cannot be read."""
+    return _SLUG.sub("_", path.stem.lower()).strip("_") or "plan"
 
 
 @dataclass(frozen=True)
@@ -98,10 +116,16 @@ def _auto_approve(data: dict) -> bool:
 
 
 def _retries(data: dict) -> Retries:
-    try:
-        return Retries.model_validate(data.get("retries") or {})
-    except ValidationError:
+    """The block if every key of it is known and a whole number within its limits (as the
+    model would take it); else the defaults, and plan_check says what is wrong."""
+    block = data.get("retries") or {}
+    if not isinstance(block, dict) or set(block) - set(Retries.LIMITS):
         return Retries()
+    for key, value in block.items():
+        low, high = Retries.LIMITS[key]
+        if type(value) is not int or not low <= value <= high:
+            return Retries()
+    return Retries(**block)
 
 
 def _pool(data: dict) -> str | None:

@@ -10,7 +10,6 @@ Plans never hold credentials: sources and destinations name Airflow connection i
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,11 +26,11 @@ from pydantic import (
 
 from retirement.model.identifiers import is_valid_uscc
 from retirement.plan.policy import ClassificationPolicy
+from retirement.plan.reading import MAX_PLAN_BYTES
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
 ConnectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,250}$")]
 
-MAX_PLAN_BYTES = 4 * 1024 * 1024  # plans are a few KiB; a larger file is refused unparsed
 SCENARIOS = ("deregistration", "change", "transfer_liquidation")
 ACTIONS = ("retain", "transfer", "destroy")
 
@@ -242,14 +241,6 @@ class Plan(_Frozen):
 
 def plan_sha256(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
-
-
-_SLUG_RE = re.compile(r"[^a-z0-9_]+")
-
-
-def dag_name_for_file(path: Path) -> str:
-    """A DAG-safe fallback name for a plan file whose ``name`` cannot be read."""
-    return _SLUG_RE.sub("_", path.stem.lower()).strip("_") or "plan"
 
 
 def load_plan(path: str | Path) -> Plan:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from retirement.phases.inventory import safe_dir
+from retirement.phases.context import safe_dir
 from retirement.plan.header import discover
 
 if TYPE_CHECKING:

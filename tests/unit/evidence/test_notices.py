@@ -17,7 +17,7 @@ from retirement.plan.model import NoticeSettings, load_plan
 from retirement.sources.sql import SqlSource
 from tests.servers.sshd import free_port
 from tests.servers.tls import make_test_ca
-from tests.unit.demo_run import PLAN
+from tests.support.demo import PLAN, DemoRun
 
 
 class _Inbox:
@@ -55,8 +55,7 @@ def smtp(tmp_path: Path) -> Iterator[tuple[ConnectionInfo, _Inbox]]:
     controller.stop()
 
 
-def _notify(setup, tmp_path: Path, conn: ConnectionInfo | None) -> dict:  # noqa: ANN001
-    ledger, keys, db, _ = setup
+def _notify(demo: DemoRun, conn: ConnectionInfo | None) -> dict:
     plan = load_plan(PLAN).model_copy(
         update={
             "notices": NoticeSettings(
@@ -66,29 +65,27 @@ def _notify(setup, tmp_path: Path, conn: ConnectionInfo | None) -> dict:  # noqa
     )
     return notify_customers(
         plan,
-        ledger=ledger,
+        ledger=demo.ledger,
         run_id="r",
         actor="t",
-        keys=keys,
-        source_for=lambda _name: SqlSource("crm", f"sqlite:///{db}"),
+        keys=demo.keys,
+        source_for=lambda _name: SqlSource("crm", f"sqlite:///{demo.db}"),
         smtp=conn,
-        output_dir=tmp_path / "out",
+        output_dir=demo.tmp / "out",
         date="2026-11-23",
     )
 
 
 def test_one_notice_per_customer_sent_over_starttls_and_recorded(
-    setup,
-    smtp,
-    tmp_path: Path,  # noqa: ANN001
+    demo: DemoRun, smtp: tuple[ConnectionInfo, _Inbox]
 ) -> None:
     import sqlite3
 
     conn, inbox = smtp
-    ledger, keys, db, _ = setup
+    ledger, keys, db, tmp_path = demo.ledger, demo.keys, demo.db, demo.tmp
     with sqlite3.connect(db) as c:
         customers = c.execute("SELECT email, id_card FROM customers").fetchall()
-    summary = _notify(setup, tmp_path, conn)
+    summary = _notify(demo, conn)
     assert summary["notices"] == summary["sent"] == len({e for e, _ in customers})
     assert len(inbox.messages) == summary["sent"]
     first = inbox.messages[0]
@@ -104,7 +101,7 @@ def test_one_notice_per_customer_sent_over_starttls_and_recorded(
     assert "***@" in events[0].payload["to"]
     assert not any(e.payload["to"] == addr for e in events for addr, _ in customers)
 
-    again = _notify(setup, tmp_path, conn)  # a re-run sends nothing twice
+    again = _notify(demo, conn)  # a re-run sends nothing twice
     assert again["sent"] == 0
     assert len(inbox.messages) == summary["sent"]
 
@@ -118,8 +115,8 @@ def test_one_notice_per_customer_sent_over_starttls_and_recorded(
     assert customers[0][0] in plain
 
 
-def test_without_smtp_only_the_encrypted_csv_is_written(setup, tmp_path: Path) -> None:  # noqa: ANN001
-    summary = _notify(setup, tmp_path, None)
+def test_without_smtp_only_the_encrypted_csv_is_written(demo: DemoRun) -> None:
+    summary = _notify(demo, None)
     assert summary["sent"] == 0
     assert summary["notices"] > 0
     assert Path(summary["files"][0]).read_bytes().startswith(b"age-encryption.org/v1")

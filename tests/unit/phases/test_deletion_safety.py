@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.errors import DeletionRefused, GateFailed
-from retirement.phases.delete import deletion_request
-from retirement.phases.inventory import check_plan, gate_inventory, inventory_source
+from retirement.phases.gate_inventory import gate_inventory
+from retirement.phases.inventory import inventory_source
+from retirement.phases.plan_check import check_plan
 from retirement.sources.sql import SqlSource
-from tests.unit.demo_run import NOW, PLAN
-from tests.unit.test_pipeline_delete import _approved, _delete, _delivered
+from tests.support.demo import NOW, PLAN, DemoRun
 
 
 def _plan_with(tmp_path: Path, extra: str, source_extra: str = "") -> str:
@@ -29,14 +29,17 @@ def _plan_with(tmp_path: Path, extra: str, source_extra: str = "") -> str:
     return str(path)
 
 
-def _inventoried(tmp_path: Path, plan: str, db: Path):  # noqa: ANN202
+def _inventoried(tmp_path: Path, plan: str) -> DemoRun:
+    """The demo CRM, checked and inventoried as run "r" of ``plan`` (not gated)."""
+    from retirement.crypto.keys import KeyStore
     from retirement.ledger.core import Ledger
 
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    check_plan(plan, ledger=ledger, run_id="r", actor="t")
-    with SqlSource("crm", f"sqlite:///{db}") as source:
-        inventory_source(plan, "crm", source=source, ledger=ledger, run_id="r", actor="t")
-    return ledger
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+    demo = DemoRun(tmp_path, ledger, keys, tmp_path / "src" / "crm.sqlite", plan=plan)
+    check_plan(demo.ctx())
+    inventory_source(demo.ctx(), "crm")
+    return demo
 
 
 def test_a_rule_naming_a_missing_table_fails_the_inventory_gate_naming_it(tmp_path: Path) -> None:
@@ -45,13 +48,13 @@ def test_a_rule_naming_a_missing_table_fails_the_inventory_gate_naming_it(tmp_pa
 
     generate(tmp_path / "src", customers=10)
     plan = _plan_with(tmp_path, "  - dataset: crm.invoice\n    disposition: erase\n")
-    ledger = _inventoried(tmp_path, plan, tmp_path / "src" / "crm.sqlite")
+    demo = _inventoried(tmp_path, plan)
     with pytest.raises(
         GateFailed,
         match=r"crm\.invoice is no dataset of the inventory \(did you mean crm\.invoices\?\)",
     ):
-        gate_inventory(plan, ledger=ledger, run_id="r", actor="t", output_dir=tmp_path, now=NOW)
-    assert ledger.events_of("r", ("gate_failed",))
+        gate_inventory(demo.ctx())
+    assert demo.ledger.events_of("r", ("gate_failed",))
 
 
 def test_a_plan_key_that_is_not_unique_fails_the_inventory_gate(tmp_path: Path) -> None:
@@ -61,12 +64,12 @@ def test_a_plan_key_that_is_not_unique_fails_the_inventory_gate(tmp_path: Path) 
     plan = _plan_with(
         tmp_path, "  - dataset: crm.orders\n    disposition: erase\n    key: [customer_id]\n"
     )
-    ledger = _inventoried(tmp_path, plan, tmp_path / "src" / "crm.sqlite")
+    demo = _inventoried(tmp_path, plan)
     with pytest.raises(
         GateFailed,
         match=r"crm\.orders: the plan's key \(customer_id\) cannot be used: .*not unique",
     ):
-        gate_inventory(plan, ledger=ledger, run_id="r", actor="t", output_dir=tmp_path, now=NOW)
+        gate_inventory(demo.ctx())
 
 
 def test_an_include_pattern_that_matches_nothing_is_a_warning_everywhere(tmp_path: Path) -> None:
@@ -74,20 +77,19 @@ def test_an_include_pattern_that_matches_nothing_is_a_warning_everywhere(tmp_pat
 
     generate(tmp_path / "src", customers=10)
     plan = _plan_with(tmp_path, "", source_extra='    include: ["custmers", "*"]\n')
-    ledger = _inventoried(tmp_path, plan, tmp_path / "src" / "crm.sqlite")
-    done = gate_inventory(plan, ledger=ledger, run_id="r", actor="t", output_dir=tmp_path, now=NOW)
+    demo = _inventoried(tmp_path, plan)
+    done = gate_inventory(demo.ctx())
     assert done["warnings"] == ["source crm: include pattern 'custmers' matches nothing"]
-    report = (tmp_path / "inventory" / "r" / "inventory.html").read_text()
+    report = (tmp_path / "out" / "inventory" / "r" / "inventory.html").read_text()
     assert "include pattern &#39;custmers&#39; matches nothing" in report
 
 
-def test_the_approval_text_escapes_names_and_shows_what_it_binds_to(setup, tmp_path: Path) -> None:  # noqa: ANN001
+def test_the_approval_text_escapes_names_and_shows_what_it_binds_to(demo: DemoRun) -> None:
     """A table named with `|` and a newline used to spoof a row of the Markdown table."""
-    ledger, _, db, _ = setup
-    with sqlite3.connect(db) as conn:
+    with sqlite3.connect(demo.db) as conn:
         conn.execute('CREATE TABLE "evil| sensitive | 1 |\n| x" (id INTEGER PRIMARY KEY, v TEXT)')
-    ledger = _delivered(setup, tmp_path)
-    asked = deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+    demo.delivered()
+    asked = demo.request()
     body = asked["body"]
     assert all(line.startswith("|") or "|" not in line for line in body.splitlines())
     assert f"Deletion request `{asked['request'][:16]}…`" in body
@@ -153,14 +155,13 @@ def test_sql_errors_never_show_bound_values(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_while_the_manifest_is_written_keeps_nothing(
-    setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    demo: DemoRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # noqa: ANN001
     """A fault a real disk gives only when full, faked (named so): ENOSPC writing the
     manifest used to leave an .age file and a 0-byte manifest."""
     from retirement.errors import RetirementError
     from retirement.model import manifest
     from retirement.vault import write as backup
-    from tests.unit.demo_run import _backup
 
     real = manifest.write_detached
 
@@ -170,13 +171,13 @@ def test_a_full_disk_while_the_manifest_is_written_keeps_nothing(
 
     monkeypatch.setattr(backup, "write_signed", lambda m, p, k: full(p, m.to_bytes(), k))
     with pytest.raises(RetirementError, match="No space left on device.*nothing was kept"):
-        _backup(setup, "crm.orders")
-    assert not [p for p in setup[3].rglob("*") if p.is_file()]
+        demo.backup("crm.orders")
+    assert not [p for p in demo.vault.rglob("*") if p.is_file()]
     monkeypatch.setattr(backup, "write_signed", lambda m, p, k: real(p, m.to_bytes(), k))
-    assert _backup(setup, "crm.orders")["new"] is True
+    assert demo.backup("crm.orders")["new"] is True
 
 
-def test_a_dataset_not_in_the_approved_request_is_refused(setup, tmp_path: Path) -> None:  # noqa: ANN001
-    _approved(setup, tmp_path)
+def test_a_dataset_not_in_the_approved_request_is_refused(demo: DemoRun) -> None:
+    demo.approved()
     with pytest.raises(DeletionRefused, match="not in the approved deletion request"):
-        _delete(setup, "crm.no_such_table")
+        demo.delete("crm.no_such_table")

@@ -11,133 +11,73 @@ import pytest
 from retirement.crypto.keys import load_public_key
 from retirement.errors import DeletionRefused, IntegrityError
 from retirement.evidence.certificate import verify_certificate
-from retirement.phases.delete import (
-    delete_dataset,
-    deletion_request,
-    gate_deletion,
-    record_decision,
-)
-from retirement.sources.sql import SqlSource
-from tests.unit.demo_run import PLAN, on_demo_source
-from tests.unit.test_pipeline_transfer import _backed_up, _dests, _gate, _send_all
-
-NOW = "2026-11-23T10:00:00+00:00"
-CRM = ("crm.customers", "crm.invoices", "crm.orders")
+from tests.support.demo import CRM, NOW, PLAN, DemoRun
 
 
-def _delivered(setup, tmp_path: Path):  # noqa: ANN001, ANN202
-    ledger = _backed_up(setup)
-    dests = _dests(tmp_path / "dest")
-    _send_all(ledger, dests)
-    _gate(ledger, dests, tmp_path)
-    return ledger
-
-
-def _approved(setup, tmp_path: Path, by: str = "alice"):  # noqa: ANN001, ANN202
-    """Delivered, the deletion requested and approved by ``by``."""
-    ledger = _delivered(setup, tmp_path)
-    deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
-    record_decision(ledger, "r", approved=True, by=by, at=NOW)
-    return ledger
-
-
-def _delete(setup, dataset: str, **extra: object) -> dict:  # noqa: ANN001
-    dests = _dests(setup[3].parent / "dest")
-    return on_demo_source(
-        setup, delete_dataset, dataset, destination_for=dests.__getitem__, **extra
-    )
-
-
-def _gate_deletion(setup, tmp_path: Path) -> dict:  # noqa: ANN001
-    ledger, keys, db, _ = setup
-    return gate_deletion(
-        PLAN,
-        open_source=lambda _name: SqlSource(
-            "crm", f"sqlite:///{db}", include=["customers", "invoices", "orders"]
-        ),
-        keys=keys,
-        ledger=ledger,
-        run_id="r",
-        actor="t",
-        output_dir=tmp_path / "out",
-        now=NOW,
-    )
-
-
-def _count(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608
-
-
-def test_nothing_is_deleted_without_approval_or_after_a_rejection(setup, tmp_path: Path) -> None:  # noqa: ANN001
-    ledger = _delivered(setup, tmp_path)
-    _, _, db, _ = setup
-    before = _count(db, "customers")
+def test_nothing_is_deleted_without_approval_or_after_a_rejection(demo: DemoRun) -> None:
+    demo.delivered()
+    before = demo.count("customers")
     with pytest.raises(DeletionRefused, match="has no deletion request"):
-        _delete(setup, "crm.customers")
-    deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+        demo.delete("crm.customers")
+    demo.request()
     with pytest.raises(DeletionRefused, match="was not approved"):
-        _delete(setup, "crm.customers")
-    record_decision(ledger, "r", approved=False, by="alice", at=NOW)
+        demo.delete("crm.customers")
+    demo.decide(approved=False, by="alice")
     with pytest.raises(DeletionRefused, match="it was rejected"):
-        _delete(setup, "crm.customers")
-    assert _count(db, "customers") == before
+        demo.delete("crm.customers")
+    assert demo.count("customers") == before
 
 
-def test_refuses_without_verified_deliveries(setup, tmp_path: Path) -> None:  # noqa: ANN001
+def test_refuses_without_verified_deliveries(demo: DemoRun) -> None:
     from retirement.errors import GateFailed
 
-    ledger = _backed_up(setup)  # backed up and verified, never delivered
+    demo.backup_all()
+    demo.gate_backup()  # backed up and verified, never delivered
     with pytest.raises(DeletionRefused, match="gate_transfer's latest verdict .* is missing"):
-        deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+        demo.request()
     with pytest.raises(GateFailed, match="no receipt"):
-        _gate(ledger, _dests(tmp_path / "dest"), tmp_path)
+        demo.gate_transfer()
     with pytest.raises(DeletionRefused, match="gate_transfer's latest verdict .* is failed"):
-        deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+        demo.request()
 
 
-def test_a_source_changed_since_the_backup_is_refused_and_says_what_changed(
-    setup,
-    tmp_path: Path,  # noqa: ANN001
-) -> None:
-    _approved(setup, tmp_path)
-    _, _, db, _ = setup
+def test_a_source_changed_since_the_backup_is_refused_and_says_what_changed(demo: DemoRun) -> None:
+    db = demo.db
+    demo.approved()
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE customers SET mobile = '13900000000' WHERE id = 2")
     with pytest.raises(DeletionRefused, match="same number of rows, but some changed"):
-        _delete(setup, "crm.customers")
-    assert _count(db, "customers") == 30
+        demo.delete("crm.customers")
+    assert demo.count("customers") == 30
 
 
-def test_approved_deletion_is_scoped_resumable_verified_and_certified(
-    setup,
-    tmp_path: Path,  # noqa: ANN001
-) -> None:
-    ledger = _delivered(setup, tmp_path)
-    _, keys, db, _ = setup
-    request = deletion_request(PLAN, ledger=ledger, run_id="r", actor="t")
+def test_approved_deletion_is_scoped_resumable_verified_and_certified(demo: DemoRun) -> None:
+    keys, db = demo.keys, demo.db
+    demo.delivered()
+    ledger = demo.ledger
+    request = demo.request()
     assert "crm.customers" in request["datasets"]
     assert "| crm.customers | sensitive | 30 |" in request["body"]
-    record_decision(ledger, "r", approved=True, by="alice (DPO)", at=NOW)
-    assert _count(db, "customers") == 30
+    demo.decide(approved=True, by="alice (DPO)")
+    assert demo.count("customers") == 30
 
-    done = _delete(setup, "crm.customers")
+    done = demo.delete("crm.customers")
     assert done["deleted"] == 30
     assert "VACUUM" in done["technique"]
     # Rows inserted after the backup are outside its scope: a re-run (as after a crash)
     # carries on and never touches them.
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO customers (id, name) VALUES (9001, 'after the backup')")
-    again = _delete(setup, "crm.customers")  # a re-run after it finished: nothing more
+    again = demo.delete("crm.customers")  # a re-run after it finished: nothing more
     assert again["resumed"] is True
     assert again["deleted"] == 30
-    assert _count(db, "customers") == 1
+    assert demo.count("customers") == 1
     with sqlite3.connect(db) as conn:
         conn.execute("DELETE FROM customers WHERE id = 9001")
 
     for dataset in ("crm.invoices", "crm.orders"):
-        _delete(setup, dataset)
-    summary = _gate_deletion(setup, tmp_path)
+        demo.delete(dataset)
+    summary = demo.gate_deletion()
     assert len(summary["certificates"]) == 3
     pub = load_public_key(keys.public_signing_key_pem())
     cert_path = next(Path(p) for p in summary["certificates"] if "cos-" in p)
@@ -150,25 +90,21 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
     assert {states[d] for d in CRM} == {"deleted"}
 
     # An operator re-runs earlier phases after the deletion: nothing steps back.
-    from retirement.phases.backup import gate_backup
-    from tests.unit.demo_run import _backup
-
-    events = ledger.verify().events
-    assert _backup(setup, "crm.customers")["new"] is False
-    gate_backup(PLAN, keys=keys, ledger=ledger, run_id="r", actor="t")
-    dests = _dests(tmp_path / "dest")
-    _send_all(ledger, dests)
-    _gate(ledger, dests, tmp_path)
+    before = len(list(ledger.events()))
+    assert demo.backup("crm.customers")["new"] is False
+    demo.gate_backup()
+    demo.transfer_all()
+    demo.gate_transfer()
     assert {s["dataset"]: s["state"] for s in ledger.dataset_states("r")} == states
-    # the two gates' verdicts, the GX result and its Data Docs page (of the gate whose
-    # results changed)
-    assert ledger.verify().events == events + 1 + 3
+    added = [e.kind for e in ledger.events()][before:]
+    assert added.count("gate_passed") == 2  # the two gates' verdicts, and their evidence only
+    assert not [k for k in added if not k.startswith(("gate_", "artifact_gate_"))]
 
     from typer.testing import CliRunner
 
     from retirement.cli.root import app
 
-    pem = tmp_path / "signing.pub.pem"
+    pem = demo.tmp / "signing.pub.pem"
     pem.write_bytes(keys.public_signing_key_pem())
     url = str(ledger.engine.url)
     args = ["verify-certificate", str(cert_path), "--public-key", str(pem), "--ledger", url]
@@ -186,71 +122,69 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(
 
 
 def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
-    setup,  # noqa: ANN001
-    tmp_path: Path,
+    demo: DemoRun,
 ) -> None:
     """A task killed mid-deletion must find 'deleting' on its retry (and resume), not a
     half-empty table it would refuse as changed since the backup."""
     from retirement.ledger.core import Ledger
 
-    ledger = _approved(setup, tmp_path, by="alice (DPO)")
-    db = setup[2]
+    demo.approved(by="alice (DPO)")
+    ledger = demo.ledger
     committed: list[str] = []
 
     def on_rows(_rows: int) -> None:  # what another process sees while rows are deleted
         committed.append(Ledger(ledger.engine).dataset_state("r", "crm.customers")["state"])
 
     with ledger.batch():
-        _delete(setup, "crm.customers", on_rows=on_rows)
+        demo.delete("crm.customers", on_rows=on_rows)
     assert committed
     assert set(committed) == {"deleting"}
-    assert _count(db, "customers") == 0
+    assert demo.count("customers") == 0
 
 
-def test_gate_fails_when_identifiers_are_left(setup, tmp_path: Path) -> None:  # noqa: ANN001
+def test_gate_fails_when_identifiers_are_left(demo: DemoRun) -> None:
+    db = demo.db
     from retirement.errors import GateFailed
 
-    ledger = _approved(setup, tmp_path)
-    _, _, db, _ = setup
+    demo.approved()
+    ledger = demo.ledger
     for dataset in CRM:
-        _delete(setup, dataset)
+        demo.delete(dataset)
     with sqlite3.connect(db) as conn:  # a customer added after the backup, still there
         conn.execute(
             "INSERT INTO customers (id, name, id_card) VALUES (9002, '王伟', '11010519491231002X')"
         )
     with pytest.raises(GateFailed, match="no identifier is left"):
-        _gate_deletion(setup, tmp_path)
+        demo.gate_deletion()
     states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
     assert states["crm.customers"] == "deleting"  # not marked deleted, no certificate
 
 
-def test_destroy_backups_that_keep_nothing_are_crypto_erased(setup, tmp_path: Path) -> None:  # noqa: ANN001
+def test_destroy_backups_that_keep_nothing_are_crypto_erased(demo: DemoRun) -> None:
+    keys = demo.keys
     from retirement.deletion.proof import ProofBook
     from retirement.errors import RetirementError
     from retirement.phases.gate_deletion import _backup_copy_fate, _erase_destroyed_backups
     from retirement.plan.model import load_plan
     from retirement.vault.verify import verify_backup
 
-    ledger = _approved(setup, tmp_path)
-    _, keys, _, _ = setup
+    demo.approved()
+    ledger = demo.ledger
     for dataset in CRM:
-        _delete(setup, dataset)
+        demo.delete(dataset)
     plan = load_plan(PLAN)
     erase = plan.dispositions["erase"].model_copy(update={"keep_backup_days": 0})
     plan = plan.model_copy(update={"dispositions": {**plan.dispositions, "erase": erase}})
     states = {s["dataset"]: s for s in ledger.dataset_states("r")}
     proofs = ProofBook(ledger, "r").proofs
     checked = [(proofs[d], {}) for d in CRM]
+    ctx = demo.ctx()
+    ctx.__dict__["plan"] = plan  # the run's plan, with a destroy that keeps no backup
     # crm.orders is "erase", but other erase datasets (exports) are not deleted yet: wait.
-    assert (
-        _erase_destroyed_backups(plan, checked, keys=keys, ledger=ledger, run_id="r", actor="t")
-        == set()
-    )
+    assert _erase_destroyed_backups(ctx, checked) == set()
     others = [d for d, s in states.items() if s["disposition"] == "erase" and d not in CRM]
     checked += [(proofs[d], {}) for d in others]
-    erased = _erase_destroyed_backups(
-        plan, checked, keys=keys, ledger=ledger, run_id="r", actor="t"
-    )
+    erased = _erase_destroyed_backups(ctx, checked)
     assert erased == {"erase"}
     assert "cryptographic erase" in _backup_copy_fate(plan, "erase", erased)
     assert [e.kind for e in ledger.events(run_id="r")].count("crypto_erased") == 1
@@ -263,38 +197,34 @@ def test_destroy_backups_that_keep_nothing_are_crypto_erased(setup, tmp_path: Pa
         )
 
 
-def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(
-    setup,
-    tmp_path: Path,  # noqa: ANN001
-) -> None:
+def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(demo: DemoRun) -> None:
+    ledger = demo.ledger
     from typer.testing import CliRunner
 
     from retirement.cli.root import app
-    from tests.unit.demo_run import _backup
 
-    ledger, keys, _, _ = setup
-    invoices = Path(_backup(setup, "crm.invoices")["manifest"])
-    orders = Path(_backup(setup, "crm.orders")["manifest"])
-    master = tmp_path / "keys" / "m.key"
-    store = ["--key-store", str(tmp_path / "keys"), "--master-key-file", str(master)]
+    invoices = Path(demo.backup("crm.invoices")["manifest"])
+    orders = Path(demo.backup("crm.orders")["manifest"])
+    master = demo.tmp / "keys" / "m.key"
+    store = ["--key-store", str(demo.tmp / "keys"), "--master-key-file", str(master)]
     url = str(ledger.engine.url)
     runner = CliRunner()
-    plain = runner.invoke(app, ["restore", str(orders), "--to", str(tmp_path / "r1"), *store])
+    plain = runner.invoke(app, ["restore", str(orders), "--to", str(demo.tmp / "r1"), *store])
     assert plain.exit_code == 0, plain.output  # erase disposition: no retention
     refused = runner.invoke(
-        app, ["restore", str(invoices), "--to", str(tmp_path / "r2"), *store, "--ledger", url]
+        app, ["restore", str(invoices), "--to", str(demo.tmp / "r2"), *store, "--ledger", url]
     )
     assert refused.exit_code == 2
     assert "retained archive (until 2057-01-01" in refused.output
     assert "PIPL Art. 47" in refused.output
-    assert not (tmp_path / "r2").exists()
+    assert not (demo.tmp / "r2").exists()
     done = runner.invoke(
         app,
         [
             "restore",
             str(invoices),
             "--to",
-            str(tmp_path / "r3"),
+            str(demo.tmp / "r3"),
             *store,
             "--ledger",
             url,
@@ -310,10 +240,9 @@ def test_restoring_a_retained_archive_needs_a_reason_that_the_ledger_keeps(
 
 
 def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
-    setup,
-    tmp_path: Path,  # noqa: ANN001
-    monkeypatch: pytest.MonkeyPatch,
+    demo: DemoRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    keys = demo.keys
     import shutil
     import subprocess
 
@@ -334,18 +263,18 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     monkeypatch.setattr(dossier, "_write_pdf", keep)
     monkeypatch.setattr(dossier, "PDF_ROWS", 1)  # long lists are cut in the PDF only
 
-    ledger = _approved(setup, tmp_path)
-    _, keys, _, _ = setup
+    demo.approved()
+    ledger = demo.ledger
     for dataset in CRM:
-        _delete(setup, dataset)
-    _gate_deletion(setup, tmp_path)
+        demo.delete(dataset)
+    demo.gate_deletion()
     index = build_dossier(
         load_plan(PLAN),
         plan_path=Path(PLAN),
         ledger=ledger,
         run_id="r",
         keys=keys,
-        output_dir=tmp_path / "out",
+        output_dir=demo.tmp / "out",
         generated=NOW,
     )
     root = index.parent
@@ -379,7 +308,7 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
         capture_output=True,
     )
 
-    copy = tmp_path / "tampered"
+    copy = demo.tmp / "tampered"
     shutil.copytree(root, copy)
     cert = next((copy / "certificates").glob("*.json"))
     cert.write_text(cert.read_text().replace("alice", "bob  "))
@@ -397,7 +326,7 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     pdf = root / "dossier.pdf"
     assert pdf.read_bytes().startswith(b"%PDF-")
     assert "  dossier.pdf\n" in (root / "SHA256SUMS").read_text()
-    flipped = tmp_path / "flipped"
+    flipped = demo.tmp / "flipped"
     shutil.copytree(root, flipped)
     data = bytearray((flipped / "dossier.pdf").read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit of one byte

@@ -12,39 +12,38 @@ from retirement.crypto.keys import load_public_key
 from retirement.errors import RetirementError
 from retirement.evidence.certificate import verify_certificate
 from retirement.phases.retention_expiry import expire
-from retirement.plan.model import load_plan
+from retirement.plan.model import Plan, load_plan
 from retirement.vault.verify import verify_backup
-from tests.unit.demo_run import PLAN
-from tests.unit.test_pipeline_transfer import _backed_up, _dests, _send_all
+from tests.support.demo import PLAN, DemoRun
 
 
-def _expire(setup, tmp_path: Path, today: date, plan=None) -> list[dict]:  # noqa: ANN001
-    ledger, keys, _, _ = setup
-    dests = _dests(tmp_path / "dest")
+def _expire(demo: DemoRun, today: date, plan: Plan | None = None) -> list[dict]:
+    ctx = demo.ctx()
     return expire(
         plan or load_plan(PLAN),
-        ledger=ledger,
-        keys=keys,
+        ledger=demo.ledger,
+        keys=demo.keys,
         today=today,
-        destination_for=dests.__getitem__,
-        output_dir=tmp_path / "out",
+        destination_for=ctx.destination,
+        output_dir=demo.tmp / "out",
         actor="airflow:retention_expiry",
     )
 
 
-def test_archives_expire_at_their_dates_unless_held(setup, tmp_path: Path) -> None:  # noqa: ANN001
-    ledger = _backed_up(setup)
-    _, keys, _, _ = setup
-    _send_all(ledger, _dests(tmp_path / "dest"))
+def test_archives_expire_at_their_dates_unless_held(demo: DemoRun) -> None:
+    demo.backup_all()
+    demo.gate_backup()
+    ledger, keys, tmp_path = demo.ledger, demo.keys, demo.tmp
+    demo.transfer_all()
     archived = sorted((tmp_path / "dest" / "archive").rglob("*"))
     assert [p for p in archived if p.is_file()]
     invoices = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.invoices")[
         "detail"
     ]["backup"]["manifest"]
 
-    assert _expire(setup, tmp_path, date(2026, 12, 1)) == []  # nothing due yet
+    assert _expire(demo, date(2026, 12, 1)) == []  # nothing due yet
     # The backups of the erase disposition are kept 30 days (keep_backup_days), then erased.
-    done = _expire(setup, tmp_path, date(2026, 12, 24))
+    done = _expire(demo, date(2026, 12, 24))
     assert [d["disposition"] for d in done] == ["erase"]
     with pytest.raises(RetirementError, match="destroyed"):
         keys.identity("demo", "erase")
@@ -56,11 +55,11 @@ def test_archives_expire_at_their_dates_unless_held(setup, tmp_path: Path) -> No
     held_plan = plan.model_copy(
         update={"dispositions": {**plan.dispositions, "accounting_archive": held}}
     )
-    assert _expire(setup, tmp_path, date(2057, 1, 2), held_plan) == []
+    assert _expire(demo, date(2057, 1, 2), held_plan) == []
     assert [e.kind for e in ledger.events()].count("expiry_blocked") == 1
     keys.identity("demo", "accounting_archive")  # still there
 
-    done = _expire(setup, tmp_path, date(2057, 1, 2))
+    done = _expire(demo, date(2057, 1, 2))
     assert [d["disposition"] for d in done] == ["accounting_archive"]
     assert done[0]["copies"] == 3  # age file, manifest and signature at the archive
     assert not [p for p in (tmp_path / "dest" / "archive").rglob("*") if p.is_file()]
@@ -73,15 +72,16 @@ def test_archives_expire_at_their_dates_unless_held(setup, tmp_path: Path) -> No
     assert kinds.count("crypto_erased") == 2
     assert kinds.count("archive_expired") == 2
     ledger.verify()
-    assert _expire(setup, tmp_path, date(2057, 1, 3)) == []  # nothing left to do
+    assert _expire(demo, date(2057, 1, 3)) == []  # nothing left to do
 
 
-def test_a_backup_still_decrypts_until_its_key_is_erased(setup, tmp_path: Path) -> None:  # noqa: ANN001
-    ledger = _backed_up(setup)
-    _, keys, _, _ = setup
+def test_a_backup_still_decrypts_until_its_key_is_erased(demo: DemoRun) -> None:
+    demo.backup_all()
+    demo.gate_backup()
+    ledger, keys = demo.ledger, demo.keys
     orders = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.orders")
     manifest = Path(orders["detail"]["backup"]["manifest"])
     public = load_public_key(keys.public_signing_key_pem())
     verify_backup(manifest, public, [keys.identity("demo", "erase")])
-    _expire(setup, tmp_path, date(2026, 12, 24))
+    _expire(demo, date(2026, 12, 24))
     assert not manifest.exists()  # vault files removed with the key

@@ -10,11 +10,13 @@ from retirement.errors import GateFailed
 from retirement.gates.quality import gate_inventory as gx_gate
 from retirement.inventory.scan import ColumnReport, DatasetReport
 from retirement.ledger.core import Ledger
-from retirement.phases.inventory import check_plan, gate_inventory
+from retirement.phases.gate_inventory import gate_inventory
+from retirement.phases.plan_check import check_plan
 from retirement.plan.policy import ClassificationPolicy
+from tests.support.context import context
 
 POLICY = ClassificationPolicy.default()
-PLAN = Path(__file__).resolve().parents[2] / "include" / "plans" / "demo.yaml"
+PLAN = Path(__file__).resolve().parents[3] / "include" / "plans" / "demo.yaml"
 
 
 def _report(
@@ -75,18 +77,12 @@ def test_duplicate_datasets_fail() -> None:
 
 def test_failed_gate_is_recorded_with_its_evidence(tmp_path: Path) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.sqlite'}")
-    check_plan(str(PLAN), ledger=ledger, run_id="r", actor="t")
+    ctx = context(PLAN, ledger, None, tmp_path, {})  # no key and no source needed
+    check_plan(ctx)
     bad = _report(col_cls="general")
     ledger.set_dataset_state("r", bad.qualified, "inventoried", actor="t", payload=bad.to_json())
     with pytest.raises(GateFailed):
-        gate_inventory(
-            str(PLAN),
-            ledger=ledger,
-            run_id="r",
-            actor="t",
-            output_dir=tmp_path,
-            now="2026-11-23T00:00:00+00:00",
-        )
+        gate_inventory(ctx)
     events = list(ledger.events(run_id="r"))
     assert events[-1].kind == "gate_failed"
     assert "validated identifiers" in events[-1].payload["failures"][0]
@@ -99,11 +95,4 @@ def test_failed_gate_is_recorded_with_its_evidence(tmp_path: Path) -> None:
 def test_empty_inventory_fails(tmp_path: Path) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.sqlite'}")
     with pytest.raises(GateFailed, match="no dataset was inventoried"):
-        gate_inventory(
-            str(PLAN),
-            ledger=ledger,
-            run_id="r",
-            actor="t",
-            output_dir=tmp_path,
-            now="2026-11-23T00:00:00+00:00",
-        )
+        gate_inventory(context(PLAN, ledger, None, tmp_path, {}))

@@ -1,0 +1,58 @@
+"""plan_check: validate the plan and open the run with the plan's exact text."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from retirement.plan.loader import load_bytes, read_bytes
+
+if TYPE_CHECKING:
+    from retirement.phases.context import RunContext
+
+log = logging.getLogger(__name__)
+
+
+def check_plan(ctx: RunContext) -> dict[str, Any]:
+    """Validate the plan file (every problem at once) and open the run in the ledger with
+    its exact text (once, however often re-run: a re-run keeps the plan the run was opened
+    with, and says so when the file changed since)."""
+    raw = read_bytes(Path(ctx.plan_path))  # read once: what is checked is what is kept
+    checked = load_bytes(ctx.plan_path, raw)
+    started = ctx.ledger.start_run(
+        ctx.run_id,
+        plan_name=checked.name,
+        plan_sha256=checked.sha256,
+        scenario=checked.scenario,
+        actor=ctx.actor,
+        plan_text=raw.decode("utf-8"),
+    )
+    plan = ctx.plan
+    if plan.sha256 != checked.sha256:
+        log.warning(
+            "%s changed since run %s was opened (sha256 %s… then, %s… now): this run keeps the "
+            "plan it was opened with; trigger a new run to use the new one",
+            ctx.plan_path,
+            ctx.run_id,
+            plan.sha256[:12],
+            checked.sha256[:12],
+        )
+    log.info(
+        "plan %s (sha256 %s) %s run %s",
+        plan.name,
+        plan.sha256[:12],
+        "opened" if started else "already opened",
+        ctx.run_id,
+    )
+    return {
+        "run_id": ctx.run_id,
+        "plan": plan.name,
+        "plan_sha256": plan.sha256,
+        "sources": [s.name for s in plan.sources],
+    }
+
+
+def source_names(ctx: RunContext) -> list[str]:
+    """plan_check as the DAG needs it: the plan's sources, for the mapped inventory."""
+    return check_plan(ctx)["sources"]

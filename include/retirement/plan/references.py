@@ -1,0 +1,309 @@
+"""Cross-references of a plan: problems between parts that each validated alone (an
+undefined destination, a class with no disposition, ...), checked on the raw mapping so
+they are found also beside type errors, skipping what the model refused."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from retirement.plan.model import ACTIONS
+
+if typing.TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from retirement.plan.reading import Loc
+
+
+@dataclass
+class _Raw:
+    """Defensive reads of a plan's mapping, and whether the model refused a part of it."""
+
+    data: Any
+    bad: set[Loc]  # where the model's errors are
+    above: set[Loc]  # every proper prefix of those
+
+    def get(self, *loc: str | int, default: Any = None) -> Any:
+        value = self.data
+        for part in loc:
+            found = (
+                part in value
+                if isinstance(value, dict)
+                else isinstance(value, list | tuple) and isinstance(part, int) and part < len(value)
+            )
+            if not found:
+                return default
+            value = value[part]
+        return value
+
+    def sound(self, *loc: str | int) -> bool:
+        """No error at ``loc`` or around it (errors inside it are allowed)."""
+        return not any(loc[:end] in self.bad for end in range(len(loc) + 1))
+
+    def ok(self, *loc: str | int) -> bool:
+        """No error at, around or inside ``loc``: a check may rely on its value."""
+        return self.sound(*loc) and loc not in self.above
+
+    def column(self, section: str, field: str) -> list[Any]:
+        """``field`` of each item of the list ``section``, None where it is not usable."""
+        items = self.get(section, default=())
+        if not (self.sound(section) and isinstance(items, list | tuple)):
+            return []
+        return [
+            self.get(section, i, field) if self.ok(section, i, field) else None
+            for i in range(len(items))
+        ]
+
+    def names(self, section: str) -> dict[str, Any] | None:
+        """The mapping ``section`` (its keys are the names it defines), None if not usable."""
+        value = self.get(section, default={})
+        if (
+            self.sound(section)
+            and isinstance(value, dict)
+            and all(isinstance(k, str) for k in value)
+        ):
+            return value
+        return None
+
+
+def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[tuple[Loc, str, object]]:
+    """Problems between parts of a plan: ``data`` is its mapping, raw or dumped from the model.
+
+    ``bad`` lists where the model found errors: a check whose inputs are there is skipped,
+    so what it reports adds to the model's problems instead of repeating them."""
+    raw = _Raw(data, set(bad), {loc[:end] for loc in bad for end in range(len(loc))})
+    out: list[tuple[Loc, str, object]] = []
+    source_column = raw.column("sources", "name")
+    out += _duplicates(source_column, "sources", "name", "source name")
+    out += _duplicates(raw.column("datasets", "dataset"), "datasets", "dataset", "dataset")
+    usable = raw.sound("sources") and all(isinstance(s, str) for s in source_column)
+    source_names = set(source_column) if usable else None
+    dispositions = raw.names("dispositions")
+    rule_dispositions = raw.column("datasets", "disposition")
+    for i, dataset in enumerate(raw.column("datasets", "dataset")):
+        if (
+            isinstance(dataset, str)
+            and source_names is not None
+            and dataset.split(".", 1)[0] not in source_names
+        ):
+            out.append(
+                (
+                    ("datasets", i, "dataset"),
+                    f"names undefined source; expected one of: {', '.join(sorted(source_names))}",
+                    dataset,
+                )
+            )
+        disposition = rule_dispositions[i]
+        if (
+            isinstance(disposition, str)
+            and dispositions is not None
+            and disposition not in dispositions
+        ):
+            out.append(
+                (
+                    ("datasets", i, "disposition"),
+                    _undefined("disposition", dispositions),
+                    disposition,
+                )
+            )
+    out += _check_classes(raw, dispositions)
+    destinations, recipients = raw.names("destinations"), raw.names("recipients")
+    for name, disp in (dispositions or {}).items():
+        if raw.sound("dispositions", name) and isinstance(disp, dict):
+            out += _check_disposition(raw, name, disp, destinations, recipients)
+    for name, dest in (destinations or {}).items():
+        if raw.sound("destinations", name) and isinstance(dest, dict):
+            out += _check_destination(raw, name, dest)
+    approval = raw.get("approval", default={})
+    approvers = raw.get("approval", "approvers", default=())
+    if (
+        raw.sound("approval", "approvers")
+        and raw.ok("approval", "auto_approve")
+        and isinstance(approval, dict)
+        and isinstance(approvers, list | tuple)
+        and not approvers
+        and approval.get("auto_approve", False) is not True
+    ):
+        out.append(
+            (
+                ("approval", "approvers"),
+                "at least one approver is required (or set "
+                "approval.auto_approve: true, which is recorded as such)",
+                None,
+            )
+        )
+    return out
+
+
+def _check_classes(raw: _Raw, dispositions: dict[str, Any] | None) -> list[tuple[Loc, str, object]]:
+    out: list[tuple[Loc, str, object]] = []
+    classes = raw.get("classification", "classes")
+    by_class = raw.get("by_class")
+    if not (
+        raw.ok("classification", "classes")
+        and isinstance(classes, list | tuple)
+        and all(isinstance(c, str) for c in classes)
+        and raw.sound("by_class")
+        and isinstance(by_class, dict)
+    ):
+        return out
+    for cls, disposition in by_class.items():
+        if not isinstance(cls, str):
+            continue
+        if cls not in classes:
+            out.append(
+                (("by_class", cls), f"unknown class; expected one of: {', '.join(classes)}", cls)
+            )
+        elif (
+            raw.ok("by_class", cls)
+            and dispositions is not None
+            and isinstance(disposition, str)
+            and disposition not in dispositions
+        ):
+            out.append((("by_class", cls), _undefined("disposition", dispositions), disposition))
+    missing = [c for c in classes if c not in by_class]
+    if missing:
+        out.append(
+            (
+                ("by_class",),
+                f"no disposition for class {', '.join(missing)}; every class "
+                f"({', '.join(classes)}) needs one",
+                None,
+            )
+        )
+    return out
+
+
+def _check_disposition(
+    raw: _Raw,
+    name: str,
+    disp: dict[str, Any],
+    destinations: dict[str, Any] | None,
+    recipients: dict[str, Any] | None,
+) -> list[tuple[Loc, str, object]]:
+    out: list[tuple[Loc, str, object]] = []
+    here: Loc = ("dispositions", name)
+    action = disp.get("action") if raw.ok(*here, "action") else None
+    if action not in ACTIONS:
+        action = None  # the model says what is wrong with it
+    dests = disp.get("destinations", ())
+    if raw.sound(*here, "destinations") and isinstance(dests, list | tuple):
+        for j, dest in enumerate(dests):
+            if (
+                destinations is not None
+                and isinstance(dest, str)
+                and raw.ok(*here, "destinations", j)
+                and dest not in destinations
+            ):
+                out.append(
+                    ((*here, "destinations", j), _undefined("destination", destinations), dest)
+                )
+        if action in ("retain", "transfer") and not dests:
+            out.append(
+                (
+                    (*here, "destinations"),
+                    f"a {action} disposition needs at least one destination",
+                    None,
+                )
+            )
+    recipient = disp.get("recipient")
+    if action == "transfer":
+        if recipient is None:
+            out.append(
+                (
+                    (*here, "recipient"),
+                    "a transfer disposition needs a recipient "
+                    "(PIPL Art. 22: customers are told the recipient's name and contact)",
+                    None,
+                )
+            )
+        elif (
+            raw.ok(*here, "recipient")
+            and isinstance(recipient, str)
+            and recipients is not None
+            and recipient not in recipients
+        ):
+            out.append(((*here, "recipient"), _undefined("recipient", recipients), recipient))
+    elif action is not None and recipient is not None and raw.ok(*here, "recipient"):
+        out.append(
+            (
+                (*here, "recipient"),
+                f"only a transfer disposition has a recipient, not {action}",
+                recipient,
+            )
+        )
+    ret = disp.get("retention")
+    if action == "retain":
+        if ret is None:
+            out.append(
+                (
+                    (*here, "retention"),
+                    "a retain disposition needs a retention "
+                    "(years or permanent, and its legal_basis)",
+                    None,
+                )
+            )
+        elif (
+            raw.sound(*here, "retention")
+            and raw.ok(*here, "retention", "years")
+            and raw.ok(*here, "retention", "permanent")
+            and isinstance(ret, dict)
+            and (ret.get("years") is None) == (not ret.get("permanent", False))
+        ):
+            out.append(
+                ((*here, "retention"), "give exactly one of years: N or permanent: true", None)
+            )
+    elif action is not None and ret is not None:
+        out.append(
+            (
+                (*here, "retention"),
+                f"only a retain disposition has a retention, not {action}",
+                None,
+            )
+        )
+    return out
+
+
+_DESTINATION_NEEDS = {"sftp": ("connection",), "s3": ("connection", "bucket"), "local": ("path",)}
+
+
+def _check_destination(raw: _Raw, name: str, dest: dict[str, Any]) -> list[tuple[Loc, str, object]]:
+    here: Loc = ("destinations", name)
+    kind = dest.get("kind")
+    if not raw.ok(*here, "kind") or kind not in _DESTINATION_NEEDS:
+        return []
+    return [
+        ((*here, field), f"a {kind} destination needs {field}", None)
+        for field in _DESTINATION_NEEDS[kind]
+        if raw.ok(*here, field) and _blank(dest.get(field))
+    ]
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _duplicates(
+    values: list[Any], section: str, field: str, what: str
+) -> list[tuple[Loc, str, object]]:
+    seen: dict[str, int] = {}
+    out: list[tuple[Loc, str, object]] = []
+    for i, value in enumerate(values):
+        if not isinstance(value, str):
+            continue  # not usable: the model says why
+        if value in seen:
+            out.append(
+                (
+                    (section, i, field),
+                    f"duplicate {what}: already defined at {section}.{seen[value]}",
+                    value,
+                )
+            )
+        seen.setdefault(value, i)
+    return out
+
+
+def _undefined(what: str, defined: Collection[str]) -> str:
+    names = ", ".join(sorted(defined)) or f"(none: add a {what}s section)"
+    return f"undefined {what}; expected one of: {names}"

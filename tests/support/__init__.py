@@ -1,0 +1,1 @@
+"""What tests share: a RunContext built from sources and destinations they hold."""
