@@ -129,6 +129,19 @@ def test_a_folder_swapped_for_a_link_between_attempts_leads_nowhere(tmp_path: Pa
 # ---------------------------------------------------------------------- proof
 
 
+def test_an_application_write_after_a_link_swap_is_not_the_pipelines(tmp_path: Path) -> None:
+    """Found by the long hunt (a harness bug, kept so the hunt stays honest): after a folder
+    became a link out of the root, the hunt's own writes must not go through it."""
+    files = (File(("a", "report"), "doc"), File(("report",), "doc", excluded=True))
+    faults = (
+        ("before:gate_transfer", Fault("symlink_swap", 0)),
+        ("before:delete", Fault("insert", 0)),
+    )
+    world = _clean(hunt(Scenario("files", files=files, faults=faults, retries=0), tmp_path))
+    assert sum(world.outside.values()) == 1
+    assert sum(world.current()["report"].values()) == 1  # excluded: untouched
+
+
 def test_a_removed_backup_stops_the_deletion(tmp_path: Path) -> None:
     """#4: the vault's .age files removed after gate_transfer; keyless tables still went."""
     scn = Scenario(

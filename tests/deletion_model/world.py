@@ -458,8 +458,9 @@ class World:
     def _read_sheets(self, f: File) -> list[list[str]] | None:
         assert self.folder is not None
         path = self.folder.path(f)
-        if path.is_symlink() or not path.is_file():
-            return None
+        through = [q for q in path.parents if q.is_relative_to(self.folder.root)]
+        if path.is_symlink() or not path.is_file() or any(q.is_symlink() for q in through):
+            return None  # the application does not write through a link out of the root
         if f.kind == "xlsx":
             import openpyxl
 
