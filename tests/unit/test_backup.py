@@ -18,10 +18,11 @@ import pytest
 
 from retirement.crypto.keys import KeyStore, load_public_key
 from retirement.errors import BackupError, IntegrityError, KeyStoreError
+from retirement.formats.csv import csv_line, csv_records
 from retirement.sources.files import FileSource
 from retirement.sources.sql import SqlSource
 from retirement.vault.verify import restore_to_file, verify_backup
-from retirement.vault.write import back_up, csv_line, csv_records
+from retirement.vault.write import back_up
 
 NOW = "2026-11-23T08:00:00+00:00"
 
@@ -213,7 +214,7 @@ def test_flipped_byte_fails_decryption_even_with_matching_digest(
     keys: KeyStore, crm: Path, tmp_path: Path
 ) -> None:
     """Corruption before the digest was taken is still caught: age authenticates every chunk."""
-    from retirement.vault.verify import _decrypted_chunks
+    from retirement.crypto.age import decrypted_chunks
 
     result = _backup(keys, crm, tmp_path / "vault")
     data = bytearray(result.ciphertext_path.read_bytes())
@@ -221,17 +222,17 @@ def test_flipped_byte_fails_decryption_even_with_matching_digest(
     bad = tmp_path / "bad.age"
     bad.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="cannot be decrypted"):
-        b"".join(_decrypted_chunks(bad, [keys.identity("demo", "erase")]))
+        b"".join(decrypted_chunks(bad, [keys.identity("demo", "erase")]))
 
 
 def test_truncated_file(keys: KeyStore, crm: Path, tmp_path: Path) -> None:
-    from retirement.vault.verify import _decrypted_chunks
+    from retirement.crypto.age import decrypted_chunks
 
     result = _backup(keys, crm, tmp_path / "vault")
     short = tmp_path / "short.age"
     short.write_bytes(result.ciphertext_path.read_bytes()[:-100])
     with pytest.raises(IntegrityError, match="cannot be decrypted"):
-        b"".join(_decrypted_chunks(short, [keys.identity("demo", "erase")]))
+        b"".join(decrypted_chunks(short, [keys.identity("demo", "erase")]))
     result.ciphertext_path.write_bytes(short.read_bytes())
     with pytest.raises(IntegrityError, match="altered or truncated"):
         _verify(keys, result.manifest_path)

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from retirement.deletion.objects import file_digest, recorded_object
 from retirement.deletion.tables import backup_records, current_lines
+from retirement.formats.csv import csv_line, fields
 from retirement.formats.row_bag import Matcher, RowBag
 from retirement.sources.files import FileSource
-from retirement.sources.keys import fields
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
-from retirement.vault.write import csv_line
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from retirement.deletion.tables import DeletionResult
 from retirement.errors import DeletionRefused, SourceError
-from retirement.sources.files import hash_fd, open_inside
+from retirement.formats.digests import hash_fd
+from retirement.sources.files import open_inside
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -334,9 +334,9 @@ def recheck_backup(proof: Proof, public_key: Ed25519PublicKey) -> tuple[Manifest
     signature verifies, the age file is there with the manifest's size and SHA-256."""
     from pathlib import Path
 
+    from retirement.crypto.signing import read_verified
     from retirement.errors import IntegrityError
-    from retirement.model.manifest import read_verified
-    from retirement.vault.verify import file_sha256
+    from retirement.formats.digests import file_sha256
 
     path = Path(proof.manifest)
     fix = (

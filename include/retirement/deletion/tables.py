@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from retirement.crypto.age import decrypted_chunks
 from retirement.errors import DeletionRefused
+from retirement.formats.csv import csv_line, csv_records, fields, physical_lines
 from retirement.formats.row_bag import Matcher, RowBag
-from retirement.sources.keys import fields, pg_types, python_value
-from retirement.vault.verify import _decrypted_chunks, _lines
-from retirement.vault.write import csv_line, csv_records
+from retirement.sources.keys import pg_types, python_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -66,7 +66,9 @@ class DeletionResult:
 
 def backup_records(manifest: Manifest, cipher: Path, identities: list[Any]) -> Iterator[bytes]:
     """Every row of a CSV backup as its exact line (no header), streamed from the age file."""
-    records = csv_records(_lines(_decrypted_chunks(cipher, identities), hashlib.sha256(), [0]))
+    records = csv_records(
+        physical_lines(decrypted_chunks(cipher, identities), hashlib.sha256(), [0])
+    )
     next(records, None)  # header
     yield from records
 

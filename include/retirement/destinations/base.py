@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -13,8 +12,6 @@ from retirement.errors import IntegrityError
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -102,13 +99,3 @@ def replaced_note(receipt: Receipt, replaced: bool) -> Receipt:
         return receipt
     method = f"{receipt.method}; replaced a copy at the destination that no longer verified"
     return Receipt(**{**receipt.as_dict(), "method": method})
-
-
-def hash_prefix(path: Path, length: int) -> str:
-    """SHA-256 of the first ``length`` bytes of a local file."""
-    h, left = hashlib.sha256(), length
-    with path.open("rb") as f:
-        while left and (chunk := f.read(min(CHUNK, left))):
-            h.update(chunk)
-            left -= len(chunk)
-    return h.hexdigest()

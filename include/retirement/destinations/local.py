@@ -10,16 +10,15 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from retirement.destinations.base import (
-    CHUNK,
     Delivery,
     Destination,
     Receipt,
     expect,
-    hash_prefix,
     replaced_note,
     utc_now,
 )
 from retirement.errors import IntegrityError, TransferError
+from retirement.formats.digests import CHUNK, hash_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable

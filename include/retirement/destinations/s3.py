@@ -27,7 +27,6 @@ from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
 from retirement.destinations.base import (
-    CHUNK,
     Delivery,
     Destination,
     Receipt,
@@ -36,6 +35,7 @@ from retirement.destinations.base import (
     utc_now,
 )
 from retirement.errors import IntegrityError, SourceError, TransferError
+from retirement.formats.digests import CHUNK
 
 if TYPE_CHECKING:
     from collections.abc import Callable

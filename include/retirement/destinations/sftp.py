@@ -28,16 +28,15 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from retirement.destinations.base import (
-    CHUNK,
     Delivery,
     Destination,
     Receipt,
     expect,
-    hash_prefix,
     replaced_note,
     utc_now,
 )
 from retirement.errors import HostKeyMismatch, IntegrityError, TransferError
+from retirement.formats.digests import CHUNK, hash_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from retirement import __version__
+from retirement.crypto.signing import read_detached, write_detached
 from retirement.errors import IntegrityError
-from retirement.model.manifest import read_detached, write_detached
 
 if TYPE_CHECKING:
     from pathlib import Path

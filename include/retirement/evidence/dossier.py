@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from retirement.crypto.signing import read_detached, write_detached
 from retirement.errors import IntegrityError
 from retirement.ledger.core import GENESIS, Event
-from retirement.model.manifest import read_detached, write_detached
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

@@ -205,7 +205,7 @@ def write_csv(notices: Iterable[Notice], path: Path, recipients: list[str]) -> t
     ciphertext sha256 and the number of notices. Written under a temporary name first."""
     import pyrage
 
-    from retirement.vault.write import HashingWriter
+    from retirement.crypto.age import HashingWriter
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")

@@ -164,7 +164,7 @@ def _record(
 def _damaged(backup: dict[str, Any]) -> str | None:
     """Why a recorded backup cannot be kept (its manifest or age file gone, or not the bytes
     the manifest names), or None."""
-    from retirement.vault.verify import file_sha256
+    from retirement.formats.digests import file_sha256
 
     path = Path(backup["manifest"])
     try:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.keys import load_public_key
+from retirement.crypto.signing import read_verified
 from retirement.errors import IntegrityError, KeyDestroyed, RetirementError
-from retirement.model.manifest import read_verified
 
 if TYPE_CHECKING:
     from collections.abc import Callable

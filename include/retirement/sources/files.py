@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from retirement.errors import SourceError
+from retirement.formats.digests import CHUNK, hash_fd
 from retirement.model.ids import DatasetId
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Source
 from retirement.sources.formats import format_of, jsonl_keys, read_rows, xlsx_sheets
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
-
-CHUNK = 1024 * 1024
 
 
 class _Opened:
@@ -71,15 +70,6 @@ def open_inside(root: os.PathLike[str] | str, relative: str, *, where: str) -> _
         os.close(folder)
         raise SourceError(f"{where}: {relative!r} is not a regular file")
     return _Opened(folder, fd, parts[-1])
-
-
-def hash_fd(fd: int) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
-    os.lseek(fd, 0, os.SEEK_SET)
-    while chunk := os.read(fd, CHUNK):
-        h.update(chunk)
-        size += len(chunk)
-    return size, h.hexdigest()
 
 
 class TabularObjects(Source):

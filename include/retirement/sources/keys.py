@@ -25,24 +25,11 @@ from retirement.errors import DeletionRefused
 if TYPE_CHECKING:
     from retirement.sources.sql import SqlSource
 
-_FIELD = re.compile(rb'(?:^|,)(?:"((?:[^"]|"")*)"|([^,\n]*))')
 _INT = re.compile(r"^-?\d+$")
 # MySQL/MariaDB column types whose values do not compare exactly with what was read back.
 _INEXACT_MYSQL = ("FLOAT", "REAL", "JSON", "GEOMETRY", "POINT")
 # PostgreSQL types without an equality operator (cannot be a key at all).
 _NO_EQUALITY_PG = ("json", "xml", "point", "line", "lseg", "box", "path", "polygon", "circle")
-
-
-def fields(record: bytes) -> list[tuple[str | None, bool]]:
-    """The fields of one backup CSV record: (text or None for NULL, whether it was quoted)."""
-    out: list[tuple[str | None, bool]] = []
-    for match in _FIELD.finditer(record.rstrip(b"\n")):
-        quoted, bare = match.group(1), match.group(2)
-        if quoted is not None:
-            out.append((quoted.replace(b'""', b'"').decode("utf-8"), True))
-        else:
-            out.append((bare.decode("utf-8") if bare else None, False))
-    return out
 
 
 def pg_types(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) -> list[str]:

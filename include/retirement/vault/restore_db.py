@@ -11,19 +11,19 @@ restore into the same table would duplicate every one.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from retirement.errors import IntegrityError, RestoreError
+from retirement.crypto.signing import read_verified
+from retirement.errors import RestoreError
+from retirement.formats.csv import complete_records, parse_record
 from retirement.model.ids import DatasetId
-from retirement.model.manifest import read_verified
 from retirement.sources.sql import normalize_url
 from retirement.vault.verify import verify_backup
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -33,19 +33,6 @@ if TYPE_CHECKING:
     _Verify = Callable[[Callable[[bytes], object]], VerifyReport]
 
 BATCH = 5_000
-_FIELD = re.compile(rb'(?:^|,)(?:"((?:[^"]|"")*)"|([^,\n]*))')
-
-
-def parse_record(record: bytes) -> tuple[str | None, ...]:
-    """One CSV record in the backup's dialect: an empty unquoted field is NULL."""
-    out: list[str | None] = []
-    for match in _FIELD.finditer(record.rstrip(b"\n")):
-        quoted, bare = match.group(1), match.group(2)
-        if quoted is not None:
-            out.append(quoted.replace(b'""', b'"').decode("utf-8"))
-        else:
-            out.append(bare.decode("utf-8") if bare else None)
-    return tuple(out)
 
 
 def restore_to_db(
@@ -157,7 +144,7 @@ class _InsertSink:
             self._flush(final=False)
 
     def _flush(self, *, final: bool) -> None:
-        records = list(_complete(self._lines, final=final))
+        records = list(complete_records(self._lines, final=final))
         if self._header and records:
             records, self._header = records[1:], False
         rows = [dict(zip(self._columns, parse_record(r), strict=True)) for r in records]
@@ -168,23 +155,6 @@ class _InsertSink:
         if self._rest:
             self._lines.append(self._rest)
         self._flush(final=True)
-
-
-def _complete(lines: list[bytes], *, final: bool) -> Iterator[bytes]:
-    """Whole records from ``lines``; an unfinished last record stays in ``lines``."""
-    done: list[bytes] = []
-    pending: list[bytes] = []
-    quotes = 0
-    for line in lines:
-        pending.append(line)
-        quotes += line.count(b'"')
-        if quotes % 2 == 0:
-            done.append(b"".join(pending))
-            pending, quotes = [], 0
-    if final and pending:
-        raise IntegrityError("the CSV ends inside a quoted value (truncated?)")
-    lines[:] = pending
-    return iter(done)
 
 
 def _insert(

@@ -7,19 +7,16 @@ checks read from it. Any mismatch raises :class:`IntegrityError` naming what dif
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import threading
 from array import array
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-import pyrage
-import zstandard
-
+from retirement.crypto.age import decrypted_chunks
+from retirement.crypto.signing import read_verified
 from retirement.errors import IntegrityError
-from retirement.model.manifest import read_verified
-from retirement.vault.write import CHUNK, RowDigest, csv_records
+from retirement.formats.csv import RowDigest, csv_records, physical_lines
+from retirement.formats.digests import file_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -89,66 +86,6 @@ class _Profile:
         return int(np.count_nonzero(keys[1:] == keys[:-1])) if len(keys) > 1 else 0
 
 
-def file_sha256(path: Path) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
-    return size, h.hexdigest()
-
-
-def _decrypted_chunks(cipher: Path, identities: list[Any]) -> Iterator[bytes]:
-    """Plaintext (still zstd-compressed) chunks of an age file, decrypted in a thread."""
-    read_fd, write_fd = os.pipe()
-    failure: list[BaseException] = []
-
-    def decrypt() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=CHUNK) as sink, cipher.open("rb") as src:
-                pyrage.decrypt_io(src, sink, identities)
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the reading thread)
-            failure.append(exc)
-
-    worker = threading.Thread(target=decrypt, name=f"decrypt-{cipher.name}", daemon=True)
-    worker.start()
-    with os.fdopen(read_fd, "rb", buffering=CHUNK) as pipe:
-        dctx = zstandard.ZstdDecompressor()
-        try:
-            with dctx.stream_reader(pipe, read_across_frames=True) as plain:
-                while chunk := plain.read(CHUNK):
-                    yield chunk
-        except zstandard.ZstdError as exc:
-            worker.join()
-            if failure:
-                break_error = failure[0]
-                raise IntegrityError(_decrypt_message(cipher, break_error)) from break_error
-            raise IntegrityError(f"{cipher}: the decrypted data is not valid zstd: {exc}") from exc
-    worker.join()
-    if failure:
-        raise IntegrityError(_decrypt_message(cipher, failure[0])) from failure[0]
-
-
-def _decrypt_message(cipher: Path, exc: BaseException) -> str:
-    return (
-        f"{cipher}: cannot be decrypted ({exc.__class__.__name__}: {exc}): a wrong key, "
-        "or the file was altered or truncated"
-    )
-
-
-def _lines(chunks: Iterator[bytes], sha: Any, counter: list[int]) -> Iterator[bytes]:
-    rest = b""
-    for chunk in chunks:
-        sha.update(chunk)
-        counter[0] += len(chunk)
-        data = rest + chunk
-        cut = data.rfind(b"\n") + 1
-        yield from data[:cut].splitlines(keepends=True)
-        rest = data[cut:]
-    if rest:
-        yield rest
-
-
 def verify_backup(
     manifest_path: Path,
     public_key: Ed25519PublicKey,
@@ -173,7 +110,7 @@ def verify_backup(
             f"{manifest.ciphertext_sha256} (altered or truncated)"
         )
     plain_sha, counter = hashlib.sha256(), [0]
-    chunks = _decrypted_chunks(cipher, identities)
+    chunks = decrypted_chunks(cipher, identities)
     if on_bytes is not None or sink is not None:
         chunks = _tap(chunks, on_bytes, sink)
     profile = None
@@ -181,7 +118,7 @@ def verify_backup(
         names = [c["name"] for c in manifest.columns]
         keys = manifest.fingerprint.key_columns
         profile = _Profile(len(names), [names.index(k) for k in keys if k in names])
-        records = csv_records(_lines(chunks, plain_sha, counter))
+        records = csv_records(physical_lines(chunks, plain_sha, counter))
         next(records, None)  # the header
         digest = RowDigest()
         for record in records:
@@ -189,7 +126,7 @@ def verify_backup(
             profile.add(record)
         rows, row_digest = digest.rows, digest.hexdigest()
     else:
-        for _ in _lines(chunks, plain_sha, counter):
+        for _ in physical_lines(chunks, plain_sha, counter):
             pass
         rows, row_digest = 1, plain_sha.hexdigest()
     report = VerifyReport(

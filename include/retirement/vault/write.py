@@ -19,19 +19,21 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time
-from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pyrage
 import zstandard
 
 from retirement import __version__
-from retirement.errors import BackupError, IntegrityError
-from retirement.model.manifest import Manifest, SourceFingerprint, write_signed
+from retirement.crypto.age import encrypt_to
+from retirement.crypto.signing import write_signed
+from retirement.errors import BackupError
+from retirement.formats.csv import RowDigest, csv_field, csv_line
+from retirement.formats.digests import CHUNK
+from retirement.model.manifest import Manifest, SourceFingerprint
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
-_MOD = 1 << 256
 ZSTD_LEVEL = 1
 ZSTD_THREADS = -1  # zstd's own worker threads, one per core: compression leaves the GIL
 
@@ -49,80 +49,7 @@ ZSTD_THREADS = -1  # zstd's own worker threads, one per core: compression leaves
 # ---------------------------------------------------------------------- CSV
 
 
-def csv_field(value: object) -> str:
-    """One value in PostgreSQL's CSV dialect (text always quoted, NULL empty)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return '"' + value.replace('"', '""') + '"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "\\x" + bytes(value).hex()
-    return '"' + str(value).replace('"', '""') + '"'
-
-
-def csv_line(row: Iterable[object]) -> bytes:
-    return (",".join(map(csv_field, row)) + "\n").encode("utf-8")
-
-
-class RowDigest:
-    """An order-independent digest of rows: the sum mod 2^256 of each line's SHA-256."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self._sum = 0  # reduced mod 2^256 when read: the sum grows by a bit per doubling
-
-    def add(self, line: bytes) -> None:
-        self._sum += int.from_bytes(hashlib.sha256(line).digest(), "big")
-        self.rows += 1
-
-    def add_many(self, lines: list[bytes]) -> None:
-        sha, from_bytes = hashlib.sha256, int.from_bytes
-        self._sum += sum(from_bytes(sha(line).digest(), "big") for line in lines)
-        self.rows += len(lines)
-
-    def hexdigest(self) -> str:
-        return f"{self._sum % _MOD:064x}"
-
-
-def csv_records(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """Whole CSV records from physical lines: a record ends where its quotes are balanced."""
-    pending: list[bytes] = []
-    quotes = 0
-    for line in lines:
-        pending.append(line)
-        quotes += line.count(b'"')
-        if quotes % 2 == 0:
-            yield b"".join(pending)
-            pending, quotes = [], 0
-    if pending:
-        raise IntegrityError("the CSV ends inside a quoted value (truncated?)")
-
-
 # ---------------------------------------------------------------------- streams
-
-
-class HashingWriter(IO[bytes]):
-    """Write-through to ``out`` counting and hashing the bytes (also the notices' CSV)."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out, self.sha, self.size = out, hashlib.sha256(), 0
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self.sha.update(data)
-        self.size += len(data)
-        return self._out.write(data)
-
-    def flush(self) -> None:
-        self._out.flush()
-
-    def writable(self) -> bool:
-        return True
 
 
 @dataclass
@@ -219,16 +146,6 @@ def _produce(chunks: Iterator[bytes], fd: int, state: _Plain, level: int) -> Non
                 z.write(chunk)
     except BaseException as exc:  # noqa: BLE001 (handed to the consumer thread, re-raised)
         state.error = exc
-
-
-def _encrypt(read_fd: int, target: Path, recipients: list[Any]) -> HashingWriter:
-    """age-encrypt the pipe into ``target`` (fsynced); return the hashing writer."""
-    with os.fdopen(read_fd, "rb", buffering=CHUNK) as pipe, target.open("wb") as out:
-        hashed = HashingWriter(out)
-        pyrage.encrypt_io(pipe, hashed, recipients)
-        out.flush()
-        os.fsync(out.fileno())
-    return hashed
 
 
 # ---------------------------------------------------------------------- backup
@@ -337,7 +254,7 @@ def back_up(
     )
     producer.start()
     try:
-        hashed = _encrypt(read_fd, tmp, parsed)
+        hashed = encrypt_to(read_fd, tmp, parsed)
     except (pyrage.EncryptError, OSError) as exc:
         producer.join(timeout=30)
         tmp.unlink(missing_ok=True)

@@ -126,7 +126,8 @@ def test_gate_backup_fails_on_duplicate_keys(tmp_path: Path) -> None:
 def test_gate_backup_compares_nulls_with_the_source_profile(demo: DemoRun) -> None:
     """A manifest whose NULL profile disagrees with the restored data fails the gate, even
     when its signature is valid (e.g. a writer bug)."""
-    from retirement.model.manifest import Manifest, write_signed
+    from retirement.crypto.signing import write_signed
+    from retirement.model.manifest import Manifest
 
     result = demo.backup("crm.complaints")
     path = Path(result["manifest"])
