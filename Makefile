@@ -13,7 +13,7 @@ help:
 	@echo "make test-fast  the suite without the slow end-to-end tests"
 	@echo "make test-slow  only the slow end-to-end tests"
 	@echo "make test-deletion-fuzz  hunt for deletion bugs with new random examples (10 min)"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff and mypy (strict on include/)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required, found " + sys.version.split()[0])'
@@ -39,6 +39,7 @@ demo: install
 test: install-dev
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 test-fast: install-dev
@@ -55,6 +56,7 @@ test-deletion-fuzz: install-dev
 
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -27,6 +27,10 @@ are translated at the edge with ``raise ... from exc``, one place per client.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retirement.gates.quality import GateResult
 
 
 class RetirementError(Exception):
@@ -113,7 +117,9 @@ class RestoreError(RetirementError):
 class GateFailed(RetirementError):
     """A data-quality gate found a problem; ``result`` carries the gate's findings."""
 
-    def __init__(self, gate: str, message: str, result: object = None) -> None:
+    def __init__(
+        self, gate: str, message: str, result: GateResult | dict[str, object] | None = None
+    ) -> None:
         self.gate = gate
         self.result = result
         super().__init__(f"gate {gate} failed: {message}")

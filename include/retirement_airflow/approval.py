@@ -8,6 +8,7 @@ deleted. The certificates name the approver from that ledger event.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -41,7 +42,7 @@ class DeletionApproval(ApprovalOperator):
                     approved=chosen[0] == self.APPROVE,
                     by=_who(event.get("responded_by_user")),
                     at=responded_at.isoformat()
-                    if hasattr(responded_at, "isoformat")
+                    if isinstance(responded_at, datetime)
                     else str(responded_at),
                     request=shown or None,  # the request whose text the approver was shown
                 )

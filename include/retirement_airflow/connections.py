@@ -26,11 +26,12 @@ _LEDGER_HELP = (
 
 def get_connection(conn_id: str, *, purpose: str) -> Connection:
     try:
-        return Connection.get(conn_id)
+        conn: Connection = Connection.get(conn_id)
     except AirflowNotFoundException as exc:
         raise AirflowFailException(
             f"Airflow connection {conn_id!r} ({purpose}) is not defined: {exc}"
         ) from exc
+    return conn
 
 
 def connection_info(conn_id: str, *, purpose: str) -> ConnectionInfo:
@@ -56,7 +57,7 @@ def ledger_url() -> str:
         conn = Connection.get(LEDGER_CONN_ID)
     except AirflowNotFoundException as exc:
         raise AirflowFailException(_LEDGER_HELP) from exc
-    url = conn.extra_dejson.get("url")
+    url: str | None = conn.extra_dejson.get("url")
     if url:
         return url
     if conn.conn_type in ("postgres", "postgresql"):

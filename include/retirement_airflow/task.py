@@ -11,7 +11,9 @@ from airflow.sdk.exceptions import AirflowFailException
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from retirement.destinations.base import Destination
     from retirement.phases.context import RunContext
+    from retirement.plan.model import Plan
 
 
 @contextmanager
@@ -97,12 +99,16 @@ def expire_archives() -> list[dict[str, Any]]:
                 plan = load_plan(path)
             except PlanError:
                 continue  # its own DAG's plan_check says what is wrong
+
+            def destination_for(name: str, plan: Plan = plan) -> Destination:
+                return connectors.destination(name, plan.destinations[name])
+
             results = expire(
                 plan,
                 ledger=ledger,
                 keys=key_store(),
                 today=today,
-                destination_for=lambda n, p=plan: connectors.destination(n, p.destinations[n]),
+                destination_for=destination_for,
                 output_dir=output_dir(),
                 actor="airflow:retention_expiry.expire_archives",
             )

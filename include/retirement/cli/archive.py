@@ -1,14 +1,25 @@
 """The `retirement` commands for archives and evidence: verify and restore backups, verify
-certificates, audit closure dossiers. Registered on the CLI's ``app`` by ``retirement.cli.root``."""
+certificates, audit closure dossiers. Registered on ``retirement.cli.app`` when
+``retirement.cli.root`` imports this module."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from retirement.cli.root import EXIT_FAILED, EXIT_USAGE, app, err, out
+from retirement.cli.app import EXIT_FAILED, EXIT_USAGE, app, err, out
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from retirement.model.manifest import Manifest
+    from retirement.vault.verify import VerifyReport
+
+_T = TypeVar("_T")
 
 KeyStoreOpt = Annotated[
     Path | None,
@@ -43,7 +54,7 @@ def _keys_for(
     master_file: Path | None,
     identity: Path | None,
     public_key: Path | None,
-) -> tuple:
+) -> tuple[Ed25519PublicKey, list[Any]]:
     """(public signing key, identities) for verifying one backup."""
     import os
 
@@ -52,9 +63,12 @@ def _keys_for(
     from retirement.crypto.keys import KeyStore, load_public_key
     from retirement.model.manifest import Manifest
 
-    if public_key is None and key_store is None:
+    if public_key is not None:
+        pem = public_key.read_bytes()
+    elif key_store is not None:
+        pem = (key_store / "signing.pub.pem").read_bytes()
+    else:
         raise typer.BadParameter("give --public-key, or --key-store that holds signing.pub.pem")
-    pem = (public_key or key_store / "signing.pub.pem").read_bytes()  # type: ignore[operator]
     if identity is not None:
         lines = [ln for ln in identity.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-")]
         if not lines:
@@ -76,7 +90,7 @@ def _keys_for(
     return load_public_key(pem), [store.identity(manifest.plan, manifest.disposition)]
 
 
-def _with_progress(manifest_path: Path, run):  # noqa: ANN001, ANN202
+def _with_progress(manifest_path: Path, run: Callable[[Callable[[int], None]], _T]) -> _T:
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from retirement.model.manifest import Manifest
@@ -123,7 +137,9 @@ def verify_backup_cmd(
     )
 
 
-def _restricted_use(manifest: Path, reason: str | None, ledger: str | None) -> dict | None:
+def _restricted_use(
+    manifest: Path, reason: str | None, ledger: str | None
+) -> dict[str, Any] | None:
     """Refuse to restore an archive under retention without a reason and a ledger."""
     from datetime import UTC, datetime
 
@@ -154,7 +170,9 @@ def _restricted_use(manifest: Path, reason: str | None, ledger: str | None) -> d
     return terms
 
 
-def _record_restore(ledger: str, manifest, reason: str, where: str, terms: dict) -> None:  # noqa: ANN001
+def _record_restore(
+    ledger: str, manifest: Manifest, reason: str, where: str, terms: dict[str, Any]
+) -> None:
     import getpass
 
     from retirement.ledger.core import Ledger
@@ -233,20 +251,25 @@ def restore_cmd(
             )
             where, note = f"table {name}", ""
         else:
-            report, target, mode = _restore_into_dir(manifest, to, pub, ids)  # type: ignore[arg-type]
+            assert to is not None  # exactly one of --to and --to-db (checked above)
+            report, target, mode = _restore_into_dir(manifest, to, pub, ids)
             where = str(target)
             note = f" (mode {mode:04o}: plaintext customer data, delete it when done)"
     except (IntegrityError, RetirementError, OSError) as exc:
         err.print(f"✗ {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
     if terms is not None:
-        _record_restore(ledger, report.manifest, reason, where, terms)  # type: ignore[arg-type]
+        assert ledger is not None  # _restricted_use demands a ledger and a reason
+        assert reason is not None
+        _record_restore(ledger, report.manifest, reason, where, terms)
     out.print(
         f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}{note}", markup=False
     )
 
 
-def _restore_into_dir(manifest: Path, to: Path, pub, ids: list) -> tuple:  # noqa: ANN001
+def _restore_into_dir(
+    manifest: Path, to: Path, pub: Ed25519PublicKey, ids: list[Any]
+) -> tuple[VerifyReport, Path, int]:
     """(report, path, mode) of a backup restored as one file in ``to``, readable only by its
     owner from the first byte: created 0600 under a temporary name (O_EXCL, never chmod-ed
     later), in a folder created 0700; an existing file is never replaced."""

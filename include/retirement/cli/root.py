@@ -6,48 +6,17 @@ Exit codes: 0 all good, 1 a check failed, 2 the command was used wrongly.
 from __future__ import annotations
 
 from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from retirement import __version__
+from retirement.cli.app import EXIT_FAILED, app, err, ledger_app, out, plan_app
 from retirement.errors import ChainBroken, LedgerError, PlanError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-app = typer.Typer(
-    name="retirement",
-    help="Retire a company's customer data provably: check plans, verify the audit ledger.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode=None,
-)
-plan_app = typer.Typer(help="Work with retirement plans (YAML).", no_args_is_help=True)
-ledger_app = typer.Typer(help="Inspect and verify the ledger's audit chain.", no_args_is_help=True)
-app.add_typer(plan_app, name="plan")
-app.add_typer(ledger_app, name="ledger")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _version(value: bool) -> None:
-    if value:
-        out.print(f"retirement {__version__}")
-        raise typer.Exit(EXIT_OK)
-
-
-@app.callback()
-def _main(
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
-    """Retire a company's customer data provably."""
+if TYPE_CHECKING:  # typed lazily: the command starts without importing the sources
+    from retirement.inventory.scan import DatasetReport
+    from retirement.plan.policy import ClassificationPolicy
+    from retirement.sources.base import Source
 
 
 @plan_app.command("check")
@@ -119,7 +88,7 @@ def ledger_verify(
     out.print(f"[green]✓[/green] ledger verified: {report.events} events, chain head {report.head}")
 
 
-def _open_target(target: str):  # noqa: ANN202 (a Source; typed lazily to keep start-up fast)
+def _open_target(target: str) -> Source:
     from retirement.sources.files import FileSource
     from retirement.sources.sql import SqlSource
 
@@ -139,13 +108,13 @@ def _open_target(target: str):  # noqa: ANN202 (a Source; typed lazily to keep s
     return FileSource(Path(target).name or "files", target)
 
 
-def _scan(source: object, policy: object, *, full: bool) -> list:
+def _scan(source: Source, policy: ClassificationPolicy, *, full: bool) -> list[DatasetReport]:
     """Scan every dataset of ``source`` with a progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from retirement.inventory.scan import scan_dataset
 
-    refs = source.datasets()  # type: ignore[attr-defined]
+    refs = source.datasets()
     reports = []
     with Progress(
         TextColumn("{task.description}"),
@@ -163,7 +132,7 @@ def _scan(source: object, policy: object, *, full: bool) -> list:
                     source,
                     ref,
                     policy,
-                    full=full,  # type: ignore[arg-type]
+                    full=full,
                     on_rows=lambda n: bar.update(task, rows=bar.tasks[0].fields["rows"] + n),
                 )
             )
@@ -264,7 +233,7 @@ def inventory(
     _summary(reports, json_out, html_out)
 
 
-def _summary(reports: list, json_out: Path, html_out: Path | None) -> None:
+def _summary(reports: list[Any], json_out: Path, html_out: Path | None) -> None:
     by_class: dict[str, int] = {}
     for r in reports:
         by_class[r.data_class] = by_class.get(r.data_class, 0) + 1
@@ -273,8 +242,9 @@ def _summary(reports: list, json_out: Path, html_out: Path | None) -> None:
     out.print(f"✓ {len(reports)} dataset(s): {classes} → {where}", markup=False)
 
 
-# The archive commands (verify-backup, restore, verify-certificate, audit) live in cli_archive.
-from retirement.cli import archive  # noqa: E402, F401 (registers its commands on ``app``)
+# The archive commands (verify-backup, restore, verify-certificate, audit) live in cli.archive,
+# registered after these so that --help lists them in the same order as always.
+from retirement.cli import archive  # noqa: E402, F401
 
 
 def main() -> None:

@@ -22,13 +22,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-class HashingWriter(IO[bytes]):
+class HashingWriter:
     """Write-through to ``out`` counting and hashing the bytes (also the notices' CSV)."""
 
     def __init__(self, out: IO[bytes]) -> None:
         self._out, self.sha, self.size = out, hashlib.sha256(), 0
 
-    def write(self, data: bytes) -> int:  # type: ignore[override]
+    def write(self, data: bytes) -> int:
         self.sha.update(data)
         self.size += len(data)
         return self._out.write(data)

@@ -36,6 +36,7 @@ from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, csv_records, fields, physical_lines
 from retirement.formats.row_bag import Matcher, RowBag
 from retirement.sources.keys import pg_types, python_value
+from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -101,7 +102,7 @@ def pg_copy_lines(
     conn: sa.Connection, query: str, params: list[Any] | None = None
 ) -> Iterator[bytes]:
     """Records of ``COPY (query) TO STDOUT`` in the backup's CSV form (FORCE_QUOTE *)."""
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     sql = f"COPY ({query}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
     with raw.cursor() as cursor, cursor.copy(sql, params) as copy:
         for record in copy:
@@ -314,7 +315,7 @@ def _sqlite_whole(
 ) -> tuple[int, str]:
     """SQLite: the same under the database's write lock (BEGIN IMMEDIATE)."""
     with source.engine.connect() as conn:
-        raw = conn.connection.driver_connection
+        raw = driver_connection(conn)
         before = raw.isolation_level
         raw.isolation_level = None
         try:

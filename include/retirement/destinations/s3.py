@@ -170,7 +170,8 @@ class S3Destination(Destination):
             ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
             **extra,
         )
-        return response.get("VersionId")
+        version: str | None = response.get("VersionId")
+        return version
 
     def _multipart(
         self,
@@ -336,11 +337,12 @@ class S3Destination(Destination):
         if self.checksum_algorithm:
             args["ChecksumMode"] = "ENABLED"
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key, **args)
+            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key, **args)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
                 return None
             raise
+        return head
 
     def expected_etag(self, item: Delivery) -> str:
         """The ETag S3 gives our upload: the MD5, or MD5-of-part-MD5s "-N" for multipart."""

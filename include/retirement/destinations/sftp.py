@@ -173,6 +173,9 @@ class SftpDestination(Destination):
         except SSH_ERRORS as exc:
             transport.close()
             raise TransferError(f"{self.where}: SSH session failed: {exc}") from exc
+        if self._sftp is None:
+            transport.close()
+            raise TransferError(f"{self.where}: the server opened no SFTP channel")
         return self._sftp
 
     @contextmanager

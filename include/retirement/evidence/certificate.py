@@ -55,7 +55,7 @@ def verify_certificate(
     """Check the signature and, given the ledger, that it recorded this very certificate,
     that the dataset is marked deleted and that the backup digest is the ledger's."""
     raw = read_detached(path, public_key, what="certificate")
-    cert = json.loads(raw)
+    cert: dict[str, Any] = json.loads(raw)
     if ledger is None:
         return cert
     sha = hashlib.sha256(raw).hexdigest()

@@ -28,7 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from retirement.crypto.signing import read_detached, write_detached
 from retirement.errors import IntegrityError
-from retirement.ledger.core import GENESIS, Event
+from retirement.ledger.chain import GENESIS, Event
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -129,8 +129,8 @@ def build_dossier(
         retention=_retention(plan, states),
     )
     template = _ENV.get_template("dossier.html.j2")
-    with (root / "index.html").open("w", encoding="utf-8") as f:  # 100,000 rows: streamed
-        template.stream(**page, limit=None).dump(f)
+    with (root / "index.html").open("wb") as f:  # 100,000 rows: streamed
+        template.stream(**page, limit=None).dump(f, encoding="utf-8")
     # The PDF lists the first PDF_ROWS of each long list (a PDF of 100,000 table rows helps
     # nobody and takes WeasyPrint hours); index.html and the evidence files hold them all.
     _write_pdf(template.render(**page, limit=PDF_ROWS), root, root / "dossier.pdf")

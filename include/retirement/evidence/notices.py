@@ -77,7 +77,8 @@ class Notice:
 def _column(detail: dict[str, Any], types: tuple[str, ...]) -> str | None:
     for col in detail.get("columns", []):
         if col.get("detected") in types:
-            return col["name"]
+            name: str = col["name"]
+            return name
     return None
 
 
@@ -118,7 +119,9 @@ def customer_notices(
     for name in notified_dispositions(plan):
         if only is not None and name != only:
             continue
-        recipient = plan.recipients[plan.dispositions[name].recipient]
+        recipient_name = plan.dispositions[name].recipient
+        assert recipient_name is not None  # notified_dispositions keeps only those with one
+        recipient = plan.recipients[recipient_name]
         members = [s for s in states if s["disposition"] == name]
         categories = categories_of(members)
         seen: set[bytes] = set()

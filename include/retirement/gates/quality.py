@@ -79,7 +79,8 @@ def _data_docs(outcome: Any) -> str:
     from great_expectations.render.renderer import ValidationResultsPageRenderer
     from great_expectations.render.view import DefaultJinjaPageView
 
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(outcome))
+    page: str = DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(outcome))
+    return page
 
 
 def inventory_frames(

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from retirement.errors import SourceError
 from retirement.inventory.detect import ColumnScan, ColumnScanner
-from retirement.sources.base import BATCH_ROWS
+from retirement.sources.base import BATCH_ROWS, ObjectSource
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -203,7 +204,9 @@ def scan_dataset(
     """Scan one dataset and classify it. ``on_rows`` is told how many rows each batch had."""
     detectors = policy.detectors_used() if detectors is None else detectors
     if ref.kind == "document":
-        size, sha = source.digest(ref.id)  # type: ignore[attr-defined]
+        if not isinstance(source, ObjectSource):
+            raise SourceError(f"{ref.qualified}: a document, but {source.name} holds no objects")
+        size, sha = source.digest(ref.id)
         cls = policy.documents
         return DatasetReport(
             ref.source, ref.name, "document", 1, size, cls, policy.grades[cls], sha256=sha

@@ -110,7 +110,8 @@ class Chain:
             sa.select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
         ).first()
         self.conn = conn
-        self.seq, self.hash = (last.seq, last.hash) if last else (0, GENESIS)
+        self.seq: int = last.seq if last else 0
+        self.hash: str = last.hash if last else GENESIS
         self._rows: list[dict[str, Any]] = []
         self._datasets: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._artifacts: dict[tuple[str, str, str], dict[str, Any] | None] = {}
@@ -176,7 +177,9 @@ class Chain:
             self._artifacts[key] = dict(row._mapping) if row else None
         return self._artifacts[key]
 
-    def artifact_written(self, run_id: str, kind: str, location: str, values: dict) -> None:
+    def artifact_written(
+        self, run_id: str, kind: str, location: str, values: dict[str, Any]
+    ) -> None:
         self._artifacts[(run_id, kind, location)] = values
 
     def add(

@@ -17,7 +17,7 @@ import json
 import logging
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def _utc_now() -> datetime:
@@ -56,7 +57,7 @@ class Ledger:
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utc_now) -> None:
         self.engine = engine
         self._clock = clock
-        self._pending: list[tuple[WriteKey, Callable]] | None = None
+        self._pending: list[tuple[WriteKey, Callable[[Chain], object]]] | None = None
         self._max_pending = 500
 
     @classmethod
@@ -135,7 +136,7 @@ class Ledger:
             yield chain
             chain.insert_events()
 
-    def _write(self, key: WriteKey, write: Callable[[Chain], Any]) -> Any:
+    def _write(self, key: WriteKey, write: Callable[[Chain], _T]) -> _T | None:
         if self._pending is None:
             with self._chain() as chain:
                 return write(chain)

@@ -31,7 +31,8 @@ def is_valid_uscc(code: str) -> bool:
         values = list(map(_USCC_VALUE.__getitem__, code))
     except KeyError:  # a character outside the alphabet
         return False
-    return values[17] == (31 - sum(map(mul, values, _USCC_WEIGHTS)) % 31) % 31
+    check: int = (31 - sum(map(mul, values, _USCC_WEIGHTS)) % 31) % 31
+    return bool(values[17] == check)
 
 
 _RIC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)

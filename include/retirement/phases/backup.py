@@ -17,6 +17,7 @@ from retirement.errors import GateFailed, IntegrityError
 from retirement.model.ids import DatasetId
 from retirement.model.manifest import Manifest
 from retirement.phases.batching import over_datasets
+from retirement.sources.base import KeyedSource
 from retirement.vault.write import back_up
 
 if TYPE_CHECKING:
@@ -88,8 +89,12 @@ def _back_up(
         columns = tuple(decided["columns"])
     else:  # an inventory recorded before keys were decided
         rule = next((r for r in plan.datasets if r.dataset == dataset), None)
-        key_columns = getattr(source, "key_columns", lambda _n: [])
-        columns = tuple(rule.key) if rule and rule.key else tuple(key_columns(name))
+        if rule and rule.key:
+            columns = tuple(rule.key)
+        elif isinstance(source, KeyedSource):
+            columns = tuple(source.key_columns(name))
+        else:
+            columns = ()
     return back_up(
         source,
         name,

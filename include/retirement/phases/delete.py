@@ -75,8 +75,8 @@ def deletion_request(ctx: RunContext) -> dict[str, Any]:
     ]
     totals = {
         "datasets": len(rows),
-        "rows": sum(r["rows"] or 0 for r in rows),
-        "bytes": sum(r["bytes"] or 0 for r in rows),
+        "rows": sum(p.rows or 0 for p in proofs),
+        "bytes": sum(p.bytes or 0 for p in proofs),
     }
     event = ledger.append(
         "deletion_requested",

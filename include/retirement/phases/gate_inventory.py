@@ -44,8 +44,10 @@ def gate_inventory(ctx: RunContext) -> dict[str, Any]:
     try:
         result = quality.gate_inventory(reports, plan.classification, list(plan.dispositions))
     except GateFailed as exc:
-        record_gate(ledger, run_id, ctx.actor, folder, exc.result, extra_failures=problems)
-        raise GateFailed("gate_inventory", "; ".join([*exc.result.failures, *problems])) from exc
+        found = exc.result if isinstance(exc.result, quality.GateResult) else None
+        record_gate(ledger, run_id, ctx.actor, folder, found, extra_failures=problems)
+        failures = found.failures if found is not None else (str(exc),)
+        raise GateFailed("gate_inventory", "; ".join([*failures, *problems])) from exc
     record_gate(ledger, run_id, ctx.actor, folder, result, extra_failures=problems)
     if problems:
         raise GateFailed("gate_inventory", "; ".join(problems), result)

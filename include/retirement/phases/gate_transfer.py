@@ -91,4 +91,5 @@ def _check(
 
 def _detail(artifact: dict[str, Any]) -> dict[str, Any]:
     detail = artifact["detail"]
-    return json.loads(detail) if isinstance(detail, str) else detail
+    parsed: dict[str, Any] = json.loads(detail) if isinstance(detail, str) else detail
+    return parsed

@@ -55,4 +55,5 @@ def check_plan(ctx: RunContext) -> dict[str, Any]:
 
 def source_names(ctx: RunContext) -> list[str]:
     """plan_check as the DAG needs it: the plan's sources, for the mapped inventory."""
-    return check_plan(ctx)["sources"]
+    names: list[str] = check_plan(ctx)["sources"]
+    return names

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from retirement.errors import PlanError
 from retirement.plan.reading import parse, read_bytes
@@ -98,7 +98,7 @@ def read_header(path: Path) -> PlanHeader:
     good = isinstance(name, str) and name[:1].isalpha() and set(name) <= _NAME_OK
     return PlanHeader(
         path=path,
-        name=name if good else fallback,
+        name=name if good and isinstance(name, str) else fallback,
         title=str(data.get("title") or ""),
         scenario=str(data.get("scenario") or ""),
         description=str(data.get("description") or ""),
@@ -109,13 +109,13 @@ def read_header(path: Path) -> PlanHeader:
     )
 
 
-def _auto_approve(data: dict) -> bool:
+def _auto_approve(data: dict[str, Any]) -> bool:
     """approval.auto_approve as the model reads it (StrictBool): only YAML true is true."""
     approval = data.get("approval")
     return isinstance(approval, dict) and approval.get("auto_approve") is True
 
 
-def _retries(data: dict) -> Retries:
+def _retries(data: dict[str, Any]) -> Retries:
     """The block if every key of it is known and a whole number within its limits (as the
     model would take it); else the defaults, and plan_check says what is wrong."""
     block = data.get("retries") or {}
@@ -128,7 +128,7 @@ def _retries(data: dict) -> Retries:
     return Retries(**block)
 
 
-def _pool(data: dict) -> str | None:
+def _pool(data: dict[str, Any]) -> str | None:
     mapping = data.get("mapping")
     pool = mapping.get("pool") if isinstance(mapping, dict) else None
     return pool if isinstance(pool, str) and pool else None

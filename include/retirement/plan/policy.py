@@ -114,7 +114,8 @@ def _default_text() -> str:
 
 def default_policy_data() -> dict[str, Any]:
     """A fresh copy of the shipped default policy as plain data."""
-    return yaml.safe_load(_default_text())
+    data: dict[str, Any] = yaml.safe_load(_default_text())
+    return data
 
 
 def merge(base: Any, override: Any) -> Any:

@@ -105,7 +105,7 @@ class _Loader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.current_event  # check_event() has parsed it
             self.aliases.setdefault(event.anchor, event.start_mark.line + 1)
         return super().compose_node(parent, index)
 

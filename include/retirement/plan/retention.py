@@ -8,7 +8,7 @@ from 1 January of the next year. ``starts: retirement_date`` counts from the ret
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retirement.plan.model import Retention
@@ -31,13 +31,15 @@ def retain_until(retention: Retention | None, retired_on: date) -> date | None:
         return start.replace(year=start.year + retention.years, day=28)
 
 
-def under_retention(extra: dict, today: date) -> dict | None:
+def under_retention(extra: dict[str, Any], today: date) -> dict[str, Any] | None:
     """The retention terms of a manifest (its ``extra``) while they still hold, else None.
 
     Such an archive may only be stored and protected (PIPL Art. 47): restoring it is
     restricted use, allowed with a stated reason that goes into the ledger.
     """
-    terms = extra.get("retention") if extra.get("action") == "retain" else None
+    terms: dict[str, Any] | None = (
+        extra.get("retention") if extra.get("action") == "retain" else None
+    )
     if not terms:
         return None
     until = terms.get("retain_until")

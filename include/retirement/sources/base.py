@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from retirement.model.ids import DatasetId
 
@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
 BATCH_ROWS = 10_000
+
+Row = tuple[Any, ...]
+"""One row as a source yields it: values in column order."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,33 @@ class DatasetRef:
 
 
 Named = DatasetId | str  # a dataset, or its printed name within the source
+
+
+@runtime_checkable
+class KeyedSource(Protocol):
+    """A capability: the source knows each dataset's primary key (a database does)."""
+
+    def key_columns(self, dataset: Named) -> list[str]:
+        """The primary key's columns in order, or [] where the dataset has none."""
+        ...
+
+
+@runtime_checkable
+class ObjectSource(Protocol):
+    """A capability: each dataset is an object (a file, an S3 key) that can be read whole,
+    digested, and identified as it is now (size, time, version), to see it did not change."""
+
+    def open_bytes(self, dataset: Named) -> IO[bytes]:
+        """The object's bytes, streamed."""
+        ...
+
+    def digest(self, dataset: Named) -> tuple[int, str]:
+        """(size, sha256) of the object's bytes, streamed."""
+        ...
+
+    def object_state(self, dataset: Named) -> dict[str, object]:
+        """What identifies the object as it is now (compared before and after a backup)."""
+        ...
 
 
 class Source(ABC):
@@ -81,12 +111,12 @@ class Source(ABC):
         """The exact number of rows (1 for a document)."""
 
     @abstractmethod
-    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[Row]]:
         """All rows, in batches of at most ``batch_rows``, in a stable order where possible."""
 
-    def sample(self, dataset: Named, n: int) -> list[tuple]:
+    def sample(self, dataset: Named, n: int) -> list[Row]:
         """Up to ``n`` rows (the first ones: cheap and deterministic)."""
-        out: list[tuple] = []
+        out: list[Row] = []
         for batch in self.batches(dataset, batch_rows=min(n, BATCH_ROWS)):
             out.extend(batch[: n - len(out)])
             if len(out) >= n:

@@ -12,12 +12,12 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from retirement.errors import SourceError
 from retirement.formats.digests import CHUNK, hash_fd
 from retirement.model.ids import DatasetId
-from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Source
+from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
 from retirement.sources.formats import format_of, jsonl_keys, read_rows, xlsx_sheets
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class TabularObjects(Source):
                 sheets = self._sheets(name)
                 out += [DatasetRef(DatasetId(self.name, name, s), "table", size) for s in sheets]
             else:
-                kind = "table" if fmt else "document"
+                kind: Literal["table", "document"] = "table" if fmt else "document"
                 out.append(DatasetRef(DatasetId(self.name, name), kind, size))
         return out
 
@@ -105,7 +105,7 @@ class TabularObjects(Source):
         with self._open(path) as raw:
             return self._sheets_of(raw, path)
 
-    def _rows(self, dataset: Named) -> Iterator[list]:
+    def _rows(self, dataset: Named) -> Iterator[list[Any]]:
         path, sheet, fmt = self._split(dataset)
         if fmt is None:
             return iter(())
@@ -118,7 +118,7 @@ class TabularObjects(Source):
 
     def _stream(
         self, path: str, fmt: str, where: str, sheet: str | None, columns: list[str] | None
-    ) -> Iterator[list]:
+    ) -> Iterator[list[Any]]:
         with self._open(path) as raw:
             yield from read_rows(fmt, raw, where=where, sheet=sheet, columns=columns)
 
@@ -131,11 +131,11 @@ class TabularObjects(Source):
             return 1
         return max(sum(1 for _ in self._rows(dataset)) - 1, 0)
 
-    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[Row]]:
         rows = self._rows(dataset)
         if next(rows, None) is None:
             return
-        batch: list[tuple] = []
+        batch: list[Row] = []
         for row in rows:
             batch.append(tuple(row))
             if len(batch) >= batch_rows:

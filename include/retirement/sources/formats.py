@@ -10,12 +10,14 @@ import codecs
 import csv
 import io
 import json
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from retirement.errors import SourceError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from _typeshed import WriteableBuffer
 
 TABULAR = {
     ".csv": "csv",
@@ -43,7 +45,7 @@ def _text(raw: IO[bytes]) -> IO[str]:
     except UnicodeDecodeError:
         encoding = "gb18030"
     raw.seek(0) if raw.seekable() else None
-    stream = raw if raw.seekable() else _Prepend(head, raw)
+    stream = raw if raw.seekable() else io.BufferedReader(_Prepend(head, raw))
     return io.TextIOWrapper(stream, encoding=encoding, newline="")
 
 
@@ -56,7 +58,8 @@ class _Prepend(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
+        buf = memoryview(buffer).cast("B")
         if self._head:
             n = min(len(buf), len(self._head))
             buf[:n] = self._head[:n]
@@ -74,7 +77,7 @@ def read_rows(
     where: str,
     sheet: str | None = None,
     columns: list[str] | None = None,
-) -> Iterator[list]:
+) -> Iterator[list[Any]]:
     """Yield the header (a list of column names), then each row as a list of values.
 
     ``columns`` fixes the header for JSON lines (keys in that order); ``where`` names the
@@ -106,7 +109,7 @@ def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
     return list(keys)
 
 
-def _json_object(line: str, where: str, n: int) -> dict:
+def _json_object(line: str, where: str, n: int) -> dict[str, Any]:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -116,7 +119,7 @@ def _json_object(line: str, where: str, n: int) -> dict:
     return obj
 
 
-def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[list]:
+def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[list[Any]]:
     if columns is None:
         raise SourceError(f"{where}: JSON lines need their column list")
     yield list(columns)
@@ -130,7 +133,7 @@ def _scalar(value: object) -> object:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
 
 
-def _parquet(raw: IO[bytes]) -> Iterator[list]:
+def _parquet(raw: IO[bytes]) -> Iterator[list[Any]]:
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(raw)
@@ -150,7 +153,7 @@ def xlsx_sheets(raw: IO[bytes]) -> list[str]:
         book.close()
 
 
-def _xlsx(raw: IO[bytes], sheet: str | None) -> Iterator[list]:
+def _xlsx(raw: IO[bytes], sheet: str | None) -> Iterator[list[Any]]:
     import openpyxl
 
     book = openpyxl.load_workbook(raw, read_only=True, data_only=True)

@@ -42,11 +42,11 @@ def pg_types(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...]) -> 
         ),
         {"t": qualified},
     ).all()
-    types = dict(rows)
+    types: dict[str, str] = {name: type_ for name, type_ in rows}
     return [types[c] for c in columns]
 
 
-def python_value(dialect: str, column: sa.Column, text: str | None, quoted: bool) -> Any:
+def python_value(dialect: str, column: sa.Column[Any], text: str | None, quoted: bool) -> Any:
     """The value that finds ``text`` (a backup field) in ``column`` of a MySQL/MariaDB or
     SQLite table; DeletionRefused where no value would find it exactly."""
     if text is None:

@@ -16,9 +16,13 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from retirement.errors import SourceError
+from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from psycopg import Copy
+    from psycopg.abc import Buffer
 
     from retirement.sources.base import Named
     from retirement.sources.sql import SqlSource
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class CopyExport:
-    records: Iterator[memoryview]  # one CSV record each (with its newline), no header
+    records: Iterator[Buffer]  # one CSV record each (with its newline), no header
     null_counts: tuple[int, ...]
     key_min: object
     key_max: object
@@ -56,15 +60,15 @@ def copy_export(source: SqlSource, dataset: Named, key_column: str | None) -> It
                 ) from exc
             ncols = len(table.columns)
             key_min, key_max = _key_range(conn, table, key_column)
-            raw = conn.connection.driver_connection
+            raw = driver_connection(conn)
             with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
                 yield CopyExport(
                     _records(copy), tuple(int(v) for v in values[:ncols]), key_min, key_max
                 )
 
 
-def _records(copy: object) -> Iterator[memoryview]:
-    read = copy.read  # type: ignore[attr-defined]
+def _records(copy: Copy) -> Iterator[Buffer]:
+    read = copy.read
     while row := read():
         yield row
 

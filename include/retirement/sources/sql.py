@@ -12,12 +12,12 @@ finds its row. Bound values never appear in error messages (they may be identifi
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from retirement.errors import SourceError
-from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Source
+from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -34,6 +34,14 @@ def normalize_url(url: str) -> str:
         if url.startswith(plain):
             return driver + url.removeprefix(plain)
     return url
+
+
+def driver_connection(conn: sa.Connection) -> Any:
+    """The DBAPI driver's own connection (psycopg's, for COPY; sqlite3's, for BEGIN IMMEDIATE)."""
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise SourceError("the database connection was closed before it could be used")
+    return raw
 
 
 # Names travel as bound parameters, never pasted into the SQL text.
@@ -121,7 +129,7 @@ class SqlSource(Source):
     def schema(self, dataset: Named) -> list[Column]:
         return [Column(c.name, str(c.type)) for c in self._table(dataset).columns]
 
-    def selectable(self, dataset: Named) -> sa.Select:
+    def selectable(self, dataset: Named) -> sa.Select[*tuple[Any, ...]]:
         """``SELECT`` of every column as the source reads it (SQLite: as stored)."""
         table = self._table(dataset)
         if self.dialect == "sqlite":
@@ -139,7 +147,7 @@ class SqlSource(Source):
         """The primary key, used for a stable order and for scoped deletion later."""
         return [c.name for c in self._table(dataset).primary_key.columns]
 
-    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[tuple]]:
+    def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[Row]]:
         table = self._table(dataset)
         query = self.selectable(dataset)
         keys = self.key_columns(dataset)

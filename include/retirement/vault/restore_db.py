@@ -19,7 +19,7 @@ from retirement.crypto.signing import read_verified
 from retirement.errors import RestoreError
 from retirement.formats.csv import complete_records, parse_record
 from retirement.model.ids import DatasetId
-from retirement.sources.sql import normalize_url
+from retirement.sources.sql import driver_connection, normalize_url
 from retirement.vault.verify import verify_backup
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ def _copy_in(
     prep = conn.dialect.identifier_preparer
     names = ", ".join(prep.quote(c) for c in columns)
     sql = f"COPY {prep.format_table(target)} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)"
-    raw = conn.connection.driver_connection
+    raw = driver_connection(conn)
     with raw.cursor() as cursor, cursor.copy(sql) as copy:
         return verify(copy.write)
 

@@ -92,7 +92,7 @@ def verify_backup(
     identities: list[Any],
     *,
     on_bytes: Callable[[int], None] | None = None,
-    sink: Callable[[bytes], None] | None = None,
+    sink: Callable[[bytes], object] | None = None,
 ) -> VerifyReport:
     """Check signature and ciphertext digest, decrypt, recount and recompute the row digest.
 
@@ -146,7 +146,7 @@ def verify_backup(
 def _tap(
     chunks: Iterator[bytes],
     on_bytes: Callable[[int], None] | None,
-    sink: Callable[[bytes], None] | None,
+    sink: Callable[[bytes], object] | None,
 ) -> Iterator[bytes]:
     for chunk in chunks:
         if sink is not None:

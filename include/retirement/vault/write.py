@@ -31,6 +31,7 @@ from retirement.errors import BackupError
 from retirement.formats.csv import RowDigest, csv_field, csv_line
 from retirement.formats.digests import CHUNK
 from retirement.model.manifest import Manifest, SourceFingerprint
+from retirement.sources.base import ObjectSource
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from retirement.sources.base import Source
+    from retirement.sources.base import Named, Source
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class _Plain:
 
 def _table_chunks(
     source: Source,
-    dataset: str,
+    dataset: Named,
     columns: list[str],
     key_index: int | None,
     state: _Plain,
@@ -95,7 +96,7 @@ def _table_chunks(
 
 def _copy_chunks(
     source: Any,
-    dataset: str,
+    dataset: Named,
     columns: list[str],
     key_column: str | None,
     state: _Plain,
@@ -127,8 +128,10 @@ def _copy_chunks(
             on_rows(len(pending))
 
 
-def _document_chunks(source: Source, dataset: str) -> Iterator[bytes]:
-    with source.open_bytes(dataset) as raw:  # type: ignore[attr-defined]
+def _document_chunks(source: Source, dataset: Named) -> Iterator[bytes]:
+    if not isinstance(source, ObjectSource):
+        raise BackupError(f"{dataset}: a document, but source {source.name} holds no objects")
+    with source.open_bytes(dataset) as raw:
         while chunk := raw.read(CHUNK):
             yield chunk
 
@@ -169,7 +172,7 @@ class BackupResult:
 
 def _chunks_for(
     source: Source,
-    dataset: str,
+    dataset: Named,
     kind: str,
     key_columns: tuple[str, ...],
     state: _Plain,
@@ -199,7 +202,7 @@ def _fingerprint(state: _Plain, key_columns: tuple[str, ...]) -> SourceFingerpri
 
 
 def fingerprint_now(
-    source: Source, dataset: str, kind: str, key_columns: tuple[str, ...] = ()
+    source: Source, dataset: Named, kind: str, key_columns: tuple[str, ...] = ()
 ) -> SourceFingerprint:
     """The fingerprint a backup made now would record, without writing anything."""
     state = _Plain(hashlib.sha256())
@@ -215,7 +218,7 @@ def safe_name(dataset: str) -> str:
 
 def back_up(
     source: Source,
-    dataset: str,
+    dataset: Named,
     *,
     qualified: str,
     kind: str,
@@ -239,9 +242,8 @@ def back_up(
         raise BackupError(f"{qualified}: no recipient to encrypt to")
     folder = out_dir / plan / safe_name(qualified)
     folder.mkdir(parents=True, exist_ok=True)
-    from retirement.sources.files import TabularObjects
-
-    read_from = source.object_state(dataset) if isinstance(source, TabularObjects) else None
+    objects = source if isinstance(source, ObjectSource) else None
+    read_from = objects.object_state(dataset) if objects is not None else None
     state = _Plain(hashlib.sha256())
     chunks, columns, fmt = _chunks_for(source, dataset, kind, key_columns, state, on_rows)
     tmp = folder / f".{uuid.uuid4().hex}.partial"
@@ -270,7 +272,7 @@ def back_up(
     if state.error is not None:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"{qualified}: reading the source failed: {state.error}") from state.error
-    if read_from is not None and source.object_state(dataset) != read_from:  # type: ignore[attr-defined]
+    if objects is not None and objects.object_state(dataset) != read_from:
         tmp.unlink(missing_ok=True)
         raise BackupError(
             f"{qualified}: the file changed while it was being backed up; nothing was kept: "

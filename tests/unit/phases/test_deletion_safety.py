@@ -159,11 +159,11 @@ def test_a_full_disk_while_the_manifest_is_written_keeps_nothing(
 ) -> None:  # noqa: ANN001
     """A fault a real disk gives only when full, faked (named so): ENOSPC writing the
     manifest used to leave an .age file and a 0-byte manifest."""
+    from retirement.crypto import signing
     from retirement.errors import RetirementError
-    from retirement.model import manifest
     from retirement.vault import write as backup
 
-    real = manifest.write_detached
+    real = signing.write_detached
 
     def full(path: Path, raw: bytes, key):  # noqa: ANN001, ANN202
         path.write_bytes(b"")
