@@ -123,7 +123,7 @@ def labeled(n: int, seed: int = 7) -> list[tuple[str, str | None]]:
 # ---------------------------------------------------------------------------- Presidio
 
 
-def presidio_engine():  # noqa: ANN201
+def presidio_engine():
     """AnalyzerEngine on a blank Chinese spaCy pipeline with recognizers equivalent to ours."""
     import spacy
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
@@ -138,7 +138,7 @@ def presidio_engine():  # noqa: ANN201
             return
 
     class Checked(PatternRecognizer):
-        def __init__(self, entity: str, regex: str, check, context=None) -> None:  # noqa: ANN001
+        def __init__(self, entity: str, regex: str, check, context=None) -> None:
             super().__init__(
                 supported_entity=entity,
                 supported_language="zh",
@@ -212,7 +212,7 @@ def ours_found(cells: list[tuple[str, str | None]]) -> list[set[str]]:
     return [{n for n, hit in dets if hit(v)} for v, _ in cells]
 
 
-def presidio_found(engine, cells: list[tuple[str, str | None]]) -> list[set[str]]:  # noqa: ANN001
+def presidio_found(engine, cells: list[tuple[str, str | None]]) -> list[set[str]]:
     return [
         {r.entity_type for r in engine.analyze(text=v, language="zh", entities=TYPES)}
         for v, _ in cells

@@ -122,7 +122,7 @@ def seal(plan_path: str) -> str:
     return run_step(plan_path, "seal:seal_path")
 
 
-def _approval(header: PlanHeader, path: str):  # noqa: ANN202 (an operator or a task's output)
+def _approval(header: PlanHeader, path: str):  # an operator or a task's output
     if header.auto_approve:
         return auto_approve_deletion.override(task_id="approve_deletion")(path)
     from retirement_airflow.approval import DeletionApproval

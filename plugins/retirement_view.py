@@ -29,7 +29,7 @@ app = FastAPI(title="Retirement", dependencies=[Depends(get_user)], docs_url=Non
 User = Annotated[BaseUser, Depends(get_user)]
 
 
-def _ledger():  # noqa: ANN202 (a Ledger, imported lazily)
+def _ledger():  # a Ledger, imported lazily
     from retirement.ledger.core import Ledger
     from retirement_airflow.connections import ledger_url
 
@@ -44,7 +44,7 @@ def _output_dir() -> Path | None:
 
     try:
         return output_dir()
-    except Exception:  # noqa: BLE001 (no output_dir: no dossier links)
+    except Exception:  # no output_dir: no dossier links
         return None
 
 

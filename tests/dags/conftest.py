@@ -28,7 +28,7 @@ def airflow_db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"])
 
 
-def load_dagbag(plans_dir: Path | None = None):  # noqa: ANN201 (airflow type stays local)
+def load_dagbag(plans_dir: Path | None = None):  # airflow type stays local
     from airflow.dag_processing.dagbag import DagBag
 
     old = os.environ.get("RETIREMENT_PLANS_DIR")

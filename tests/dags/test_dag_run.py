@@ -45,7 +45,7 @@ def sqlite_values(path: Path, query: str) -> list[str]:
         return [row[0] for row in db.execute(query)]
 
 
-def _states(dagrun) -> dict[str, str]:  # noqa: ANN001
+def _states(dagrun) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
 
 

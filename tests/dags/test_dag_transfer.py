@@ -30,13 +30,13 @@ def _plan(tmp_path: Path, bucket: str) -> Path:
     return folder
 
 
-def _dag(monkeypatch: pytest.MonkeyPatch, plans: Path):  # noqa: ANN202
+def _dag(monkeypatch: pytest.MonkeyPatch, plans: Path):
     """dag.test() parses the dags folder again: the plans folder must stay set."""
     monkeypatch.setenv("RETIREMENT_PLANS_DIR", str(plans))
     return load_dagbag().dags["retire__fullstack"]
 
 
-def _connections(monkeypatch: pytest.MonkeyPatch, sshd, radosgw, **sftp_extra) -> None:  # noqa: ANN001
+def _connections(monkeypatch: pytest.MonkeyPatch, sshd, radosgw, **sftp_extra) -> None:
     sftp = {
         "conn_type": "sftp",
         "host": sshd.host,
@@ -59,8 +59,8 @@ def test_deliveries_over_sftp_and_s3_with_object_lock(
     demo_sources: Path,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    sshd_server_fresh,  # noqa: ANN001
-    radosgw,  # noqa: ANN001
+    sshd_server_fresh,
+    radosgw,
     s3_lock_bucket: str,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
@@ -102,8 +102,8 @@ def test_a_changed_host_key_fails_the_transfer_at_once_and_stops_the_run(
     demo_sources: Path,  # noqa: F811
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    sshd_server_fresh,  # noqa: ANN001
-    radosgw,  # noqa: ANN001
+    sshd_server_fresh,
+    radosgw,
     s3_bucket: str,
     capfd: pytest.CaptureFixture[str],
 ) -> None:

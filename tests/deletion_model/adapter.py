@@ -73,7 +73,7 @@ class Pipeline:
         return self.open_source()
 
 
-def source_opener(plan_path: Path, *, url: str | None = None, root: str | None = None):  # noqa: ANN201
+def source_opener(plan_path: Path, *, url: str | None = None, root: str | None = None):
     """Open the plan's only source ("src") from a database URL or a folder."""
 
     def open_() -> Source:
@@ -187,7 +187,7 @@ def certified_backup(certificate: dict[str, Any]) -> str:
 
 def set_delete_batch(size: int) -> Callable[[], None]:
     """Make deletion batches tiny so a kill can land between two of them; returns undo."""
-    from retirement.deletion import tables as deletion
+    from retirement.deletion import keyed as deletion
 
     before, defaults = deletion.BATCH, deletion._batches.__defaults__
     deletion.BATCH, deletion._batches.__defaults__ = size, (size,)

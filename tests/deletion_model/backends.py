@@ -136,7 +136,7 @@ class SqlBackend:
             cols.append(f"PRIMARY KEY ({', '.join(self.q(c) for c in table.pk)})")
         try:
             self.run(f"CREATE TABLE {self.q(table.name)} ({', '.join(cols)})")
-        except Exception:  # noqa: BLE001 (a name or type this database refuses: skip it)
+        except Exception:  # a name or type this database refuses: skip it
             return False
         return True
 
@@ -148,7 +148,7 @@ class SqlBackend:
         )
         try:
             self.run(sql, (*values, tok))
-        except Exception:  # noqa: BLE001 (a duplicate key: the app's insert fails)
+        except Exception:  # a duplicate key: the app's insert fails
             return False
         return True
 
@@ -172,7 +172,7 @@ class SqlBackend:
     def tokens(self, table: Table) -> Counter[str]:
         try:
             rows = self.query(f"SELECT {self.q(TOK)} FROM {self.q(table.name)}")
-        except Exception:  # noqa: BLE001 (dropped)
+        except Exception:  # dropped
             return Counter()
         return Counter(r[0] for r in rows)
 
@@ -245,7 +245,7 @@ class Postgres(SqlBackend):
         def target() -> None:
             try:
                 work()
-            except BaseException as exc:  # noqa: BLE001 (handed back to the hunt)
+            except BaseException as exc:  # handed back to the hunt
                 failure.append(exc)
 
         worker = threading.Thread(target=target, daemon=True)
@@ -317,7 +317,7 @@ class MariaDb(SqlBackend):
         def target() -> None:
             try:
                 work()
-            except BaseException as exc:  # noqa: BLE001 (handed back to the hunt)
+            except BaseException as exc:  # handed back to the hunt
                 failure.append(exc)
 
         worker = threading.Thread(target=target, daemon=True)
@@ -413,7 +413,7 @@ def bytes_tokens(raw: bytes, kind: str) -> Counter[str]:
 
         try:
             book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True)
-        except Exception:  # noqa: BLE001 (not a workbook any more)
+        except Exception:  # not a workbook any more
             return Counter()
         out: Counter[str] = Counter()
         for ws in book.worksheets:

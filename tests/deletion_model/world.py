@@ -110,7 +110,7 @@ class Scenario:
     batch: int = 2  # rows per deletion batch (tiny, so a kill lands between two)
 
 
-class Killed(Exception):  # noqa: N818 (it is what happened)
+class Killed(Exception):  # it is what happened
     """The hunt killed the task's process here."""
 
 
@@ -338,7 +338,7 @@ class World:
                 self.certified = adapter.gate_deletion_(self.p)
             else:
                 adapter.PHASES[name](self.p)
-        except Exception as exc:  # noqa: BLE001 (judged below: I4)
+        except Exception as exc:  # judged below: I4
             kind = type(exc).__name__
             self.log.append(Step(index, name, "failed", f"{kind}: {exc}"))
             foreign = not isinstance(exc, (RetirementError, Killed))
@@ -631,7 +631,7 @@ class World:
         self.plan_path.write_text(yaml.safe_dump(plan, allow_unicode=True))
         return True
 
-    def _fault_mark_success(self, f: Fault) -> bool:  # noqa: ARG002 (handled by run())
+    def _fault_mark_success(self, f: Fault) -> bool:  # handled by run()
         return False
 
     def _fault_rerun(self, f: Fault) -> bool:
@@ -718,7 +718,7 @@ class World:
             identity = self.p.keys.identity("hunt", m["disposition"])
             packed = pyrage.decrypt(raw, [identity])
             plain = zstandard.ZstdDecompressor().decompressobj().decompress(packed)
-        except Exception:  # noqa: BLE001 (not decryptable: not safe)
+        except Exception:  # not decryptable: not safe
             return None
         if m["format"] == "csv":
             return csv_tokens(plain)

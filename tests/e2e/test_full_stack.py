@@ -136,8 +136,8 @@ def _plan(folder: Path, bucket: str) -> Path:
 def deployment(
     request: pytest.FixtureRequest,
     tmp_path: Path,
-    sshd_server_fresh,  # noqa: ANN001
-    radosgw,  # noqa: ANN001
+    sshd_server_fresh,
+    radosgw,
     s3_lock_bucket: str,
 ) -> Iterator[dict]:
     from retirement.demo import generate

@@ -31,7 +31,7 @@ def _round_trip(
     name: str,
     kind: str,
     keys: KeyStore,
-    out: Path,  # noqa: ANN001
+    out: Path,
     key_columns: tuple[str, ...] = (),
 ) -> int:
     result = back_up(
@@ -190,7 +190,7 @@ def test_mariadb_table(mysql_url: str, keys: KeyStore, tmp_path: Path) -> None:
         assert _round_trip(source, "people", "table", keys, tmp_path / "v", ("id",)) == len(ROWS)
 
 
-def test_s3_objects(radosgw, s3_bucket: str, keys: KeyStore, tmp_path: Path) -> None:  # noqa: ANN001
+def test_s3_objects(radosgw, s3_bucket: str, keys: KeyStore, tmp_path: Path) -> None:
     client = radosgw.client()
     client.put_object(
         Bucket=s3_bucket, Key="docs/contract.pdf", Body=b"%PDF" + bytes(range(256)) * 50

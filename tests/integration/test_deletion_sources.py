@@ -29,7 +29,7 @@ def keys(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
 
 
-def _backup(source, name, keys: KeyStore, out: Path, key: tuple[str, ...], kind: str = "table"):  # noqa: ANN001, ANN202
+def _backup(source, name, keys: KeyStore, out: Path, key: tuple[str, ...], kind: str = "table"):
     result = back_up(
         source,
         name,
@@ -146,7 +146,7 @@ def test_s3_deletes_exactly_the_backed_up_version(
     radosgw,
     s3_bucket: str,
     keys: KeyStore,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     """Older versions were never backed up: they stay (they used to be deleted with it), as
     does an object whose name the backed-up one only begins with."""
@@ -172,7 +172,7 @@ def test_s3_a_replaced_object_is_refused(
     radosgw,
     s3_bucket: str,
     keys: KeyStore,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     client = radosgw.client()
     client.put_object(Bucket=s3_bucket, Key="docs/b.txt", Body=b"backed up")

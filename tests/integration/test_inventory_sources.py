@@ -42,7 +42,7 @@ def _check(report: DatasetReport, *, expect_rows: int = len(ROWS)) -> None:
     assert ratios["remark"] == 1.0
 
 
-def _scan_all(source) -> dict[str, DatasetReport]:  # noqa: ANN001
+def _scan_all(source) -> dict[str, DatasetReport]:
     return {ref.name: scan_dataset(source, ref, POLICY) for ref in source.datasets()}
 
 
@@ -148,7 +148,7 @@ def test_files_every_format(tmp_path: Path) -> None:
     assert doc.data_class == POLICY.documents
 
 
-def test_s3_prefix(radosgw, s3_bucket: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_s3_prefix(radosgw, s3_bucket: str, tmp_path: Path) -> None:
     _write_files(tmp_path / "tree")
     client = radosgw.client()
     for path in (tmp_path / "tree").rglob("*"):

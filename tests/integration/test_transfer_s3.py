@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 MIB = 1 << 20
 
 
-def _conn(radosgw, **extra: object) -> ConnectionInfo:  # noqa: ANN001
+def _conn(radosgw, **extra: object) -> ConnectionInfo:
     return ConnectionInfo(
         "archive_s3",
         "aws",
@@ -34,7 +34,7 @@ def _conn(radosgw, **extra: object) -> ConnectionInfo:  # noqa: ANN001
     )
 
 
-def _dest(radosgw, bucket: str, **extra: object) -> S3Destination:  # noqa: ANN001
+def _dest(radosgw, bucket: str, **extra: object) -> S3Destination:
     return S3Destination.from_connection(
         "archive", _conn(radosgw, **extra), bucket=bucket, prefix="vault"
     )
@@ -47,7 +47,7 @@ def _item(tmp_path: Path, size: int, name: str = "x.csv.zst.age", **kw: object) 
     return Delivery(path, f"demo/crm.invoices/{name}", size, digest, **kw)  # type: ignore[arg-type]
 
 
-def _versions(client, bucket: str, key: str) -> list[dict]:  # noqa: ANN001
+def _versions(client, bucket: str, key: str) -> list[dict]:
     listed = client.list_object_versions(Bucket=bucket, Prefix=key)
     return [v for v in listed.get("Versions", []) if v["Key"] == key]
 
@@ -55,7 +55,7 @@ def _versions(client, bucket: str, key: str) -> list[dict]:  # noqa: ANN001
 def test_multipart_delivery_is_verified_and_not_repeated(
     radosgw,
     s3_bucket: str,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     item = _item(tmp_path, 17 * MIB + 123)
     dest = _dest(radosgw, s3_bucket)
@@ -74,7 +74,7 @@ def test_multipart_delivery_is_verified_and_not_repeated(
     assert len(_versions(client, s3_bucket, f"vault/{item.name}")) == 1
 
 
-def test_small_file_single_put(radosgw, s3_bucket: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_small_file_single_put(radosgw, s3_bucket: str, tmp_path: Path) -> None:
     item = _item(tmp_path, 4096, "small.bin.zst.age")
     receipt = _dest(radosgw, s3_bucket).deliver(item)
     body = radosgw.client().get_object(Bucket=s3_bucket, Key=f"vault/{item.name}")["Body"].read()
@@ -84,7 +84,7 @@ def test_small_file_single_put(radosgw, s3_bucket: str, tmp_path: Path) -> None:
 def test_an_interrupted_multipart_upload_resumes_with_the_parts_that_match(
     radosgw,
     s3_bucket: str,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     item = _item(tmp_path, 16 * MIB)
     client = radosgw.client()
@@ -94,7 +94,7 @@ def test_an_interrupted_multipart_upload_resumes_with_the_parts_that_match(
     upload = client.create_multipart_upload(Bucket=s3_bucket, Key=key, **ours)["UploadId"]
     data = item.path.read_bytes()
     for number, body in ((1, data[: 5 * MIB]), (2, data[5 * MIB : 10 * MIB]), (3, b"x" * MIB)):
-        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()  # noqa: S324
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
         client.upload_part(
             Bucket=s3_bucket, Key=key, UploadId=upload, PartNumber=number, Body=body, ContentMD5=md5
         )
@@ -108,7 +108,7 @@ def test_an_interrupted_multipart_upload_resumes_with_the_parts_that_match(
 def test_an_object_replaced_or_truncated_after_delivery_fails_verification(
     radosgw,
     s3_bucket: str,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     item = _item(tmp_path, 6 * MIB)
     dest = _dest(radosgw, s3_bucket)
@@ -130,7 +130,7 @@ def test_object_lock_compliance_until_the_retention_end(
     radosgw,
     s3_lock_bucket: str,
     s3_bucket: str,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     item = _item(tmp_path, 7 * MIB, retain_until=date(2027, 1, 1))
     receipt = _dest(radosgw, s3_lock_bucket).deliver(item)
@@ -144,7 +144,7 @@ def test_object_lock_compliance_until_the_retention_end(
     assert unlocked.lock == {"mode": "none", "reason": f"bucket {s3_bucket} has no Object Lock"}
 
 
-def test_endpoint_down_fails_after_bounded_retries(tmp_path: Path, radosgw) -> None:  # noqa: ANN001
+def test_endpoint_down_fails_after_bounded_retries(tmp_path: Path, radosgw) -> None:
     from tests.servers.sshd import free_port
 
     dest = _dest(
@@ -161,7 +161,7 @@ def test_endpoint_down_fails_after_bounded_retries(tmp_path: Path, radosgw) -> N
 def test_a_certificate_from_another_ca_is_refused(
     radosgw,
     s3_bucket: str,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     from tests.servers.tls import make_test_ca
 
@@ -176,7 +176,7 @@ def test_a_certificate_from_another_ca_is_refused(
 def test_plain_boto3_fetches_what_age_decrypts(
     radosgw,
     s3_bucket: str,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     import pyrage
 

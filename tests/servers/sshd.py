@@ -142,7 +142,7 @@ class SshServer:
     def start(self, timeout: float = 10.0) -> None:
         if self.is_running():
             return
-        self._proc = subprocess.Popen(  # noqa: S603 (our own fixed argv)
+        self._proc = subprocess.Popen(  # our own fixed argv
             [str(SSHD), "-D", "-f", str(self.config_path), "-E", str(self.log_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

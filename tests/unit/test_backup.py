@@ -60,7 +60,7 @@ def crm(tmp_path: Path) -> Path:
 
 def _backup(
     keys: KeyStore, db: Path, out: Path, table: str = "customers", extra: list[str] | None = None
-):  # noqa: ANN202
+):
     recipient = keys.archive_key("demo", "erase").recipient
     with SqlSource("crm", f"sqlite:///{db}") as source:
         return back_up(
@@ -78,7 +78,7 @@ def _backup(
         )
 
 
-def _verify(keys: KeyStore, manifest: Path):  # noqa: ANN202
+def _verify(keys: KeyStore, manifest: Path):
     pub = load_public_key(keys.public_signing_key_pem())
     return verify_backup(manifest, pub, [keys.identity("demo", "erase")])
 

@@ -172,7 +172,7 @@ def test_inventory_names_a_missing_connection(tmp_path: Path) -> None:
     assert "connection demo_crm is not defined: set AIRFLOW_CONN_DEMO_CRM" in result.output
 
 
-def _backed_up(tmp_path: Path):  # noqa: ANN202
+def _backed_up(tmp_path: Path):
     import pyrage
 
     from retirement.crypto.keys import KeyStore

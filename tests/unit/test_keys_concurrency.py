@@ -14,7 +14,7 @@ from retirement.crypto.keys import KeyStore
 WORKERS = 8
 
 
-def _ask(root: str, master: str, barrier, out) -> None:  # noqa: ANN001
+def _ask(root: str, master: str, barrier, out) -> None:
     store = KeyStore(Path(root), master)
     barrier.wait()
     recipient = store.archive_key("demo", "hand_over").recipient

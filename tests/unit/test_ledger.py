@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retirement.errors import ChainBroken, LedgerError
-from retirement.ledger.core import GENESIS, Event, Ledger, events
+from retirement.ledger.chain import GENESIS, Event
+from retirement.ledger.core import Ledger
+from retirement.ledger.db import events
 
 
 class FixedClock:
@@ -381,7 +383,7 @@ def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> No
         max_size=8,
     )
 )
-def test_the_fast_hash_of_a_stored_row_is_the_event_hash(items) -> None:  # noqa: ANN001
+def test_the_fast_hash_of_a_stored_row_is_the_event_hash(items) -> None:
     """verify() hashes the stored payload text directly; it must be the very hash that
     Event.compute_hash gives for every event, whatever its characters and values."""
     import tempfile

@@ -180,7 +180,7 @@ def test_restore_to_postgres_waits_for_a_concurrent_writer_then_refuses(
     def restore() -> None:
         try:
             outcome.append(restore_to_db(manifest, pg_url, pub, ids, table="people"))
-        except Exception as exc:  # noqa: BLE001 (checked below)
+        except Exception as exc:  # checked below
             outcome.append(exc)
 
     with psycopg.connect(pg_url) as writer:
@@ -217,7 +217,7 @@ def test_restore_to_db_library_refuses_a_filled_table(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- --to DIR: private, no clobber
 
 
-def _restore_to(tmp_path: Path, master: Path, manifest: Path, out: Path):  # noqa: ANN202
+def _restore_to(tmp_path: Path, master: Path, manifest: Path, out: Path):
     return runner.invoke(
         app, ["restore", str(manifest), "--to", str(out), *_keys(tmp_path, master)]
     )

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CERT = "certificates/r/cos-crm.customers.json"  # under output_dir, beside dossier/
 
 
-def _plugin():  # noqa: ANN202 (the plugin module, loaded once from its file)
+def _plugin():  # the plugin module, loaded once from its file
     spec = importlib.util.spec_from_file_location(
         "retirement_view_under_test", ROOT / "plugins" / "retirement_view.py"
     )
@@ -90,7 +90,7 @@ def site(ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> di
 
 
 @pytest.fixture
-def client(site: dict):  # noqa: ANN201, ARG001
+def client(site: dict):
     PLUGIN.app.dependency_overrides[get_user] = _User
     try:
         yield TestClient(PLUGIN.app, raise_server_exceptions=False)
@@ -98,7 +98,7 @@ def client(site: dict):  # noqa: ANN201, ARG001
         PLUGIN.app.dependency_overrides.clear()
 
 
-def _not_found(response, message: str) -> None:  # noqa: ANN001
+def _not_found(response, message: str) -> None:
     assert response.status_code == 404, (response.status_code, response.text[:300])
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"detail": message}
@@ -182,7 +182,7 @@ def test_a_name_the_file_system_refuses_is_404(client: TestClient, path: str) ->
     assert len(response.json()["detail"]) < 200  # the 300 characters are not repeated
 
 
-def test_without_airflow_authentication_nothing_is_served(site: dict) -> None:  # noqa: ARG001
+def test_without_airflow_authentication_nothing_is_served(site: dict) -> None:
     bare = TestClient(PLUGIN.app, raise_server_exceptions=False)
     for path in ("/", "/certificates/abc", "/certificates/1", "/dossier/r/index.html"):
         assert bare.get(path).status_code == 401, path

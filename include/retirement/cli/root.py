@@ -5,7 +5,7 @@ Exit codes: 0 all good, 1 a check failed, 2 the command was used wrongly.
 
 from __future__ import annotations
 
-from pathlib import Path  # noqa: TC003 (typer reads the annotations at run time)
+from pathlib import Path  # typer reads the annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer

@@ -59,7 +59,7 @@ def decrypted_chunks(cipher: Path, identities: list[Any]) -> Iterator[bytes]:
         try:
             with os.fdopen(write_fd, "wb", buffering=CHUNK) as sink, cipher.open("rb") as src:
                 pyrage.decrypt_io(src, sink, identities)
-        except BaseException as exc:  # noqa: BLE001 (re-raised in the reading thread)
+        except BaseException as exc:  # re-raised in the reading thread
             failure.append(exc)
 
     worker = threading.Thread(target=decrypt, name=f"decrypt-{cipher.name}", daemon=True)

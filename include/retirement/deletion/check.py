@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from retirement.deletion.objects import file_digest, recorded_object
-from retirement.deletion.tables import backup_records, current_lines
+from retirement.deletion.rows import backup_records, current_lines
 from retirement.formats.csv import csv_line, fields
 from retirement.formats.row_bag import Matcher, RowBag
 from retirement.sources.files import FileSource

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from retirement.deletion.tables import DeletionResult
+from retirement.deletion.result import DeletionResult
 from retirement.errors import DeletionRefused, SourceError
 from retirement.formats.digests import hash_fd
 from retirement.sources.files import open_inside

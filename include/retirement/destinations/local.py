@@ -74,7 +74,7 @@ class LocalDestination(Destination):
         path.unlink()
         return 1
 
-    def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:  # noqa: ARG002
+    def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
         final, _ = self._paths(item)
         if not final.exists():
             raise IntegrityError(f"{self.name}: {final} is missing")

@@ -34,6 +34,7 @@ from retirement.destinations.base import (
     replaced_note,
     utc_now,
 )
+from retirement.destinations.s3_parts import unfinished_upload, upload_etag
 from retirement.errors import IntegrityError, SourceError, TransferError
 from retirement.formats.digests import CHUNK
 
@@ -167,7 +168,7 @@ class S3Destination(Destination):
             Bucket=self.bucket,
             Key=key,
             Body=body,
-            ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),  # noqa: S324
+            ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
             **extra,
         )
         version: str | None = response.get("VersionId")
@@ -181,7 +182,7 @@ class S3Destination(Destination):
         on_bytes: Callable[[int], None] | None,
     ) -> tuple[str | None, int]:
         count = -(-item.size // part_size)
-        upload_id, have = self._unfinished_upload(key)
+        upload_id, have = unfinished_upload(self.client, self.bucket, key)
         if upload_id is None:
             extra = self._common(item)
             if self.checksum_algorithm:
@@ -195,7 +196,7 @@ class S3Destination(Destination):
             def send(number: int) -> dict[str, Any]:
                 offset = (number - 1) * part_size
                 data = os.pread(fd, min(part_size, item.size - offset), offset)
-                md5 = hashlib.md5(data).digest()  # noqa: S324 (S3's Content-MD5)
+                md5 = hashlib.md5(data).digest()  # S3's Content-MD5
                 part: dict[str, Any] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
                 if have.get(number) == (len(data), md5.hex()):
                     return {**part, "kept": len(data)}
@@ -223,36 +224,11 @@ class S3Destination(Destination):
             os.close(fd)
         resumed = sum(p.pop("kept", 0) for p in parts)
         md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in parts)
-        self._etags[item.sha256] = f"{hashlib.md5(md5s).hexdigest()}-{count}"  # noqa: S324
+        self._etags[item.sha256] = f"{hashlib.md5(md5s).hexdigest()}-{count}"
         done = self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
         )
         return done.get("VersionId"), resumed
-
-    def _unfinished_upload(self, key: str) -> tuple[str | None, dict[int, tuple[int, str]]]:
-        """The newest unfinished upload of ``key`` and its parts (number: (size, md5))."""
-        uploads = [
-            u
-            for u in self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key).get(
-                "Uploads", []
-            )
-            if u["Key"] == key
-        ]
-        if not uploads:
-            return None, {}
-        upload = max(uploads, key=lambda u: u["Initiated"])
-        parts: dict[int, tuple[int, str]] = {}
-        marker = 0
-        while True:
-            page = self.client.list_parts(
-                Bucket=self.bucket, Key=key, UploadId=upload["UploadId"], PartNumberMarker=marker
-            )
-            for p in page.get("Parts", []):
-                parts[p["PartNumber"]] = (p["Size"], p["ETag"].strip('"'))
-            if not page.get("IsTruncated"):
-                break
-            marker = page["NextPartNumberMarker"]
-        return upload["UploadId"], parts
 
     # ------------------------------------------------------------------ lock
 
@@ -348,15 +324,7 @@ class S3Destination(Destination):
         """The ETag S3 gives our upload: the MD5, or MD5-of-part-MD5s "-N" for multipart."""
         if item.sha256 in self._etags:
             return self._etags[item.sha256]
-        part_size = max(self.part_size, -(-item.size // MAX_PARTS))
-        if item.size <= part_size:
-            return _md5_file(item, 0, item.size)
-        digests = b"".join(
-            bytes.fromhex(_md5_file(item, off, min(part_size, item.size - off)))
-            for off in range(0, item.size, part_size)
-        )
-        count = -(-item.size // part_size)
-        return f"{hashlib.md5(digests).hexdigest()}-{count}"  # noqa: S324
+        return upload_etag(item, max(self.part_size, -(-item.size // MAX_PARTS)))
 
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -407,14 +375,3 @@ class S3Destination(Destination):
         for chunk in body.iter_chunks(CHUNK):
             h.update(chunk)
         return h.hexdigest()
-
-
-def _md5_file(item: Delivery, offset: int, length: int) -> str:
-    h = hashlib.md5()  # noqa: S324 (S3's ETag)
-    with item.path.open("rb") as f:
-        f.seek(offset)
-        left = length
-        while left and (chunk := f.read(min(CHUNK, left))):
-            h.update(chunk)
-            left -= len(chunk)
-    return h.hexdigest()

@@ -325,7 +325,7 @@ class SftpDestination(Destination):
             sftp.remove(path)
         return 1
 
-    def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:  # noqa: ARG002
+    def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
         with self._session(f"cannot verify {item.name}") as sftp:
             final, _ = self._paths(sftp, item)
             size = self._size(sftp, final)

@@ -22,9 +22,8 @@ from retirement.deletion.proof import (
     PROOF_GATES,
     ProofBook,
     gather,
-    recheck_backup,
-    recheck_deliveries,
 )
+from retirement.deletion.recheck import recheck_backup, recheck_deliveries
 from retirement.errors import DeletionRefused
 from retirement.ledger.db import canonical_json
 from retirement.model.ids import DatasetId, shown
@@ -272,6 +271,7 @@ def _delete(
 ) -> Any:
     from retirement.deletion import objects as deletion_objects
     from retirement.deletion import tables as deletion
+    from retirement.deletion.result import DeletionResult
     from retirement.sources.files import FileSource
     from retirement.sources.s3 import S3Source
     from retirement.sources.sql import SqlSource
@@ -281,9 +281,7 @@ def _delete(
 
         with database_errors(source.engine, f"{ds}: deleting"):
             if proof.drop_table and ds not in {r.id for r in source.datasets()}:
-                return deletion.DeletionResult(
-                    "clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0
-                )
+                return DeletionResult("clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0)
             result = deletion.delete_table_rows(
                 source, ds, manifest, cipher, identity, secret_key=proof.secret_key, on_rows=on_rows
             )

@@ -16,7 +16,8 @@ from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.keys import load_public_key
-from retirement.deletion.proof import Proof, ProofBook, recheck_backup
+from retirement.deletion.proof import Proof, ProofBook
+from retirement.deletion.recheck import recheck_backup
 from retirement.errors import GateFailed
 from retirement.gates.record import record_gate
 from retirement.model.ids import DatasetId

@@ -123,7 +123,7 @@ class Source(ABC):
                 break
         return out
 
-    def byte_size(self, dataset: Named) -> int | None:  # noqa: ARG002 (overridden where known)
+    def byte_size(self, dataset: Named) -> int | None:  # overridden where known
         """Bytes the dataset occupies at the source, where the source can tell."""
         return None
 

@@ -97,7 +97,7 @@ def key_problem(
     """Why ``columns`` cannot address every row of the table exactly, or None.
 
     ``planned``: the plan named the key (else it is the table's primary key)."""
-    table = source._table(table_name)  # noqa: SLF001 (the source's reflected table)
+    table = source.table(table_name)
     missing = [c for c in columns if c not in table.c]
     if missing:
         return f"the key names column(s) {', '.join(missing)}, which the table does not have"

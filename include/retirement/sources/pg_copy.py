@@ -39,7 +39,7 @@ class CopyExport:
 @contextmanager
 def copy_export(source: SqlSource, dataset: Named, key_column: str | None) -> Iterator[CopyExport]:
     """Stream ``dataset`` with COPY, ordered by its primary key; PostgreSQL only."""
-    table = source._table(dataset)  # noqa: SLF001 (same package: the reflected table)
+    table = source.table(dataset)
     keys = source.key_columns(dataset)
     prep = source.engine.dialect.identifier_preparer
     order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""

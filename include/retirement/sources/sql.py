@@ -95,7 +95,7 @@ class SqlSource(Source):
             raise SourceError(f"source {self.name}: {ds} names a sheet; tables have none")
         return ds.object
 
-    def _table(self, dataset: Named) -> sa.Table:
+    def table(self, dataset: Named) -> sa.Table:
         dataset = self.table_name(dataset)
         if dataset not in self._tables:
             try:
@@ -127,11 +127,11 @@ class SqlSource(Source):
         self._tables.pop(self.table_name(dataset), None)
 
     def schema(self, dataset: Named) -> list[Column]:
-        return [Column(c.name, str(c.type)) for c in self._table(dataset).columns]
+        return [Column(c.name, str(c.type)) for c in self.table(dataset).columns]
 
     def selectable(self, dataset: Named) -> sa.Select[*tuple[Any, ...]]:
         """``SELECT`` of every column as the source reads it (SQLite: as stored)."""
-        table = self._table(dataset)
+        table = self.table(dataset)
         if self.dialect == "sqlite":
             return sa.select(
                 *(sa.type_coerce(c, sa.types.NullType()).label(c.name) for c in table.columns)
@@ -139,16 +139,16 @@ class SqlSource(Source):
         return sa.select(table)
 
     def count(self, dataset: Named) -> int:
-        table = self._table(dataset)
+        table = self.table(dataset)
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
     def key_columns(self, dataset: Named) -> list[str]:
         """The primary key, used for a stable order and for scoped deletion later."""
-        return [c.name for c in self._table(dataset).primary_key.columns]
+        return [c.name for c in self.table(dataset).primary_key.columns]
 
     def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[Row]]:
-        table = self._table(dataset)
+        table = self.table(dataset)
         query = self.selectable(dataset)
         keys = self.key_columns(dataset)
         if keys:
@@ -164,7 +164,7 @@ class SqlSource(Source):
         query = _SIZE_QUERIES.get(self.dialect)
         if query is None:
             return None
-        qualified = self.engine.dialect.identifier_preparer.format_table(self._table(dataset))
+        qualified = self.engine.dialect.identifier_preparer.format_table(self.table(dataset))
         with self.engine.connect() as conn:
             value = conn.execute(
                 sa.text(query), {"q": qualified, "t": self.table_name(dataset)}

@@ -147,7 +147,7 @@ def _produce(chunks: Iterator[bytes], fd: int, state: _Plain, level: int) -> Non
                 state.sha.update(chunk)
                 state.size += len(chunk)
                 z.write(chunk)
-    except BaseException as exc:  # noqa: BLE001 (handed to the consumer thread, re-raised)
+    except BaseException as exc:  # handed to the consumer thread, re-raised
         state.error = exc
 
 

@@ -156,7 +156,7 @@ def test_sql_errors_never_show_bound_values(tmp_path: Path) -> None:
 
 def test_a_full_disk_while_the_manifest_is_written_keeps_nothing(
     demo: DemoRun, monkeypatch: pytest.MonkeyPatch
-) -> None:  # noqa: ANN001
+) -> None:
     """A fault a real disk gives only when full, faked (named so): ENOSPC writing the
     manifest used to leave an .age file and a 0-byte manifest."""
     from retirement.crypto import signing
@@ -165,7 +165,7 @@ def test_a_full_disk_while_the_manifest_is_written_keeps_nothing(
 
     real = signing.write_detached
 
-    def full(path: Path, raw: bytes, key):  # noqa: ANN001, ANN202
+    def full(path: Path, raw: bytes, key):
         path.write_bytes(b"")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 

@@ -1,0 +1,161 @@
+"""Reading the ledger: events in chain order, runs, dataset states and artifacts, each
+query streamed. :class:`LedgerReads` is the read half of :class:`retirement.ledger.core.Ledger`:
+every read first commits the writes it could see (``_read``, inside ``Ledger.batch``)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from retirement.ledger.chain import GENESIS, Event
+from retirement.ledger.db import (
+    artifacts,
+    datasets,
+    events,
+    plan_texts,
+    runs,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from sqlalchemy.engine import Engine
+
+
+class LedgerReads:
+    """The ledger's queries (mixed into Ledger, which owns the engine and the write queue)."""
+
+    engine: Engine
+    _read: Callable[..., None]  # Ledger's: commit the queued writes this read could see
+
+    def events(self, *, run_id: str | None = None, after: int | None = None) -> Iterator[Event]:
+        """Events in chain order (of one run; after sequence number ``after``), streamed."""
+        self._read()
+        query = sa.select(events).order_by(events.c.seq)
+        if run_id is not None:
+            query = query.where(events.c.run_id == run_id)
+        if after is not None:
+            query = query.where(events.c.seq > after)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=1000).execute(query):
+                yield Event.from_row(row)
+
+    def events_of(
+        self, run_id: str, kinds: tuple[str, ...], *, dataset: str | None = None
+    ) -> list[Event]:
+        """The run's events of these kinds (of one dataset if given), oldest first: one indexed
+        query, not a scan of the run (steps over many datasets ask this per dataset)."""
+        self._read(run_id, dataset, kinds)
+        query = sa.select(events).where((events.c.run_id == run_id) & events.c.kind.in_(kinds))
+        if dataset is not None:
+            query = query.where(events.c.dataset == dataset)
+        with self.engine.connect() as conn:
+            return [Event.from_row(r) for r in conn.execute(query.order_by(events.c.seq))]
+
+    def latest_dataset_event(self, run_id: str, dataset: str) -> Event | None:
+        """The newest ``dataset_*`` event of one dataset (what its datasets row must say)."""
+        self._read(run_id, dataset)
+        query = (
+            sa.select(events)
+            .where(
+                (events.c.run_id == run_id)
+                & (events.c.dataset == dataset)
+                & events.c.kind.like("dataset\\_%", escape="\\")
+            )
+            .order_by(events.c.seq.desc())
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Event.from_row(row) if row else None
+
+    def plan_text(self, sha256: str) -> str | None:
+        """The text of the plan with this sha256 that a run was started with, or None."""
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(plan_texts.c.text).where(plan_texts.c.sha256 == sha256)
+            ).first()
+        return row.text if row else None
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        return dict(row._mapping) if row else None
+
+    def runs_of(self, plan_name: str) -> list[str]:
+        """The run ids of a plan, oldest first."""
+        self._read()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs.c.run_id)
+                .where(runs.c.plan_name == plan_name)
+                .order_by(runs.c.started_at)
+            ).all()
+        return [r.run_id for r in rows]
+
+    def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The newest runs of every plan, newest first."""
+        self._read()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def event_kinds(self, run_id: str) -> set[str]:
+        """The kinds of event a run has recorded (cheap: no payloads)."""
+        self._read()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events.c.kind).where(events.c.run_id == run_id).distinct()
+            ).all()
+        return {r.kind for r in rows}
+
+    def dataset_state(self, run_id: str, dataset: str) -> dict[str, Any] | None:
+        """One dataset's row (by primary key), or None."""
+        self._read(run_id, dataset)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(datasets).where(
+                    (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
+                )
+            ).first()
+        return {**row._mapping, "detail": json.loads(row.detail)} if row else None
+
+    def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.iter_dataset_states(run_id))
+
+    def iter_dataset_states(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """The run's datasets by name, read 1,000 at a time (a run may have 100,000)."""
+        self._read()
+        query = sa.select(datasets).where(datasets.c.run_id == run_id).order_by(datasets.c.dataset)
+        with self.engine.connect() as conn:
+            for r in conn.execution_options(yield_per=1000).execute(query):
+                yield {**r._mapping, "detail": json.loads(r.detail)}
+
+    def artifacts(self, run_id: str, *, kind: str | None = None) -> list[dict[str, Any]]:
+        self._read()
+        query = sa.select(artifacts).where(artifacts.c.run_id == run_id).order_by(artifacts.c.id)
+        if kind is not None:
+            query = query.where(artifacts.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def artifact(self, artifact_id: int) -> dict[str, Any] | None:
+        """One artifact by its id, or None."""
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
+        return dict(row._mapping) if row else None
+
+    def head(self) -> str:
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(events.c.hash).order_by(events.c.seq.desc()).limit(1)
+            ).first()
+        return row.hash if row else GENESIS
