@@ -251,7 +251,8 @@ def restore_cmd(
             )
             where, note = f"table {name}", ""
         else:
-            assert to is not None  # exactly one of --to and --to-db (checked above)
+            if to is None:  # unreachable: exactly one of --to and --to-db was checked above
+                raise typer.BadParameter("give exactly one of --to DIR or --to-db URL")
             report, target, mode = _restore_into_dir(manifest, to, pub, ids)
             where = str(target)
             note = f" (mode {mode:04o}: plaintext customer data, delete it when done)"
@@ -259,8 +260,10 @@ def restore_cmd(
         err.print(f"✗ {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
     if terms is not None:
-        assert ledger is not None  # _restricted_use demands a ledger and a reason
-        assert reason is not None
+        if ledger is None or reason is None:  # unreachable: _restricted_use demands both
+            raise typer.BadParameter(
+                "restoring an archive under retention needs --reason and --ledger"
+            )
         _record_restore(ledger, report.manifest, reason, where, terms)
     out.print(
         f"✓ restored {report.manifest.dataset}: {report.rows:,} rows → {where}{note}", markup=False

@@ -121,7 +121,8 @@ def customer_notices(
         if only is not None and name != only:
             continue
         recipient_name = plan.dispositions[name].recipient
-        assert recipient_name is not None  # notified_dispositions keeps only those with one
+        if recipient_name is None:  # notified_dispositions keeps only those with one
+            continue
         recipient = plan.recipients[recipient_name]
         members = [s for s in states if s["disposition"] == name]
         categories = categories_of(members)

@@ -64,18 +64,28 @@ class RowDigest:
         return f"{self._sum % _MOD:064x}"
 
 
-def csv_records(lines: Iterable[bytes]) -> Iterator[bytes]:
-    """Whole CSV records from physical lines: a record ends where its quotes are balanced."""
-    pending: list[bytes] = []
+_TRUNCATED = "the CSV ends inside a quoted value (truncated?)"
+
+
+def _whole_records(lines: Iterable[bytes], pending: list[bytes]) -> Iterator[bytes]:
+    """Whole CSV records from physical lines: a record ends where its quotes are balanced.
+    The lines of an unfinished last record are left in ``pending``."""
     quotes = 0
     for line in lines:
         pending.append(line)
         quotes += line.count(b'"')
         if quotes % 2 == 0:
             yield b"".join(pending)
-            pending, quotes = [], 0
+            pending.clear()
+            quotes = 0
+
+
+def csv_records(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Whole CSV records from physical lines, streamed; IntegrityError if the last is cut."""
+    pending: list[bytes] = []
+    yield from _whole_records(lines, pending)
     if pending:
-        raise IntegrityError("the CSV ends inside a quoted value (truncated?)")
+        raise IntegrityError(_TRUNCATED)
 
 
 def physical_lines(chunks: Iterator[bytes], sha: Any, counter: list[int]) -> Iterator[bytes]:
@@ -108,28 +118,14 @@ def fields(record: bytes) -> list[tuple[str | None, bool]]:
 
 def parse_record(record: bytes) -> tuple[str | None, ...]:
     """One CSV record in the backup's dialect: an empty unquoted field is NULL."""
-    out: list[str | None] = []
-    for match in _FIELD.finditer(record.rstrip(b"\n")):
-        quoted, bare = match.group(1), match.group(2)
-        if quoted is not None:
-            out.append(quoted.replace(b'""', b'"').decode("utf-8"))
-        else:
-            out.append(bare.decode("utf-8") if bare else None)
-    return tuple(out)
+    return tuple(text for text, _quoted in fields(record))
 
 
 def complete_records(lines: list[bytes], *, final: bool) -> Iterator[bytes]:
     """Whole records from ``lines``; an unfinished last record stays in ``lines``."""
-    done: list[bytes] = []
     pending: list[bytes] = []
-    quotes = 0
-    for line in lines:
-        pending.append(line)
-        quotes += line.count(b'"')
-        if quotes % 2 == 0:
-            done.append(b"".join(pending))
-            pending, quotes = [], 0
+    done = list(_whole_records(lines, pending))
     if final and pending:
-        raise IntegrityError("the CSV ends inside a quoted value (truncated?)")
+        raise IntegrityError(_TRUNCATED)
     lines[:] = pending
     return iter(done)
