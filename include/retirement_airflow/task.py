@@ -22,9 +22,12 @@ def run_context(plan_path: str) -> Iterator[RunContext]:
     the run's logical time, the key store, the output folder, connectors from Airflow's
     connections). An error no retry can help (``retryable`` False: a wrong plan, a failed
     gate, a refused deletion, a changed host key, a broken chain) fails the task at once,
-    without its retries; the rest are retried as the plan's retries block says."""
+    without its retries; the rest are retried as the plan's retries block says. A failure
+    no retry follows marks the run failed in the ledger; the same task succeeding later
+    (cleared and re-run) returns the run to where it stood (``phases.run_state``)."""
     from retirement.errors import RetirementError
     from retirement.phases.context import Layout, RunContext, ledger_run_id
+    from retirement.phases.run_state import run_failed, run_recovered
     from retirement_airflow.connections import key_store, open_ledger, output_dir
     from retirement_airflow.connectors import AirflowConnectors
 
@@ -32,21 +35,28 @@ def run_context(plan_path: str) -> Iterator[RunContext]:
     ti = context["ti"]
     ledger = open_ledger()
     layout = Layout(output_dir)  # asked for only when a phase writes
+    ctx = RunContext(
+        plan_path=plan_path,
+        ledger=ledger,
+        run_id=ledger_run_id(ti.dag_id, context["run_id"]),
+        actor=f"airflow:{ti.dag_id}.{ti.task_id}",
+        now=context["dag_run"].run_after,
+        keys=key_store,
+        layout=layout,
+        connectors=AirflowConnectors(layout),
+    )
+    task = {"task": ti.task_id, "map_index": ti.map_index}
     try:
-        yield RunContext(
-            plan_path=plan_path,
-            ledger=ledger,
-            run_id=ledger_run_id(ti.dag_id, context["run_id"]),
-            actor=f"airflow:{ti.dag_id}.{ti.task_id}",
-            now=context["dag_run"].run_after,
-            keys=key_store,
-            layout=layout,
-            connectors=AirflowConnectors(layout),
-        )
-    except RetirementError as exc:
-        if exc.retryable:
+        yield ctx
+    except Exception as exc:
+        retryable = exc.retryable if isinstance(exc, RetirementError) else True
+        if not retryable or ti.try_number > ti.max_tries:  # no retry follows: the run failed
+            run_failed(ctx, task, exc)
+        if retryable:
             raise
         raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+    else:
+        run_recovered(ctx, task)
     finally:
         ledger.close()
 

@@ -67,14 +67,14 @@ def test_demo_dag_inventories_and_gates(
     from retirement.plan.model import load_plan
 
     assert started.payload["plan_sha256"] == load_plan(ROOT / "include/plans/demo.yaml").sha256
-    states = {d["dataset"]: d for d in ledger.dataset_states(run_id)}
-    assert states["crm.customers"]["data_class"] == "sensitive"
-    assert states["crm.customers"]["disposition"] == "hand_over"
-    assert states["crm.invoices"]["disposition"] == "accounting_archive"
-    assert states["crm.marketing_events"]["disposition"] == "erase"
-    assert states["crm.customers"]["rows"] == 60
-    erased = {d for d, st in states.items() if st["disposition"] == "erase"}
-    assert {d["state"] for d in states.values()} == {"deleted"}
+    states = {d.dataset: d for d in ledger.dataset_states(run_id)}
+    assert states["crm.customers"].data_class == "sensitive"
+    assert states["crm.customers"].disposition == "hand_over"
+    assert states["crm.invoices"].disposition == "accounting_archive"
+    assert states["crm.marketing_events"].disposition == "erase"
+    assert states["crm.customers"].rows == 60
+    erased = {d for d, st in states.items() if st.disposition == "erase"}
+    assert {d.state for d in states.values()} == {"deleted"}
     kinds = [e.kind for e in ledger.events(run_id=run_id)]
     assert kinds.count("gate_passed") == 4  # inventory, backup, transfer and deletion
     assert kinds.index("deletion_approved") < kinds.index("dataset_deleting")
@@ -82,7 +82,13 @@ def test_demo_dag_inventories_and_gates(
     assert approval.payload["auto"] is True
     gate = max(i for i, k in enumerate(kinds) if k == "gate_passed")
     per_dataset = ["artifact_certificate", "certificate_issued", "dataset_deleted"]
-    assert kinds[gate + 1 :] == per_dataset * len(states) + ["dossier_sealed"]
+    assert kinds[gate + 1 :] == per_dataset * len(states) + ["dossier_sealed", "run_sealed"]
+    assert [k for k in kinds if k.startswith("run_")] == [
+        "run_started",
+        "run_awaiting_approval",
+        "run_deleting",
+        "run_sealed",
+    ]
     from retirement.crypto.keys import load_public_key
     from retirement.evidence.certificate import verify_certificate
 
@@ -109,7 +115,7 @@ def test_demo_dag_inventories_and_gates(
         assert hashlib.sha256(local.read_bytes()).hexdigest() == r["sha256"]
     assert "artifact_gate_result" in kinds
     assert kinds.count("artifact_backup") == len(states)
-    customers = states["crm.customers"]["detail"]
+    customers = states["crm.customers"].detail
     assert customers["verify"]["rows"] == 60
     assert customers["deletion"]["result"]["deleted"] == 60
     assert Path(customers["backup"]["manifest"]).exists()
@@ -171,6 +177,32 @@ def test_wrong_plan_fails_plan_check_and_writes_nothing(
     ledger.close()
 
 
+def test_a_failed_gate_marks_the_run_failed_in_the_ledger(
+    airflow_db: Path, tmp_path: Path, demo_sources: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gate_inventory refuses a rule naming a missing table: not retried, the run is failed
+    in the ledger with the task and the reason, and nothing after the gate ran."""
+    plans = tmp_path / "plans"
+    plans.mkdir()
+    text = (ROOT / "include/plans/demo.yaml").read_text()
+    text = text.replace("  - dataset: crm.invoices\n", "  - dataset: crm.invoice\n", 1)
+    (plans / "demo.yaml").write_text(text)
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    dagrun = load_dagbag(plans).dags["retire__demo"].test()
+    assert dagrun.state == "failed"
+    assert _states(dagrun)["gate_inventory"] == "failed"
+    ledger = Ledger.open(url, create=False)
+    run_id = f"retire__demo:{dagrun.run_id}"
+    assert ledger.run_state(run_id) == "failed"
+    (failed,) = ledger.events_of(run_id, ("run_failed",))
+    assert failed.payload["task"] == "gate_inventory"
+    assert failed.payload["was"] == "running"
+    assert "crm.invoice is no dataset of the inventory" in failed.payload["error"]
+    assert not ledger.events_of(run_id, ("dataset_backed_up",))
+    ledger.close()
+
+
 def test_retention_expiry_dag_erases_archives_when_their_time_is_up(
     airflow_db: Path, tmp_path: Path, demo_sources: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -215,7 +247,7 @@ def test_the_other_scenarios_run_end_to_end(
     (started,) = [e for e in ledger.events() if e.kind == "run_started"]
     assert started.payload["scenario"] == plan.removeprefix("demo_")
     states = ledger.dataset_states(run_id)
-    assert {s["state"] for s in states} == {"deleted"}
+    assert {s.state for s in states} == {"deleted"}
     assert len(ledger.artifacts(run_id, kind="certificate")) == len(states)
     ledger.close()
 
@@ -249,6 +281,6 @@ def test_a_plan_with_more_datasets_than_mapped_tasks_runs_them_in_batches(
     run_id = f"retire__batched:{dagrun.run_id}"
     states = ledger.dataset_states(run_id)
     assert len(states) == 11
-    assert {s["state"] for s in states} == {"deleted"}
+    assert {s.state for s in states} == {"deleted"}
     assert len(ledger.artifacts(run_id, kind="receipt")) == 21
     ledger.close()

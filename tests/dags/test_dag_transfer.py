@@ -91,7 +91,7 @@ def test_deliveries_over_sftp_and_s3_with_object_lock(
     on_server = sshd_server_fresh.upload_dir / "drop" / customers["backup"]["name"]
     assert on_server.stat().st_size == customers["backup"]["size"]
     assert (on_server.parent / (on_server.name + ".manifest.json.sig")).exists()
-    states = {s["dataset"]: s["state"] for s in ledger.dataset_states(run_id)}
+    states = {s.dataset: s.state for s in ledger.dataset_states(run_id)}
     assert states["crm.invoices"] == states["crm.customers"] == "deleted"
     ledger.verify()
     ledger.close()

@@ -340,7 +340,7 @@ def test_mariadb_key_types_are_backed_up_deleted_and_counted(
     world = _clean(hunt(Scenario("mysql", tables=(table,)), tmp_path, maria))
     assert not world.current()["t"]
     assert len(world.certified) == 1
-    inventoried = world.p.ledger.dataset_state("hunt", "src.t")["detail"]["key"]
+    inventoried = world.p.ledger.dataset_state("hunt", "src.t").detail["key"]
     if logical == "float32":  # a FLOAT key cannot find its rows: the table goes whole
         assert inventoried["columns"] == []
         assert "single-precision" in inventoried["problem"]

@@ -177,7 +177,7 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     assert len(mapped) == 11  # one backup per dataset of the demo
     ledger = Ledger.open(airflow.ledger_url, create=False)
     events_before = ledger.verify().events
-    states = {s["dataset"]: s["state"] for s in ledger.dataset_states(f"{DAG}:{run_id}")}
+    states = {s.dataset: s.state for s in ledger.dataset_states(f"{DAG}:{run_id}")}
     assert set(states.values()) == {"deleted"}
     assert len(ledger.artifacts(f"{DAG}:{run_id}", kind="certificate")) == len(states)
 
@@ -206,7 +206,7 @@ def test_trigger_watch_clear_and_rerun(airflow: RunningAirflow) -> None:
     assert new.count("gate_passed") == 2
     assert new.count("artifact_gate_result") == 2
     assert set(new) == {"gate_passed", "artifact_gate_result", "artifact_gate_docs"}
-    after = {s["dataset"]: s["state"] for s in ledger.dataset_states(f"{DAG}:{run_id}")}
+    after = {s.dataset: s.state for s in ledger.dataset_states(f"{DAG}:{run_id}")}
     assert after == states
     ledger.close()
 
@@ -249,8 +249,8 @@ def test_the_retirement_page_in_a_browser(airflow: RunningAirflow, tmp_path: Pat
         expect(run).to_contain_text("sealed")
         expect(run.get_by_role("link", name="dossier")).to_be_visible()
         for state in states:
-            row = view.locator(f'tr[data-dataset="{state["dataset"]}"]').first
-            expect(row).to_contain_text(state["data_class"])
+            row = view.locator(f'tr[data-dataset="{state.dataset}"]').first
+            expect(row).to_contain_text(state.data_class)
             cells = row.locator("td.stage")
             expect(cells).to_have_count(5)
             # inventoried, backed up, deleted and sealed; delivered unless nothing was sent

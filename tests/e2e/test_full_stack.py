@@ -287,7 +287,7 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     report = ledger.verify()
     assert report.events > 0
     datasets = ledger.dataset_states(run)
-    assert {d["state"] for d in datasets} == {"deleted"}
+    assert {d.state for d in datasets} == {"deleted"}
     keys = KeyStore(deployment["keys"], deployment["master_secret"])
     public = load_pem_public_key(keys.public_signing_key_pem())
     certificates = ledger.artifacts(run, kind="certificate")

@@ -23,7 +23,7 @@ def test_a_generated_organization_runs_in_batched_mapped_tasks() -> None:
     def check(facts: dict) -> None:
         seen.update(facts)
         ledger = Ledger.open(facts["ledger_url"], create=False)
-        states = Counter(s["state"] for s in ledger.dataset_states(facts["run_id"]))
+        states = Counter(s.state for s in ledger.dataset_states(facts["run_id"]))
         seen["states"] = states
         seen["certificates"] = len(ledger.artifacts(facts["run_id"], kind="certificate"))
         ledger.verify()

@@ -22,7 +22,8 @@ def _writer(url: str, worker: int, start: mp.synchronize.Event, batched: bool) -
     with ledger.batch(max_pending=7) if batched and worker % 2 else nullcontext():
         for i in range(EVENTS_EACH):
             if i % 10 == 0:
-                ledger.set_dataset_state("run", f"src.t{worker}", f"step{i}", actor=f"w{worker}")
+                state = ("inventoried", "backed_up", "backup_verified", "delivered")[i // 10]
+                ledger.set_dataset_state("run", f"src.t{worker}", state, actor=f"w{worker}")
             else:
                 ledger.append(
                     "step", actor=f"w{worker}", run_id="run", payload={"w": worker, "i": i}

@@ -73,7 +73,7 @@ class DemoRun:
 
     def backup_all(self) -> None:
         for state in self.ledger.dataset_states("r"):
-            self.backup(state["dataset"])
+            self.backup(state.dataset)
 
     def gate_backup(self) -> dict[str, Any]:
         return gate_backup(self.ctx())

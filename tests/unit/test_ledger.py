@@ -183,8 +183,8 @@ def test_dataset_state_and_artifact_commit_with_their_events(ledger: Ledger) -> 
     )
     ledger.set_dataset_state("run-1", "crm.customers", "backed_up", actor="t")
     (state,) = ledger.dataset_states("run-1")
-    assert state["state"] == "backed_up"
-    assert state["rows"] == 10
+    assert state.state == "backed_up"
+    assert state.rows == 10
     first = ledger.add_artifact(
         "run-1",
         kind="backup",
@@ -221,10 +221,10 @@ def test_dataset_states_stream_page_by_page_in_name_order(ledger: Ledger) -> Non
             ledger.set_dataset_state("r", name, "inventoried", actor="t", payload={"n": name})
         states = ledger.iter_dataset_states("r")  # reads: the queued writes commit first
         first = next(states)
-    assert first["dataset"] == names[0]
+    assert first.dataset == names[0]
     rest = list(states)
-    assert [s["dataset"] for s in rest] == names[1:]
-    assert all(s["detail"] == {"n": s["dataset"]} for s in rest)
+    assert [s.dataset for s in rest] == names[1:]
+    assert all(s.detail == {"n": s.dataset} for s in rest)
     assert ledger.dataset_states("r") == [first, *rest]
 
 
@@ -278,7 +278,7 @@ def test_batch_queues_writes_and_reads_its_own(ledger: Ledger) -> None:
         assert _committed_kinds(ledger) == before  # nothing committed yet
         assert ledger.dataset_state("run-1", "crm.c") is None  # another dataset: no commit
         assert _committed_kinds(ledger) == before
-        assert ledger.dataset_state("run-1", "crm.a")["state"] == "backed_up"  # commits
+        assert ledger.dataset_state("run-1", "crm.a").state == "backed_up"  # commits
         assert _committed_kinds(ledger)[len(before) :] == [
             "dataset_backed_up",
             "artifact_backup",
@@ -355,7 +355,7 @@ def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> No
         "dataset_backed_up",
         "artifact_backup",
     ]
-    assert ledger.dataset_state("run-1", "crm.x")["rows"] == 7
+    assert ledger.dataset_state("run-1", "crm.x").rows == 7
 
     def same_location_two_digests() -> None:
         with ledger.batch():

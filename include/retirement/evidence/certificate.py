@@ -18,6 +18,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from retirement import __version__
 from retirement.crypto.signing import read_detached, write_detached
 from retirement.errors import IntegrityError
+from retirement.model.state import DatasetState
+from retirement.model.versions import CERTIFICATE_FORMAT, check_version
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,6 +43,7 @@ def write_certificate(
 ) -> tuple[Path, str]:
     """Write ``<id>.json`` (+ ``.sig``) and ``<id>.html``; return (json path, sha256)."""
     folder.mkdir(parents=True, exist_ok=True)
+    certificate = {"format_version": CERTIFICATE_FORMAT, **certificate}
     raw = json.dumps(certificate, ensure_ascii=False, indent=1, sort_keys=True).encode()
     path = folder / f"{certificate['certificate_id']}.json"
     write_detached(path, raw, key)
@@ -56,6 +59,7 @@ def verify_certificate(
     that the dataset is marked deleted and that the backup digest is the ledger's."""
     raw = read_detached(path, public_key, what="certificate")
     cert: dict[str, Any] = json.loads(raw)
+    check_version(cert.get("format_version"), CERTIFICATE_FORMAT, what=str(path))
     if ledger is None:
         return cert
     sha = hashlib.sha256(raw).hexdigest()
@@ -67,16 +71,17 @@ def verify_certificate(
             f"{run_id} with sha256 {sha}"
         )
     state = ledger.dataset_state(run_id, dataset)
-    if state is None or state["state"] != "deleted":
+    if state is None or state.state is not DatasetState.DELETED:
         raise IntegrityError(
             f"{path}: the ledger does not mark {dataset} deleted in run {run_id} "
-            f"(state {state and state['state']})"
+            f"(state {state and state.state.value})"
         )
-    backup = state["detail"].get("backup", {})
-    if backup.get("ciphertext_sha256") != cert["backup"]["ciphertext_sha256"]:
+    backup = state.backup
+    recorded = backup.ciphertext_sha256 if backup else None
+    if recorded != cert["backup"]["ciphertext_sha256"]:
         raise IntegrityError(
             f"{path}: the backup digest differs from the ledger's "
-            f"({cert['backup']['ciphertext_sha256']} vs {backup.get('ciphertext_sha256')})"
+            f"({cert['backup']['ciphertext_sha256']} vs {recorded})"
         )
     ledger.verify()
     return cert

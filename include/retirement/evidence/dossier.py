@@ -29,12 +29,14 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from retirement.crypto.signing import read_detached, write_detached
 from retirement.errors import IntegrityError
 from retirement.ledger.chain import GENESIS, Event
+from retirement.model.versions import CERTIFICATE_FORMAT, DOSSIER_FORMAT, check_version
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from retirement.crypto.keys import KeyStore
     from retirement.ledger.core import Ledger
+    from retirement.model.records import DatasetRecord
     from retirement.plan.model import Plan
 
 _ENV = Environment(
@@ -110,7 +112,13 @@ def build_dossier(
             if e.run_id == run_id and e.kind.startswith(("gate_", "deletion_")):
                 run_events.append(e)
             sent += e.run_id == run_id and e.kind == "notice_sent"
-    head = {"run_id": run_id, "events": count, "chain_head": last, "generated": generated}
+    head = {
+        "format_version": DOSSIER_FORMAT,
+        "run_id": run_id,
+        "events": count,
+        "chain_head": last,
+        "generated": generated,
+    }
     (root / "head.json").write_text(json.dumps(head, indent=1))
     classes = Counter(s["data_class"] for s in states)
     page = dict(
@@ -153,14 +161,20 @@ def build_dossier(
     return root / "index.html"
 
 
-def _listed(state: dict[str, Any]) -> dict[str, Any]:
+def _listed(state: DatasetRecord) -> dict[str, Any]:
     """What the dossier lists of a dataset (not its column profile: 100,000 of those add
     up to gigabytes)."""
-    backup = state["detail"].get("backup") or {}
+    backup = state.backup
     return {
-        **{k: state[k] for k in ("dataset", "data_class", "rows", "disposition", "state")},
+        "dataset": state.dataset,
+        "data_class": state.data_class,
+        "rows": state.rows,
+        "disposition": state.disposition,
+        "state": state.state.value,
         "detail": {
-            "backup": {k: backup[k] for k in ("ciphertext_sha256", "manifest") if k in backup}
+            "backup": {}
+            if backup is None
+            else {"ciphertext_sha256": backup.ciphertext_sha256, "manifest": backup.manifest}
         },
     }
 
@@ -221,15 +235,34 @@ def audit(folder: Path, public_key: Ed25519PublicKey | None = None) -> list[str]
             and path.parent.name in ("manifests", "certificates")
         ):
             try:
-                read_detached(path, key, what=path.parent.name[:-1])
+                _read_signed(path, key)
             except IntegrityError as exc:
                 problems.append(str(exc))
     problems += _audit_chain(folder)
     return problems
 
 
+def _read_signed(path: Path, key: Ed25519PublicKey) -> None:
+    """A manifest or certificate of the dossier: its signature, and a format this reads."""
+    from retirement.model.manifest import Manifest
+
+    raw = read_detached(path, key, what=path.parent.name[:-1])
+    if path.parent.name == "manifests":
+        Manifest.from_bytes(raw, where=str(path))
+        return
+    try:
+        found = json.loads(raw).get("format_version")
+    except (ValueError, AttributeError) as exc:
+        raise IntegrityError(f"{path}: not a certificate: {exc}") from exc
+    check_version(found, CERTIFICATE_FORMAT, what=str(path))
+
+
 def _audit_chain(folder: Path) -> list[str]:
     head = json.loads((folder / "head.json").read_text())
+    try:
+        check_version(head.get("format_version"), DOSSIER_FORMAT, what="head.json")
+    except IntegrityError as exc:
+        return [str(exc)]
     prev, count = GENESIS, 0
     with (folder / "ledger.jsonl").open(encoding="utf-8") as f:
         for count, line in enumerate(f, start=1):  # noqa: B007 (count read after the loop)

@@ -92,14 +92,15 @@ def notified_dispositions(plan: Plan) -> list[str]:
     ]
 
 
-def categories_of(members: list[dict[str, Any]], limit: int = 12) -> str:
-    """Which data goes: each dataset with its class, or for many, a count per source and
-    class (a notice must stay readable when a transfer holds thousands of tables)."""
+def categories_of(members: list[tuple[str, str | None]], limit: int = 12) -> str:
+    """Which data goes (``members``: each dataset's name and class): each dataset with its
+    class, or for many, a count per source and class (a notice must stay readable when a
+    transfer holds thousands of tables)."""
     if len(members) <= limit:
-        return "、".join(f"{s['dataset']} ({s['data_class']})" for s in members)
-    counts: dict[tuple[str, str], int] = {}
-    for s in members:
-        key = (DatasetId.parse(s["dataset"]).source, s["data_class"])
+        return "、".join(f"{dataset} ({data_class})" for dataset, data_class in members)
+    counts: dict[tuple[str, str | None], int] = {}
+    for dataset, data_class in members:
+        key = (DatasetId.parse(dataset).source, data_class)
         counts[key] = counts.get(key, 0) + 1
     return "、".join(f"{src}: {n} datasets ({cls})" for (src, cls), n in sorted(counts.items()))
 
@@ -124,17 +125,17 @@ def customer_notices(
         if recipient_name is None:  # notified_dispositions keeps only those with one
             continue
         recipient = plan.recipients[recipient_name]
-        members = [s for s in states if s["disposition"] == name]
-        categories = categories_of(members)
+        members = [s for s in states if s.disposition == name]
+        categories = categories_of([(s.dataset, s.data_class) for s in members])
         seen: set[bytes] = set()
         for state in members:
-            detail = state["detail"]
+            detail = state.inventory
             email_col = _column(detail, ("email",))
             if detail.get("kind") != "table" or email_col is None:
                 continue
             name_col = _column(detail, ("person_name",))
             id_col = _column(detail, _IDS)
-            dataset = DatasetId.parse(state["dataset"])
+            dataset = DatasetId.parse(state.dataset)
             with source_for(dataset.source) as source:
                 columns = [c.name for c in source.schema(dataset)]
                 at = {c: columns.index(c) for c in (email_col, name_col, id_col) if c}
@@ -161,7 +162,7 @@ def customer_notices(
                         }
                         yield Notice(
                             name,
-                            state["dataset"],
+                            state.dataset,
                             str(email),
                             person,
                             masked,

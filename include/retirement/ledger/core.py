@@ -13,6 +13,7 @@ committing).
 
 from __future__ import annotations
 
+import json
 import logging
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from retirement.ledger.db import (
     engine_for,
     events_by_dataset,
     events_by_run,
+    format_version,
     metadata,
     plan_texts,
     require_existing_sqlite,
@@ -36,6 +38,8 @@ from retirement.ledger.db import (
     safe_url,
 )
 from retirement.ledger.reads import LedgerReads
+from retirement.model.records import fold
+from retirement.model.state import DatasetState, RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -79,6 +83,7 @@ class Ledger(LedgerReads):
                     raise LedgerError(
                         f"{safe_url(url)} is not a retirement ledger: no table {missing[0]}"
                     )
+            format_version(engine, where=safe_url(url), upgrade=create)
         except sa.exc.SQLAlchemyError as exc:
             raise LedgerError(
                 f"cannot open ledger {safe_url(url)}: {exc.__class__.__name__}: "
@@ -210,7 +215,7 @@ class Ledger(LedgerReads):
                     plan_name=plan_name,
                     plan_sha256=plan_sha256,
                     scenario=scenario,
-                    state="running",
+                    state=RunState.RUNNING.value,
                     started_at=now,
                     updated_at=now,
                 )
@@ -226,40 +231,76 @@ class Ledger(LedgerReads):
             return True
 
     def set_run_state(
-        self, run_id: str, state: str, *, actor: str, payload: dict[str, Any] | None = None
-    ) -> Event:
+        self,
+        run_id: str,
+        state: RunState,
+        *,
+        actor: str,
+        payload: dict[str, Any] | None = None,
+    ) -> Event | None:
+        """Record where the run stands now (the ``runs`` row and a ``run_<state>`` event);
+        the state it is already in changes nothing. A change the state machine does not
+        allow (``RunState.may_become``) is refused."""
         self.flush()
+        state = RunState(state)
         with self._chain() as chain:
-            now = self._now()
-            updated = chain.conn.execute(
-                runs.update().where(runs.c.run_id == run_id).values(state=state, updated_at=now)
-            ).rowcount
-            if not updated:
+            row = chain.conn.execute(sa.select(runs.c.state).where(runs.c.run_id == run_id)).first()
+            if row is None:
                 raise LedgerError(f"no run {run_id} in the ledger")
-            return chain.add(now, f"run_{state}", actor, run_id, None, payload)
+            now = RunState(row.state)
+            if now is state:
+                return None
+            if not now.may_become(state):
+                raise LedgerError(f"run {run_id} is {now.label}: it cannot become {state.label}")
+            at = self._now()
+            chain.conn.execute(
+                runs.update()
+                .where(runs.c.run_id == run_id)
+                .values(state=state.value, updated_at=at)
+            )
+            return chain.add(at, f"run_{state}", actor, run_id, None, payload)
+
+    def run_state(self, run_id: str) -> RunState | None:
+        """Where the run stands (None: no such run)."""
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs.c.state).where(runs.c.run_id == run_id)).first()
+        return None if row is None else RunState(row.state)
 
     def set_dataset_state(
         self,
         run_id: str,
         dataset: str,
-        state: str,
+        state: DatasetState,
         *,
         actor: str,
         payload: dict[str, Any] | None = None,
         **columns: Any,
     ) -> Event | None:
-        """Upsert a dataset's state (and columns like rows, data_class) with its event.
+        """Record a dataset's new state and what its phase added (``payload``: the inventory,
+        which starts the dataset's record afresh, or one phase record, see model.records),
+        with columns like rows and data_class.
 
-        Setting the same state with the same detail again changes nothing and returns None,
-        so a re-run task leaves the ledger as one clean run would.
+        The event carries only ``payload``; the datasets row keeps the record so far
+        (``model.records.fold``). Recording the same state with nothing new changes nothing
+        and returns None, so a re-run task leaves the ledger as one clean run would. A
+        change the state machine does not allow (``DatasetState.may_become``: e.g. anything
+        after ``deleted``) is refused with LedgerError.
         """
-        detail = canonical_json(payload or {})
+        state = DatasetState(state)
+        added = payload or {}
         at = self._now()
-        values = {"state": state, "detail": detail, "updated_at": at, **columns}
 
         def write(chain: Chain) -> Event | None:
             where = (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
             row = chain.dataset_row(run_id, dataset)
+            before = None if row is None else json.loads(row["detail"])
+            if row is not None and not DatasetState(row["state"]).may_become(state):
+                raise LedgerError(
+                    f"{dataset} (run {run_id}) is {row['state']}: it cannot become {state}"
+                )
+            detail = canonical_json(fold(before, state, added))
+            values = {"state": state.value, "detail": detail, "updated_at": at, **columns}
             if row is None:
                 chain.conn.execute(
                     datasets.insert().values(run_id=run_id, dataset=dataset, **values)
@@ -273,9 +314,9 @@ class Ledger(LedgerReads):
             else:
                 chain.conn.execute(datasets.update().where(where).values(**values))
             chain.dataset_written(run_id, dataset, values)
-            return chain.add(at, f"dataset_{state}", actor, run_id, dataset, payload)
+            return chain.add(at, state.event_kind, actor, run_id, dataset, added)
 
-        return self._write(WriteKey(run_id, dataset, f"dataset_{state}"), write)
+        return self._write(WriteKey(run_id, dataset, state.event_kind), write)
 
     def add_artifact(
         self,

@@ -84,6 +84,16 @@ plan_texts = sa.Table(
 )
 
 
+# The ledger's format version (model.versions.LEDGER_FORMAT); a ledger without this table
+# is version 1.
+ledger_meta = sa.Table(
+    "ledger_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
 # A run's events of some kinds (approvals, certificates, notices) are looked up per dataset.
 events_by_run = sa.Index("ix_events_run_kind", events.c.run_id, events.c.kind)
 # ... and a dataset's latest event, before it is deleted.
@@ -132,6 +142,31 @@ def require_existing_sqlite(url: str) -> None:
 
         if not Path(parsed.database).is_file():
             raise LedgerError(f"no ledger file at {parsed.database} (from {url})")
+
+
+def format_version(engine: Engine, *, where: str, upgrade: bool) -> int:
+    """The ledger's format version, refused (LedgerError) when it is newer than this code
+    reads; with ``upgrade``, a version 1 ledger is recorded as the current version (this
+    code writes version 2 events into it and reads its version 1 events unchanged)."""
+    from retirement.model.versions import LEDGER_FORMAT, check_version
+
+    key = ledger_meta.c.key == "format_version"
+    with engine.begin() as conn:
+        has_meta = sa.inspect(conn).has_table("ledger_meta")
+        row = conn.execute(sa.select(ledger_meta.c.value).where(key)).first() if has_meta else None
+        found: object = None
+        if row is not None:
+            found = int(row.value) if row.value.isdigit() else row.value
+        version = check_version(found, LEDGER_FORMAT, what=f"ledger {where}", error=LedgerError)
+        if upgrade and has_meta and version < LEDGER_FORMAT:
+            if row is None:
+                conn.execute(
+                    ledger_meta.insert().values(key="format_version", value=str(LEDGER_FORMAT))
+                )
+            else:
+                conn.execute(ledger_meta.update().where(key).values(value=str(LEDGER_FORMAT)))
+            version = LEDGER_FORMAT
+    return version
 
 
 def lock_chain(conn: Connection) -> None:

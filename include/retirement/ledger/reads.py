@@ -4,7 +4,6 @@ every read first commits the writes it could see (``_read``, inside ``Ledger.bat
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -17,6 +16,7 @@ from retirement.ledger.db import (
     plan_texts,
     runs,
 )
+from retirement.model.records import DatasetRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -54,8 +54,8 @@ class LedgerReads:
         with self.engine.connect() as conn:
             return [Event.from_row(r) for r in conn.execute(query.order_by(events.c.seq))]
 
-    def latest_dataset_event(self, run_id: str, dataset: str) -> Event | None:
-        """The newest ``dataset_*`` event of one dataset (what its datasets row must say)."""
+    def dataset_events(self, run_id: str, dataset: str) -> list[Event]:
+        """One dataset's ``dataset_*`` events in chain order (what its datasets row folds)."""
         self._read(run_id, dataset)
         query = (
             sa.select(events)
@@ -64,12 +64,10 @@ class LedgerReads:
                 & (events.c.dataset == dataset)
                 & events.c.kind.like("dataset\\_%", escape="\\")
             )
-            .order_by(events.c.seq.desc())
-            .limit(1)
+            .order_by(events.c.seq)
         )
         with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return Event.from_row(row) if row else None
+            return [Event.from_row(r) for r in conn.execute(query)]
 
     def plan_text(self, sha256: str) -> str | None:
         """The text of the plan with this sha256 that a run was started with, or None."""
@@ -115,7 +113,7 @@ class LedgerReads:
             ).all()
         return {r.kind for r in rows}
 
-    def dataset_state(self, run_id: str, dataset: str) -> dict[str, Any] | None:
+    def dataset_state(self, run_id: str, dataset: str) -> DatasetRecord | None:
         """One dataset's row (by primary key), or None."""
         self._read(run_id, dataset)
         with self.engine.connect() as conn:
@@ -124,18 +122,18 @@ class LedgerReads:
                     (datasets.c.run_id == run_id) & (datasets.c.dataset == dataset)
                 )
             ).first()
-        return {**row._mapping, "detail": json.loads(row.detail)} if row else None
+        return DatasetRecord.from_row(row._mapping) if row else None
 
-    def dataset_states(self, run_id: str) -> list[dict[str, Any]]:
+    def dataset_states(self, run_id: str) -> list[DatasetRecord]:
         return list(self.iter_dataset_states(run_id))
 
-    def iter_dataset_states(self, run_id: str) -> Iterator[dict[str, Any]]:
+    def iter_dataset_states(self, run_id: str) -> Iterator[DatasetRecord]:
         """The run's datasets by name, read 1,000 at a time (a run may have 100,000)."""
         self._read()
         query = sa.select(datasets).where(datasets.c.run_id == run_id).order_by(datasets.c.dataset)
         with self.engine.connect() as conn:
             for r in conn.execution_options(yield_per=1000).execute(query):
-                yield {**r._mapping, "detail": json.loads(r.detail)}
+                yield DatasetRecord.from_row(r._mapping)
 
     def artifacts(self, run_id: str, *, kind: str | None = None) -> list[dict[str, Any]]:
         self._read()

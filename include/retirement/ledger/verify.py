@@ -5,16 +5,18 @@ Streams both (``yield_per``): memory stays flat on a ledger of millions of event
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from itertools import groupby
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import sqlalchemy as sa
 
 from retirement.errors import ChainBroken, TableEdited
 from retirement.ledger.chain import GENESIS, ChainReport, row_hash
 from retirement.ledger.db import artifacts, canonical_json, datasets, events
+from retirement.model.records import fold_events
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 
 def verify_chain(
@@ -27,8 +29,9 @@ def verify_chain(
     """Walk the ledger's chain from the first event; raise ChainBroken naming the first bad one.
 
     With ``tables`` (the default), every row of the datasets and artifacts tables (of
-    ``run_id``, or of every run) must also be what its latest chained event wrote:
-    TableEdited names the first that is not (those tables are the chain's mutable
+    ``run_id``, or of every run) must also be what its chained events wrote (a dataset's
+    row: what its events fold to; an artifact's: its latest event): TableEdited names the
+    first that is not (those tables are the chain's mutable
     summary; proof is only ever read from the chain)."""
     expected_seq, prev, count = 1, GENESIS, 0
     written: dict[tuple[str, str], tuple[str, str]] = {}
@@ -71,43 +74,91 @@ def verify_chain(
 def check_tables(
     engine: Engine, written: dict[tuple[str, str], tuple[str, str]], run_id: str | None
 ) -> None:
-    """Every datasets and artifacts row equals what its latest event wrote."""
+    """Every datasets row is what its chained events fold to (model.records.fold_events), and
+    every artifacts row what its latest event wrote. One snapshot of both tables and the
+    events (a consistent read while other tasks write)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        _check_datasets(conn, run_id)
+        _check_artifacts(conn, written, run_id)
+
+
+def _check_datasets(conn: Connection, run_id: str | None) -> None:
+    """Walk the datasets rows and the dataset events, both ordered by (run, dataset), side
+    by side: one dataset's events in memory at a time."""
+    eq = (
+        sa.select(events.c.run_id, events.c.dataset, events.c.kind, events.c.payload)
+        .where(
+            events.c.kind.like("dataset\\_%", escape="\\")
+            & events.c.run_id.is_not(None)
+            & events.c.dataset.is_not(None)
+        )
+        .order_by(events.c.run_id, events.c.dataset, events.c.seq)
+    )
     dq = sa.select(datasets).order_by(datasets.c.run_id, datasets.c.dataset)
+    if run_id is not None:
+        eq, dq = eq.where(events.c.run_id == run_id), dq.where(datasets.c.run_id == run_id)
+    stream = conn.execution_options(yield_per=1000)
+    rows = iter(stream.execute(dq))
+    for (run, name), group in groupby(stream.execute(eq), key=lambda e: (e.run_id, e.dataset)):
+        folded = fold_events((e.kind, json.loads(e.payload)) for e in group)
+        row = next(rows, None)
+        if row is None or (row.run_id, row.dataset) != (run, name):
+            _unpaired(conn, run, name, row)
+        if folded is None or (folded[0].value, canonical_json(folded[1])) != (
+            row.state,
+            row.detail,
+        ):
+            raise TableEdited(
+                f"the ledger's datasets row of {name} (run {run}) is not what the chain "
+                f"recorded ({'state ' + folded[0] if folded else 'no event'}, the row says "
+                f"{row.state}): the table was edited; nothing can be deleted on it. Restore "
+                "the ledger from a copy, or start a new run"
+            )
+    extra = next(rows, None)
+    if extra is not None:
+        _unpaired(conn, extra.run_id, extra.dataset, extra)
+
+
+def _unpaired(conn: Connection, run: str, name: str, row: Any) -> NoReturn:
+    """A dataset the chain records without a row, or a row the chain never recorded."""
+    if row is not None:
+        recorded = conn.execute(
+            sa.select(events.c.seq)
+            .where((events.c.run_id == row.run_id) & (events.c.dataset == row.dataset))
+            .limit(1)
+        ).first()
+        if recorded is None:
+            raise TableEdited(
+                f"the ledger's datasets row of {row.dataset} (run {row.run_id}) is not what the "
+                f"chain recorded (no event, the row says {row.state}): the table was edited"
+            )
+    raise TableEdited(
+        f"the chain records dataset {name} of run {run}, but the datasets table has no row "
+        "for it: the table was edited"
+    )
+
+
+def _check_artifacts(
+    conn: Connection, written: dict[tuple[str, str], tuple[str, str]], run_id: str | None
+) -> None:
+    """Every artifacts row equals what its latest event wrote."""
     aq = sa.select(artifacts).order_by(artifacts.c.id)
     if run_id is not None:
-        dq = dq.where(datasets.c.run_id == run_id)
         aq = aq.where(artifacts.c.run_id == run_id)
-    with engine.connect() as conn:
-        for row in conn.execution_options(yield_per=1000).execute(dq):
-            got = (f"dataset_{row.state}", _digest(row.detail))
-            want = written.pop((row.run_id, "d:" + row.dataset), None)
-            if want != got:
-                raise TableEdited(
-                    f"the ledger's datasets row of {row.dataset} (run {row.run_id}) is not "
-                    "what the chain recorded ("
-                    f"{'state ' + want[0][8:] if want else 'no event'}, the row says "
-                    f"{row.state}): the table was edited; nothing can be "
-                    "deleted on it. Restore the ledger from a copy, or start a new run"
-                )
-        for row in conn.execution_options(yield_per=1000).execute(aq):
-            payload = {"location": row.location, "size": row.size, "sha256": row.sha256}
-            detail = json.loads(row.detail)
-            if detail:
-                payload["detail"] = detail
-            got = (f"artifact_{row.kind}", _digest(canonical_json(payload)))
-            want = written.pop((row.run_id, f"a:{row.kind}:{row.location}"), None)
-            if want != got:
-                raise TableEdited(
-                    f"the ledger's artifacts row {row.id} ({row.kind} {row.location}, run "
-                    f"{row.run_id}) is not what the chain recorded: the table was edited"
-                )
-    missing = [k for k in written if k[1].startswith("d:")]
-    if missing:
-        run, name = missing[0]
-        raise TableEdited(
-            f"the chain records dataset {name[2:]} of run {run}, but the datasets table "
-            "has no row for it: the table was edited"
-        )
+    for row in conn.execution_options(yield_per=1000).execute(aq):
+        payload = {"location": row.location, "size": row.size, "sha256": row.sha256}
+        detail = json.loads(row.detail)
+        if detail:
+            payload["detail"] = detail
+        got = (f"artifact_{row.kind}", _digest(canonical_json(payload)))
+        want = written.pop((row.run_id, f"a:{row.kind}:{row.location}"), None)
+        if want != got:
+            raise TableEdited(
+                f"the ledger's artifacts row {row.id} ({row.kind} {row.location}, run "
+                f"{row.run_id}) is not what the chain recorded: the table was edited"
+            )
 
 
 def _digest(text: str) -> str:
@@ -117,11 +168,9 @@ def _digest(text: str) -> str:
 
 
 def _remember(written: dict[tuple[str, str], tuple[str, str]], row: Any) -> None:
-    """Keep, per dataset and per artifact, the kind and payload digest of its latest event
-    (the payload column holds the canonical JSON the row tables are compared with)."""
-    if row.kind.startswith("dataset_") and row.dataset is not None:
-        written[(row.run_id, "d:" + row.dataset)] = (row.kind, _digest(row.payload))
-    elif row.kind.startswith("artifact_"):
+    """Keep, per artifact, the kind and payload digest of its latest event (the payload
+    column holds the canonical JSON the artifacts rows are compared with)."""
+    if row.kind.startswith("artifact_"):
         location = json.loads(row.payload).get("location")
         key = (row.run_id, f"a:{row.kind.removeprefix('artifact_')}:{location}")
         written[key] = (row.kind, _digest(row.payload))

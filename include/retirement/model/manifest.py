@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from retirement.errors import IntegrityError
+from retirement.model.versions import MANIFEST_FORMAT, check_version
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -56,6 +57,7 @@ class Manifest:
     created_at: str
     tool: str
     extra: dict[str, Any] = field(default_factory=dict)
+    format_version: int = MANIFEST_FORMAT
 
     def __post_init__(self) -> None:
         for name in ("plaintext_sha256", "ciphertext_sha256"):
@@ -72,6 +74,9 @@ class Manifest:
     def from_bytes(cls, raw: bytes, *, where: str = "manifest") -> Manifest:
         try:
             data = json.loads(raw)
+            data["format_version"] = check_version(
+                data.get("format_version"), MANIFEST_FORMAT, what=where
+            )
             fp_data = data.pop("fingerprint")
             fp = SourceFingerprint(
                 **{
@@ -88,5 +93,5 @@ class Manifest:
                     "recipients": tuple(data["recipients"]),
                 }
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise IntegrityError(f"{where}: not a valid manifest: {exc}") from exc

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from retirement.errors import GateFailed, IntegrityError
 from retirement.model.ids import DatasetId
 from retirement.model.manifest import Manifest
+from retirement.model.records import BackupRecord, added
+from retirement.model.state import DatasetState
 from retirement.phases.batching import over_datasets
 from retirement.sources.base import KeyedSource
 from retirement.vault.write import back_up
 
 if TYPE_CHECKING:
     from retirement.crypto.keys import KeyStore
+    from retirement.model.records import DatasetRecord
     from retirement.phases.context import RunContext
     from retirement.plan.model import Plan
     from retirement.sources.base import Source
@@ -49,18 +52,13 @@ def backup_dataset(ctx: RunContext, dataset: str, source: Source) -> dict[str, A
     state = ctx.ledger.dataset_state(ctx.run_id, dataset)
     if state is None:
         raise GateFailed("backup", f"{dataset} was not inventoried in run {ctx.run_id}")
-    detail = state["detail"]
-    if state["state"] in ("deleting", "deleted"):
+    previous = state.backup  # in any later state too (verified, delivered, ...)
+    if state.state.deletion_begun:
+        if previous is None:  # (deletion is only ever proven by a backup)
+            raise GateFailed("backup", f"{dataset} is {state.state} but has no backup")
         log.info("%s is being or was deleted at the source: its backup stands", dataset)
-        kept = detail["backup"]
-        return {
-            "dataset": dataset,
-            "rows": kept["rows"],
-            "manifest": kept["manifest"],
-            "new": False,
-        }
-    result = _back_up(ctx, dataset, source, state["disposition"], detail)
-    previous = detail.get("backup")  # in any later state too (verified, delivered, ...)
+        return _summary(dataset, previous.rows, previous.manifest, new=False)
+    result = _back_up(ctx, dataset, source, state)
     fp = result.manifest.fingerprint
     damaged = _damaged(previous) if previous else None
     if damaged:
@@ -70,21 +68,25 @@ def backup_dataset(ctx: RunContext, dataset: str, source: Source) -> dict[str, A
     if (
         previous
         and not damaged
-        and (previous["row_digest"], previous["rows"]) == (fp.row_digest, fp.rows)
+        and (previous.row_digest, previous.rows) == (fp.row_digest, fp.rows)
     ):
         _discard(result)
-        log.info("%s unchanged since its backup: kept %s", dataset, previous["manifest"])
-        return {"dataset": dataset, "rows": fp.rows, "manifest": previous["manifest"], "new": False}
-    _record(ctx, dataset, detail, result, _reason(previous, damaged, fp))
-    return {"dataset": dataset, "rows": fp.rows, "manifest": str(result.manifest_path), "new": True}
+        log.info("%s unchanged since its backup: kept %s", dataset, previous.manifest)
+        return _summary(dataset, fp.rows, previous.manifest, new=False)
+    _record(ctx, dataset, result, _reason(previous, damaged, fp))
+    return _summary(dataset, fp.rows, str(result.manifest_path), new=True)
 
 
-def _back_up(
-    ctx: RunContext, dataset: str, source: Source, disposition: str, detail: dict[str, Any]
-) -> BackupResult:
+def _summary(dataset: str, rows: int, manifest: str, *, new: bool) -> dict[str, Any]:
+    """What the task returns (to XCom) for one dataset."""
+    return {"dataset": dataset, "rows": rows, "manifest": manifest, "new": new}
+
+
+def _back_up(ctx: RunContext, dataset: str, source: Source, state: DatasetRecord) -> BackupResult:
     plan, keys = ctx.plan, ctx.key_store
     name = DatasetId.parse(dataset)
-    decided = detail.get("key")  # the inventory decided the key (and refused bad ones)
+    disposition = str(state.disposition)
+    decided = state.detail.get("key")  # the inventory decided the key (and refused bad ones)
     if decided is not None:
         columns = tuple(decided["columns"])
     else:  # an inventory recorded before keys were decided
@@ -99,7 +101,7 @@ def _back_up(
         source,
         name,
         qualified=dataset,
-        kind=detail.get("kind", "table"),
+        kind=state.kind,
         plan=plan.name,
         disposition=disposition,
         recipients=recipients_for(plan, disposition, keys),
@@ -117,21 +119,19 @@ def _discard(result: BackupResult) -> None:
     result.manifest_path.unlink()
 
 
-def _reason(previous: dict[str, Any] | None, damaged: str | None, fp: Any) -> str:
+def _reason(previous: BackupRecord | None, damaged: str | None, fp: Any) -> str:
     if not previous:
         return "first backup"
     if damaged:
         return f"the previous backup is not usable: {damaged}"
     return (
-        f"the source changed since the backup of {previous['created_at']}: rows "
-        f"{previous['rows']} -> {fp.rows}, row digest {previous['row_digest'][:12]}… -> "
+        f"the source changed since the backup of {previous.created_at}: rows "
+        f"{previous.rows} -> {fp.rows}, row digest {previous.row_digest[:12]}… -> "
         f"{fp.row_digest[:12]}…"
     )
 
 
-def _record(
-    ctx: RunContext, dataset: str, detail: dict[str, Any], result: BackupResult, reason: str
-) -> None:
+def _record(ctx: RunContext, dataset: str, result: BackupResult, reason: str) -> None:
     """The backup's two files as artifacts, then the dataset backed up (in the chain)."""
     m, ledger = result.manifest, ctx.ledger
     ledger.add_artifact(
@@ -153,31 +153,31 @@ def _record(
         actor=ctx.actor,
         dataset=dataset,
     )
-    backup = {
-        "manifest": str(result.manifest_path),
-        "rows": m.fingerprint.rows,
-        "row_digest": m.fingerprint.row_digest,
-        "ciphertext_sha256": m.ciphertext_sha256,
-        "created_at": ctx.stamp,
-        "reason": reason,
-    }
+    backup = BackupRecord(
+        manifest=str(result.manifest_path),
+        rows=m.fingerprint.rows,
+        row_digest=m.fingerprint.row_digest,
+        ciphertext_sha256=m.ciphertext_sha256,
+        created_at=ctx.stamp,
+        reason=reason,
+    )
     ledger.set_dataset_state(
-        ctx.run_id, dataset, "backed_up", actor=ctx.actor, payload={**detail, "backup": backup}
+        ctx.run_id, dataset, DatasetState.BACKED_UP, actor=ctx.actor, payload=added(backup)
     )
 
 
-def _damaged(backup: dict[str, Any]) -> str | None:
+def _damaged(backup: BackupRecord) -> str | None:
     """Why a recorded backup cannot be kept (its manifest or age file gone, or not the bytes
     the manifest names), or None."""
     from retirement.formats.digests import file_sha256
 
-    path = Path(backup["manifest"])
+    path = Path(backup.manifest)
     try:
         manifest = Manifest.from_bytes(path.read_bytes(), where=str(path))
         size, sha = file_sha256(path.parent / manifest.ciphertext_file)
     except (OSError, IntegrityError) as exc:
         return f"{path.name}: {getattr(exc, 'strerror', None) or exc}"
-    if (size, sha) != (manifest.ciphertext_size, backup["ciphertext_sha256"]):
+    if (size, sha) != (manifest.ciphertext_size, backup.ciphertext_sha256):
         return f"{manifest.ciphertext_file} is not the file its manifest names (altered)"
     return None
 

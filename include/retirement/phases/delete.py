@@ -27,6 +27,8 @@ from retirement.deletion.recheck import recheck_backup, recheck_deliveries
 from retirement.errors import DeletionRefused
 from retirement.ledger.db import canonical_json
 from retirement.model.ids import DatasetId, shown
+from retirement.model.records import DeletionRecord, added, fold_events
+from retirement.model.state import DatasetState, RunState
 from retirement.phases.gate_deletion import decision, gate_deletion
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 
     from retirement.destinations.base import Destination
     from retirement.ledger.core import Ledger
+    from retirement.model.records import DatasetRecord
     from retirement.phases.context import RunContext
     from retirement.sources.base import Source
 
@@ -91,6 +94,9 @@ def deletion_request(ctx: RunContext) -> dict[str, Any]:
         },
     )
     request = event.hash if event is not None else ledger.head()
+    ledger.set_run_state(
+        run_id, RunState.AWAITING_APPROVAL, actor=actor, payload={"request": request}
+    )
     from retirement.phases.inventory import inventory_warnings
 
     body = _body(plan, rows, totals, blocked, request, report.head, report.events)
@@ -165,6 +171,8 @@ def record_decision(
             "request": request,
         },
     )
+    state = RunState.DELETING if approved else RunState.REJECTED
+    ctx.ledger.set_run_state(ctx.run_id, state, actor=by, payload={"request": request})
 
 
 # ---------------------------------------------------------------------- deletion
@@ -216,8 +224,10 @@ def delete_dataset(
     manifest, cipher = recheck_backup(proof, public)
     recheck_deliveries(proof, manifest, cipher, destination_for)
     row = _agreeing_row(ctx.ledger, ctx.run_id, dataset)
-    started = row["state"] == "deleting"
-    detail = row["detail"] if started else _started(ctx, ds, source, proof, manifest, row, book)
+    deletion = row.deletion if row.state is DatasetState.DELETING else None
+    started = deletion is not None
+    if deletion is None:
+        deletion = _started(ctx, ds, source, proof, manifest, book)
     identity = [ctx.key_store.identity(ctx.plan.name, proof.disposition)]
 
     def sibling(other: DatasetId) -> Any:  # a sheet of the same workbook
@@ -225,9 +235,10 @@ def delete_dataset(
 
     progress = on_rows or _progress(dataset)
     result = _delete(source, ds, proof, manifest, cipher, identity, sibling, progress)
-    deletion = {**detail.get("deletion", {}), "result": result.as_dict()}
-    payload = {**detail, "deletion": deletion}
-    ctx.ledger.set_dataset_state(ctx.run_id, dataset, "deleting", actor=ctx.actor, payload=payload)
+    done = added(deletion.finished(result.as_dict()))
+    ctx.ledger.set_dataset_state(
+        ctx.run_id, dataset, DatasetState.DELETING, actor=ctx.actor, payload=done
+    )
     log.info("%s: %s (%s deleted)", dataset, result.technique, result.deleted)
     return {"dataset": dataset, "resumed": started, **result.as_dict()}
 
@@ -238,19 +249,20 @@ def _started(
     source: Source,
     proof: Any,
     manifest: Any,
-    row: dict[str, Any],
     book: ProofBook,
-) -> dict[str, Any]:
+) -> DeletionRecord:
     """The first attempt: the table still equals its backup (nothing deleted at all if
     anything changed), then "deleting" committed before anything is deleted."""
     if proof.kind == "table" and _is_sql(source):
         from retirement.deletion.tables import check_unchanged
 
         check_unchanged(source, ds, proof.kind, manifest)
-    detail = {**row["detail"], "deletion": {"started_at": ctx.stamp, "request": book.request.hash}}
-    ctx.ledger.set_dataset_state(ctx.run_id, str(ds), "deleting", actor=ctx.actor, payload=detail)
+    deletion = DeletionRecord(started_at=ctx.stamp, request=book.request.hash)
+    ctx.ledger.set_dataset_state(
+        ctx.run_id, str(ds), DatasetState.DELETING, actor=ctx.actor, payload=added(deletion)
+    )
     ctx.ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
-    return detail
+    return deletion
 
 
 def _is_sql(source: Source) -> bool:
@@ -293,16 +305,17 @@ def _delete(
     raise DeletionRefused(f"{ds}: no way to delete from a {type(source).__name__}")
 
 
-def _agreeing_row(ledger: Ledger, run_id: str, dataset: str) -> dict[str, Any]:
-    """The dataset's ledger row, refused unless it is what its latest chained event wrote."""
+def _agreeing_row(ledger: Ledger, run_id: str, dataset: str) -> DatasetRecord:
+    """The dataset's ledger row, refused unless it is what its chained events fold to."""
     row = ledger.dataset_state(run_id, dataset)
-    event = ledger.latest_dataset_event(run_id, dataset)
+    events = ledger.dataset_events(run_id, dataset)
+    folded = fold_events((e.kind, e.payload) for e in events)
     if (
         row is None
-        or event is None
-        or event.compute_hash() != event.hash
-        or event.kind != f"dataset_{row['state']}"
-        or canonical_json(event.payload) != canonical_json(row["detail"])
+        or folded is None
+        or any(e.compute_hash() != e.hash for e in events)
+        or folded[0] is not row.state
+        or canonical_json(folded[1]) != canonical_json(row.detail)
     ):
         raise DeletionRefused(
             f"{dataset}: the ledger's datasets row is not what the chain recorded (edited by "

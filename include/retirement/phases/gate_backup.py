@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any
 from retirement.crypto.keys import load_public_key
 from retirement.errors import GateFailed, RetirementError
 from retirement.gates.record import record_gate
+from retirement.model.records import VerifyRecord, added
+from retirement.model.state import DatasetState
 from retirement.vault.verify import verify_backup
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from retirement.model.records import DatasetRecord
     from retirement.phases.context import RunContext
     from retirement.vault.verify import VerifyReport
 
@@ -35,7 +38,8 @@ def gate_backup(ctx: RunContext) -> dict[str, Any]:
         report = _verify(ctx, state, failures, recorded, public)
         if report is None:
             continue
-        verified.append((state, report.summary()))  # not the report: one per dataset
+        # what marking it verified needs, not its record or the report: one per dataset
+        verified.append((state.dataset, state.state, VerifyRecord(report.summary())))
         if report.manifest.format == "csv":
             _profile_rows(state, report, ds_rows, col_rows)
     result = quality.run_gate("gate_backup", quality.backup_frames(ds_rows, col_rows))
@@ -45,40 +49,40 @@ def gate_backup(ctx: RunContext) -> dict[str, Any]:
     if failures:
         raise GateFailed("gate_backup", "; ".join(failures), summary)
     with ledger.batch():
-        for state, verify in verified:
-            if state["state"] != "backed_up":
+        for dataset, now, verify in verified:
+            if now is not DatasetState.BACKED_UP:
                 continue  # verified before (or delivered since): a re-run changes nothing
             ledger.set_dataset_state(
                 run_id,
-                state["dataset"],
-                "backup_verified",
+                dataset,
+                DatasetState.BACKUP_VERIFIED,
                 actor=ctx.actor,
-                payload={**state["detail"], "verify": verify},
+                payload=added(verify),
             )
     return summary
 
 
 def _verify(
     ctx: RunContext,
-    state: dict[str, Any],
+    state: DatasetRecord,
     failures: list[str],
     recorded: dict[str, str],
     public: Ed25519PublicKey,
 ) -> VerifyReport | None:
-    backup = state["detail"].get("backup")
+    backup = state.backup
     if backup is None:
-        failures.append(f"{state['dataset']}: no backup")
+        failures.append(f"{state.dataset}: no backup")
         return None
-    manifest_path = Path(backup["manifest"])
+    manifest_path = Path(backup.manifest)
     if manifest_path.exists():
         actual = hashlib.sha256(manifest_path.read_bytes()).hexdigest()
         if recorded.get(str(manifest_path)) != actual:
             failures.append(
-                f"{state['dataset']}: {manifest_path.name} differs from the manifest recorded "
+                f"{state.dataset}: {manifest_path.name} differs from the manifest recorded "
                 "in the ledger"
             )
     try:
-        identity = ctx.key_store.identity(ctx.plan.name, state["disposition"])
+        identity = ctx.key_store.identity(ctx.plan.name, str(state.disposition))
         return verify_backup(manifest_path, public, [identity])
     except RetirementError as exc:
         failures.append(str(exc))
@@ -86,7 +90,7 @@ def _verify(
 
 
 def _profile_rows(
-    state: dict[str, Any],
+    state: DatasetRecord,
     report: VerifyReport,
     ds_rows: list[dict[str, Any]],
     col_rows: list[dict[str, Any]],
@@ -94,16 +98,16 @@ def _profile_rows(
     fp = report.manifest.fingerprint
     ds_rows.append(
         {
-            "dataset": state["dataset"],
+            "dataset": state.dataset,
             "rows_source": fp.rows,
             "rows_restored": report.rows,
-            "rows_inventory": state["detail"]["rows"],
+            "rows_inventory": state.inventory["rows"],
             "key_nulls": report.key_nulls,
             "key_duplicates": report.key_duplicates,
         }
     )
     col_rows += [
-        {"column": f"{state['dataset']}.{c['name']}", "source_nulls": want, "restored_nulls": got}
+        {"column": f"{state.dataset}.{c['name']}", "source_nulls": want, "restored_nulls": got}
         for c, want, got in zip(
             report.manifest.columns, fp.null_counts, report.null_counts, strict=False
         )

@@ -21,6 +21,8 @@ from retirement.deletion.recheck import recheck_backup
 from retirement.errors import GateFailed
 from retirement.gates.record import record_gate
 from retirement.model.ids import DatasetId
+from retirement.model.records import CertificateRecord, added
+from retirement.model.state import DatasetState
 
 if TYPE_CHECKING:
     from retirement.ledger.core import Ledger
@@ -137,13 +139,12 @@ def _certify(
                 dataset=proof.dataset,
                 payload={"path": str(path), "sha256": sha},
             )
-            state = ledger.dataset_state(run_id, proof.dataset) or {"detail": {}}
             ledger.set_dataset_state(
                 run_id,
                 proof.dataset,
-                "deleted",
+                DatasetState.DELETED,
                 actor=actor,
-                payload={**state["detail"], "certificate": str(path)},
+                payload=added(CertificateRecord(str(path))),
             )
             certificates.append(str(path))
     return certificates
@@ -162,10 +163,10 @@ def _erase_destroyed_backups(
     for name, disp in plan.dispositions.items():
         if disp.action != "destroy" or disp.keep_backup_days:
             continue
-        members = [s for s in ledger.dataset_states(run_id) if s["disposition"] == name]
-        if not any(s["dataset"] in verified for s in members):
+        members = [s for s in ledger.dataset_states(run_id) if s.disposition == name]
+        if not any(s.dataset in verified for s in members):
             continue  # nothing of it verified in this gate run (or erased already)
-        if all(s["dataset"] in verified or s["state"] == "deleted" for s in members):
+        if all(s.dataset in verified or s.state is DatasetState.DELETED for s in members):
             crypto_erase(
                 plan.name,
                 name,

@@ -23,7 +23,7 @@ def gate_inventory(ctx: RunContext) -> dict[str, Any]:
     from retirement.inventory.report import write_reports
 
     ledger, run_id = ctx.ledger, ctx.run_id
-    reports = [DatasetReport.from_json(d["detail"]) for d in ledger.dataset_states(run_id)]
+    reports = [DatasetReport.from_json(d.inventory) for d in ledger.dataset_states(run_id)]
     if not reports:
         raise GateFailed(
             "gate_inventory",

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from retirement.errors import GateFailed, IntegrityError, TransferError
 from retirement.gates.record import record_gate
+from retirement.model.records import DeliveriesRecord, added
+from retirement.model.state import DatasetState
 from retirement.phases.transfer import delivery_files, required_deliveries
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ def gate_transfer(ctx: RunContext) -> dict[str, Any]:
     for r in ledger.artifacts(run_id, kind="receipt"):  # the latest per file, found once
         detail = _detail(r)
         receipts[(r["dataset"], str(detail.get("destination")), str(detail.get("name")))] = detail
-    states = {s["dataset"]: s for s in ledger.dataset_states(run_id)}
+    states = {s.dataset: s for s in ledger.dataset_states(run_id)}
     rows: list[dict[str, Any]] = []
     failures: list[str] = []
     delivered: dict[str, list[dict[str, Any]]] = {}
@@ -53,11 +55,12 @@ def gate_transfer(ctx: RunContext) -> dict[str, Any]:
         raise GateFailed("gate_transfer", "; ".join(failures), summary)
     with ledger.batch():
         for dataset, dataset_receipts in delivered.items():
-            state = states[dataset]
-            if state["state"] != "backup_verified":
+            if states[dataset].state is not DatasetState.BACKUP_VERIFIED:
                 continue  # delivered before, or already deleted: a re-run changes nothing
-            payload = {**state["detail"], "deliveries": dataset_receipts}
-            ledger.set_dataset_state(run_id, dataset, "delivered", actor=ctx.actor, payload=payload)
+            record = DeliveriesRecord(tuple(dataset_receipts))
+            ledger.set_dataset_state(
+                run_id, dataset, DatasetState.DELIVERED, actor=ctx.actor, payload=added(record)
+            )
     return summary
 
 

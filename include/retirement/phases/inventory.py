@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from retirement.inventory.scan import DatasetReport, scan_dataset, with_dispositions
+from retirement.model.state import DatasetState
 
 if TYPE_CHECKING:
     from retirement.ledger.core import Ledger
@@ -94,13 +95,13 @@ def _record_inventory(reports: list[DatasetReport], ctx: RunContext) -> None:
     the inventory never steps it back: its backup and deletion stand)."""
     for r in reports:
         now = ctx.ledger.dataset_state(ctx.run_id, r.qualified)
-        if now is not None and now["state"] in ("deleting", "deleted"):
+        if now is not None and now.state.deletion_begun:
             log.info("%s: its deletion has begun: the inventory does not step it back", r.qualified)
             continue
         ctx.ledger.set_dataset_state(
             ctx.run_id,
             r.qualified,
-            "inventoried",
+            DatasetState.INVENTORIED,
             actor=ctx.actor,
             payload=r.to_json(),
             rows=r.rows,

@@ -10,10 +10,12 @@ if TYPE_CHECKING:
 
 
 def seal(ctx: RunContext) -> Path:
-    """The closure dossier of the run: evidence, signed digests and the chain head."""
+    """The closure dossier of the run: evidence, signed digests and the chain head; the run
+    is then sealed."""
     from retirement.evidence.dossier import build_dossier
+    from retirement.model.state import RunState
 
-    return build_dossier(
+    index = build_dossier(
         ctx.plan,
         plan_path=Path(ctx.plan_path),
         ledger=ctx.ledger,
@@ -22,6 +24,10 @@ def seal(ctx: RunContext) -> Path:
         output_dir=ctx.layout.root,
         generated=ctx.stamp,
     )
+    ctx.ledger.set_run_state(
+        ctx.run_id, RunState.SEALED, actor=ctx.actor, payload={"dossier": str(index.parent)}
+    )
+    return index
 
 
 def seal_path(ctx: RunContext) -> str:

@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from datetime import date
 
     from retirement.destinations.base import Destination
+    from retirement.model.records import DatasetRecord
     from retirement.phases.context import RunContext
     from retirement.plan.model import Plan
 
 log = logging.getLogger(__name__)
 
-LATER_STATES = ("delivered", "deleting", "deleted")  # a re-run must never step back
 ARROW = " -> "  # "dataset -> destination", one item of a transfer batch
 
 
@@ -37,9 +37,9 @@ def required_deliveries(ctx: RunContext) -> list[dict[str, str]]:
     """(dataset, destination) for every dataset whose disposition has destinations."""
     plan = ctx.plan
     return [
-        {"dataset": state["dataset"], "destination": dest}
+        {"dataset": state.dataset, "destination": dest}
         for state in ctx.ledger.dataset_states(ctx.run_id)
-        for dest in plan.dispositions[state["disposition"]].destinations
+        for dest in plan.dispositions[str(state.disposition)].destinations
     ]
 
 
@@ -62,24 +62,24 @@ def transfer_batch(ctx: RunContext, batch: list[str]) -> list[dict[str, Any]]:
 
 
 def delivery_files(
-    plan: Plan, state: dict[str, Any], retired_on: date
+    plan: Plan, state: DatasetRecord, retired_on: date
 ) -> list[tuple[str, Delivery]]:
     """The three files of a dataset's backup (role, what to deliver), named as in the vault."""
-    backup = state["detail"].get("backup")
-    if not backup or state["state"] not in ("backup_verified", *LATER_STATES):
+    backup = state.backup
+    if backup is None or not state.state.backup_verified:
         raise TransferError(
-            f"{state['dataset']}: no restore-verified backup in this run (state "
-            f"{state['state']}): run backup and gate_backup first"
+            f"{state.dataset}: no restore-verified backup in this run (state "
+            f"{state.state}): run backup and gate_backup first"
         )
-    manifest_path = Path(backup["manifest"])
+    manifest_path = Path(backup.manifest)
     manifest = Manifest.from_bytes(manifest_path.read_bytes(), where=str(manifest_path))
-    disposition = plan.dispositions[state["disposition"]]
+    disposition = plan.dispositions[str(state.disposition)]
     until = (
         retain_until(disposition.retention, retired_on) if disposition.action == "retain" else None
     )
-    folder = f"{plan.name}/{safe_name(state['dataset'])}"
+    folder = f"{plan.name}/{safe_name(state.dataset)}"
     cipher = manifest_path.parent / manifest.ciphertext_file
-    meta = {"dataset": state["dataset"], "plan": plan.name}
+    meta = {"dataset": state.dataset, "plan": plan.name}
     items = [
         (
             "backup",

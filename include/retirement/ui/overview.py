@@ -11,23 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from retirement.model.state import DatasetState, RunState
 from retirement.phases.context import safe_dir
 from retirement.plan.header import discover
 
 if TYPE_CHECKING:
     from retirement.ledger.core import Ledger
+    from retirement.model.records import DatasetRecord
 
 STAGES = ("inventoried", "backed up", "delivered", "deleted", "sealed")
-# How far each ledger state has come along STAGES (the number of stages passed).
-_PASSED = {
-    "new": 0,
-    "inventoried": 1,
-    "backed_up": 2,
-    "backup_verified": 2,
-    "delivered": 3,
-    "deleting": 3,
-    "deleted": 4,
-}
 _ENV = Environment(
     loader=PackageLoader("retirement.ui", "templates"), autoescape=select_autoescape(["html", "j2"])
 )
@@ -81,7 +73,13 @@ class Overview:
     runs: tuple[RunRow, ...]
 
 
-def _status(kinds: set[str], datasets: list[dict[str, Any]]) -> str:
+def _status(run_state: RunState, kinds: set[str], datasets: list[DatasetRecord]) -> str:
+    """The run's state as the ledger keeps it; while it runs, how far its datasets are."""
+    if run_state is RunState.REJECTED:
+        return "deletion rejected"
+    if run_state is not RunState.RUNNING:
+        return run_state.label
+    # A run begun before runs recorded their states (still "running"): its events say.
     if "dossier_sealed" in kinds:
         return "sealed"
     if "deletion_rejected" in kinds:
@@ -90,13 +88,13 @@ def _status(kinds: set[str], datasets: list[dict[str, Any]]) -> str:
         return "awaiting approval"
     if "deletion_approved" in kinds:
         return "deleting"
-    if any(d["state"] in ("backed_up", "backup_verified", "delivered") for d in datasets):
+    if any(d.state.stages_passed >= 2 for d in datasets):
         return "backing up and delivering"
     return "inventory"
 
 
-def _stages(state: str, delivered: bool, sealed: bool) -> tuple[str, ...]:
-    passed = _PASSED.get(state, 0)
+def _stages(state: DatasetState, delivered: bool, sealed: bool) -> tuple[str, ...]:
+    passed = state.stages_passed
     out = []
     for i, name in enumerate(STAGES):
         if name == "sealed":
@@ -105,7 +103,7 @@ def _stages(state: str, delivered: bool, sealed: bool) -> tuple[str, ...]:
             out.append("skipped")  # nothing to hand over (destroy, or kept in place)
         elif i < passed:
             out.append("done")
-        elif i == passed and state == "deleting":
+        elif i == passed and state is DatasetState.DELETING:
             out.append("doing")
         else:
             out.append("todo")
@@ -122,13 +120,13 @@ def _run_row(ledger: Ledger, run: dict[str, Any], output_dir: Path | None) -> Ru
     certificates = {a["dataset"]: a["id"] for a in ledger.artifacts(run_id, kind="certificate")}
     rows = tuple(
         DatasetRow(
-            dataset=s["dataset"],
-            data_class=s["data_class"] or "",
-            disposition=s["disposition"] or "",
-            rows=s["rows"] or 0,
-            state=s["state"],
-            stages=_stages(s["state"], s["dataset"] in delivered, sealed),
-            certificate_id=certificates.get(s["dataset"]),
+            dataset=s.dataset,
+            data_class=s.data_class or "",
+            disposition=s.disposition or "",
+            rows=s.rows or 0,
+            state=s.state.value,
+            stages=_stages(s.state, s.dataset in delivered, sealed),
+            certificate_id=certificates.get(s.dataset),
         )
         for s in states
     )
@@ -141,7 +139,7 @@ def _run_row(ledger: Ledger, run: dict[str, Any], output_dir: Path | None) -> Ru
         plan=run["plan_name"],
         scenario=run["scenario"],
         started_at=run["started_at"][:19].replace("T", " "),
-        status=_status(kinds, states),
+        status=_status(RunState(run["state"]), kinds, states),
         datasets=rows,
         certificates=len(certificates),
         receipts=len(receipts),

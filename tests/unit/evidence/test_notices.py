@@ -125,8 +125,8 @@ def test_without_smtp_only_the_encrypted_csv_is_written(demo: DemoRun) -> None:
 def test_a_transfer_of_many_datasets_is_named_by_source_and_class() -> None:
     from retirement.evidence.notices import categories_of
 
-    few = [{"dataset": "crm.customers", "data_class": "sensitive"}]
+    few: list[tuple[str, str | None]] = [("crm.customers", "sensitive")]
     assert categories_of(few) == "crm.customers (sensitive)"
-    many = [{"dataset": f"db.t{i:04d}", "data_class": "sensitive"} for i in range(2000)]
-    many += [{"dataset": "exports.a.csv", "data_class": "core"}]
+    many: list[tuple[str, str | None]] = [(f"db.t{i:04d}", "sensitive") for i in range(2000)]
+    many += [("exports.a.csv", "core")]
     assert categories_of(many) == "db: 2000 datasets (sensitive)、exports: 1 datasets (core)"

@@ -36,7 +36,7 @@ def test_changed_source_makes_a_new_version_and_says_why(demo: DemoRun) -> None:
     assert second["new"] is True
     assert second["manifest"] != first["manifest"]
     state = demo.ledger.dataset_state("r", "crm.customers")
-    assert "the source changed since the backup" in state["detail"]["backup"]["reason"]
+    assert "the source changed since the backup" in state.detail["backup"]["reason"]
 
 
 def test_transfer_backups_are_encrypted_to_the_recipient_too(demo: DemoRun) -> None:
@@ -54,7 +54,7 @@ def test_gate_backup_verifies_all_and_fails_on_a_bad_one(demo: DemoRun) -> None:
     assert summary["verified"] == 6
     assert summary["failures"] == []
     state = demo.ledger.dataset_state("r", "crm.orders")
-    broken = Path(state["detail"]["backup"]["manifest"])
+    broken = Path(state.detail["backup"]["manifest"])
     cipher = broken.parent / broken.name.removesuffix(".manifest.json")
     cipher.write_bytes(cipher.read_bytes()[:-1])
     with pytest.raises(GateFailed, match="crm.orders|altered or truncated"):
@@ -110,7 +110,7 @@ def test_gate_backup_fails_on_duplicate_keys(tmp_path: Path) -> None:
     ctx = demo.ctx(include=["invoices"])
     check_plan(ctx)
     inventory_source(ctx, "crm")
-    assert "not unique" in ledger.dataset_state("r", "crm.invoices")["detail"]["key"]["problem"]
+    assert "not unique" in ledger.dataset_state("r", "crm.invoices").detail["key"]["problem"]
     with demo.source(include=["invoices"]) as source:
         backup_dataset(ctx, "crm.invoices", source)
     with pytest.raises(GateFailed, match="key columns are unique"):
@@ -119,7 +119,7 @@ def test_gate_backup_fails_on_duplicate_keys(tmp_path: Path) -> None:
     assert kinds[-1] == "gate_failed"
     assert "artifact_gate_result" in kinds
     (state,) = ledger.dataset_states("r")
-    assert state["state"] == "backed_up"  # never marked verified
+    assert state.state == "backed_up"  # never marked verified
     ledger.close()
 
 
@@ -135,8 +135,8 @@ def test_gate_backup_compares_nulls_with_the_source_profile(demo: DemoRun) -> No
     data["fingerprint"]["null_counts"][0] += 1
     write_signed(Manifest.from_bytes(json.dumps(data).encode()), path, demo.keys.signing_key())
     for state in demo.ledger.dataset_states("r"):
-        if state["dataset"] != "crm.complaints":
-            demo.backup(state["dataset"])
+        if state.dataset != "crm.complaints":
+            demo.backup(state.dataset)
     with pytest.raises(GateFailed, match="NULLs per column equal the source profile") as caught:
         demo.gate_backup()
     assert "differs from the manifest recorded in the ledger" in str(caught.value)
@@ -144,6 +144,6 @@ def test_gate_backup_compares_nulls_with_the_source_profile(demo: DemoRun) -> No
 
 def test_a_demo_run_starts_inventoried_and_gated(tmp_path: Path) -> None:
     run = demo_run(tmp_path, customers=5)
-    assert {s["state"] for s in run.ledger.dataset_states("r")} == {"inventoried"}
+    assert {s.state for s in run.ledger.dataset_states("r")} == {"inventoried"}
     assert run.ledger.events_of("r", ("gate_passed",))
     run.ledger.close()

@@ -86,7 +86,7 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(demo: Demo
     assert cert["verification"]["scoped_left"] == 0
     assert cert["verification"]["residual_identifiers"] == 0
     assert cert_path.with_suffix(".html").exists()
-    states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
+    states = {s.dataset: s.state for s in ledger.dataset_states("r")}
     assert {states[d] for d in CRM} == {"deleted"}
 
     # An operator re-runs earlier phases after the deletion: nothing steps back.
@@ -95,7 +95,7 @@ def test_approved_deletion_is_scoped_resumable_verified_and_certified(demo: Demo
     demo.gate_backup()
     demo.transfer_all()
     demo.gate_transfer()
-    assert {s["dataset"]: s["state"] for s in ledger.dataset_states("r")} == states
+    assert {s.dataset: s.state for s in ledger.dataset_states("r")} == states
     added = [e.kind for e in ledger.events()][before:]
     assert added.count("gate_passed") == 2  # the two gates' verdicts, and their evidence only
     assert not [k for k in added if not k.startswith(("gate_", "artifact_gate_"))]
@@ -133,7 +133,7 @@ def test_inside_a_ledger_batch_deleting_is_committed_before_the_first_row_goes(
     committed: list[str] = []
 
     def on_rows(_rows: int) -> None:  # what another process sees while rows are deleted
-        committed.append(Ledger(ledger.engine).dataset_state("r", "crm.customers")["state"])
+        committed.append(Ledger(ledger.engine).dataset_state("r", "crm.customers").state)
 
     with ledger.batch():
         demo.delete("crm.customers", on_rows=on_rows)
@@ -156,7 +156,7 @@ def test_gate_fails_when_identifiers_are_left(demo: DemoRun) -> None:
         )
     with pytest.raises(GateFailed, match="no identifier is left"):
         demo.gate_deletion()
-    states = {s["dataset"]: s["state"] for s in ledger.dataset_states("r")}
+    states = {s.dataset: s.state for s in ledger.dataset_states("r")}
     assert states["crm.customers"] == "deleting"  # not marked deleted, no certificate
 
 
@@ -175,20 +175,20 @@ def test_destroy_backups_that_keep_nothing_are_crypto_erased(demo: DemoRun) -> N
     plan = load_plan(PLAN)
     erase = plan.dispositions["erase"].model_copy(update={"keep_backup_days": 0})
     plan = plan.model_copy(update={"dispositions": {**plan.dispositions, "erase": erase}})
-    states = {s["dataset"]: s for s in ledger.dataset_states("r")}
+    states = {s.dataset: s for s in ledger.dataset_states("r")}
     proofs = ProofBook(ledger, "r").proofs
     checked = [(proofs[d], {}) for d in CRM]
     ctx = demo.ctx()
     ctx.__dict__["plan"] = plan  # the run's plan, with a destroy that keeps no backup
     # crm.orders is "erase", but other erase datasets (exports) are not deleted yet: wait.
     assert _erase_destroyed_backups(ctx, checked) == set()
-    others = [d for d, s in states.items() if s["disposition"] == "erase" and d not in CRM]
+    others = [d for d, s in states.items() if s.disposition == "erase" and d not in CRM]
     checked += [(proofs[d], {}) for d in others]
     erased = _erase_destroyed_backups(ctx, checked)
     assert erased == {"erase"}
     assert "cryptographic erase" in _backup_copy_fate(plan, "erase", erased)
     assert [e.kind for e in ledger.events(run_id="r")].count("crypto_erased") == 1
-    manifest = Path(states["crm.orders"]["detail"]["backup"]["manifest"])
+    manifest = Path(states["crm.orders"].detail["backup"]["manifest"])
     with pytest.raises(RetirementError, match="destroyed"):
         verify_backup(
             manifest,

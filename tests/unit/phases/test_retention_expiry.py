@@ -37,9 +37,9 @@ def test_archives_expire_at_their_dates_unless_held(demo: DemoRun) -> None:
     demo.transfer_all()
     archived = sorted((tmp_path / "dest" / "archive").rglob("*"))
     assert [p for p in archived if p.is_file()]
-    invoices = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.invoices")[
-        "detail"
-    ]["backup"]["manifest"]
+    invoices = next(s for s in ledger.dataset_states("r") if s.dataset == "crm.invoices").detail[
+        "backup"
+    ]["manifest"]
 
     assert _expire(demo, date(2026, 12, 1)) == []  # nothing due yet
     # The backups of the erase disposition are kept 30 days (keep_backup_days), then erased.
@@ -79,8 +79,8 @@ def test_a_backup_still_decrypts_until_its_key_is_erased(demo: DemoRun) -> None:
     demo.backup_all()
     demo.gate_backup()
     ledger, keys = demo.ledger, demo.keys
-    orders = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.orders")
-    manifest = Path(orders["detail"]["backup"]["manifest"])
+    orders = next(s for s in ledger.dataset_states("r") if s.dataset == "crm.orders")
+    manifest = Path(orders.detail["backup"]["manifest"])
     public = load_public_key(keys.public_signing_key_pem())
     verify_backup(manifest, public, [keys.identity("demo", "erase")])
     _expire(demo, date(2026, 12, 24))

@@ -48,12 +48,12 @@ def test_after_the_source_changed_clear_inventory_with_downstream(demo: DemoRun)
     inventory_source(demo.ctx(), "crm")  # clear inventory (crm), with downstream
     gate_inventory(demo.ctx())
     for state in ledger.dataset_states("r"):
-        demo.backup(state["dataset"])
+        demo.backup(state.dataset)
     _everything_after_backup(demo)
     assert demo.count("customers") == 0
-    (state,) = [s for s in ledger.dataset_states("r") if s["dataset"] == "crm.customers"]
-    assert state["state"] == "deleted"
-    assert state["detail"]["backup"]["rows"] == 31  # the added row is in the new version
+    (state,) = [s for s in ledger.dataset_states("r") if s.dataset == "crm.customers"]
+    assert state.state == "deleted"
+    assert state.detail["backup"]["rows"] == 31  # the added row is in the new version
 
 
 def test_after_a_damaged_backup_clear_backup_for_it_with_downstream(demo: DemoRun) -> None:
@@ -61,8 +61,8 @@ def test_after_a_damaged_backup_clear_backup_for_it_with_downstream(demo: DemoRu
     row = _row("cannot be decrypted")
     assert "clear `backup` for that dataset, with downstream" in row
     demo.approved()
-    state = next(s for s in ledger.dataset_states("r") if s["dataset"] == "crm.customers")
-    manifest = Path(state["detail"]["backup"]["manifest"])
+    state = next(s for s in ledger.dataset_states("r") if s.dataset == "crm.customers")
+    manifest = Path(state.detail["backup"]["manifest"])
     cipher = next(manifest.parent.glob("*.age"))
     data = bytearray(cipher.read_bytes())
     data[len(data) * 4 // 5] ^= 0xFF

@@ -30,10 +30,10 @@ def test_deliveries_get_receipts_and_a_rerun_adds_nothing(demo: DemoRun) -> None
     summary = demo.gate_transfer()
     assert summary["failures"] == []
     assert summary["deliveries"] == 3 * len(needs)
-    states = {s["dataset"]: s for s in demo.ledger.dataset_states("r")}
-    assert states["crm.invoices"]["state"] == "delivered"
-    assert states["crm.orders"]["state"] == "backup_verified"
-    (receipt,) = states["crm.invoices"]["detail"]["deliveries"]
+    states = {s.dataset: s for s in demo.ledger.dataset_states("r")}
+    assert states["crm.invoices"].state == "delivered"
+    assert states["crm.orders"].state == "backup_verified"
+    (receipt,) = states["crm.invoices"].detail["deliveries"]
     assert receipt["destination"] == "archive"
     assert receipt["method"] == "read back and hashed (sha256)"
 
@@ -45,8 +45,8 @@ def test_deliveries_get_receipts_and_a_rerun_adds_nothing(demo: DemoRun) -> None
     added = [e.kind for e in demo.ledger.events()][before:]
     assert "gate_passed" in added
     assert not [k for k in added if k.startswith("dataset_")]  # the verdict and its evidence
-    assert {s["dataset"]: s["state"] for s in demo.ledger.dataset_states("r")} == {
-        d: s["state"] for d, s in states.items()
+    assert {s.dataset: s.state for s in demo.ledger.dataset_states("r")} == {
+        d: s.state for d, s in states.items()
     }
 
 
@@ -62,7 +62,7 @@ def test_gate_fails_on_a_missing_receipt_and_on_an_altered_delivery(demo: DemoRu
     cipher.write_bytes(bytes(data))
     with pytest.raises(GateFailed, match="truncated or altered at the destination"):
         demo.gate_transfer()
-    assert {s["state"] for s in demo.ledger.dataset_states("r")} == {"backup_verified"}
+    assert {s.state for s in demo.ledger.dataset_states("r")} == {"backup_verified"}
     assert [e.kind for e in demo.ledger.events(run_id="r")].count("gate_failed") == 2
 
 
