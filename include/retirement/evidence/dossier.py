@@ -57,6 +57,14 @@ def _copy(src: Path, folder: Path) -> str:
     return f"{folder.name}/{src.name}"
 
 
+_EVIDENCE = (  # what is copied into the dossier: (page key, kind of artifact, folder)
+    ("gates", "gate_result", "gates"),
+    ("gate_docs", "gate_docs", "gates"),
+    ("manifests", "manifest", "manifests"),
+    ("certificates", "certificate", "certificates"),
+)
+
+
 def build_dossier(
     plan: Plan,
     *,
@@ -74,39 +82,87 @@ def build_dossier(
     if root.exists():
         shutil.rmtree(root)  # rebuilt whole: a re-run seals the same run again
     root.mkdir(parents=True)
-    shutil.copyfile(plan_path, root / "plan.yaml")
+    _write_plan(root / "plan.yaml", plan, plan_path, ledger)
     (root / "signing.pub.pem").write_bytes(keys.public_signing_key_pem())
     states = [_listed(s) for s in ledger.iter_dataset_states(run_id)]
     artifacts = {
         kind: ledger.artifacts(run_id, kind=kind)
         for kind in ("gate_result", "gate_docs", "manifest", "certificate", "receipt", "notices")
     }
-    evidence = {  # what is copied into the dossier: kind of artifact -> folder
+    evidence = _copy_evidence(root, artifacts)
+    receipts = [json.loads(a["detail"]) for a in artifacts["receipt"]]
+    (root / "receipts.json").write_text(json.dumps(receipts, ensure_ascii=False, indent=1))
+    for path in sorted((output_dir / "inventory" / safe_dir(run_id)).glob("inventory.*")):
+        shutil.copyfile(path, root / path.name)
+    head, run_events, sent = _export_chain(root, ledger, run_id, generated)
+    page = dict(
+        plan=plan,
+        run_id=run_id,
+        head=head,
+        states=states,
+        classes=Counter(s["data_class"] for s in states),
+        total=max(1, len(states)),
+        gates=[e for e in run_events if e.kind.startswith("gate_")],
+        approvals=[e for e in run_events if e.kind.startswith("deletion_")],
+        notices=[json.loads(a["detail"]) for a in artifacts["notices"]],
+        sent=sent,
+        receipts=receipts,
+        evidence=evidence,
+        retention=_retention(plan, states),
+    )
+    _write_pages(root, page)
+    sums = _sign(root, keys)
+    ledger.append(
+        "dossier_sealed",
+        actor="dossier",
+        run_id=run_id,
+        payload={"path": str(root), "sha256sums": sums, "chain_head": head["chain_head"]},
+    )
+    return root / "index.html"
+
+
+def _write_plan(target: Path, plan: Plan, plan_path: Path, ledger: Ledger) -> None:
+    """The plan the run was checked with (kept in the ledger), not the file as it is now."""
+    text = ledger.plan_text(plan.sha256)
+    if text is not None:
+        target.write_bytes(text.encode("utf-8"))
+        return
+    raw = plan_path.read_bytes()  # a ledger written before plans were kept
+    if hashlib.sha256(raw).hexdigest() != plan.sha256:
+        raise IntegrityError(
+            f"{plan_path} is no longer the plan the run was checked with (sha256 "
+            f"{plan.sha256[:12]}…) and the ledger does not keep that plan: start a new run"
+        )
+    target.write_bytes(raw)
+
+
+def _copy_evidence(root: Path, artifacts: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+    """The evidence files (and their signatures) into the dossier, each certificate's HTML
+    rendering beside it; what was copied, by page key."""
+    evidence = {
         key: [
             _copy(Path(a["location"]), root / folder)
             for a in artifacts[kind]
             if Path(a["location"]).exists()
         ]
-        for key, kind, folder in (
-            ("gates", "gate_result", "gates"),
-            ("gate_docs", "gate_docs", "gates"),
-            ("manifests", "manifest", "manifests"),
-            ("certificates", "certificate", "certificates"),
-        )
+        for key, kind, folder in _EVIDENCE
     }
     signed = {Path(a["location"]).name: Path(a["location"]) for a in artifacts["certificate"]}
-    for cert in evidence["certificates"]:  # each certificate's HTML rendering beside it
+    for cert in evidence["certificates"]:
         source = signed[Path(cert).name].with_suffix(".html")
         if source.exists():
             shutil.copyfile(source, (root / cert).with_suffix(".html"))
-    receipts = [json.loads(a["detail"]) for a in artifacts["receipt"]]
-    (root / "receipts.json").write_text(json.dumps(receipts, ensure_ascii=False, indent=1))
-    inventory = sorted((output_dir / "inventory" / safe_dir(run_id)).glob("inventory.*"))
-    for path in inventory:
-        shutil.copyfile(path, root / path.name)
+    return evidence
+
+
+def _export_chain(
+    root: Path, ledger: Ledger, run_id: str, generated: str
+) -> tuple[dict[str, Any], list[Event], int]:
+    """ledger.jsonl (the chain, streamed: a ledger of millions of events stays on disk) and
+    head.json; the run's gate and deletion events, and how many notices it sent."""
     count, last, run_events, sent = 0, GENESIS, [], 0
     with (root / "ledger.jsonl").open("w", encoding="utf-8") as f:
-        for e in ledger.events():  # streamed: a ledger of millions of events stays on disk
+        for e in ledger.events():
             f.write(json.dumps(e.__dict__, ensure_ascii=False, sort_keys=True) + "\n")
             count, last = count + 1, e.hash
             if e.run_id == run_id and e.kind.startswith(("gate_", "deletion_")):
@@ -120,45 +176,30 @@ def build_dossier(
         "generated": generated,
     }
     (root / "head.json").write_text(json.dumps(head, indent=1))
-    classes = Counter(s["data_class"] for s in states)
-    page = dict(
-        plan=plan,
-        run_id=run_id,
-        head=head,
-        states=states,
-        classes=classes,
-        total=max(1, len(states)),
-        gates=[e for e in run_events if e.kind.startswith("gate_")],
-        approvals=[e for e in run_events if e.kind.startswith("deletion_")],
-        notices=[json.loads(a["detail"]) for a in artifacts["notices"]],
-        sent=sent,
-        receipts=receipts,
-        evidence=evidence,
-        retention=_retention(plan, states),
-    )
+    return head, run_events, sent
+
+
+def _write_pages(root: Path, page: dict[str, Any]) -> None:
+    """index.html (streamed: 100,000 rows) and dossier.pdf. The PDF lists the first PDF_ROWS
+    of each long list (a PDF of 100,000 table rows helps nobody and takes WeasyPrint hours);
+    index.html and the evidence files hold them all."""
     template = _ENV.get_template("dossier.html.j2")
-    with (root / "index.html").open("wb") as f:  # 100,000 rows: streamed
+    with (root / "index.html").open("wb") as f:
         template.stream(**page, limit=None).dump(f, encoding="utf-8")
-    # The PDF lists the first PDF_ROWS of each long list (a PDF of 100,000 table rows helps
-    # nobody and takes WeasyPrint hours); index.html and the evidence files hold them all.
     _write_pdf(template.render(**page, limit=PDF_ROWS), root, root / "dossier.pdf")
+
+
+def _sign(root: Path, keys: KeyStore) -> str:
+    """SHA256SUMS of every file and its Ed25519 signature; the sha256 of SHA256SUMS."""
+    from retirement.formats.digests import file_sha256
+
     sums = "".join(
-        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}\n"
+        f"{file_sha256(p)[1]}  {p.relative_to(root).as_posix()}\n"
         for p in sorted(root.rglob("*"))
         if p.is_file() and p.name not in ("SHA256SUMS", "SHA256SUMS.sig")
     )
     write_detached(root / "SHA256SUMS", sums.encode(), keys.signing_key())
-    ledger.append(
-        "dossier_sealed",
-        actor="dossier",
-        run_id=run_id,
-        payload={
-            "path": str(root),
-            "sha256sums": hashlib.sha256(sums.encode()).hexdigest(),
-            "chain_head": head["chain_head"],
-        },
-    )
-    return root / "index.html"
+    return hashlib.sha256(sums.encode()).hexdigest()
 
 
 def _listed(state: DatasetRecord) -> dict[str, Any]:

@@ -316,14 +316,9 @@ def notify_customers(
                 summary["files"].pop()
                 continue
             summary["notices"] += count
-            ledger.add_artifact(
-                run_id,
-                kind="notices",
-                location=str(path),
-                size=path.stat().st_size,
-                sha256=sha,
-                actor=actor,
-                detail={"disposition": name, "notices": count},
+            detail = {"disposition": name, "notices": count}
+            ledger.add_file(
+                run_id, kind="notices", path=path, sha256=sha, actor=actor, detail=detail
             )
         if smtp is not None and plan.notices is not None:
             summary["sent"] += send(

@@ -43,6 +43,7 @@ from retirement.model.state import DatasetState, RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from sqlalchemy.engine import Engine
 
@@ -365,6 +366,29 @@ class Ledger(LedgerReads):
             )
 
         return self._write(WriteKey(run_id, dataset, f"artifact_{kind}", location), write)
+
+    def add_file(
+        self,
+        run_id: str,
+        *,
+        kind: str,
+        path: Path,
+        sha256: str,
+        actor: str,
+        dataset: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Event | None:
+        """Record a file just written (its size read from disk) as an artifact."""
+        return self.add_artifact(
+            run_id,
+            kind=kind,
+            location=str(path),
+            size=path.stat().st_size,
+            sha256=sha256,
+            actor=actor,
+            dataset=dataset,
+            detail=detail,
+        )
 
     def verify(
         self, *, expect_head: str | None = None, tables: bool = True, run_id: str | None = None

@@ -19,30 +19,36 @@ _ADVISORY_LOCK_KEY = 0x7265746972  # "retir": one lock for the whole events tabl
 
 metadata = sa.MetaData()
 
-runs = sa.Table(
+
+def _run_state_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
+    """A table of things in a run that have a state: keyed by run (and ``columns``' own
+    keys), with the state and when it last changed."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("run_id", sa.String(250), primary_key=True),
+        *columns,
+        sa.Column("state", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
+    )
+
+
+runs = _run_state_table(
     "runs",
-    metadata,
-    sa.Column("run_id", sa.String(250), primary_key=True),
     sa.Column("plan_name", sa.String(64), nullable=False),
     sa.Column("plan_sha256", sa.String(64), nullable=False),
     sa.Column("scenario", sa.String(32), nullable=False),
-    sa.Column("state", sa.String(32), nullable=False),
     sa.Column("started_at", sa.String(40), nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
-datasets = sa.Table(
+datasets = _run_state_table(
     "datasets",
-    metadata,
-    sa.Column("run_id", sa.String(250), primary_key=True),
     sa.Column("dataset", sa.String(500), primary_key=True),
-    sa.Column("state", sa.String(32), nullable=False),
     sa.Column("data_class", sa.String(32)),
     sa.Column("disposition", sa.String(64)),
     sa.Column("rows", sa.BigInteger),
     sa.Column("bytes", sa.BigInteger),
     sa.Column("detail", sa.Text, nullable=False, default="{}"),
-    sa.Column("updated_at", sa.String(40), nullable=False),
 )
 
 artifacts = sa.Table(

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from retirement.model.state import DatasetState
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
+
+_R = TypeVar("_R")
 
 # The keys the phases after the inventory add to a dataset's record.
 PHASE_KEYS = ("backup", "verify", "deliveries", "deletion", "certificate")
@@ -192,13 +194,11 @@ class DatasetRecord:
 
     @property
     def backup(self) -> BackupRecord | None:
-        data = self.detail.get("backup")
-        return BackupRecord.from_json(data) if data else None
+        return self._part(BackupRecord.key, BackupRecord.from_json)
 
     @property
     def verify(self) -> VerifyRecord | None:
-        data = self.detail.get("verify")
-        return VerifyRecord(data) if data else None
+        return self._part(VerifyRecord.key, VerifyRecord)
 
     @property
     def deliveries(self) -> tuple[Mapping[str, Any], ...]:
@@ -206,8 +206,12 @@ class DatasetRecord:
 
     @property
     def deletion(self) -> DeletionRecord | None:
-        data = self.detail.get("deletion")
-        return DeletionRecord.from_json(data) if data else None
+        return self._part(DeletionRecord.key, DeletionRecord.from_json)
+
+    def _part(self, key: str, parse: Callable[[Any], _R]) -> _R | None:
+        """What phase ``key`` added, parsed; None before that phase."""
+        data = self.detail.get(key)
+        return parse(data) if data else None
 
     @property
     def certificate(self) -> str | None:

@@ -123,11 +123,10 @@ def _certify(
             done = book.results[proof.dataset]
             cert = _certificate(ctx, proof, row, done, decided=decided, erased=erased)
             path, sha = write_certificate(cert, folder, signing)
-            ledger.add_artifact(
+            ledger.add_file(
                 run_id,
                 kind="certificate",
-                location=str(path),
-                size=path.stat().st_size,
+                path=path,
                 sha256=sha,
                 actor=actor,
                 dataset=proof.dataset,
@@ -229,13 +228,7 @@ def _certificate(
             "note": result.get("note", ""),
             "tool": TOOL,
         },
-        "verification": {
-            "method": "every row left at the source compared with the backup's rows (SHA-256 "
-            "of each row in the backup's own line format; files and objects by digest or "
-            "version); the inventory's detectors run over what is left; great-expectations gate",
-            "result": "passed",
-            **row,
-        },
+        "verification": {"method": VERIFICATION, "result": "passed", **row},
         "performed_by": ctx.actor,
         "performed_at": done.get("started_at"),
         "approval": {
@@ -244,14 +237,26 @@ def _certificate(
             "auto": decided.get("auto", False),
             "request": decided.get("request"),
         },
-        "backup": {
-            "manifest": proof.manifest,
-            "ciphertext_sha256": proof.ciphertext_sha256,
-            "copy": _backup_copy_fate(plan, proof.disposition, erased),
-            "deliveries": [
-                {"location": d.location, "method": d.method, "sha256": d.sha256}
-                for d in proof.deliveries
-            ],
-        },
+        "backup": _backup_section(plan, proof, erased),
         "ledger": {"run_id": run_id},
+    }
+
+
+VERIFICATION = (
+    "every row left at the source compared with the backup's rows (SHA-256 of each row in the "
+    "backup's own line format; files and objects by digest or version); the inventory's "
+    "detectors run over what is left; great-expectations gate"
+)
+
+
+def _backup_section(plan: Any, proof: Proof, erased: set[str]) -> dict[str, Any]:
+    """Where the certified dataset's backup is, and what becomes of it."""
+    return {
+        "manifest": proof.manifest,
+        "ciphertext_sha256": proof.ciphertext_sha256,
+        "copy": _backup_copy_fate(plan, proof.disposition, erased),
+        "deliveries": [
+            {"location": d.location, "method": d.method, "sha256": d.sha256}
+            for d in proof.deliveries
+        ],
     }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,18 @@ def _archives(plan: Plan, ledger: Ledger, keys: KeyStore) -> dict[str, list[dict
     return out
 
 
+@dataclass(frozen=True)
+class _Expiry:
+    """One disposition of a plan whose archives are all past their date."""
+
+    plan: Plan
+    name: str
+    archives: list[dict[str, Any]]
+    last: date  # the latest of their dates
+    today: date
+    actor: str
+
+
 def expire(
     plan: Plan,
     *,
@@ -81,124 +94,169 @@ def expire(
     actor: str,
 ) -> list[dict[str, Any]]:
     """Crypto-erase every disposition of ``plan`` whose archives have all expired."""
-    from retirement.evidence.certificate import TOOL, write_certificate
-    from retirement.phases.erase import crypto_erase
-
     done = []
     for name, archives in sorted(_archives(plan, ledger, keys).items()):
-        disposition = plan.dispositions.get(name)
-        dates = [a["expires"] for a in archives]
-        if disposition is None or not archives or None in dates:
+        due = _due(plan, name, archives, today, actor)
+        if due is None:
             continue
-        last = max(d for d in dates if d is not None)
-        if last > today:
+        if _held(due, ledger):
             continue
-        if disposition.legal_hold:
-            ledger.append(
-                "expiry_blocked",
-                actor=actor,
-                payload={
-                    "plan": plan.name,
-                    "disposition": name,
-                    "due": last.isoformat(),
-                    "legal_hold": disposition.legal_hold,
-                },
-            )
-            log.warning(
-                "%s/%s is due but under legal hold: %s", plan.name, name, disposition.legal_hold
-            )
-            continue
-        removed = []
-        for archive in archives:
-            for copy in archive["copies"]:
-                dest = destination_for(copy["destination"])
-                try:
-                    count = dest.delete(copy["name"])
-                finally:
-                    dest.close()
-                removed.append({"location": copy["location"], "versions": count})
-        try:
-            event = crypto_erase(
-                plan.name,
-                name,
-                keys=keys,
-                ledger=ledger,
-                actor=actor,
-                reason=f"retention ended on {last.isoformat()}",
-            )
-        except KeyDestroyed:
-            event = {"event": None}  # destroyed by an earlier attempt
-        vault_files = []
-        for archive in archives:
-            m, path = archive["manifest"], archive["path"]
-            for file in (path.parent / m.ciphertext_file, path, path.with_name(path.name + ".sig")):
-                if file.exists():
-                    file.unlink()
-                    vault_files.append(str(file))
-        cert = {
-            "certificate_id": f"cos-expiry-{plan.name}-{name}-{today.isoformat()}",
-            "issued_at": today.isoformat(),
-            "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
-            "target": {
-                "dataset": f"{plan.name}/{name}: {len(archives)} archived dataset(s)",
-                "kind": "archive",
-                "source_kind": "vault and destinations",
-                "connection": ", ".join(
-                    sorted({c["destination"] for a in archives for c in a["copies"]})
-                )
-                or "-",
-                "data_class": "as inventoried",
-                "rows": sum(a["manifest"].fingerprint.rows for a in archives),
-                "bytes": sum(a["manifest"].ciphertext_size for a in archives),
-            },
-            "sanitization": {
-                "method": "cryptographic erase",
-                "technique": "the archive identity (X25519) was overwritten and removed; "
-                "copies deleted at their destinations and in the vault",
-                "note": f"retention ended {last.isoformat()}",
-                "tool": TOOL,
-            },
-            "verification": {
-                "method": "the identity file is gone; decryption of the archives fails",
-                "result": "passed",
-                "scoped_left": 0,
-                "residual_identifiers": 0,
-            },
-            "performed_by": actor,
-            "performed_at": today.isoformat(),
-            "approval": {
-                "approved_by": "retention rule in the plan",
-                "approved_at": None,
-                "auto": True,
-            },
-            "backup": {
-                "manifest": ", ".join(str(a["path"]) for a in archives),
-                "ciphertext_sha256": ", ".join(a["manifest"].ciphertext_sha256 for a in archives),
-                "copy": "cryptographic erase",
-                "deliveries": removed,
-            },
-            "ledger": {"run_id": archives[0]["run_id"]},
-        }
+        removed = _remove_copies(due, destination_for)
+        event = _erase_key(due, keys, ledger)
+        vault_files = _remove_vault_files(due)
         _check_erased(keys, plan.name, name)
-        path, sha = write_certificate(
-            cert, output_dir / "certificates" / "expiry", keys.signing_key()
-        )
+        path, sha = _certify(due, removed, keys, output_dir)
         ledger.append(
             "archive_expired",
             actor=actor,
             payload={
                 "plan": plan.name,
                 "disposition": name,
-                "retention_ended": last.isoformat(),
+                "retention_ended": due.last.isoformat(),
                 "copies_removed": removed,
                 "vault_files_removed": vault_files,
                 "certificate": str(path),
                 "certificate_sha256": sha,
-                "crypto_erase_event": event.get("event"),
+                "crypto_erase_event": event,
             },
         )
         done.append({"disposition": name, "certificate": str(path), "copies": len(removed)})
     return done
+
+
+def _due(
+    plan: Plan, name: str, archives: list[dict[str, Any]], today: date, actor: str
+) -> _Expiry | None:
+    """The disposition's expiry if every archive of it has a date and all have passed."""
+    dates = [a["expires"] for a in archives]
+    if plan.dispositions.get(name) is None or not archives or None in dates:
+        return None
+    last = max(d for d in dates if d is not None)
+    return None if last > today else _Expiry(plan, name, archives, last, today, actor)
+
+
+def _held(due: _Expiry, ledger: Ledger) -> bool:
+    """A legal hold keeps a due archive: recorded (``expiry_blocked``) and logged."""
+    hold = due.plan.dispositions[due.name].legal_hold
+    if not hold:
+        return False
+    ledger.append(
+        "expiry_blocked",
+        actor=due.actor,
+        payload={
+            "plan": due.plan.name,
+            "disposition": due.name,
+            "due": due.last.isoformat(),
+            "legal_hold": hold,
+        },
+    )
+    log.warning("%s/%s is due but under legal hold: %s", due.plan.name, due.name, hold)
+    return True
+
+
+def _remove_copies(
+    due: _Expiry, destination_for: Callable[[str], Destination]
+) -> list[dict[str, Any]]:
+    """Every delivered copy deleted at its destination (Object Lock refuses while it holds)."""
+    removed = []
+    for archive in due.archives:
+        for copy in archive["copies"]:
+            dest = destination_for(copy["destination"])
+            try:
+                count = dest.delete(copy["name"])
+            finally:
+                dest.close()
+            removed.append({"location": copy["location"], "versions": count})
+    return removed
+
+
+def _erase_key(due: _Expiry, keys: KeyStore, ledger: Ledger) -> Any:
+    """The archive identity destroyed (the crypto-erase); its event, or None if an earlier
+    attempt destroyed it already."""
+    from retirement.phases.erase import crypto_erase
+
+    try:
+        event = crypto_erase(
+            due.plan.name,
+            due.name,
+            keys=keys,
+            ledger=ledger,
+            actor=due.actor,
+            reason=f"retention ended on {due.last.isoformat()}",
+        )
+    except KeyDestroyed:
+        return None
+    return event.get("event")
+
+
+def _remove_vault_files(due: _Expiry) -> list[str]:
+    """The age files, manifests and signatures of the archives removed from the vault."""
+    gone = []
+    for archive in due.archives:
+        m, path = archive["manifest"], archive["path"]
+        for file in (path.parent / m.ciphertext_file, path, path.with_name(path.name + ".sig")):
+            if file.exists():
+                file.unlink()
+                gone.append(str(file))
+    return gone
+
+
+def _certify(
+    due: _Expiry, removed: list[dict[str, Any]], keys: KeyStore, output_dir: Path
+) -> tuple[Path, str]:
+    """The signed certificate of the crypto-erase (NIST SP 800-88 purge)."""
+    from retirement.evidence.certificate import write_certificate
+
+    cert = _certificate(due, removed)
+    return write_certificate(cert, output_dir / "certificates" / "expiry", keys.signing_key())
+
+
+def _certificate(due: _Expiry, removed: list[dict[str, Any]]) -> dict[str, Any]:
+    from retirement.evidence.certificate import TOOL
+
+    plan, archives = due.plan, due.archives
+    copies = sorted({c["destination"] for a in archives for c in a["copies"]})
+    return {
+        "certificate_id": f"cos-expiry-{plan.name}-{due.name}-{due.today.isoformat()}",
+        "issued_at": due.today.isoformat(),
+        "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
+        "target": {
+            "dataset": f"{plan.name}/{due.name}: {len(archives)} archived dataset(s)",
+            "kind": "archive",
+            "source_kind": "vault and destinations",
+            "connection": ", ".join(copies) or "-",
+            "data_class": "as inventoried",
+            "rows": sum(a["manifest"].fingerprint.rows for a in archives),
+            "bytes": sum(a["manifest"].ciphertext_size for a in archives),
+        },
+        "sanitization": {
+            "method": "cryptographic erase",
+            "technique": "the archive identity (X25519) was overwritten and removed; "
+            "copies deleted at their destinations and in the vault",
+            "note": f"retention ended {due.last.isoformat()}",
+            "tool": TOOL,
+        },
+        "verification": {
+            "method": "the identity file is gone; decryption of the archives fails",
+            "result": "passed",
+            "scoped_left": 0,
+            "residual_identifiers": 0,
+        },
+        "performed_by": due.actor,
+        "performed_at": due.today.isoformat(),
+        "approval": {
+            "approved_by": "retention rule in the plan",
+            "approved_at": None,
+            "auto": True,
+        },
+        "backup": {
+            "manifest": ", ".join(str(a["path"]) for a in archives),
+            "ciphertext_sha256": ", ".join(a["manifest"].ciphertext_sha256 for a in archives),
+            "copy": "cryptographic erase",
+            "deliveries": removed,
+        },
+        "ledger": {"run_id": archives[0]["run_id"]},
+    }
 
 
 def _check_erased(keys: KeyStore, plan: str, disposition: str) -> None:

@@ -4,13 +4,15 @@ it to where it stood; each dataset event carries only what its phase added."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from retirement.errors import GateFailed
 from retirement.model.records import PHASE_KEYS
 from retirement.model.state import RunState
 from retirement.phases.run_state import run_failed, run_recovered
 from retirement.phases.seal import seal
 from retirement.ui.overview import build_overview
-from tests.support.demo import CRM, DemoRun
+from tests.support.demo import CRM, PLAN, DemoRun
 
 ADDED = {
     "dataset_backed_up": {"backup"},
@@ -107,3 +109,29 @@ def test_a_run_the_ledger_never_started_is_not_marked(demo: DemoRun) -> None:
     other = type(ctx)(**{**ctx.__dict__, "run_id": "never-started", "_keys": []})
     run_failed(other, {"task": "plan_check", "map_index": -1}, ValueError("bad plan"))
     assert demo.ledger.run_state("never-started") is None
+
+
+def test_the_dossier_holds_the_plan_the_run_was_checked_with(tmp_path: Path) -> None:
+    """An edit of the YAML while the run waited changes nothing in it, its dossier included
+    (it used to copy the file as it was at seal time)."""
+    from retirement.crypto.keys import KeyStore
+    from retirement.demo import generate
+    from retirement.ledger.core import Ledger
+    from retirement.phases.gate_inventory import gate_inventory
+    from retirement.phases.inventory import inventory_source
+    from retirement.phases.plan_check import check_plan
+
+    generate(tmp_path / "src", customers=10)
+    plan = tmp_path / "plan.yaml"
+    checked = Path(PLAN).read_bytes()
+    plan.write_bytes(checked)
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+    demo = DemoRun(tmp_path, ledger, keys, tmp_path / "src" / "crm.sqlite", plan=str(plan))
+    check_plan(demo.ctx())
+    inventory_source(demo.ctx(), "crm")
+    gate_inventory(demo.ctx())
+    plan.write_text(checked.decode().replace("years: 30", "years: 31"))  # edited meanwhile
+    index = seal(demo.ctx())
+    assert (index.parent / "plan.yaml").read_bytes() == checked
+    ledger.close()
