@@ -1,4 +1,6 @@
-"""A plan's header (name, title, scenario, description) read cheaply, for DAG parsing.
+"""A plan's header read cheaply, for DAG parsing: name, title, scenario, description and
+the settings the DAG itself takes (approval.auto_approve, retries, mapping.pool); the tasks
+the DAG runs, in order (``PHASES``), for its doc.
 
 The DAG factory must not fail to build a DAG because a plan is wrong: it reads only this
 header, and the DAG's first task runs the full validation and reports every problem. It
