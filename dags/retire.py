@@ -5,6 +5,12 @@ retries, mapping and approval blocks) with YAML and nothing heavier: no connecti
 variable or database, no plan model. Every task runs one function of ``retirement.phases``
 in its run's context, built at run time (``retirement_airflow.task``).
 
+The tasks, in the order they run (each DAG's doc lists them the same way, from
+``retirement.plan.header.PHASES``): plan_check -> inventory (mapped per source) ->
+gate_inventory -> backup (mapped batches) -> gate_backup -> deliveries -> transfer (mapped
+batches) -> gate_transfer -> notify_customers -> deletion_request -> approve_deletion ->
+delete (mapped batches) -> gate_deletion -> seal. A failed gate stops everything after it.
+
 A plan that does not validate still gets its DAG: its ``plan_check`` task fails and lists
 every problem with file, line and field, so the operator sees it in the Airflow UI.
 """

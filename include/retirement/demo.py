@@ -113,11 +113,8 @@ def _person(rng: random.Random, i: int) -> tuple[str, str, str]:
     return name, f"customer{i}@mail{rng.randrange(9)}.example.com", address
 
 
-def build_crm(path: Path, rng: random.Random, customers: int) -> dict[str, int]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    db = sqlite3.connect(path)
-    db.executescript("""
+# Indented as the tables were first made: SQLite keeps the text of each CREATE TABLE.
+CRM_SCHEMA = """
         CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, id_card TEXT, mobile TEXT,
                                 email TEXT, address TEXT, created_at TEXT);
         CREATE TABLE bank_accounts (id INTEGER PRIMARY KEY, customer_id INTEGER, card_no TEXT,
@@ -130,75 +127,93 @@ def build_crm(path: Path, rng: random.Random, customers: int) -> dict[str, int]:
                                  remark TEXT);
         CREATE TABLE marketing_events (id INTEGER PRIMARY KEY, email TEXT, ip_address TEXT,
                                        campaign TEXT);
-    """)
-    counts = dict.fromkeys(
-        ["customers", "bank_accounts", "orders", "invoices", "complaints", "marketing_events"], 0
-    )
+"""
+CRM_TABLES = ("customers", "bank_accounts", "orders", "invoices", "complaints", "marketing_events")
+BANKS = ["中国工商银行", "招商银行", "Bank of China"]
+ORDER_STATUSES = ["paid", "shipped", "refunded"]
+CHANNELS = ["phone", "email", "web"]
+CAMPAIGNS = ["spring-sale", "newsletter", "双十一"]
+
+
+def build_crm(path: Path, rng: random.Random, customers: int) -> dict[str, int]:
+    """A new SQLite CRM at ``path`` with ``customers`` customers and their rows in the other
+    tables; the number of rows in each table."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(CRM_SCHEMA)
+    counts = dict.fromkeys(CRM_TABLES, 0)
     for i in range(1, customers + 1):
-        name, email, address = _person(rng, i)
-        db.execute(
-            "INSERT INTO customers VALUES (?,?,?,?,?,?,?)",
-            (
-                i,
-                name,
-                resident_id(rng),
-                mobile(rng),
-                email,
-                address,
-                f"20{rng.randrange(15, 25)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}",
-            ),
-        )
-        db.execute(
-            "INSERT INTO bank_accounts VALUES (?,?,?,?)",
-            (i, i, bank_card(rng), rng.choice(["中国工商银行", "招商银行", "Bank of China"])),
-        )
-        for _ in range(rng.randrange(1, 4)):
-            counts["orders"] += 1
-            db.execute(
-                "INSERT INTO orders VALUES (?,?,?,?,?)",
-                (
-                    counts["orders"],
-                    i,
-                    order_ref(rng),
-                    round(rng.uniform(10, 5000), 2),
-                    rng.choice(["paid", "shipped", "refunded"]),
-                ),
-            )
-        counts["invoices"] += 1
-        db.execute(
-            "INSERT INTO invoices VALUES (?,?,?,?,?,?)",
-            (
-                f"INV{2024000000 + i}",
-                i,
-                name,
-                uscc(rng),
-                round(rng.uniform(10, 5000), 2),
-                f"2024-{rng.randrange(1, 13):02d}-15",
-            ),
-        )
-        if i % 2 == 0:
-            counts["complaints"] += 1
-            text = rng.choice(COMPLAINTS)
-            if i % 4 == 0:  # some remarks carry identifiers among the words
-                text = f"客户 {resident_id(rng)} 来电：{text} 回电 {mobile(rng)}"
-            db.execute(
-                "INSERT INTO complaints VALUES (?,?,?,?)",
-                (counts["complaints"], i, rng.choice(["phone", "email", "web"]), text),
-            )
-        counts["marketing_events"] += 1
-        db.execute(
-            "INSERT INTO marketing_events VALUES (?,?,?,?)",
-            (
-                i,
-                email,
-                f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
-                rng.choice(["spring-sale", "newsletter", "双十一"]),
-            ),
-        )
+        _add_customer(db, rng, i, counts)
     counts["customers"] = counts["bank_accounts"] = customers
     db.commit()
     db.close()
     return counts
+
+
+def _add_customer(
+    db: sqlite3.Connection, rng: random.Random, i: int, counts: dict[str, int]
+) -> None:
+    """Customer ``i`` with a bank account, one to three orders, an invoice, a complaint from
+    every second customer and a marketing event; ``counts`` numbers the rows.
+
+    The values are drawn from ``rng`` in the order they are written here (each row's left to
+    right): the seed makes the same company every time."""
+    name, email, address = _person(rng, i)
+    db.execute(
+        "INSERT INTO customers VALUES (?,?,?,?,?,?,?)",
+        (i, name, resident_id(rng), mobile(rng), email, address, _created_at(rng)),
+    )
+    db.execute(
+        "INSERT INTO bank_accounts VALUES (?,?,?,?)", (i, i, bank_card(rng), rng.choice(BANKS))
+    )
+    for _ in range(rng.randrange(1, 4)):
+        counts["orders"] += 1
+        db.execute(
+            "INSERT INTO orders VALUES (?,?,?,?,?)",
+            (counts["orders"], i, order_ref(rng), _amount(rng), rng.choice(ORDER_STATUSES)),
+        )
+    counts["invoices"] += 1
+    db.execute(
+        "INSERT INTO invoices VALUES (?,?,?,?,?,?)",
+        (f"INV{2024000000 + i}", i, name, uscc(rng), _amount(rng), _issued_on(rng)),
+    )
+    if i % 2 == 0:
+        counts["complaints"] += 1
+        remark = _remark(rng, with_identifiers=i % 4 == 0)
+        db.execute(
+            "INSERT INTO complaints VALUES (?,?,?,?)",
+            (counts["complaints"], i, rng.choice(CHANNELS), remark),
+        )
+    counts["marketing_events"] += 1
+    db.execute(
+        "INSERT INTO marketing_events VALUES (?,?,?,?)",
+        (i, email, _private_ip(rng), rng.choice(CAMPAIGNS)),
+    )
+
+
+def _created_at(rng: random.Random) -> str:
+    return f"20{rng.randrange(15, 25)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}"
+
+
+def _issued_on(rng: random.Random) -> str:
+    return f"2024-{rng.randrange(1, 13):02d}-15"
+
+
+def _amount(rng: random.Random) -> float:
+    return round(rng.uniform(10, 5000), 2)
+
+
+def _remark(rng: random.Random, *, with_identifiers: bool) -> str:
+    """A complaint's free text; some carry identifiers among the words (a detector's trap)."""
+    text = rng.choice(COMPLAINTS)
+    if with_identifiers:
+        text = f"客户 {resident_id(rng)} 来电：{text} 回电 {mobile(rng)}"
+    return text
+
+
+def _private_ip(rng: random.Random) -> str:
+    return f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
 
 
 def build_exports(root: Path, rng: random.Random, rows: int) -> list[str]:

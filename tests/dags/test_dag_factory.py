@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,6 +94,31 @@ def test_demo_dag_structure(no_lookups: None) -> None:
     assert args["retries"] >= 1
     assert args["retry_exponential_backoff"] > 1
     assert args["max_retry_delay"] <= timedelta(minutes=30)
+
+
+def _in_text_order(text: str, task_ids: set[str]) -> list[str]:
+    """The task ids named in ``text``, in the order they stand there."""
+    named = re.findall(r"\b(" + "|".join(sorted(task_ids, key=len, reverse=True)) + r")\b", text)
+    return list(dict.fromkeys(named))
+
+
+@pytest.mark.parametrize("plan", ["retire__demo", "retire__template_change"])
+def test_the_docs_list_every_task_in_the_order_they_run(no_lookups: None, plan: str) -> None:
+    """The DAG's doc (built from the plan header) and dags/retire.py's own docstring name
+    every task of the DAG, each before the tasks downstream of it."""
+    import retire
+
+    from retirement.plan.header import PHASES
+
+    dag = load_dagbag().dags[plan]
+    ids = {t.task_id for t in dag.tasks}
+    assert [task for task, _ in PHASES] == _in_text_order(dag.doc_md.split("Phases:", 1)[1], ids)
+    for text in (dag.doc_md.split("Phases:", 1)[1], retire.__doc__):
+        order = _in_text_order(text, ids)
+        assert set(order) == ids, text
+        for task in dag.tasks:
+            for later in task.downstream_task_ids:
+                assert order.index(task.task_id) < order.index(later), (task.task_id, later)
 
 
 def test_invalid_plan_still_gets_a_dag(tmp_path: Path, no_lookups: None) -> None:

@@ -62,12 +62,23 @@ class KeyStore:
             raise KeyStoreError(f"{path}: no age identity in the file")
         return lines[0]
 
-    def _paths(self, plan: str, disposition: str) -> tuple[Path, Path]:
+    def _lookup(self, plan: str, disposition: str, *, if_destroyed: str) -> tuple[Path, Path, bool]:
+        """(secret path, public path, whether the secret is there) of an archive identity.
+
+        A destroyed identity leaves its public half behind: then this raises KeyDestroyed,
+        its message ending in ``if_destroyed`` (what that means to the caller)."""
         for part in (plan, disposition):
             if not _NAME.match(part):
                 raise KeyStoreError(f"not a plan or disposition name: {part!r}")
         folder = self.root / plan
-        return folder / f"{disposition}.identity.age", folder / f"{disposition}.recipient"
+        secret_path = folder / f"{disposition}.identity.age"
+        public_path = folder / f"{disposition}.recipient"
+        made = secret_path.exists()
+        if not made and public_path.exists():
+            raise KeyDestroyed(
+                f"the archive identity of {plan}/{disposition} was destroyed{if_destroyed}"
+            )
+        return secret_path, public_path, made
 
     def archive_key(self, plan: str, disposition: str) -> ArchiveKey:
         """The archive key of (plan, disposition), created on first use.
@@ -77,13 +88,10 @@ class KeyStore:
         could decrypt): the identity is published with an atomic create-if-absent, and every
         caller then reads the one identity on disk.
         """
-        secret_path, public_path = self._paths(plan, disposition)
-        if not secret_path.exists():
-            if public_path.exists():
-                raise KeyDestroyed(
-                    f"the archive identity of {plan}/{disposition} was destroyed "
-                    "(crypto-erased): no new archive can be made for it"
-                )
+        secret_path, public_path, made = self._lookup(
+            plan, disposition, if_destroyed=" (crypto-erased): no new archive can be made for it"
+        )
+        if not made:
             identity = pyrage.x25519.Identity.generate()
             secret_path.parent.mkdir(parents=True, exist_ok=True)
             sealed = pyrage.encrypt(str(identity).encode(), [self._master.to_public()])
@@ -101,13 +109,12 @@ class KeyStore:
 
     def identity(self, plan: str, disposition: str) -> pyrage.x25519.Identity:
         """The decrypted archive identity (for restore); fails once destroyed."""
-        secret_path, public_path = self._paths(plan, disposition)
-        if not secret_path.exists():
-            if public_path.exists():
-                raise KeyDestroyed(
-                    f"the archive identity of {plan}/{disposition} was destroyed "
-                    "(crypto-erased): the archives encrypted to it cannot be decrypted"
-                )
+        secret_path, _, made = self._lookup(
+            plan,
+            disposition,
+            if_destroyed=" (crypto-erased): the archives encrypted to it cannot be decrypted",
+        )
+        if not made:
             raise KeyStoreError(f"no archive identity for {plan}/{disposition} (never made)")
         try:
             text = pyrage.decrypt(secret_path.read_bytes(), [self._master]).decode()
@@ -119,10 +126,8 @@ class KeyStore:
 
     def destroy(self, plan: str, disposition: str) -> Path:
         """Crypto-erase: overwrite and remove the encrypted identity. Irreversible."""
-        secret_path, public_path = self._paths(plan, disposition)
-        if not secret_path.exists():
-            if public_path.exists():
-                raise KeyDestroyed(f"the archive identity of {plan}/{disposition} was destroyed")
+        secret_path, _, made = self._lookup(plan, disposition, if_destroyed="")
+        if not made:
             raise KeyStoreError(f"no archive identity for {plan}/{disposition} to destroy")
         size = secret_path.stat().st_size
         with secret_path.open("r+b") as f:

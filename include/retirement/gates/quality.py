@@ -1,8 +1,9 @@
 """Data-quality gates run with great-expectations (an ephemeral context, results kept).
 
 A gate validates small pandas frames built from the ledger's facts (one row per dataset, one
-per column) and raises :class:`GateFailed` with the failing expectations when any fails: a
-failed gate always fails its task (never silently, airflow-provider-great-expectations#195).
+per column); when any expectation fails, its phase keeps the result as evidence and raises
+:class:`GateFailed` naming the failing expectations: a failed gate always fails its task
+(never silently, airflow-provider-great-expectations#195).
 GX is imported inside the functions: it costs ~3 s and ~270 MB.
 """
 
@@ -43,7 +44,12 @@ class GateResult:
 
 
 def run_gate(gate: str, frames: dict[str, tuple[Any, list[Check]]]) -> GateResult:
-    """Validate each named frame against its checks; raise GateFailed if any check fails."""
+    """Validate each named frame against its checks and return the verdict: every failing
+    check in ``failures``, the GX results and Data Docs pages to keep as evidence.
+
+    It does not raise for a failing check: the gate phases (:mod:`retirement.phases`) keep
+    the result as evidence and then raise :class:`GateFailed` when ``success`` is false;
+    :func:`gate_inventory` raises it at once, the result attached."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -194,42 +200,25 @@ def backup_frames(
         ],
     )
     cols = pd.DataFrame(columns, columns=["column", "source_nulls", "restored_nulls"])
-    pair = "ExpectColumnPairValuesToBeEqual"
     return {
         "restored_datasets": (
             ds,
             [
-                Check(
-                    pair,
-                    {"column_A": "rows_source", "column_B": "rows_restored"},
+                _equal(
+                    "rows_source",
+                    "rows_restored",
                     "restored rows equal the source's at backup time",
                 ),
-                Check(
-                    pair,
-                    {"column_A": "rows_inventory", "column_B": "rows_restored"},
-                    "restored rows equal the inventory's count",
+                _equal(
+                    "rows_inventory", "rows_restored", "restored rows equal the inventory's count"
                 ),
-                Check(
-                    "ExpectColumnValuesToBeBetween",
-                    {"column": "key_nulls", "max_value": 0},
-                    "key columns are not null",
-                ),
-                Check(
-                    "ExpectColumnValuesToBeBetween",
-                    {"column": "key_duplicates", "max_value": 0},
-                    "key columns are unique",
-                ),
+                _none("key_nulls", "key columns are not null"),
+                _none("key_duplicates", "key columns are unique"),
             ],
         ),
         "restored_columns": (
             cols,
-            [
-                Check(
-                    pair,
-                    {"column_A": "source_nulls", "column_B": "restored_nulls"},
-                    "NULLs per column equal the source profile",
-                ),
-            ],
+            [_equal("source_nulls", "restored_nulls", "NULLs per column equal the source profile")],
         ),
     }
 
@@ -242,7 +231,6 @@ def transfer_frames(deliveries: list[dict[str, Any]]) -> dict[str, tuple[Any, li
     frame = pd.DataFrame(
         deliveries, columns=["delivery", "manifest_sha256", "receipt_sha256", "verified_now"]
     )
-    pair = "ExpectColumnPairValuesToBeEqual"
     return {
         "deliveries": (
             frame,
@@ -252,14 +240,10 @@ def transfer_frames(deliveries: list[dict[str, Any]]) -> dict[str, tuple[Any, li
                     {"column": "receipt_sha256"},
                     "every required delivery has a receipt",
                 ),
-                Check(
-                    pair,
-                    {"column_A": "manifest_sha256", "column_B": "receipt_sha256"},
-                    "receipt digests equal the manifests'",
-                ),
-                Check(
-                    pair,
-                    {"column_A": "manifest_sha256", "column_B": "verified_now"},
+                _equal("manifest_sha256", "receipt_sha256", "receipt digests equal the manifests'"),
+                _equal(
+                    "manifest_sha256",
+                    "verified_now",
                     "the objects at the destinations verify again now",
                 ),
             ],
@@ -277,16 +261,22 @@ def deletion_frames(datasets: list[dict[str, Any]]) -> dict[str, tuple[Any, list
         "deleted_datasets": (
             frame,
             [
-                Check(
-                    "ExpectColumnValuesToBeBetween",
-                    {"column": "scoped_left", "max_value": 0},
-                    "no row of the backed-up scope is left at the source",
-                ),
-                Check(
-                    "ExpectColumnValuesToBeBetween",
-                    {"column": "residual_identifiers", "max_value": 0},
-                    "no identifier is left in the dataset (residual scan)",
+                _none("scoped_left", "no row of the backed-up scope is left at the source"),
+                _none(
+                    "residual_identifiers", "no identifier is left in the dataset (residual scan)"
                 ),
             ],
         )
     }
+
+
+def _equal(column_a: str, column_b: str, why: str) -> Check:
+    """Each row has the same value in the two columns."""
+    return Check(
+        "ExpectColumnPairValuesToBeEqual", {"column_A": column_a, "column_B": column_b}, why
+    )
+
+
+def _none(count: str, why: str) -> Check:
+    """The column counts what must not be there: 0 in each row."""
+    return Check("ExpectColumnValuesToBeBetween", {"column": count, "max_value": 0}, why)

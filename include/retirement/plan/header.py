@@ -1,4 +1,6 @@
-"""A plan's header (name, title, scenario, description) read cheaply, for DAG parsing.
+"""A plan's header read cheaply, for DAG parsing: name, title, scenario, description and
+the settings the DAG itself takes (approval.auto_approve, retries, mapping.pool); the tasks
+the DAG runs, in order (``PHASES``), for its doc.
 
 The DAG factory must not fail to build a DAG because a plan is wrong: it reads only this
 header, and the DAG's first task runs the full validation and reports every problem. It
@@ -20,6 +22,26 @@ if TYPE_CHECKING:
 
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 _SLUG = re.compile(r"[^a-z0-9_]+")
+
+
+# The tasks of a plan's DAG in the order they run (dags/retire.py wires them; a test holds the
+# two equal), each with what the doc says of it.
+PHASES = (
+    ("plan_check", ""),
+    ("inventory", "one task per source"),
+    ("gate_inventory", ""),
+    ("backup", "mapped over batches of datasets"),
+    ("gate_backup", "restore-verify"),
+    ("deliveries", ""),
+    ("transfer", "mapped over batches of deliveries, ordered by destination"),
+    ("gate_transfer", ""),
+    ("notify_customers", ""),
+    ("deletion_request", ""),
+    ("approve_deletion", "{approval}"),
+    ("delete", "mapped over batches of datasets"),
+    ("gate_deletion", ""),
+    ("seal", "the closure dossier"),
+)
 
 
 @dataclass(frozen=True)
@@ -70,12 +92,18 @@ class PlanHeader:
             ]
         if self.description:
             lines += [self.description.strip(), ""]
+        approval = (
+            "automatic: the plan sets approval.auto_approve, recorded as such"
+            if self.auto_approve
+            else "a person approves or rejects in the Airflow UI"
+        )
+        phases = " → ".join(
+            f"{task} ({note.format(approval=approval)})" if note else task for task, note in PHASES
+        )
         lines += [
-            (
-                "Phases: plan_check → inventory (one task per source) → gate_inventory → "
-                "backup (one task per dataset) → gate_backup. "
-                "Every task is idempotent: clear and re-run any failed task."
-            )
+            f"Phases: {phases}. A mapped task takes one item, or a batch of them when there are "
+            "more than mapping.max_tasks. A failed gate stops everything after it. "
+            "Every task is idempotent: clear and re-run any failed task."
         ]
         return "\n".join(lines)
 

@@ -36,7 +36,7 @@ ACTIONS = ("retain", "transfer", "destroy")
 
 
 # Booleans and integers are strict (StrictBool, StrictInt): lax pydantic reads `years: true` as
-# 1 and `auto_approve: "yes"` as True, which plan_header (and a reader of the file) would not.
+# 1 and `auto_approve: "yes"` as True, which plan.header (and a reader of the file) would not.
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from retirement.plan.model import ACTIONS
 
@@ -67,19 +67,38 @@ class _Raw:
         return None
 
 
-def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[tuple[Loc, str, object]]:
+Problem: TypeAlias = "tuple[Loc, str, object]"  # where, what is wrong, the value found there
+
+
+def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[Problem]:
     """Problems between parts of a plan: ``data`` is its mapping, raw or dumped from the model.
 
     ``bad`` lists where the model found errors: a check whose inputs are there is skipped,
     so what it reports adds to the model's problems instead of repeating them."""
     raw = _Raw(data, set(bad), {loc[:end] for loc in bad for end in range(len(loc))})
-    out: list[tuple[Loc, str, object]] = []
+    out: list[Problem] = []
     source_column = raw.column("sources", "name")
     out += _duplicates(source_column, "sources", "name", "source name")
     out += _duplicates(raw.column("datasets", "dataset"), "datasets", "dataset", "dataset")
     usable = raw.sound("sources") and all(isinstance(s, str) for s in source_column)
-    source_names = set(source_column) if usable else None
     dispositions = raw.names("dispositions")
+    out += _check_rules(raw, set(source_column) if usable else None, dispositions)
+    out += _check_classes(raw, dispositions)
+    destinations, recipients = raw.names("destinations"), raw.names("recipients")
+    for name, disp in (dispositions or {}).items():
+        if raw.sound("dispositions", name) and isinstance(disp, dict):
+            out += _check_disposition(raw, name, disp, destinations, recipients)
+    for name, dest in (destinations or {}).items():
+        if raw.sound("destinations", name) and isinstance(dest, dict):
+            out += _check_destination(raw, name, dest)
+    return out + _check_approval(raw)
+
+
+def _check_rules(
+    raw: _Raw, source_names: set[str] | None, dispositions: dict[str, Any] | None
+) -> list[Problem]:
+    """Each ``datasets`` rule names a defined source and a defined disposition."""
+    out: list[Problem] = []
     rule_dispositions = raw.column("datasets", "disposition")
     for i, dataset in enumerate(raw.column("datasets", "dataset")):
         if (
@@ -107,14 +126,11 @@ def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[tuple[Loc, str, ob
                     disposition,
                 )
             )
-    out += _check_classes(raw, dispositions)
-    destinations, recipients = raw.names("destinations"), raw.names("recipients")
-    for name, disp in (dispositions or {}).items():
-        if raw.sound("dispositions", name) and isinstance(disp, dict):
-            out += _check_disposition(raw, name, disp, destinations, recipients)
-    for name, dest in (destinations or {}).items():
-        if raw.sound("destinations", name) and isinstance(dest, dict):
-            out += _check_destination(raw, name, dest)
+    return out
+
+
+def _check_approval(raw: _Raw) -> list[Problem]:
+    """Someone approves the deletion, unless the plan says that nobody needs to."""
     approval = raw.get("approval", default={})
     approvers = raw.get("approval", "approvers", default=())
     if (
@@ -125,19 +141,19 @@ def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[tuple[Loc, str, ob
         and not approvers
         and approval.get("auto_approve", False) is not True
     ):
-        out.append(
+        return [
             (
                 ("approval", "approvers"),
                 "at least one approver is required (or set "
                 "approval.auto_approve: true, which is recorded as such)",
                 None,
             )
-        )
-    return out
+        ]
+    return []
 
 
-def _check_classes(raw: _Raw, dispositions: dict[str, Any] | None) -> list[tuple[Loc, str, object]]:
-    out: list[tuple[Loc, str, object]] = []
+def _check_classes(raw: _Raw, dispositions: dict[str, Any] | None) -> list[Problem]:
+    out: list[Problem] = []
     classes = raw.get("classification", "classes")
     by_class = raw.get("by_class")
     if not (
@@ -175,100 +191,125 @@ def _check_classes(raw: _Raw, dispositions: dict[str, Any] | None) -> list[tuple
     return out
 
 
+# The parts only one action has: (part, that action, why it needs it, whether a stray value is
+# quoted in the problem).
+_OWNED_PARTS = (
+    (
+        "recipient",
+        "transfer",
+        "PIPL Art. 22: customers are told the recipient's name and contact",
+        True,
+    ),
+    ("retention", "retain", "years or permanent, and its legal_basis", False),
+)
+
+
 def _check_disposition(
     raw: _Raw,
     name: str,
     disp: dict[str, Any],
     destinations: dict[str, Any] | None,
     recipients: dict[str, Any] | None,
-) -> list[tuple[Loc, str, object]]:
-    out: list[tuple[Loc, str, object]] = []
+) -> list[Problem]:
+    """A disposition's destinations are defined, and it has exactly the parts its action
+    needs: destinations for a retain or a transfer, a recipient that is defined for a
+    transfer, a retention of years or permanent for a retain."""
     here: Loc = ("dispositions", name)
     action = disp.get("action") if raw.ok(*here, "action") else None
     if action not in ACTIONS:
         action = None  # the model says what is wrong with it
+    out = _check_destinations(raw, here, disp, action, destinations)
+    for part, owner, why, shown in _OWNED_PARTS:
+        value = disp.get(part)
+        problem = _owned_part(raw, (*here, part), action, value, owner=owner, why=why, shown=shown)
+        if problem is not None:
+            out.append(problem)
+        elif action == owner and part == "recipient":
+            out += _undefined_recipient(raw, here, value, recipients)
+        elif action == owner and part == "retention":
+            out += _years_or_permanent(raw, here, value)
+    return out
+
+
+def _check_destinations(
+    raw: _Raw,
+    here: Loc,
+    disp: dict[str, Any],
+    action: str | None,
+    destinations: dict[str, Any] | None,
+) -> list[Problem]:
     dests = disp.get("destinations", ())
-    if raw.sound(*here, "destinations") and isinstance(dests, list | tuple):
-        for j, dest in enumerate(dests):
-            if (
-                destinations is not None
-                and isinstance(dest, str)
-                and raw.ok(*here, "destinations", j)
-                and dest not in destinations
-            ):
-                out.append(
-                    ((*here, "destinations", j), _undefined("destination", destinations), dest)
-                )
-        if action in ("retain", "transfer") and not dests:
-            out.append(
-                (
-                    (*here, "destinations"),
-                    f"a {action} disposition needs at least one destination",
-                    None,
-                )
-            )
-    recipient = disp.get("recipient")
-    if action == "transfer":
-        if recipient is None:
-            out.append(
-                (
-                    (*here, "recipient"),
-                    "a transfer disposition needs a recipient "
-                    "(PIPL Art. 22: customers are told the recipient's name and contact)",
-                    None,
-                )
-            )
-        elif (
-            raw.ok(*here, "recipient")
-            and isinstance(recipient, str)
-            and recipients is not None
-            and recipient not in recipients
-        ):
-            out.append(((*here, "recipient"), _undefined("recipient", recipients), recipient))
-    elif action is not None and recipient is not None and raw.ok(*here, "recipient"):
+    if not (raw.sound(*here, "destinations") and isinstance(dests, list | tuple)):
+        return []
+    out: list[Problem] = [
+        ((*here, "destinations", j), _undefined("destination", destinations), dest)
+        for j, dest in enumerate(dests)
+        if destinations is not None
+        and isinstance(dest, str)
+        and raw.ok(*here, "destinations", j)
+        and dest not in destinations
+    ]
+    if action in ("retain", "transfer") and not dests:
         out.append(
             (
-                (*here, "recipient"),
-                f"only a transfer disposition has a recipient, not {action}",
-                recipient,
-            )
-        )
-    ret = disp.get("retention")
-    if action == "retain":
-        if ret is None:
-            out.append(
-                (
-                    (*here, "retention"),
-                    "a retain disposition needs a retention "
-                    "(years or permanent, and its legal_basis)",
-                    None,
-                )
-            )
-        elif (
-            raw.sound(*here, "retention")
-            and raw.ok(*here, "retention", "years")
-            and raw.ok(*here, "retention", "permanent")
-            and isinstance(ret, dict)
-            and (ret.get("years") is None) == (not ret.get("permanent", False))
-        ):
-            out.append(
-                ((*here, "retention"), "give exactly one of years: N or permanent: true", None)
-            )
-    elif action is not None and ret is not None:
-        out.append(
-            (
-                (*here, "retention"),
-                f"only a retain disposition has a retention, not {action}",
+                (*here, "destinations"),
+                f"a {action} disposition needs at least one destination",
                 None,
             )
         )
     return out
 
 
+def _owned_part(
+    raw: _Raw, where: Loc, action: str | None, value: object, *, owner: str, why: str, shown: bool
+) -> Problem | None:
+    """The part at ``where`` (holding ``value``) that only the ``owner`` action has: missing
+    from a disposition of that action, or present in one of another known action (an unknown
+    action the model reports). ``shown``: a stray value is quoted in the problem, so it must
+    be one the model accepted."""
+    part = where[-1]
+    if action == owner and value is None:
+        return (where, f"a {owner} disposition needs a {part} ({why})", None)
+    if (
+        action is not None
+        and action != owner
+        and value is not None
+        and (not shown or raw.ok(*where))
+    ):
+        message = f"only a {owner} disposition has a {part}, not {action}"
+        return (where, message, value if shown else None)
+    return None
+
+
+def _undefined_recipient(
+    raw: _Raw, here: Loc, recipient: object, recipients: dict[str, Any] | None
+) -> list[Problem]:
+    if (
+        raw.ok(*here, "recipient")
+        and isinstance(recipient, str)
+        and recipients is not None
+        and recipient not in recipients
+    ):
+        return [((*here, "recipient"), _undefined("recipient", recipients), recipient)]
+    return []
+
+
+def _years_or_permanent(raw: _Raw, here: Loc, retention: object) -> list[Problem]:
+    if (
+        raw.sound(*here, "retention")
+        and raw.ok(*here, "retention", "years")
+        and raw.ok(*here, "retention", "permanent")
+        and isinstance(retention, dict)
+        and (retention.get("years") is None) == (not retention.get("permanent", False))
+    ):
+        return [((*here, "retention"), "give exactly one of years: N or permanent: true", None)]
+    return []
+
+
 _DESTINATION_NEEDS = {"sftp": ("connection",), "s3": ("connection", "bucket"), "local": ("path",)}
 
 
-def _check_destination(raw: _Raw, name: str, dest: dict[str, Any]) -> list[tuple[Loc, str, object]]:
+def _check_destination(raw: _Raw, name: str, dest: dict[str, Any]) -> list[Problem]:
     here: Loc = ("destinations", name)
     kind = dest.get("kind")
     if not raw.ok(*here, "kind") or kind not in _DESTINATION_NEEDS:
@@ -284,11 +325,9 @@ def _blank(value: object) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _duplicates(
-    values: list[Any], section: str, field: str, what: str
-) -> list[tuple[Loc, str, object]]:
+def _duplicates(values: list[Any], section: str, field: str, what: str) -> list[Problem]:
     seen: dict[str, int] = {}
-    out: list[tuple[Loc, str, object]] = []
+    out: list[Problem] = []
     for i, value in enumerate(values):
         if not isinstance(value, str):
             continue  # not usable: the model says why
