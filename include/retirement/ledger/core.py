@@ -261,13 +261,6 @@ class Ledger(LedgerReads):
             )
             return chain.add(at, f"run_{state}", actor, run_id, None, payload)
 
-    def run_state(self, run_id: str) -> RunState | None:
-        """Where the run stands (None: no such run)."""
-        self._read()
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs.c.state).where(runs.c.run_id == run_id)).first()
-        return None if row is None else RunState(row.state)
-
     def set_dataset_state(
         self,
         run_id: str,

@@ -17,6 +17,7 @@ from retirement.ledger.db import (
     runs,
 )
 from retirement.model.records import DatasetRecord
+from retirement.model.state import RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -83,6 +84,13 @@ class LedgerReads:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
         return dict(row._mapping) if row else None
+
+    def run_state(self, run_id: str) -> RunState | None:
+        """Where the run stands (None: no such run)."""
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs.c.state).where(runs.c.run_id == run_id)).first()
+        return None if row is None else RunState(row.state)
 
     def runs_of(self, plan_name: str) -> list[str]:
         """The run ids of a plan, oldest first."""

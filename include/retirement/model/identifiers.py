@@ -1,7 +1,7 @@
 """Check-digit algorithms for the identifiers this project validates.
 
-Plain functions over strings, no regex scanning here (that is ``detect.py``). Each is
-checked against python-stdnum in the tests.
+Plain functions over strings, no regex scanning here (that is
+``retirement.inventory.detect``). Each is checked against python-stdnum in the tests.
 """
 
 from __future__ import annotations

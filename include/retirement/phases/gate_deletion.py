@@ -2,7 +2,7 @@
 
 Called by the DAG's ``gate_deletion``. For every dataset whose deletion finished under the
 approved request (read from the chain, checked to the head), it finds what is left of the
-backup at the source by an independent method (``deletion_check``: the rows left, line by
+backup at the source by an independent method (``retirement.deletion.check``: the rows left, line by
 line against the backup's rows; files and objects by digest or version), runs the
 inventory's detectors over what is left, and lets a great-expectations suite require both
 to be zero. Only then is each dataset marked deleted and certified, with the count of the
