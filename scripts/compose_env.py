@@ -46,7 +46,7 @@ GENERATED = {  # .env name -> how to make a fresh value
     "AIRFLOW__API__SECRET_KEY": _random,
     "POSTGRES_PASSWORD": _random,
     "RETIREMENT_DB_PASSWORD": _random,
-    "_AIRFLOW_WWW_USER_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "_AIRFLOW_WWW_USER_PASSWORD": _random,  # hex: never starts with "-" (an option to the CLI)
     "S3_ACCESS_KEY": lambda: "retirement-" + secrets.token_hex(8),
     "S3_SECRET_KEY": _random,
     "RETIREMENT_MASTER_KEY": _master_key,
@@ -147,6 +147,7 @@ def compose_env(root: Path) -> dict[str, str]:
     """Write whatever is missing under ``root``; return the .env values."""
     uid = airflow_uid()
     owner = uid if os.getuid() == 0 else None
+    root.mkdir(parents=True, exist_ok=True)
     for folder in ("config", "logs", "retirement-output"):  # else Docker makes them as root
         (root / folder).mkdir(exist_ok=True)
         if owner is not None:

@@ -17,6 +17,7 @@ lib=/usr/lib/$(uname -m)-linux-gnu
 
 # Each entry is <debian-package>:<a file that it provides>.
 build=(
+  build-essential:/usr/bin/gcc
   pkg-config:/usr/bin/pkg-config
   libmariadb-dev:/usr/include/mariadb/mysql.h
 )

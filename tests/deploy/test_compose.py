@@ -156,6 +156,7 @@ def test_only_init_starts_as_root_and_drops_it(config: dict[str, Any], env: dict
     script = (ROOT / "deploy" / "airflow" / "init.sh").read_text()
     assert 'exec setpriv --reuid="$AIRFLOW_UID"' in script
     assert "airflow config list" in script
+    assert init["environment"]["AIRFLOW_UID"] == env["AIRFLOW_UID"]  # not the image's 50000
     assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
     assert init["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
     # what it hands to the airflow user is what the others mount
