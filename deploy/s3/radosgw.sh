@@ -2,7 +2,8 @@
 # The stack's S3 server: Ceph RadosGW (Debian 12's Ceph 16.2, the same the tests prove Object
 # Lock against) on a one-node cluster inside one container: a monitor, one BlueStore OSD on a
 # file in $S3_DATA and the gateway over HTTPS. The first start creates the cluster and the S3
-# user ($S3_ACCESS_KEY / $S3_SECRET_KEY); later starts reuse it. If any of the three daemons
+# user ($S3_ACCESS_KEY / $S3_SECRET_KEY) and the archive bucket with Object Lock ($S3_BUCKET);
+# later starts reuse them. If any of the three daemons
 # exits, the others are stopped and the script fails, so the container restarts.
 # Everything comes from the environment (defaults are the container's), so a test runs this
 # very script on loopback ports without Docker.
@@ -11,6 +12,8 @@ data=${S3_DATA:-/var/lib/retirement-s3}
 bind=${S3_BIND:-0.0.0.0}
 https_port=${S3_HTTPS_PORT:-7480}
 mon_port=${S3_MON_PORT:-3300}
+local_port=${S3_LOCAL_PORT:-7481}   # plain HTTP on the container's own loopback, for this script
+bucket=${S3_BUCKET:-retirement-archive}
 cert=${S3_TLS_CERT:-/etc/retirement-s3/tls/s3.crt}
 key=${S3_TLS_KEY:-/etc/retirement-s3/tls/s3.key}
 osd_bytes=${S3_OSD_BYTES:-21474836480}
@@ -21,6 +24,7 @@ for file in "$cert" "$key"; do
 done
 conf=$data/ceph.conf
 mkdir -p "$data"/{run,log,mon/ceph-a,osd/ceph-0,rgw}
+rm -f "$data/ready"   # written once the bucket is there: the healthcheck reads it
 
 if [ ! -f "$conf" ]; then
   fsid=$(cat /proc/sys/kernel/random/uuid)
@@ -60,7 +64,7 @@ mon cluster log file = $data/log/cluster.log
 ms mon client mode = crc
 ms client mode = crc
 rgw data = $data/rgw
-rgw frontends = beast ssl_endpoint=$bind:$https_port ssl_certificate=$cert ssl_private_key=$key
+rgw frontends = beast endpoint=127.0.0.1:$local_port ssl_endpoint=$bind:$https_port ssl_certificate=$cert ssl_private_key=$key
 rgw thread pool size = 64
 CONF
   : >"$data/keyring"
@@ -84,7 +88,25 @@ if ! radosgw-admin -c "$conf" user info --uid retirement >/dev/null 2>&1; then
   radosgw-admin -c "$conf" user create --uid retirement --display-name "retirement stack" \
     --access-key "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" >/dev/null
 fi
-echo "S3 (RadosGW) serving https://$bind:$https_port"
+empty_sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+s3() { # s3 METHOD PATH [curl options]: a signed request (no body) to the local endpoint
+  curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" \
+    --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" -H "x-amz-content-sha256: $empty_sha256" \
+    -X "$1" "${@:3}" "http://127.0.0.1:$local_port$2"
+}
+for _ in $(seq 120); do
+  code=$(s3 GET "/$bucket" 2>/dev/null || true)
+  [ "$code" = 200 ] || [ "$code" = 404 ] && break
+  sleep 1
+done
+if [ "$code" = 404 ]; then
+  created=$(s3 PUT "/$bucket" -H "x-amz-bucket-object-lock-enabled: true")
+  [ "$created" = 200 ] || { echo "creating bucket $bucket failed: HTTP $created" >&2; exit 1; }
+elif [ "$code" != 200 ]; then
+  echo "the gateway does not answer (HTTP $code)" >&2; exit 1
+fi
+touch "$data/ready"
+echo "S3 (RadosGW) serving https://$bind:$https_port, bucket $bucket (Object Lock)"
 wait -n "${pids[@]}"
 echo "a Ceph daemon exited; stopping the others" >&2
 exit 1

@@ -1,7 +1,7 @@
 """The stack's own servers, their start scripts run natively: what the containers run, minus
-Docker. RadosGW (deploy/s3/radosgw.sh) creates its cluster, serves HTTPS with Object Lock and
-keeps the data over a restart; sshd accepts deploy/sftp/sshd_config; PostgreSQL's init script
-creates the ledger's role and database."""
+Docker. RadosGW (deploy/s3/radosgw.sh) creates its cluster and the archive bucket, serves HTTPS
+with Object Lock and keeps the data over a restart; sshd accepts deploy/sftp/sshd_config;
+PostgreSQL's init script creates the ledger's role and database."""
 
 from __future__ import annotations
 
@@ -53,16 +53,14 @@ def _s3_client(port: int, tls, env: dict[str, str]):
     )
 
 
-def _wait(client, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+def _wait(data: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    """Until the script says it is ready, as the compose healthcheck reads it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-3000:]
-        try:
-            client.list_buckets()
-        except Exception:  # not serving yet
-            time.sleep(1)
-        else:
+        if (data / "ready").exists():
             return
+        time.sleep(1)
     raise AssertionError(f"the S3 server never answered:\n{log.read_text()[-3000:]}")
 
 
@@ -89,6 +87,7 @@ def test_the_s3_server_keeps_locked_archives_over_a_restart(tmp_path: Path) -> N
         "S3_BIND": "127.0.0.1",
         "S3_HTTPS_PORT": str(port),
         "S3_MON_PORT": str(free_port()),
+        "S3_LOCAL_PORT": str(free_port()),
         "S3_TLS_CERT": str(tls.server_cert_path),
         "S3_TLS_KEY": str(tls.server_key_path),
         "S3_OSD_BYTES": str(2 * 1024**3),
@@ -99,23 +98,31 @@ def test_the_s3_server_keeps_locked_archives_over_a_restart(tmp_path: Path) -> N
     client = _s3_client(port, tls, env)
     proc = _start_s3(data, tls, env)
     try:
-        _wait(client, proc, log)
-        client.create_bucket(Bucket="vault", ObjectLockEnabledForBucket=True)
+        _wait(data, proc, log)
+        lock = client.get_object_lock_configuration(Bucket="retirement-archive")
+        assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
         until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
         put = client.put_object(
-            Bucket="vault",
+            Bucket="retirement-archive",
             Key="archive.age",
             Body=b"sealed",
             ObjectLockMode="COMPLIANCE",
             ObjectLockRetainUntilDate=until,
         )
         with pytest.raises(ClientError, match="AccessDenied"):
-            client.delete_object(Bucket="vault", Key="archive.age", VersionId=put["VersionId"])
+            client.delete_object(
+                Bucket="retirement-archive", Key="archive.age", VersionId=put["VersionId"]
+            )
         _stop(proc)  # docker compose restart s3
         proc = _start_s3(data, tls, env)
-        _wait(client, proc, log)
-        assert client.get_object(Bucket="vault", Key="archive.age")["Body"].read() == b"sealed"
-        retention = client.get_object_retention(Bucket="vault", Key="archive.age")["Retention"]
+        _wait(data, proc, log)
+        assert (
+            client.get_object(Bucket="retirement-archive", Key="archive.age")["Body"].read()
+            == b"sealed"
+        )
+        retention = client.get_object_retention(Bucket="retirement-archive", Key="archive.age")[
+            "Retention"
+        ]
         assert retention["Mode"] == "COMPLIANCE"
     finally:
         _stop(proc)

@@ -95,6 +95,10 @@ class ComposeStack(AirflowStack):
             start_new_session=True,
         )
 
+    def log_tails(self, chars: int = 1500) -> str:
+        """The end of every container's log, for a failure message."""
+        return "\n".join(f"--- {name}\n{self.log_tail(name, chars)}" for name in self.procs)
+
     def _exited(self) -> str | None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:

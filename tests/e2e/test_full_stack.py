@@ -281,6 +281,7 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     states = {}
     for ti in tis:
         states.setdefault(ti["task_id"], set()).add(ti["state"])
+    assert states["gate_backup"] == {"success"}, stack.log_tails()  # e.g. "Invalid auth token"
     failed = [t for t in tis if t["task_id"] == "transfer" and t["state"] == "failed"]
     assert failed, states
     assert all(t["try_number"] == 2 for t in failed)  # the first try and one retry
