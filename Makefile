@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCENARIO ?= deregistration
 
-.PHONY: help install install-dev demo test test-fast test-slow test-deletion-fuzz lint format lock clean
+.PHONY: help install install-dev demo compose-env test test-fast test-slow test-deletion-fuzz lint format lock clean
 
 help:
 	@echo "make demo       create .venv, install, run the demo plan (output in demo-output/)"
+	@echo "make compose-env  write .env, TLS and SSH key files for docker-compose.yaml (kept if there)"
 	@echo "make test       install, check the test servers, lint, run the whole test suite"
 	@echo "make test-fast  the suite without the slow end-to-end tests"
 	@echo "make test-slow  only the slow end-to-end tests"
@@ -35,6 +36,10 @@ install-dev: $(VENV)/.dev
 
 demo: install
 	scripts/demo.sh $(SCENARIO)
+
+# The secrets docker-compose.yaml needs (.env, deploy/tls, deploy/sftp keys), never committed.
+compose-env: install
+	$(BIN)/python scripts/compose_env.py
 
 test: install-dev
 	scripts/system-deps.sh test

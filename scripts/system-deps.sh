@@ -1,33 +1,59 @@
 #!/usr/bin/env bash
 # Make sure the system packages this project needs are there.
-#   scripts/system-deps.sh demo   build deps of the Python packages (mysqlclient), Pango for
-#                                 WeasyPrint (the dossier's PDF) and a CJK font for it
-#   scripts/system-deps.sh test   plus the real test servers: OpenSSH sshd, age, Ceph RadosGW,
+#   scripts/system-deps.sh demo   build deps of the Python packages (mysqlclient) and what the
+#                                 pipeline runs with: Pango for WeasyPrint (the dossier's PDF),
+#                                 a CJK font for it, age and zstd (to check a backup by hand),
+#                                 the OpenSSH client, the MariaDB client library
+#   scripts/system-deps.sh test   plus the real test servers: OpenSSH sshd, Ceph RadosGW,
 #                                 and Chromium for the UI page's browser test
+#   scripts/system-deps.sh list build|runtime|servers
+#                                 print one list's Debian package names (the Dockerfile installs
+#                                 the same build and runtime lists; a test compares them)
 # As root, missing Debian packages are installed with apt-get. Otherwise it says exactly
 # what is missing and how to install it, and exits 1.
 set -euo pipefail
 mode=${1:-test}
+lib=/usr/lib/$(uname -m)-linux-gnu
 
-need=()   # Debian packages missing
-check() { # check <debian-package> <file-that-it-provides>
-  [ -e "$2" ] || need+=("$1")
-}
-check pkg-config /usr/bin/pkg-config
-check libmariadb-dev /usr/include/mariadb/mysql.h
-check libpango-1.0-0 /usr/lib/x86_64-linux-gnu/libpango-1.0.so.0
-check libpangoft2-1.0-0 /usr/lib/x86_64-linux-gnu/libpangoft2-1.0.so.0
-check fonts-wqy-microhei /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
-if [ "$mode" = test ]; then
-  check openssh-server /usr/sbin/sshd
-  check openssh-client /usr/bin/sftp
-  check age /usr/bin/age
-  check radosgw /usr/bin/radosgw
-  check ceph-mon /usr/bin/ceph-mon
-  check ceph-osd /usr/bin/ceph-osd
-  check ceph-common /usr/bin/ceph
-  check chromium /usr/bin/chromium
+# Each entry is <debian-package>:<a file that it provides>.
+build=(
+  build-essential:/usr/bin/gcc
+  pkg-config:/usr/bin/pkg-config
+  libmariadb-dev:/usr/include/mariadb/mysql.h
+)
+runtime=(
+  libpango-1.0-0:$lib/libpango-1.0.so.0
+  libpangoft2-1.0-0:$lib/libpangoft2-1.0.so.0
+  fonts-wqy-microhei:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+  libmariadb3:$lib/libmariadb.so.3
+  age:/usr/bin/age
+  zstd:/usr/bin/zstd
+  openssh-client:/usr/bin/sftp
+)
+servers=(
+  openssh-server:/usr/sbin/sshd
+  radosgw:/usr/bin/radosgw
+  ceph-mon:/usr/bin/ceph-mon
+  ceph-osd:/usr/bin/ceph-osd
+  ceph-common:/usr/bin/ceph
+  chromium:/usr/bin/chromium
+)
+
+if [ "$mode" = list ]; then
+  declare -n chosen="${2:?list what: build, runtime or servers}"
+  for entry in "${chosen[@]}"; do echo "${entry%%:*}"; done
+  exit 0
 fi
+
+case "$mode" in
+  demo) wanted=("${build[@]}" "${runtime[@]}") ;;
+  test) wanted=("${build[@]}" "${runtime[@]}" "${servers[@]}") ;;
+  *) echo "usage: $0 demo|test|list build|runtime|servers" >&2; exit 2 ;;
+esac
+need=()   # Debian packages missing
+for entry in "${wanted[@]}"; do
+  [ -e "${entry#*:}" ] || need+=("${entry%%:*}")
+done
 
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

@@ -144,6 +144,7 @@ def wait_for_token(
     exited: Callable[[], str | None],
     log_tail: Callable[[], str],
     timeout: float = 180,
+    credentials: tuple[str, str] = ("admin", "pw"),
 ) -> str:
     """A bearer token from the API server once it answers; fail at once if a process died."""
     deadline = time.monotonic() + timeout
@@ -153,7 +154,9 @@ def wait_for_token(
             raise AssertionError(problem)
         try:
             r = httpx.post(
-                f"{url}/auth/token", json={"username": "admin", "password": "pw"}, timeout=5
+                f"{url}/auth/token",
+                json={"username": credentials[0], "password": credentials[1]},
+                timeout=5,
             )
             if r.status_code in (200, 201):
                 return r.json()["access_token"]

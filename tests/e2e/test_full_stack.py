@@ -1,14 +1,17 @@
-"""The whole product as a data platform team runs it: Airflow's processes started one by one
-against PostgreSQL as the metadata database, the full-stack plan (PostgreSQL, MariaDB and
-file sources; SFTP and S3-over-HTTPS destinations; a person approves the deletion), once with
-the LocalExecutor and once with the CeleryExecutor and two workers on Redis.
+"""The whole product as a data platform team runs it: docker-compose.yaml's Airflow services
+started natively, each with only the environment and mounts its service defines
+(tests/e2e/native.py), on PostgreSQL as the metadata database; the full-stack plan (PostgreSQL,
+MariaDB and file sources; the stack's SFTP and S3-over-HTTPS destinations through the
+connections the compose file defines; a person approves the deletion), once with the
+LocalExecutor and once with the compose file's CeleryExecutor and its two worker replicas.
 
-The operator's story: the run is triggered over the REST API; sshd is down, so the SFTP
-transfers fail after their retries and nothing downstream runs or deletes; sshd comes back,
-the operator clears the failed tasks (as the UI's "Clear" does), approves the deletion in
-the human-in-the-loop endpoint, and the run ends in success. Then the auditor's checks: the
-ledger's chain verifies, every certificate verifies, the sources hold nothing in scope, and
-the invoices restored from the S3 archive equal the originals exactly.
+The operator's story: the plan's connections are added with the airflow-cli service, the run is
+triggered over the REST API (signed in as the admin user airflow-init created); sshd is down,
+so the SFTP transfers fail after their retries and nothing downstream runs or deletes; sshd
+comes back, the operator clears the failed tasks (as the UI's "Clear" does), approves the
+deletion in the human-in-the-loop endpoint, and the run ends in success. Then the auditor's
+checks: the ledger's chain verifies, every certificate verifies, the sources hold nothing in
+scope, and the invoices restored from the S3 archive equal the originals exactly.
 """
 
 from __future__ import annotations
@@ -31,13 +34,17 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from retirement.crypto.keys import KeyStore
 from retirement.evidence.certificate import verify_certificate
 from retirement.ledger.core import Ledger
-from tests.e2e.stack import ROOT, AirflowStack, airflow_env
+from tests.deploy.compose import compose_config, generate_env
+from tests.e2e.compose_stack import ComposeStack
+from tests.e2e.native import NativeCompose, Network
+from tests.e2e.stack import ROOT, AirflowStack
 from tests.servers.databases import (
     create_mysql_database,
     create_pg_database,
     drop_mysql_database,
     drop_pg_database,
 )
+from tests.servers.sshd import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(900)]
 DAG = "retire__fullstack"
@@ -115,11 +122,11 @@ def _plan(folder: Path, bucket: str) -> Path:
         destinations={
             "archive": {
                 "kind": "s3",
-                "connection": "fullstack_s3",
+                "connection": "stack_s3",
                 "bucket": bucket,
                 "prefix": "vault",
             },
-            "successor_drop": {"kind": "sftp", "connection": "fullstack_sftp", "path": "drop"},
+            "successor_drop": {"kind": "sftp", "connection": "stack_sftp", "path": "drop"},
         },
         approval={
             "approvers": [{"name": "Li Wei", "role": "DPO", "email": "dpo@demo-trading.example"}],
@@ -140,6 +147,8 @@ def deployment(
     radosgw,
     s3_lock_bucket: str,
 ) -> Iterator[dict]:
+    """docker-compose.yaml's Airflow services started natively, each with only its service's
+    environment (tests/e2e/native.py), on a .env written by `make compose-env`'s code."""
     from retirement.demo import generate
 
     executor = request.param
@@ -149,22 +158,19 @@ def deployment(
     billing_db = create_mysql_database("fs_billing")
     generate(tmp_path / "demo", customers=60)
     _load_sources(tmp_path / "demo" / "crm.sqlite", crm_db, billing_db)
-    master = KeyStore.new_master_key(tmp_path / "keys" / "master.key")
 
-    def pg_conn(url: str, extra: dict | None = None) -> dict:
-        u = sa.engine.make_url(url)
-        conn = {"conn_type": "postgres", "host": u.host, "port": u.port, "login": u.username}
-        return {**conn, "schema": u.database, "extra": extra or {}}
-
+    env = generate_env(tmp_path / "project")  # the secrets, fresh; the servers' are the fixtures'
+    env.update(
+        AIRFLOW_UID=str(os.getuid()),
+        S3_ACCESS_KEY=radosgw.access_key,
+        S3_SECRET_KEY=radosgw.secret_key,
+        SFTP_HOST_KEY=sshd_server_fresh.host_key_base64,
+        AIRFLOW_PARALLELISM="8",
+        AIRFLOW_WORKER_CONCURRENCY="2",
+    )
     my = sa.engine.make_url(billing_db)
-    connections = {
-        "retirement_ledger": pg_conn(ledger_db, {"output_dir": str(tmp_path / "out")}),
-        "retirement_keys": {
-            "conn_type": "generic",
-            "password": master,
-            "extra": {"path": str(tmp_path / "keys")},
-        },
-        "fullstack_crm": pg_conn(crm_db),
+    connections = {  # the plan's sources, added by the operator (deploy/README.md)
+        "fullstack_crm": _pg_connection(crm_db),
         "fullstack_billing": {
             "conn_type": "mysql",
             "host": my.host,
@@ -176,35 +182,46 @@ def deployment(
             "conn_type": "fs",
             "extra": {"path": str(tmp_path / "demo" / "exports")},
         },
-        "fullstack_sftp": {
-            "conn_type": "sftp",
-            "host": sshd_server_fresh.host,
-            "port": sshd_server_fresh.port,
-            "login": sshd_server_fresh.user,
-            "extra": sshd_server_fresh.connection_extra(),
-        },
-        "fullstack_s3": {
-            "conn_type": "aws",
-            "login": radosgw.access_key,
-            "password": radosgw.secret_key,
-            "extra": {**radosgw.connection_extra(), "part_size_mb": 5},
-        },
     }
     celery = executor == "CeleryExecutor"
-    broker = "redis://127.0.0.1:6379/11"
+    broker = "redis://:@127.0.0.1:6379/11"
     if celery:
         import redis
 
         redis.Redis.from_url(broker).flushdb()
-    env = airflow_env(
-        tmp_path / "airflow",
-        executor=executor,
-        metadata_url=meta.replace("postgresql://", "postgresql+psycopg2://"),
-        connections=connections,
-        plans_dir=_plan(tmp_path / "plans", s3_lock_bucket),
-        broker_url=broker if celery else None,
+    config = compose_config(env)
+    native = NativeCompose(
+        config,
+        tmp_path / "stack",
+        binds={
+            "config": _folder(tmp_path / "binds" / "config"),
+            "logs": _folder(tmp_path / "binds" / "logs"),
+            "include/plans": _plan(tmp_path / "plans", s3_lock_bucket),
+            "retirement-output": _folder(tmp_path / "out"),
+            "deploy/tls/ca.crt": radosgw.ca_bundle,
+            "deploy/sftp/airflow_client_key": sshd_server_fresh.client_key_path,
+        },
+        network=Network(
+            services=frozenset(config["services"]),
+            databases={"airflow": _driver(meta, "psycopg2"), "retirement": ledger_db},
+            addresses={
+                "airflow-apiserver:8080": ("127.0.0.1", free_port()),
+                "sftp:22": (sshd_server_fresh.host, sshd_server_fresh.port),
+                "s3:7480": ("127.0.0.1", radosgw.https_port),
+            },
+            urls={"redis://:@redis:6379/0": broker},
+            logins={"sftp": sshd_server_fresh.user},
+        ),
+        overrides={"AIRFLOW__CORE__EXECUTOR": executor},
     )
-    stack = AirflowStack(tmp_path / "airflow", env, workers=2 if celery else 0)
+    stack = ComposeStack(
+        native,
+        executor=executor,
+        credentials=(env["_AIRFLOW_WWW_USER_USERNAME"], env["_AIRFLOW_WWW_USER_PASSWORD"]),
+        connections=connections,
+    )
+    master = tmp_path / "master.key"
+    master.write_text(env["RETIREMENT_MASTER_KEY"] + "\n")
     try:
         stack.start()
         yield {
@@ -213,15 +230,14 @@ def deployment(
             "sshd": sshd_server_fresh,
             "radosgw": radosgw,
             "bucket": s3_lock_bucket,
-            "ledger_url": sa.engine.make_url(ledger_db)
-            .set(drivername="postgresql+psycopg")
-            .render_as_string(hide_password=False),
+            "ledger_url": _driver(ledger_db, "psycopg"),
             "crm": crm_db,
             "billing": billing_db,
             "exports": tmp_path / "demo" / "exports",
-            "keys": tmp_path / "keys",
-            "master": tmp_path / "keys" / "master.key",
-            "master_secret": master,
+            "keys": tmp_path / "stack" / "volumes" / "retirement-keys",
+            "master": master,
+            "master_secret": env["RETIREMENT_MASTER_KEY"],
+            "user": env["_AIRFLOW_WWW_USER_USERNAME"],
             "tmp": tmp_path,
         }
     finally:
@@ -229,6 +245,22 @@ def deployment(
         for url in (meta, ledger_db, crm_db):
             drop_pg_database(url)
         drop_mysql_database(billing_db)
+
+
+def _pg_connection(url: str) -> dict:
+    u = sa.engine.make_url(url)
+    conn = {"conn_type": "postgres", "host": u.host, "port": u.port, "login": u.username}
+    return {**conn, "schema": u.database}
+
+
+def _driver(url: str, driver: str) -> str:
+    u = sa.engine.make_url(url).set(drivername=f"postgresql+{driver}")
+    return u.render_as_string(hide_password=False)
+
+
+def _folder(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment: dict) -> None:
@@ -239,6 +271,7 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     assert len(originals) == 60
     assert exports
 
+    assert stack.unhealthy() == {}  # every service's own healthcheck passes, run as Docker would
     deployment["sshd"].stop()  # the successor's SFTP server is down
     stack.wait_dag(DAG)
     run_id = stack.trigger(DAG)
@@ -248,6 +281,7 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     states = {}
     for ti in tis:
         states.setdefault(ti["task_id"], set()).add(ti["state"])
+    assert states["gate_backup"] == {"success"}, stack.log_tails()  # e.g. "Invalid auth token"
     failed = [t for t in tis if t["task_id"] == "transfer" and t["state"] == "failed"]
     assert failed, states
     assert all(t["try_number"] == 2 for t in failed)  # the first try and one retry
@@ -263,7 +297,7 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
 
     if deployment["executor"] == "CeleryExecutor":
         hosts = {t["hostname"] for t in tis if t["task_id"] == "backup"}
-        assert hosts == {"w1", "w2"}, hosts  # the mapped backups ran on both workers
+        assert hosts == {"airflow-worker-1", "airflow-worker-2"}, hosts  # both replicas
 
     deployment["sshd"].start()  # back, with the same host key
     cleared = stack.api(
@@ -298,7 +332,7 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     assert _invoices(deployment["billing"]) == []
     assert not [p for p in deployment["exports"].rglob("*") if p.is_file()]
     (approved,) = [e for e in ledger.events(run_id=run) if e.kind == "deletion_approved"]
-    assert approved.payload["approved_by"] == "admin"
+    assert approved.payload["approved_by"] == deployment["user"]
 
     # The invoices come back from the S3 archive, byte for byte the same rows.
     receipt = next(
