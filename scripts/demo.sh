@@ -59,22 +59,22 @@ receipts = ledger.artifacts(run_id, kind="receipt")
 print(f"\nRun {run_id}: {len(states)} datasets")
 print(f"  {'dataset':38} {'rows':>6}  {'class':9} {'disposition':18} {'state':15} delivered to")
 for d in states:
-    to = sorted({r["location"].split("/")[-4] for r in receipts if r["dataset"] == d["dataset"]})
+    to = sorted({r["location"].split("/")[-4] for r in receipts if r["dataset"] == d.dataset})
     print(
-        f"  {d['dataset']:38} {d['rows']:>6}  {d['data_class']:9} {d['disposition']:18} "
-        f"{d['state']:15} {', '.join(to) or '-'}"
+        f"  {d.dataset:38} {d.rows:>6}  {d.data_class:9} {d.disposition:18} "
+        f"{d.state:15} {', '.join(to) or '-'}"
     )
 delivered = {r["dataset"] for r in receipts}
 retained = {n for n, d in load_plan(sys.argv[2]).dispositions.items() if d.action == "retain"}
 groups: dict[tuple[str, str], list[int]] = {}
 for d in states:
-    g = groups.setdefault((d["data_class"], d["disposition"]), [0, 0, 0, 0, 0])
-    rows = d["rows"] or 0
+    g = groups.setdefault((d.data_class, d.disposition), [0, 0, 0, 0, 0])
+    rows = d.rows or 0
     g[0] += 1
-    g[1] += rows if "backup" in d["detail"] else 0
-    g[2] += rows if d["dataset"] in delivered else 0
-    g[3] += rows if d["state"] == "deleted" else 0
-    g[4] += rows if d["disposition"] in retained and d["dataset"] in delivered else 0
+    g[1] += rows if d.backup is not None else 0
+    g[2] += rows if d.dataset in delivered else 0
+    g[3] += rows if d.state == "deleted" else 0
+    g[4] += rows if d.disposition in retained and d.dataset in delivered else 0
 groups = {**dict(sorted(groups.items())), ("all", ""): [sum(c) for c in zip(*groups.values())]}
 print("\nRows by class and disposition")
 print(f"  {'class':9} {'disposition':18} {'datasets':>8} {'backed up':>9} {'delivered':>9} "
