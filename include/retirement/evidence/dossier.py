@@ -1,18 +1,21 @@
 """The closure dossier: one folder per run that an auditor can check without trusting us.
 
-``<output_dir>/dossier/<run>/`` holds ``index.html`` (what happened, in order) and the same as
-``dossier.pdf``, the evidence
-files (inventory, great-expectations results, manifests and certificates with their
-signatures, receipts, notices summary), ``ledger.jsonl`` (the whole hash chain up to its
-head), ``SHA256SUMS`` over every file, and ``SHA256SUMS.sig``: the Ed25519 signature of the
-sums, which also binds the chain head written in ``head.json``. Offline:
+``<output_dir>/dossier/<run>/`` holds ``index.html`` (what happened, in order; its labels in
+the plan's ``organization.languages``, side by side) and the same as ``dossier.pdf`` with
+every certificate on its own page, the evidence files (inventory, great-expectations
+results, manifests and certificates with their signatures, receipts, notices summary),
+``ledger.jsonl`` (the run's events in the hash chain and the link to the event before
+them, docs/audit.md),
+``verify.sh`` (docs/audit.md's offline procedure as a POSIX shell script), ``SHA256SUMS``
+over every file, and ``SHA256SUMS.sig``: the Ed25519 signature of the sums, which also
+binds the chain head written in ``head.json``. Offline:
 
     openssl pkeyutl -verify -pubin -inkey signing.pub.pem -rawin \
         -in SHA256SUMS -sigfile SHA256SUMS.sig
     sha256sum -c SHA256SUMS
 
-and ``retirement audit DIR`` does both, checks every manifest and certificate signature,
-and recomputes the chain.
+and ``retirement audit DIR`` (evidence.audit) does both, checks every manifest and
+certificate signature, and recomputes the chain.
 """
 
 from __future__ import annotations
@@ -24,27 +27,31 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
-from retirement.crypto.signing import read_detached, write_detached
+from retirement.crypto.signing import write_detached
 from retirement.errors import IntegrityError
-from retirement.ledger.chain import GENESIS, Event
-from retirement.model.versions import CERTIFICATE_FORMAT, DOSSIER_FORMAT, check_version
+from retirement.evidence.chain_export import export_run_chain
+from retirement.i18n import labeller
+from retirement.model.versions import DOSSIER_FORMAT
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from collections.abc import Callable
 
     from retirement.crypto.keys import KeyStore
+    from retirement.ledger.chain import Event
     from retirement.ledger.core import Ledger
     from retirement.model.records import DatasetRecord
     from retirement.plan.model import Plan
+
+    Stamper = Callable[[str, Path, str], dict[str, Any]]  # digest, folder, name -> record
 
 _ENV = Environment(
     loader=PackageLoader("retirement.evidence", "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
 PDF_ROWS = 500  # rows of each long list in dossier.pdf
-SIGNED = (".manifest.json", ".json")  # files that come with a detached .sig
+PDF_CERTIFICATES = 50  # certificates printed in full in dossier.pdf (seconds each to lay out)
 
 
 def _copy(src: Path, folder: Path) -> str:
@@ -74,14 +81,16 @@ def build_dossier(
     keys: KeyStore,
     output_dir: Path,
     generated: str,
+    stamper: Stamper | None = None,
 ) -> Path:
-    """Write the dossier of ``run_id``; return its index.html."""
+    """Write the dossier of ``run_id``; return its index.html. Sealed again, the run gets a
+    new version beside the sealed one (evidence.versions). ``stamper`` time-stamps (RFC
+    3161) the chain head and SHA256SUMS (phases.anchor.time_stamp)."""
+    from retirement.crypto.keys import fingerprint, load_public_key
+    from retirement.evidence.versions import new_version
     from retirement.phases.context import safe_dir
 
-    root = output_dir / "dossier" / safe_dir(run_id)
-    if root.exists():
-        shutil.rmtree(root)  # rebuilt whole: a re-run seals the same run again
-    root.mkdir(parents=True)
+    root, lineage = new_version(output_dir / "dossier", safe_dir(run_id))
     _write_plan(root / "plan.yaml", plan, plan_path, ledger)
     (root / "signing.pub.pem").write_bytes(keys.public_signing_key_pem())
     states = [_listed(s) for s in ledger.iter_dataset_states(run_id)]
@@ -89,36 +98,70 @@ def build_dossier(
         kind: ledger.artifacts(run_id, kind=kind)
         for kind in ("gate_result", "gate_docs", "manifest", "certificate", "receipt", "notices")
     }
-    evidence = _copy_evidence(root, artifacts)
+    languages = tuple(plan.organization.languages)
+    evidence = _copy_evidence(root, artifacts, languages)
+    _copy_timestamps(root, ledger, run_id)
     receipts = [json.loads(a["detail"]) for a in artifacts["receipt"]]
     (root / "receipts.json").write_text(json.dumps(receipts, ensure_ascii=False, indent=1))
     for path in sorted((output_dir / "inventory" / safe_dir(run_id)).glob("inventory.*")):
         shutil.copyfile(path, root / path.name)
-    head, run_events, sent = _export_chain(root, ledger, run_id, generated)
+    residual = _write_residual(root, plan, ledger, run_id)
+    signer = fingerprint(load_public_key(keys.public_signing_key_pem()))
+    head, run_events, sent = _export_chain(root, ledger, run_id, generated, signer, lineage)
     page = dict(
-        plan=plan,
+        languages=list(languages),  # absent in dossiers written before: English only
+        plan=plan.model_dump(mode="json"),
         run_id=run_id,
         head=head,
         states=states,
-        classes=Counter(s["data_class"] for s in states),
+        classes=dict(Counter(s["data_class"] for s in states)),
         total=max(1, len(states)),
-        gates=[e for e in run_events if e.kind.startswith("gate_")],
-        approvals=[e for e in run_events if e.kind.startswith("deletion_")],
+        gates=[shown(e) for e in run_events if e.kind.startswith("gate_")],
+        approvals=[shown(e) for e in run_events if e.kind.startswith("deletion_")],
         notices=[json.loads(a["detail"]) for a in artifacts["notices"]],
         sent=sent,
         receipts=receipts,
         evidence=evidence,
+        certificates=_certificates(evidence, artifacts["certificate"]),
         retention=_retention(plan, states),
+        residual=residual,
     )
     _write_pages(root, page)
-    sums = _sign(root, keys)
-    ledger.append(
-        "dossier_sealed",
-        actor="dossier",
-        run_id=run_id,
-        payload={"path": str(root), "sha256sums": sums, "chain_head": head["chain_head"]},
-    )
+    _write_verifier(root)
+    sealed, stamps = _seal(root, keys, head["chain_head"], stamper)
+    if lineage["version"] > 1:
+        sealed |= lineage
+    for kind, payload in [("dossier_sealed", sealed)] + [("timestamp_anchored", p) for p in stamps]:
+        ledger.append(kind, actor="dossier", run_id=run_id, payload=payload)
     return root / "index.html"
+
+
+def _seal(
+    root: Path, keys: KeyStore, chain_head: str, stamper: Stamper | None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """head.json.sig, SHA256SUMS and its signature, and with an authority the head and
+    SHA256SUMS time-stamped (the head's token listed, SHA256SUMS's beside it, unlisted):
+    the dossier_sealed event's payload and the time-stamps' events' payloads."""
+    stamps = []
+    if stamper is not None:
+        stamps.append(("chain_head", stamper(chain_head, root / "timestamps", "seal")))
+    (root / "head.json.sig").write_bytes(keys.signing_key().sign((root / "head.json").read_bytes()))
+    sums = _sign(root, keys)
+    if stamper is not None:
+        stamps.append(("sha256sums", stamper(sums, root, "SHA256SUMS")))
+    return {"path": str(root), "sha256sums": sums, "chain_head": chain_head}, [
+        {"at": "seal", "subject": subject, "dossier": root.name, **stamp}
+        for subject, stamp in stamps
+    ]
+
+
+def _write_residual(root: Path, plan: Plan, ledger: Ledger, run_id: str) -> list[Any]:
+    """residual_copies.json: the copies the pipeline cannot reach, with their states."""
+    from retirement.evidence.residual import residual_states
+
+    residual = residual_states(plan, ledger, run_id)
+    (root / "residual_copies.json").write_text(json.dumps(residual, ensure_ascii=False, indent=1))
+    return residual
 
 
 def _write_plan(target: Path, plan: Plan, plan_path: Path, ledger: Ledger) -> None:
@@ -136,9 +179,14 @@ def _write_plan(target: Path, plan: Plan, plan_path: Path, ledger: Ledger) -> No
     target.write_bytes(raw)
 
 
-def _copy_evidence(root: Path, artifacts: dict[str, list[dict[str, Any]]]) -> dict[str, list[str]]:
+def _copy_evidence(
+    root: Path, artifacts: dict[str, list[dict[str, Any]]], languages: tuple[str, ...]
+) -> dict[str, list[str]]:
     """The evidence files (and their signatures) into the dossier, each certificate's HTML
-    rendering beside it; what was copied, by page key."""
+    beside it: rendered again from the signed JSON in the plan's ``languages``, so it is
+    what the audit renders (evidence.crosscheck), whenever the certificate was written."""
+    from retirement.evidence.certificate import render_html
+
     evidence = {
         key: [
             _copy(Path(a["location"]), root / folder)
@@ -147,46 +195,132 @@ def _copy_evidence(root: Path, artifacts: dict[str, list[dict[str, Any]]]) -> di
         ]
         for key, kind, folder in _EVIDENCE
     }
-    signed = {Path(a["location"]).name: Path(a["location"]) for a in artifacts["certificate"]}
     for cert in evidence["certificates"]:
-        source = signed[Path(cert).name].with_suffix(".html")
-        if source.exists():
-            shutil.copyfile(source, (root / cert).with_suffix(".html"))
+        path = root / cert
+        html = render_html(json.loads(path.read_bytes()), path.name, languages)
+        path.with_suffix(".html").write_text(html, encoding="utf-8")
     return evidence
 
 
+def _copy_timestamps(root: Path, ledger: Ledger, run_id: str) -> None:
+    """The gates' RFC 3161 requests and tokens (phases.anchor) into timestamps/."""
+    for e in ledger.events_of(run_id, ("timestamp_anchored",)):
+        where = Path(str(e.payload.get("location") or ""))
+        for name in (e.payload.get("token"), e.payload.get("query")) if where.name else ():
+            if name and (where / str(name)).is_file():
+                (root / "timestamps").mkdir(exist_ok=True)
+                shutil.copyfile(where / str(name), root / "timestamps" / str(name))
+
+
 def _export_chain(
-    root: Path, ledger: Ledger, run_id: str, generated: str
+    root: Path,
+    ledger: Ledger,
+    run_id: str,
+    generated: str,
+    signer: str,
+    lineage: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Event], int]:
-    """ledger.jsonl (the chain, streamed: a ledger of millions of events stays on disk) and
+    """ledger.jsonl (this run's part of the chain, streamed: evidence.chain_export) and
     head.json; the run's gate and deletion events, and how many notices it sent."""
-    count, last, run_events, sent = 0, GENESIS, [], 0
-    with (root / "ledger.jsonl").open("w", encoding="utf-8") as f:
-        for e in ledger.events():
-            f.write(json.dumps(e.__dict__, ensure_ascii=False, sort_keys=True) + "\n")
-            count, last = count + 1, e.hash
-            if e.run_id == run_id and e.kind.startswith(("gate_", "deletion_")):
-                run_events.append(e)
-            sent += e.run_id == run_id and e.kind == "notice_sent"
+    run_events: list[Event] = []
+    sent = [0]
+
+    def visit(e: Event) -> None:
+        if e.kind.startswith(("gate_", "deletion_")):
+            run_events.append(e)
+        sent[0] += e.kind == "notice_sent"
+
+    chain = export_run_chain(ledger, run_id, root / "ledger.jsonl", visit)
     head = {
         "format_version": DOSSIER_FORMAT,
         "run_id": run_id,
-        "events": count,
-        "chain_head": last,
+        **chain,
         "generated": generated,
+        "signing_key": signer,  # as the dossier says: check it against the published one
     }
+    if lineage["version"] > 1:  # a later version names the sealed one it supersedes
+        head |= {"dossier_version": lineage["version"], "supersedes": lineage["supersedes"]}
     (root / "head.json").write_text(json.dumps(head, indent=1))
-    return head, run_events, sent
+    return head, run_events, sent[0]
 
 
-def _write_pages(root: Path, page: dict[str, Any]) -> None:
-    """index.html (streamed: 100,000 rows) and dossier.pdf. The PDF lists the first PDF_ROWS
-    of each long list (a PDF of 100,000 table rows helps nobody and takes WeasyPrint hours);
-    index.html and the evidence files hold them all."""
-    template = _ENV.get_template("dossier.html.j2")
+def shown(e: Event | Any) -> dict[str, Any]:
+    """An event as the dossier's page shows it (index.json)."""
+    return {"seq": e.seq, "kind": e.kind, "at": e.at, "payload": e.payload}
+
+
+def render_index(page: dict[str, Any]) -> str:
+    """index.html from index.json (the audit compares the two)."""
+    return _index_template(page).render(**_context(page, limit=None))
+
+
+def _index_template(page: dict[str, Any]) -> Template:
+    """The page's template: in its languages, or English only for a dossier written before
+    index.json named them."""
+    name = "legacy_dossier.html.j2" if page.get("languages") is None else "dossier.html.j2"
+    return _ENV.get_template(name)
+
+
+def _context(
+    page: dict[str, Any], *, limit: int | None, certificates: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    context = {**page, "limit": limit, "certificate_pages": certificates or []}
+    if page.get("languages") is not None:
+        context["t"] = labeller(page["languages"])
+    return context
+
+
+def pdf_html(root: Path, page: dict[str, Any]) -> str:
+    """The HTML dossier.pdf is printed from: index.json's page (the first PDF_ROWS of each
+    long list), then each of the first PDF_CERTIFICATES certificates it lists, read from
+    the dossier's signed JSON, on pages of its own."""
+    certificates = [
+        {"name": Path(c["file"]).name, "data": json.loads((root / c["file"]).read_bytes())}
+        for c in (page.get("certificates") or [])[:PDF_CERTIFICATES]
+    ]
+    return _index_template(page).render(**_context(page, limit=PDF_ROWS, certificates=certificates))
+
+
+def render_pdf(root: Path, page: dict[str, Any]) -> bytes:
+    """dossier.pdf (WeasyPrint), for auditors who file paper-like records: what the audit
+    renders again and compares with the dossier's PDF (evidence.pdf_check)."""
+    return print_pdf(pdf_html(root, page), root)
+
+
+def print_pdf(html: str, root: Path) -> bytes:
+    """``html`` as PDF (WeasyPrint), its relative links resolved in ``root``."""
+    import logging
+
+    from weasyprint import HTML
+
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # one line per glyph subset
+    pdf: bytes = HTML(string=html, base_url=str(root)).write_pdf()
+    return pdf
+
+
+def _write_pages(root: Path, shown_page: dict[str, Any]) -> None:
+    """index.json (what the pages show, as data: the audit renders index.html and
+    dossier.pdf from it again and cross-checks it with the chain, evidence.crosscheck),
+    index.html (streamed: 100,000 rows) and dossier.pdf, both rendered from index.json as
+    read back. The PDF lists the first PDF_ROWS of each long list (a PDF of 100,000 table
+    rows helps nobody and takes WeasyPrint hours) and each of the first PDF_CERTIFICATES
+    certificates; index.html and the evidence files hold them all."""
+    text = json.dumps(shown_page, ensure_ascii=False, indent=1)
+    (root / "index.json").write_text(text, encoding="utf-8")
+    page = json.loads(text)
     with (root / "index.html").open("wb") as f:
-        template.stream(**page, limit=None).dump(f, encoding="utf-8")
-    _write_pdf(template.render(**page, limit=PDF_ROWS), root, root / "dossier.pdf")
+        _index_template(page).stream(**_context(page, limit=None)).dump(f, encoding="utf-8")
+    (root / "dossier.pdf").write_bytes(render_pdf(root, page))
+
+
+def _write_verifier(root: Path) -> None:
+    """verify.sh: the offline procedure of docs/audit.md as a POSIX shell script (sha256sum,
+    openssl, age, zstd), listed and signed with the rest."""
+    from importlib.resources import files
+
+    script = files("retirement.evidence").joinpath("templates/verify.sh").read_bytes()
+    (root / "verify.sh").write_bytes(script)
+    (root / "verify.sh").chmod(0o755)
 
 
 def _sign(root: Path, keys: KeyStore) -> str:
@@ -220,17 +354,22 @@ def _listed(state: DatasetRecord) -> dict[str, Any]:
     }
 
 
-def _write_pdf(html: str, base: Path, pdf: Path) -> None:
-    """The page as PDF (WeasyPrint), for auditors who file paper-like records."""
-    import logging
+def _certificates(
+    evidence: dict[str, list[str]], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The dossier's certificates, each with the dataset it certifies."""
+    dataset = {Path(a["location"]).name: a.get("dataset") for a in rows}
+    return [
+        {"file": c, "dataset": dataset.get(Path(c).name) or ""}
+        for c in sorted(
+            evidence["certificates"], key=lambda c: (dataset.get(Path(c).name) or "", c)
+        )
+    ]
 
-    from weasyprint import HTML
 
-    logging.getLogger("fontTools").setLevel(logging.WARNING)  # one line per glyph subset
-    HTML(string=html, base_url=str(base)).write_pdf(pdf)
-
-
-def _retention(plan: Plan, states: list[dict[str, Any]]) -> list[dict[str, str]]:
+def _retention(plan: Plan, states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each retained archive: its legal basis, when its retention ends (from its signed
+    manifest's terms) and the legal hold that keeps it beyond, if any."""
     out = []
     for s in states:
         disp = plan.dispositions.get(s["disposition"])
@@ -241,82 +380,16 @@ def _retention(plan: Plan, states: list[dict[str, Any]]) -> list[dict[str, str]]
                     "dataset": s["dataset"],
                     "legal_basis": disp.retention.legal_basis,
                     "backup": terms.get("manifest", ""),
+                    "retain_until": _retain_until(terms.get("manifest")),
+                    "legal_hold": disp.legal_hold,
                 }
             )
     return out
 
 
-def audit(folder: Path, public_key: Ed25519PublicKey | None = None) -> list[str]:
-    """Every problem found in a dossier (empty: it verifies). ``public_key``: the trust
-    anchor published elsewhere; without it the dossier's own signing.pub.pem is used."""
-    from retirement.crypto.keys import load_public_key
-
-    problems: list[str] = []
-    key = public_key or load_public_key((folder / "signing.pub.pem").read_bytes())
-    try:
-        sums = read_detached(folder / "SHA256SUMS", key, what="list of digests").decode()
-    except IntegrityError as exc:
-        return [str(exc)]
-    listed = set()
-    for line in sums.splitlines():
-        digest, _, name = line.partition("  ")
-        listed.add(name)
-        path = folder / name
-        if not path.exists():
-            problems.append(f"{name}: listed in SHA256SUMS but missing")
-        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            problems.append(f"{name}: sha256 differs from SHA256SUMS (altered)")
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        if path.is_file() and name not in listed and name not in ("SHA256SUMS", "SHA256SUMS.sig"):
-            problems.append(f"{name}: not listed in SHA256SUMS (added later)")
-        if (
-            path.is_file()
-            and path.name.endswith(SIGNED)
-            and path.parent.name in ("manifests", "certificates")
-        ):
-            try:
-                _read_signed(path, key)
-            except IntegrityError as exc:
-                problems.append(str(exc))
-    problems += _audit_chain(folder)
-    return problems
-
-
-def _read_signed(path: Path, key: Ed25519PublicKey) -> None:
-    """A manifest or certificate of the dossier: its signature, and a format this reads."""
-    from retirement.model.manifest import Manifest
-
-    raw = read_detached(path, key, what=path.parent.name[:-1])
-    if path.parent.name == "manifests":
-        Manifest.from_bytes(raw, where=str(path))
-        return
-    try:
-        found = json.loads(raw).get("format_version")
-    except (ValueError, AttributeError) as exc:
-        raise IntegrityError(f"{path}: not a certificate: {exc}") from exc
-    check_version(found, CERTIFICATE_FORMAT, what=str(path))
-
-
-def _audit_chain(folder: Path) -> list[str]:
-    head = json.loads((folder / "head.json").read_text())
-    try:
-        check_version(head.get("format_version"), DOSSIER_FORMAT, what="head.json")
-    except IntegrityError as exc:
-        return [str(exc)]
-    prev, count = GENESIS, 0
-    with (folder / "ledger.jsonl").open(encoding="utf-8") as f:
-        for count, line in enumerate(f, start=1):  # noqa: B007 (count read after the loop)
-            data = json.loads(line)
-            event = Event(**data)
-            if event.prev_hash != prev:
-                return [f"ledger.jsonl: event {event.seq} does not link to the one before it"]
-            if event.compute_hash() != event.hash:
-                return [f"ledger.jsonl: event {event.seq} ({event.kind}) was altered"]
-            prev = event.hash
-    if (count, prev) != (head["events"], head["chain_head"]):
-        return [
-            f"ledger.jsonl: the chain ends at event {count} with {prev[:16]}…, head.json "
-            f"says {head['events']} events ending {head['chain_head'][:16]}…"
-        ]
-    return []
+def _retain_until(manifest: str | None) -> str:
+    """The retention end written in a backup's manifest ("permanent", or "" if unknown)."""
+    if not manifest or not Path(manifest).exists():
+        return ""
+    extra = json.loads(Path(manifest).read_bytes()).get("extra") or {}
+    return str((extra.get("retention") or {}).get("retain_until") or "")

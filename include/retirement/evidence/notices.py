@@ -2,19 +2,21 @@
 
 For every ``transfer`` disposition with ``notify_customers``, the customers are the rows of
 its datasets that have an e-mail column (as the inventory detected it). Each notice names
-the recipient and its contact, the data (datasets and classes) and the date. Sensitive
+the recipient and its contact, the kinds of personal information that go in plain words
+(姓名、身份证号、银行卡号 / name, ID number, bank card number: from the identifier types the
+inventory detected, never dataset names or class labels) and the date. Sensitive
 identifiers appear only masked (all but the last 4 characters). The mail-merge CSV is
 written age-encrypted to the disposition's archive key, never in plaintext; where the plan
 names an SMTP connection, each notice is sent (STARTTLS, certificate verified) and each
-send is recorded in the ledger with the address masked and hashed. A re-run sends only
-what was not sent yet.
+send is recorded in the ledger with the address masked and as HMAC-SHA256 under the plan's
+pseudonym key from the key store (never a plain hash: a dictionary of addresses would
+reverse it). A re-run sends only what was not sent yet.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
+import hmac
 import itertools
 import json
 import logging
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader
 
+from retirement.evidence.notice_csv import write_csv
 from retirement.model.ids import DatasetId
 
 if TYPE_CHECKING:
@@ -33,7 +36,8 @@ if TYPE_CHECKING:
     from retirement.connect.info import ConnectionInfo
     from retirement.crypto.keys import KeyStore
     from retirement.ledger.core import Ledger
-    from retirement.plan.model import Plan
+    from retirement.model.records import DatasetRecord
+    from retirement.plan.model import Plan, Recipient
     from retirement.sources.base import Source
 
 log = logging.getLogger(__name__)
@@ -71,8 +75,18 @@ class Notice:
     body_en: str
 
     @property
+    def normalized(self) -> bytes:
+        return self.email.strip().lower().encode()
+
+    def to_hmac(self, key: bytes) -> str:
+        """The address as HMAC-SHA256 under the plan's pseudonym key: what the ledger keeps."""
+        return hmac.new(key, self.normalized, hashlib.sha256).hexdigest()
+
+    @property
     def to_sha256(self) -> str:
-        return hashlib.sha256(self.email.strip().lower().encode()).hexdigest()
+        """The plain SHA-256 that ledgers before the pseudonym key recorded (read only to
+        know what an earlier attempt of such a run sent; never written)."""
+        return hashlib.sha256(self.normalized).hexdigest()
 
 
 def _column(detail: dict[str, Any], types: tuple[str, ...]) -> str | None:
@@ -92,17 +106,38 @@ def notified_dispositions(plan: Plan) -> list[str]:
     ]
 
 
-def categories_of(members: list[tuple[str, str | None]], limit: int = 12) -> str:
-    """Which data goes (``members``: each dataset's name and class): each dataset with its
-    class, or for many, a count per source and class (a notice must stay readable when a
-    transfer holds thousands of tables)."""
-    if len(members) <= limit:
-        return "、".join(f"{dataset} ({data_class})" for dataset, data_class in members)
-    counts: dict[tuple[str, str | None], int] = {}
-    for dataset, data_class in members:
-        key = (DatasetId.parse(dataset).source, data_class)
-        counts[key] = counts.get(key, 0) + 1
-    return "、".join(f"{src}: {n} datasets ({cls})" for (src, cls), n in sorted(counts.items()))
+# What a detected identifier type is, in the customer's words: (中文, English), in the order
+# a notice lists them.
+KINDS = {
+    "person_name": ("姓名", "name"),
+    "cn_resident_id": ("身份证号", "ID number"),
+    "passport": ("护照号", "passport number"),
+    "bank_card": ("银行卡号", "bank card number"),
+    "cn_mobile": ("手机号码", "mobile phone number"),
+    "cn_landline": ("固定电话号码", "telephone number"),
+    "email": ("电子邮箱", "e-mail address"),
+    "address": ("地址", "address"),
+    "ip_address": ("IP 地址", "IP address"),
+    "cn_uscc": ("统一社会信用代码", "unified social credit code"),
+}
+OTHER = ("其他个人信息", "other personal information")
+RECORDS = ("您的客户资料", "your customer records")
+
+
+def kinds_of(detected: Iterable[str | None]) -> tuple[str, str]:
+    """The kinds of personal information that go, in plain words (Chinese, English), from
+    the identifier types the inventory detected (never dataset names or class labels)."""
+    found = {d for d in detected if d}
+    words = [KINDS[k] for k in KINDS if k in found]
+    if found - KINDS.keys():  # a detector the plan added
+        words.append(OTHER)
+    if not words:
+        words = [RECORDS]
+    return "、".join(zh for zh, _ in words), ", ".join(en for _, en in words)
+
+
+def _detected(detail: dict[str, Any]) -> list[str | None]:
+    return [c.get("detected") for c in detail.get("columns", [])]
 
 
 def customer_notices(
@@ -117,116 +152,87 @@ def customer_notices(
     """Every notice the plan requires (of disposition ``only`` if given), streamed from the
     sources, one per e-mail address."""
     states = ledger.dataset_states(run_id)
-    zh_reason, en_reason = _REASONS[plan.scenario]
     for name in notified_dispositions(plan):
         if only is not None and name != only:
             continue
         recipient_name = plan.dispositions[name].recipient
         if recipient_name is None:  # notified_dispositions keeps only those with one
             continue
-        recipient = plan.recipients[recipient_name]
         members = [s for s in states if s.disposition == name]
-        categories = categories_of([(s.dataset, s.data_class) for s in members])
-        seen: set[bytes] = set()
+        letter = _Letter(
+            plan,
+            name,
+            plan.recipients[recipient_name],
+            kinds_of(d for s in members for d in _detected(s.inventory)),
+            date,
+        )
+        seen: set[bytes] = set()  # one notice per address across the disposition's datasets
         for state in members:
-            detail = state.inventory
-            email_col = _column(detail, ("email",))
-            if detail.get("kind") != "table" or email_col is None:
-                continue
-            name_col = _column(detail, ("person_name",))
-            id_col = _column(detail, _IDS)
-            dataset = DatasetId.parse(state.dataset)
-            with source_for(dataset.source) as source:
-                columns = [c.name for c in source.schema(dataset)]
-                at = {c: columns.index(c) for c in (email_col, name_col, id_col) if c}
-                for batch in source.batches(dataset):
-                    for row in batch:
-                        email = row[at[email_col]]
-                        if not email or "@" not in str(email):
-                            continue
-                        key = hashlib.blake2b(str(email).lower().encode(), digest_size=8).digest()
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                        person = row[at[name_col]] if name_col else None
-                        masked = mask(row[at[id_col]]) if id_col and row[at[id_col]] else None
-                        values = {
-                            "name": person,
-                            "org": plan.organization.name,
-                            "recipient": recipient,
-                            "categories": categories,
-                            "date": date,
-                            "masked_id": masked,
-                            "reason_zh": zh_reason,
-                            "reason_en": en_reason,
-                        }
-                        yield Notice(
-                            name,
-                            state.dataset,
-                            str(email),
-                            person,
-                            masked,
-                            f"个人信息转移告知 / Notice of transfer of your personal information: "
-                            f"{recipient.name}",
-                            _ENV.get_template("notice.zh.txt.j2").render(**values),
-                            _ENV.get_template("notice.en.txt.j2").render(**values),
-                        )
+            yield from _dataset_notices(letter, state, source_for, seen)
 
 
-class _CsvStream(io.RawIOBase):
-    """The mail-merge CSV as a readable stream, rendered row by row (never whole in memory,
-    never on disk in plaintext); counts the notices it has given out."""
+@dataclass(frozen=True)
+class _Letter:
+    """What every notice of one disposition says, whoever it goes to."""
 
-    def __init__(self, notices: Iterable[Notice]) -> None:
-        self._rows = iter(notices)
-        self._pending = self._line(["email", "name", "masked_id", "subject", "body_zh", "body_en"])
-        self.count = 0
+    plan: Plan
+    disposition: str
+    recipient: Recipient
+    kinds: tuple[str, str]  # the kinds of information that go, in plain words (zh, en)
+    date: str
 
-    @staticmethod
-    def _line(fields: list[str]) -> bytes:
-        out = io.StringIO()
-        csv.writer(out).writerow(fields)
-        return out.getvalue().encode("utf-8")
+    def notice(self, dataset: str, email: str, person: Any, masked: str | None) -> Notice:
+        zh_reason, en_reason = _REASONS[self.plan.scenario]
+        values = {
+            "name": person,
+            "org": self.plan.organization.name,
+            "recipient": self.recipient,
+            "kinds_zh": self.kinds[0],
+            "kinds_en": self.kinds[1],
+            "date": self.date,
+            "masked_id": masked,
+            "reason_zh": zh_reason,
+            "reason_en": en_reason,
+        }
+        return Notice(
+            self.disposition,
+            dataset,
+            email,
+            person,
+            masked,
+            f"个人信息转移告知 / Notice of transfer of your personal information: "
+            f"{self.recipient.name}",
+            _ENV.get_template("notice.zh.txt.j2").render(**values),
+            _ENV.get_template("notice.en.txt.j2").render(**values),
+        )
 
-    def readable(self) -> bool:
-        return True
 
-    def readinto(self, buffer: Any) -> int:
-        while len(self._pending) < len(buffer):
-            n = next(self._rows, None)
-            if n is None:
-                break
-            self.count += 1
-            self._pending += self._line(
-                [n.email, n.name or "", n.masked_id or "", n.subject, n.body_zh, n.body_en]
-            )
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def write_csv(notices: Iterable[Notice], path: Path, recipients: list[str]) -> tuple[str, int]:
-    """The mail-merge CSV, age-encrypted to ``recipients`` as it is rendered; returns its
-    ciphertext sha256 and the number of notices. Written under a temporary name first."""
-    import pyrage
-
-    from retirement.crypto.age import HashingWriter
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    stream = _CsvStream(notices)
-    try:
-        with partial.open("wb") as f:
-            hashed = HashingWriter(f)
-            pyrage.encrypt_io(
-                stream, hashed, [pyrage.x25519.Recipient.from_str(r) for r in recipients]
-            )
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return hashed.sha.hexdigest(), stream.count
+def _dataset_notices(
+    letter: _Letter, state: DatasetRecord, source_for: Callable[[str], Source], seen: set[bytes]
+) -> Iterator[Notice]:
+    """The notices of one dataset's customers whose address is not in ``seen`` (added)."""
+    detail = state.inventory
+    email_col = _column(detail, ("email",))
+    if detail.get("kind") != "table" or email_col is None:
+        return
+    name_col = _column(detail, ("person_name",))
+    id_col = _column(detail, _IDS)
+    dataset = DatasetId.parse(state.dataset)
+    with source_for(dataset.source) as source:
+        columns = [c.name for c in source.schema(dataset)]
+        at = {c: columns.index(c) for c in (email_col, name_col, id_col) if c}
+        for batch in source.batches(dataset):
+            for row in batch:
+                email = row[at[email_col]]
+                if not email or "@" not in str(email):
+                    continue
+                key = hashlib.blake2b(str(email).lower().encode(), digest_size=8).digest()
+                if key in seen:
+                    continue
+                seen.add(key)
+                person = row[at[name_col]] if name_col else None
+                masked = mask(row[at[id_col]]) if id_col and row[at[id_col]] else None
+                yield letter.notice(state.dataset, str(email), person, masked)
 
 
 def send(
@@ -237,27 +243,30 @@ def send(
     ledger: Ledger,
     run_id: str,
     actor: str,
+    pseudonym_key: bytes,
+    plaintext_for_tests: bool = False,
 ) -> int:
-    """Send every notice not yet recorded as sent in this run; return how many were sent."""
-    import smtplib
-    import ssl
+    """Send every notice not yet recorded as sent in this run; return how many were sent
+    (over implicit TLS or STARTTLS: ``plaintext_for_tests`` is for tests only). Each
+    address is recorded masked and as HMAC-SHA256 under ``pseudonym_key``."""
+    from retirement.connect.smtp import smtp_mode, smtp_session, stamp
 
     sent_before = {
-        (e.payload.get("disposition"), e.payload.get("to_sha256"))
+        (e.payload.get("disposition"), e.payload.get("to_hmac") or e.payload.get("to_sha256"))
         for e in ledger.events_of(run_id, ("notice_sent",))
     }
-    todo = (n for n in notices if (n.disposition, n.to_sha256) not in sent_before)
+    todo = (
+        n
+        for n in notices
+        if (n.disposition, n.to_hmac(pseudonym_key)) not in sent_before
+        and (n.disposition, n.to_sha256) not in sent_before
+    )
     first = next(todo, None)
     if first is None:
         return 0
     sent = 0
-    context = ssl.create_default_context(cafile=conn.extra.get("ca_bundle"))
-    starttls = str(conn.extra.get("starttls", "true")).lower() != "false"
-    with smtplib.SMTP(conn.host or "localhost", int(conn.port or 587), timeout=30) as smtp:
-        if starttls:
-            smtp.starttls(context=context)
-        if conn.login:
-            smtp.login(conn.login, conn.password or "")
+    mode = smtp_mode(conn)
+    with smtp_session(conn, plaintext_for_tests=plaintext_for_tests) as smtp:
         for n in itertools.chain([first], todo):
             sent += 1
             message = EmailMessage()
@@ -265,6 +274,7 @@ def send(
             message["To"] = n.email
             message["Subject"] = n.subject
             message.set_content(n.body_zh + "\n\n----\n\n" + n.body_en)
+            stamp(message, sender)
             smtp.send_message(message)
             ledger.append(
                 "notice_sent",
@@ -274,8 +284,8 @@ def send(
                 payload={
                     "disposition": n.disposition,
                     "to": mask_email(n.email),
-                    "to_sha256": n.to_sha256,
-                    "via": f"smtp {conn.host}:{conn.port} (STARTTLS {'on' if starttls else 'off'})",
+                    "to_hmac": n.to_hmac(pseudonym_key),
+                    "via": f"smtp {conn.host}:{conn.port} ({mode})",
                 },
             )
     return sent
@@ -317,8 +327,8 @@ def notify_customers(
                 continue
             summary["notices"] += count
             detail = {"disposition": name, "notices": count}
-            ledger.add_file(
-                run_id, kind="notices", path=path, sha256=sha, actor=actor, detail=detail
+            ledger.add_artifact(
+                run_id, kind="notices", location=path, sha256=sha, actor=actor, detail=detail
             )
         if smtp is not None and plan.notices is not None:
             summary["sent"] += send(
@@ -328,6 +338,7 @@ def notify_customers(
                 ledger=ledger,
                 run_id=run_id,
                 actor=actor,
+                pseudonym_key=keys.pseudonym_key(plan.name),
             )
     log.info("customer notices: %s built, %s sent", summary["notices"], summary["sent"])
     return summary

@@ -94,12 +94,32 @@ def test_one_notice_per_customer_sent_over_starttls_and_recorded(
     assert "handover@successor.example" in body
     assert "个人信息保护法" in body
     assert "Article 22" in body
+    # the kinds of information in plain words, from the detected identifiers
+    assert "个人信息（姓名、身份证号、银行卡号、手机号码、电子邮箱、地址）" in body
+    held = "(name, ID number, bank card number, mobile phone number, e-mail address, address)"
+    assert held in body
+    assert "crm." not in body
+    assert "sensitive" not in body
     assert not any(card in body for _, card in customers)  # never an identifier in full
     assert any(mask(card) in body for _, card in customers)
     events = [e for e in ledger.events(run_id="r") if e.kind == "notice_sent"]
     assert len(events) == summary["sent"]
     assert "***@" in events[0].payload["to"]
     assert not any(e.payload["to"] == addr for e in events for addr, _ in customers)
+    # Each address is kept as HMAC-SHA256 under the plan's key, not as a plain SHA-256
+    # that hashing a list of addresses would reverse; nothing in the run holds one.
+    import hashlib
+    import hmac
+    import json
+
+    key = keys.pseudonym_key("demo")
+    addresses = {a.strip().lower() for a, _ in customers}
+    assert {e.payload["to_hmac"] for e in events} == {
+        hmac.new(key, a.encode(), hashlib.sha256).hexdigest() for a in addresses
+    }
+    chain = json.dumps([e.payload for e in ledger.events(run_id="r")])
+    assert not [a for a in addresses if hashlib.sha256(a.encode()).hexdigest() in chain]
+    assert not [a for a in addresses if a in chain]
 
     again = _notify(demo, conn)  # a re-run sends nothing twice
     assert again["sent"] == 0
@@ -122,11 +142,10 @@ def test_without_smtp_only_the_encrypted_csv_is_written(demo: DemoRun) -> None:
     assert Path(summary["files"][0]).read_bytes().startswith(b"age-encryption.org/v1")
 
 
-def test_a_transfer_of_many_datasets_is_named_by_source_and_class() -> None:
-    from retirement.evidence.notices import categories_of
+def test_notices_name_the_kinds_of_information_in_plain_words() -> None:
+    from retirement.evidence.notices import kinds_of
 
-    few: list[tuple[str, str | None]] = [("crm.customers", "sensitive")]
-    assert categories_of(few) == "crm.customers (sensitive)"
-    many: list[tuple[str, str | None]] = [(f"db.t{i:04d}", "sensitive") for i in range(2000)]
-    many += [("exports.a.csv", "core")]
-    assert categories_of(many) == "db: 2000 datasets (sensitive)、exports: 1 datasets (core)"
+    detected = ["bank_card", None, "person_name", "cn_resident_id", "bank_card"]
+    assert kinds_of(detected) == ("姓名、身份证号、银行卡号", "name, ID number, bank card number")
+    assert kinds_of(["employee_no"]) == ("其他个人信息", "other personal information")
+    assert kinds_of([None]) == ("您的客户资料", "your customer records")
