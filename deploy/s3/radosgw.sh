@@ -73,7 +73,7 @@ CONF
 fi
 
 pids=()
-stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait || true; }
+stop_all() { rm -f "$data/ready"; kill "${pids[@]}" 2>/dev/null || true; wait || true; }
 trap 'stop_all; exit 0' TERM INT
 trap stop_all EXIT
 ceph-mon -f -c "$conf" -i a & pids+=($!)

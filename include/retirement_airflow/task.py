@@ -75,7 +75,7 @@ def run_step(plan_path: str, step: str, *args: Any) -> Any:
 def request_deletion(plan_path: str) -> list[list[str]]:
     """The deletion request: its text (XCom ``body``) and hash (XCom ``request``) for the
     approval task; the datasets to delete, in batches."""
-    from retirement.phases.batching import batched
+    from retirement.phases.batching import grouped_batches
     from retirement.phases.delete import deletion_request
 
     with run_context(plan_path) as ctx:
@@ -83,12 +83,14 @@ def request_deletion(plan_path: str) -> list[list[str]]:
         ti = get_current_context()["ti"]
         ti.xcom_push(key="body", value=asked["body"])
         ti.xcom_push(key="request", value=asked["request"])
-        return batched(ctx, asked["datasets"])
+        return grouped_batches(asked["groups"], ctx.plan.mapping.max_tasks)
 
 
-def expire_archives() -> list[dict[str, Any]]:
+def expire_archives(as_of: str | None = None) -> list[dict[str, Any]]:
     """The retention_expiry task: every plan's archives past their retention end (and
-    without a legal hold) crypto-erased, their copies deleted, a certificate each."""
+    without a legal hold) crypto-erased, their copies deleted, a certificate each.
+    ``as_of`` (a date): a rehearsal, saying what an expiry on that date would do, changing
+    nothing."""
     from datetime import date
 
     from retirement.errors import PlanError
@@ -100,7 +102,7 @@ def expire_archives() -> list[dict[str, Any]]:
     from retirement_airflow.plans import plans_dir
 
     context = get_current_context()
-    today = date.fromisoformat(context["dag_run"].run_after.isoformat()[:10])
+    today = date.fromisoformat(as_of or context["dag_run"].run_after.isoformat()[:10])
     connectors = AirflowConnectors(Layout(output_dir))
     ledger, done = open_ledger(), []
     try:
@@ -121,6 +123,7 @@ def expire_archives() -> list[dict[str, Any]]:
                 destination_for=destination_for,
                 output_dir=output_dir(),
                 actor="airflow:retention_expiry.expire_archives",
+                rehearse=as_of is not None,
             )
             done += [{"plan": plan.name, **result} for result in results]
     finally:

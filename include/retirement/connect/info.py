@@ -11,7 +11,6 @@ import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from retirement.errors import SourceError
 
@@ -21,6 +20,65 @@ _DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mysql+pymysql",
 }
+
+
+# The libpq parameters PostgresHook passes on from a connection's extra (it passes every
+# extra but its own; these are the ones libpq knows, so a stray key cannot break the connect).
+LIBPQ_OPTIONS = frozenset(
+    {
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "options",
+        "application_name",
+        "connect_timeout",
+        "client_encoding",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "target_session_attrs",
+        "gssencmode",
+        "channel_binding",
+    }
+)
+# MySqlHook's extra "ssl" (a mapping, or its JSON text): the keys PyMySQL takes.
+_MYSQL_SSL = ("ca", "cert", "key", "capath", "cipher", "check_hostname")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def mysql_options(conn_id: str, extra: dict[str, Any]) -> dict[str, str]:
+    """MySqlHook's ``ssl`` and ``charset`` extras as SQLAlchemy's PyMySQL URL options."""
+    out: dict[str, str] = {}
+    ssl = extra.get("ssl")
+    if isinstance(ssl, str) and ssl.strip():
+        try:
+            ssl = json.loads(ssl)
+        except json.JSONDecodeError as exc:
+            raise SourceError(f"connection {conn_id}: extra.ssl is not JSON ({exc.msg})") from exc
+    if ssl and not isinstance(ssl, dict):
+        raise SourceError(
+            f"connection {conn_id}: extra.ssl must be a mapping like "
+            '{"ca": "/etc/ssl/ca.pem", "cert": ..., "key": ...}'
+        )
+    for key in _MYSQL_SSL:
+        if ssl and ssl.get(key) not in (None, ""):
+            out[f"ssl_{key}"] = _text(ssl[key])
+    if extra.get("charset"):
+        out["charset"] = str(extra["charset"])
+    return out
 
 
 @dataclass(frozen=True)
@@ -50,11 +108,22 @@ class ConnectionInfo:
             driver,
             username=self.login,
             password=self.password or None,
-            host=self.host,
+            host=self.host or None,
             port=self.port,
-            database=self.schema,
+            database=self.schema or None,
+            query=self.driver_options(),
         )
         return url.render_as_string(hide_password=False)
+
+    def driver_options(self) -> dict[str, str]:
+        """The extras the provider hooks pass to the driver, as URL query options
+        (SQLAlchemy hands them to psycopg as libpq parameters, to PyMySQL as ``ssl`` and
+        ``charset``)."""
+        if self.conn_type in ("postgres", "postgresql"):
+            return {k: _text(v) for k, v in self.extra.items() if k in LIBPQ_OPTIONS}
+        if self.conn_type in ("mysql", "mariadb"):
+            return mysql_options(self.conn_id, self.extra)
+        return {}
 
     def folder(self) -> str:
         path = self.extra.get("path") or self.host
@@ -67,7 +136,9 @@ class ConnectionInfo:
 
 
 def from_env(conn_id: str, environ: dict[str, str] | None = None) -> ConnectionInfo:
-    """Read ``AIRFLOW_CONN_<CONN_ID>`` (JSON or URI), as Airflow does."""
+    """Read ``AIRFLOW_CONN_<CONN_ID>`` (JSON or URI), by Airflow's own rules."""
+    from retirement.connect.parse import parse_connection
+
     env = os.environ if environ is None else environ
     name = f"AIRFLOW_CONN_{conn_id.upper()}"
     raw = env.get(name)
@@ -76,32 +147,4 @@ def from_env(conn_id: str, environ: dict[str, str] | None = None) -> ConnectionI
             f"connection {conn_id} is not defined: set {name} (JSON, e.g. "
             '\'{"conn_type": "postgres", "host": ..., "login": ...}\', or a URI)'
         )
-    if raw.lstrip().startswith("{"):
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise SourceError(f"{name} is not valid JSON: {exc.msg}") from exc
-        extra = data.get("extra") or {}
-        if isinstance(extra, str):
-            extra = json.loads(extra)
-        return ConnectionInfo(
-            conn_id,
-            data.get("conn_type", ""),
-            data.get("host"),
-            data.get("login"),
-            data.get("password"),
-            data.get("port"),
-            data.get("schema"),
-            extra,
-        )
-    parts = urlsplit(raw)
-    return ConnectionInfo(
-        conn_id,
-        parts.scheme.replace("-", "_"),
-        unquote(parts.hostname or "") or None,
-        unquote(parts.username) if parts.username else None,
-        unquote(parts.password) if parts.password else None,
-        parts.port,
-        unquote(parts.path.lstrip("/")) or None,
-        dict(parse_qsl(parts.query)),
-    )
+    return parse_connection(conn_id, raw)

@@ -13,13 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from retirement.deletion.objects import file_digest, recorded_object
+from retirement.deletion.objects import recorded_object
 from retirement.deletion.rows import backup_records, current_lines
 from retirement.formats.csv import csv_line, fields
 from retirement.formats.row_bag import Matcher, RowBag
-from retirement.sources.files import FileSource
-from retirement.sources.s3 import S3Source
-from retirement.sources.sql import SqlSource
+from retirement.sources.capabilities import ObjectDeleter, RowDeleter
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,19 +52,16 @@ def left_of_backup(
     source: Source, dataset: DatasetId, manifest: Manifest, cipher: Path, identities: list[Any]
 ) -> Left:
     rows = manifest.fingerprint.rows
-    if isinstance(source, SqlSource):
-        from retirement.sources.sql import database_errors
-
-        with database_errors(source.engine, f"{dataset}: counting what is left"):
+    if isinstance(source, RowDeleter):
+        with source.errors(f"{dataset}: counting what is left"):
+            if dataset not in {r.id for r in source.datasets()}:
+                return Left(rows, 0, 0, 0)  # the table was dropped
             return _table(source, dataset, manifest, cipher, identities)
-    if isinstance(source, S3Source):
-        return _object(source, dataset, manifest, rows)
-    if isinstance(source, FileSource):
-        now = file_digest(source, dataset)
-        if now is None:
+    if isinstance(source, ObjectDeleter):
+        held = source.holds(dataset, recorded_object(manifest))
+        if held is None:
             return Left(rows, 0, 0, 0)
-        recorded = recorded_object(manifest)
-        if now == (recorded["size"], recorded["sha256"]):
+        if held:
             return Left(rows, rows, 0, 0)
         if manifest.format != "csv":
             return Left(rows, 0, 0, 1)  # another document under the same name
@@ -76,14 +71,12 @@ def left_of_backup(
 
 
 def _table(
-    source: SqlSource, dataset: DatasetId, manifest: Manifest, cipher: Path, identities: list[Any]
+    source: RowDeleter, dataset: DatasetId, manifest: Manifest, cipher: Path, identities: list[Any]
 ) -> Left:
-    if dataset not in {r.id for r in source.datasets()}:
-        return Left(manifest.fingerprint.rows, 0, 0, 0)  # the table was dropped
     names = [c["name"] for c in manifest.columns]
     index = [names.index(k) for k in manifest.fingerprint.key_columns]
     bag, keys = RowBag(), RowBag()
-    with source.engine.connect() as conn:
+    with source.connect() as conn:
         for line in current_lines(source, dataset, conn):
             bag.add(line)
             if index:
@@ -112,19 +105,3 @@ def _match(
     left = lines.matched
     changed = max(0, by_key.matched - left) if by_key is not None else 0
     return Left(lines.seen, left, changed, bag.rows - left)
-
-
-def _object(source: S3Source, dataset: DatasetId, manifest: Manifest, rows: int) -> Left:
-    from botocore.exceptions import ClientError
-
-    recorded = recorded_object(manifest)
-    version = recorded.get("version_id")
-    key = source.prefix + dataset.object
-    try:
-        head = source.client.head_object(
-            Bucket=source.bucket, Key=key, **({"VersionId": version} if version else {})
-        )
-    except ClientError:
-        return Left(rows, 0, 0, 0)
-    same = head.get("ETag", "").strip('"') == recorded.get("etag")
-    return Left(rows, rows if same else 0, 0, 0 if same else 1)

@@ -4,30 +4,66 @@ with its backed-up line in the same transaction (the scheme: ``deletion.tables``
 from __future__ import annotations
 
 import hashlib
+import re
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from retirement.deletion.rows import backup_records, pg_columns, pg_copy_lines
+from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
-from retirement.formats.csv import csv_line, fields
+from retirement.formats.csv import csv_line, leading_fields
 from retirement.sources.keys import pg_types, python_value
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
-    from retirement.model.ids import DatasetId
+    from retirement.deletion.rows import Backup
     from retirement.model.manifest import Manifest
-    from retirement.sources.sql import SqlSource
+    from retirement.sources.base import Named
+    from retirement.sources.capabilities import RowDeleter
 
 
 BATCH = 5_000
 
 
 def _key_of(record: bytes, index: list[int]) -> tuple[tuple[str | None, bool], ...]:
-    parts = fields(record)
+    parts = leading_fields(record, max(index) + 1)
     return tuple(parts[i] for i in index)
+
+
+# One CSV field as ``formats.csv.fields`` reads it: quoted (text, ``""`` for a quote) or bare.
+_FIELD = rb'(?:"((?:[^"]++|"")*+)"|([^,"\n]*+))'
+
+
+@lru_cache(maxsize=8)
+def _leading(count: int) -> re.Pattern[bytes]:
+    """The first ``count`` fields of a record, each ended by a comma or the record's end."""
+    return re.compile(b",".join([_FIELD] * count) + rb"(?=,|\n?\Z)")
+
+
+def _field(match: re.Match[bytes], i: int) -> tuple[str | None, bool]:
+    quoted, bare = match.group(2 * i + 1, 2 * i + 2)
+    if quoted is not None:
+        return quoted.replace(b'""', b'"').decode("utf-8"), True
+    return (bare.decode("utf-8") if bare else None), False
+
+
+def _keyed(records: list[bytes], index: list[int]) -> list[tuple[Any, bytes]]:
+    """Each record's key (as ``_key_of`` reads it) and the SHA-256 of its line: one regular
+    expression over the leading fields of each, ``_key_of`` for one it does not fit."""
+    sha256, field, one = hashlib.sha256, _field, index[0]
+    matches = map(_leading(max(index) + 1).match, records)
+    out = []
+    for record, match in zip(records, matches, strict=True):
+        if match is None:
+            key = _key_of(record, index)
+        elif len(index) == 1:
+            key = (field(match, one),)
+        else:
+            key = tuple(field(match, i) for i in index)
+        out.append((key, sha256(record).digest()))
+    return out
 
 
 def _batches(items: Iterator[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -47,27 +83,23 @@ def _masked(key: tuple[tuple[str | None, bool], ...], secret: bool) -> str:
 
 
 def delete_by_key(
-    source: SqlSource,
-    dataset: DatasetId,
-    manifest: Manifest,
-    cipher: Path,
-    identities: list[Any],
-    *,
-    secret_key: bool = False,
-    on_rows: Callable[[int], None] | None = None,
+    source: RowDeleter,
+    dataset: Named,
+    backup: Backup,
+    secret_key: bool,
+    on_rows: Callable[[int], None] | None,
 ) -> int:
-    """Delete the backed-up rows of a keyed table, batch by batch; return how many went."""
+    """Delete the backed-up rows of a keyed table, batch by batch; return how many went
+    (``secret_key``: keys are shown masked in a refusal)."""
+    manifest = backup.manifest
     table = source.table(dataset)
     columns = tuple(manifest.fingerprint.key_columns)
     names = [c["name"] for c in manifest.columns]
     index = [names.index(k) for k in columns]
     deleted = 0
-    rows = (
-        (_key_of(r, index), hashlib.sha256(r).digest())
-        for r in backup_records(manifest, cipher, identities)
-    )
-    for batch in _batches(rows, BATCH):
-        with source.engine.begin() as conn:
+    for records in _batches(backup.records(), BATCH):
+        batch = _keyed(records, index)
+        with source.begin() as conn:
             if conn.dialect.name == "postgresql":
                 deleted += _pg_batch(conn, table, columns, batch, manifest, secret_key)
             else:
@@ -103,21 +135,26 @@ def _pg_batch(
     else:
         casts = ", ".join(f"CAST(%s AS {t}[])" for t in types)
         cond = f"({', '.join(prep.quote(c) for c in columns)}) IN (SELECT * FROM unnest({casts}))"
-    params = [[k[i][0] for k, _ in batch] for i in range(len(columns))]
+    params = [_array([k[i][0] for k, _ in batch]) for i in range(len(columns))]
     query = (
         f"DELETE FROM {prep.format_table(table)} WHERE {cond} RETURNING {pg_columns(conn, table)}"
     )
+    # Each key's backed-up line (the last, should the backup hold a key twice), found by its
+    # SHA-256: a deleted line whose digest is one of these is that key's backed-up line (the
+    # key is in the line), so a line matches once at most and no key is taken twice.
     wanted = {k: sha for k, sha in batch}
+    expected = {sha for sha in wanted.values()}
     index = [[c.name for c in table.columns].index(k) for k in columns]
-    seen: set[Any] = set()
+    seen: set[bytes] = set()
     changed: list[Any] = []
     count = 0
+    sha256 = hashlib.sha256
     for line in pg_copy_lines(conn, query, params):  # COPY quotes every value, both times
-        key = _key_of(line, index)
         count += 1
-        if key in seen or wanted.get(key) != hashlib.sha256(line).digest():
-            changed.append(key)
-        seen.add(key)
+        sha = sha256(line).digest()
+        if sha in seen or sha not in expected:
+            changed.append(_key_of(line, index))
+        seen.add(sha)
     if changed:
         raise _refuse_changed(
             manifest, changed, "of the backup changed at the source since it was made", secret
@@ -125,9 +162,22 @@ def _pg_batch(
     return count
 
 
+def _array(values: list[str | None]) -> str:
+    """A PostgreSQL array literal of text values, each quoted (NULL as NULL); the server
+    reads each element with the key column's own input function, as a cast from text."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        )
+        + "}"
+    )
+
+
 def _locked_batch(
-    source: SqlSource,
-    dataset: DatasetId,
+    source: RowDeleter,
+    dataset: Named,
     conn: sa.Connection,
     table: sa.Table,
     columns: tuple[str, ...],
@@ -153,9 +203,9 @@ def _locked_batch(
             sa.select(sa.literal(1)).select_from(table).where(where).with_for_update()
         ).all()
     now: dict[tuple[Any, ...], list[bytes]] = {}
-    for row in conn.execute(source.selectable(dataset).where(where)):
-        line = csv_line(row)
-        now.setdefault(typed(_key_of(line, index)), []).append(hashlib.sha256(line).digest())
+    lines = [csv_line(row) for row in conn.execute(source.selectable(dataset).where(where))]
+    for key, sha in _keyed(lines, index):
+        now.setdefault(typed(key), []).append(sha)
     changed = [
         k
         for (k, sha), t in zip(batch, keys, strict=True)

@@ -65,6 +65,7 @@ class Proof:
     needed: tuple[str, ...]  # destinations the disposition requires
     deliveries: tuple[Delivered, ...] = ()
     drop_table: bool = False
+    rewrite: str | None = None  # the plan's rewrite for a table that remains
     secret_key: bool = False  # a key column holds identifiers: mask its values in messages
 
     def as_json(self) -> dict[str, Any]:
@@ -178,6 +179,17 @@ def _why_not(s: _Seen) -> str:
     return ""
 
 
+def _rewrite(plan: Plan, name: str, rule: Any) -> str | None:
+    from retirement.model.ids import DatasetId
+
+    if rule is not None and rule.rewrite is not None:
+        return str(rule.rewrite)
+    try:
+        return plan.source(DatasetId.parse(name).source).rewrite
+    except KeyError:
+        return None
+
+
 def _proof(name: str, s: _Seen, plan: Plan) -> Proof:
     disposition = str(s.inventory.get("disposition"))
     needed = (
@@ -204,6 +216,7 @@ def _proof(name: str, s: _Seen, plan: Plan) -> Proof:
         needed=needed,
         deliveries=tuple(s.deliveries[d] for d in needed if d in s.deliveries),
         drop_table=bool(rule and rule.drop_table),
+        rewrite=_rewrite(plan, name, rule),
         secret_key=bool(set(key.get("columns") or ()) & set(s.inventory.get("secret") or ())),
     )
 
@@ -242,6 +255,9 @@ class ProofBook:
         self.void_all = ""
         self.void: dict[str, str] = {}
         self.results: dict[str, dict[str, Any]] = {}  # dataset -> its latest deletion record
+        # dataset -> when its deletion started and finished, and the task that deleted it
+        # (the times of the chained events: what a certificate states)
+        self.performed: dict[str, dict[str, str]] = {}
         self.deleted: set[str] = set()
         self._seq, self._hash = request.seq, request.hash
         self.refresh()
@@ -267,9 +283,13 @@ class ProofBook:
         p, at = ev.payload, f"event {ev.seq}"
         if ev.kind in ("deletion_approved", "deletion_rejected"):
             bound = p.get("request", self.request.hash)
+            # With approval.required N, the answer that completes N distinct approvals
+            # (an answer before it leaves the deletion waiting for the others).
+            enough = len(p.get("approvals") or [p]) >= int(p.get("required", 1))
             self.decision = {
                 **p,
                 "approved": ev.kind == "deletion_approved" and bound == self.request.hash,
+                "enough": enough,
                 "seq": ev.seq,
                 "at": ev.at,
             }
@@ -288,7 +308,10 @@ class ProofBook:
                 "deletion_request (with downstream) to ask for a new approval"
             )
         elif ev.dataset is not None and ev.kind == "dataset_deleting":
-            self.results[ev.dataset] = dict(p.get("deletion") or {})
+            deletion = self.results[ev.dataset] = dict(p.get("deletion") or {})
+            performed = self.performed.setdefault(ev.dataset, {"started_at": ev.at})
+            if "result" in deletion:
+                performed.update(finished_at=ev.at, by=ev.actor)
         elif ev.dataset is not None and ev.kind == "dataset_deleted":
             self.deleted.add(ev.dataset)
 
@@ -304,6 +327,11 @@ class ProofBook:
         if not decided["approved"]:
             raise DeletionRefused(
                 f"{dataset}: deletion was not approved in run {self.run_id} (it was rejected)"
+            )
+        if not decided.get("enough", True):
+            raise DeletionRefused(
+                f"{dataset}: deletion is approved by {len(decided.get('approvals') or [])} of "
+                f"the {decided.get('required')} distinct approvers the plan requires"
             )
         if self.void_all:
             raise DeletionRefused(f"{dataset}: {self.void_all}")

@@ -5,6 +5,7 @@ the two compare byte for byte."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.age import decrypted_chunks
@@ -17,9 +18,23 @@ if TYPE_CHECKING:
 
     import sqlalchemy as sa
 
-    from retirement.model.ids import DatasetId
     from retirement.model.manifest import Manifest
-    from retirement.sources.sql import SqlSource
+    from retirement.sources.base import Named
+    from retirement.sources.capabilities import RowDeleter
+
+
+@dataclass(frozen=True)
+class Backup:
+    """The verified backup a deletion compares with: its signed manifest, the age file and
+    the identities that open it."""
+
+    manifest: Manifest
+    cipher: Path
+    identities: list[Any]
+
+    def records(self) -> Iterator[bytes]:
+        """Every row as its exact line (no header), streamed."""
+        return backup_records(self.manifest, self.cipher, self.identities)
 
 
 def backup_records(manifest: Manifest, cipher: Path, identities: list[Any]) -> Iterator[bytes]:
@@ -52,7 +67,7 @@ def pg_select(conn: sa.Connection, table: sa.Table) -> str:
     return f"SELECT {pg_columns(conn, table)} FROM {prep.format_table(table)}"
 
 
-def current_lines(source: SqlSource, dataset: DatasetId, conn: sa.Connection) -> Iterator[bytes]:
+def current_lines(source: RowDeleter, dataset: Named, conn: sa.Connection) -> Iterator[bytes]:
     """Every row of the table now, in the backup's line format, on ``conn``."""
     table = source.table(dataset)
     if conn.dialect.name == "postgresql":

@@ -17,9 +17,12 @@ transaction, to be a row of the backup as it was backed up:
   application's own deletes; never one that is not in the backup). Otherwise it rolls back
   and says what differs.
 
-Then ``VACUUM`` (PostgreSQL, SQLite) or ``OPTIMIZE TABLE`` (MySQL/MariaDB) so the freed
-pages are reused (see docs/deletion.md for what that does and does not erase). Files and
-objects: :mod:`retirement.deletion.objects`.
+The source is asked only for its capabilities (``sources.capabilities``): a ``RowDeleter``
+(transactions that read rows as the source reads them), then, where it is a ``Reclaimer``,
+``VACUUM`` (PostgreSQL, SQLite) or ``OPTIMIZE TABLE`` (MySQL/MariaDB) so the freed pages are
+reused, or the rewrite the plan asks for (``VACUUM FULL``; see docs/deletion.md for what
+each does and does not erase), and a
+``TableDropper`` for ``drop_table``. Files and objects: :mod:`retirement.deletion.objects`.
 """
 
 from __future__ import annotations
@@ -31,94 +34,77 @@ from typing import TYPE_CHECKING, Any
 from retirement.deletion import keyed
 from retirement.deletion.keyed import delete_by_key
 from retirement.deletion.result import DeletionResult
+from retirement.deletion.rows import Backup
 from retirement.deletion.whole import delete_whole
 from retirement.errors import DeletionRefused
+from retirement.sources.capabilities import Reclaimer, TableDropper
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    import sqlalchemy as sa
-
-    from retirement.model.ids import DatasetId
     from retirement.model.manifest import Manifest
-    from retirement.sources.base import Source
-    from retirement.sources.sql import SqlSource
+    from retirement.sources.base import Named, Source
+    from retirement.sources.capabilities import RowDeleter
 
 log = logging.getLogger(__name__)
 
 
-def reclaim(engine: sa.Engine, table: sa.Table) -> str:
-    """Make the deleted rows' space reusable so the data does not linger in dead tuples."""
-    name = engine.dialect.identifier_preparer.format_table(table)
-    with engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"VACUUM {name}")
-            return f"VACUUM {name}"
-        if engine.dialect.name == "mysql":
-            conn.exec_driver_sql(f"OPTIMIZE TABLE {name}")
-            return f"OPTIMIZE TABLE {name}"
-        if engine.dialect.name == "sqlite":
-            conn.exec_driver_sql("VACUUM")
-            return "VACUUM (SQLite rewrites the whole database file)"
-    return "no space reclamation for this database"
-
-
 def delete_table_rows(
-    source: SqlSource,
-    dataset: DatasetId,
+    source: RowDeleter,
+    dataset: Named,
     manifest: Manifest,
     cipher: Path,
     identities: list[Any],
     *,
     secret_key: bool = False,
     on_rows: Callable[[int], None] | None = None,
+    rewrite: str | None = None,
 ) -> DeletionResult:
-    """Delete exactly the backed-up rows of one table; then reclaim the space."""
+    """Delete exactly the backed-up rows of one table; then reclaim the space (and rewrite
+    the table if the plan asks)."""
     columns = tuple(manifest.fingerprint.key_columns)
+    backup = Backup(manifest, cipher, identities)
     if columns:
-        deleted = delete_by_key(
-            source, dataset, manifest, cipher, identities, secret_key=secret_key, on_rows=on_rows
-        )
+        deleted = delete_by_key(source, dataset, backup, secret_key, on_rows)
         technique = (
             f"DELETE by key ({', '.join(columns)}) in batches of {keyed.BATCH}, each deleted row "
             "compared with its backed-up copy in the same transaction"
         )
     else:
-        deleted, how = delete_whole(source, dataset, manifest, cipher, identities)
+        deleted, how = delete_whole(source, dataset, backup)
         technique = f"DELETE of the whole table (no key; {how})"
-    table = source.table(dataset)
-    technique += "; " + reclaim(source.engine, table)
+    if isinstance(source, Reclaimer):
+        technique += "; " + source.reclaim(dataset, rewrite)
+    else:
+        technique += "; no space reclamation for this database"
     remaining = source.count(dataset)
     return DeletionResult("clear", technique, deleted, 0, remaining)
 
 
-def drop_table(source: SqlSource, dataset: DatasetId, result: DeletionResult) -> DeletionResult:
+def drop_table(source: RowDeleter, dataset: Named, result: DeletionResult) -> DeletionResult:
     """DROP the table once nothing is left in it; rows added after the backup keep it."""
-    table = source.table(dataset)
+    if not isinstance(source, TableDropper):
+        raise DeletionRefused(f"{dataset}: the plan retires the table, but its source drops none")
     if result.remaining:
         raise DeletionRefused(
             f"{dataset}: the plan retires the table (drop_table), but {result.remaining} rows "
             "that are not in the backup are still in it: back them up in a new run first; "
             "nothing was dropped"
         )
-    with source.engine.begin() as conn:
-        if source.count(dataset):
-            raise DeletionRefused(f"{dataset}: rows appeared before DROP; nothing was dropped")
-        table.drop(conn)
-    source.forget(dataset)
-    name = source.engine.dialect.identifier_preparer.format_table(table)
-    return replace(result, technique=f"{result.technique}; DROP TABLE {name}")
+    dropped = source.drop_if_empty(dataset)
+    if dropped is None:
+        raise DeletionRefused(f"{dataset}: rows appeared before DROP; nothing was dropped")
+    return replace(result, technique=f"{result.technique}; {dropped}")
 
 
-def check_unchanged(source: Source, dataset: DatasetId, kind: str, manifest: Manifest) -> None:
+def check_unchanged(source: Source, dataset: Named, kind: str, manifest: Manifest) -> None:
     """Refuse unless the source's fingerprint now equals the one backed up (the first attempt's
     courtesy check: nothing is deleted at all when anything changed)."""
     from retirement.vault.write import fingerprint_now
 
-    now = fingerprint_now(source, dataset, kind, manifest.fingerprint.key_columns)
     before = manifest.fingerprint
+    now = fingerprint_now(source, dataset, kind, before.key_columns, before.row_digest_method)
     if (now.rows, now.row_digest) != (before.rows, before.row_digest):
         change = (
             f"{now.rows - before.rows:+d} rows"

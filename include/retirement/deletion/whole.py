@@ -3,112 +3,68 @@ row, and deletes only if each is a row of the backup (the scheme: ``deletion.tab
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite
 
-from retirement.deletion.rows import backup_records, pg_columns, pg_copy_lines
+from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line
 from retirement.formats.row_bag import Matcher, RowBag
-from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from pathlib import Path
-
-    from retirement.model.ids import DatasetId
+    from retirement.deletion.rows import Backup
     from retirement.model.manifest import Manifest
-    from retirement.sources.sql import SqlSource
+    from retirement.sources.base import Named
+    from retirement.sources.capabilities import RowDeleter
 
 
-def delete_whole(
-    source: SqlSource, dataset: DatasetId, manifest: Manifest, cipher: Path, identities: list[Any]
-) -> tuple[int, str]:
+def delete_whole(source: RowDeleter, dataset: Named, backup: Backup) -> tuple[int, str]:
     """Delete every row of a table without a usable key, in one locked transaction, only if
     each row there is a row of the backup. Returns (rows deleted, how it was checked)."""
+    manifest = backup.manifest
     table = source.table(dataset)
-    engine = source.engine
-    if engine.dialect.name == "sqlite":
-        return _under_sqlite_write_lock(
-            source,
-            lambda raw: _sqlite_check_and_delete(
-                raw, source, dataset, table, manifest, cipher, identities
-            ),
-        )
-    with engine.begin() as conn:
-        name = conn.dialect.identifier_preparer.format_table(table)
+    if source.dialect == "sqlite":
+        with source.write_locked() as raw:  # SQLite: the database's write lock, BEGIN IMMEDIATE
+            select = str(source.selectable(dataset).compile(dialect=sqlite.dialect()))
+            bag = RowBag(csv_line(r) for r in raw.execute(select))
+            how = _judge_whole(bag, backup)
+            gone = raw.execute(f"DELETE FROM {source.quoted(dataset)}").rowcount
+            _removed_as_checked(manifest, bag, gone)
+            return gone, how
+    with source.begin() as conn:
         if conn.dialect.name == "postgresql":
             # What the DELETE returns is exactly what it removed, in the backup's line form.
-            query = f"DELETE FROM {name} RETURNING {pg_columns(conn, table)}"
-            lines = pg_copy_lines(conn, query)
-            bag = RowBag(lines)
-            how = _judge_whole(bag, manifest, cipher, identities)
-            return bag.rows, how
+            query = f"DELETE FROM {source.quoted(dataset)} RETURNING {pg_columns(conn, table)}"
+            bag = RowBag(pg_copy_lines(conn, query))
+            return bag.rows, _judge_whole(bag, backup)
         locked = source.selectable(dataset).with_for_update()  # InnoDB: every row and gap
         bag = RowBag(
             csv_line(r) for r in conn.execution_options(stream_results=True).execute(locked)
         )
-        how = _judge_whole(bag, manifest, cipher, identities)
+        how = _judge_whole(bag, backup)
         gone = conn.execute(sa.delete(table)).rowcount
-        if gone != bag.rows:
-            raise DeletionRefused(
-                f"{manifest.dataset}: {bag.rows} rows were checked but the delete removed {gone}; "
-                "rolled back, nothing was deleted"
-            )
+        _removed_as_checked(manifest, bag, gone)
         return gone, how
 
 
-def _under_sqlite_write_lock(
-    source: SqlSource, work: Callable[[Any], tuple[int, str]]
-) -> tuple[int, str]:
-    """SQLite: ``work`` on the driver's connection under the database's write lock
-    (BEGIN IMMEDIATE), committed only if it returns."""
-    with source.engine.connect() as conn:
-        raw = driver_connection(conn)
-        before = raw.isolation_level
-        raw.isolation_level = None
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-            try:
-                done = work(raw)
-            except BaseException:
-                raw.execute("ROLLBACK")
-                raise
-            raw.execute("COMMIT")
-        finally:
-            raw.isolation_level = before
-    return done
-
-
-def _sqlite_check_and_delete(
-    raw: Any,
-    source: SqlSource,
-    dataset: DatasetId,
-    table: sa.Table,
-    manifest: Manifest,
-    cipher: Path,
-    identities: list[Any],
-) -> tuple[int, str]:
-    compiled = source.selectable(dataset).compile(source.engine)
-    bag = RowBag(csv_line(r) for r in raw.execute(str(compiled)))
-    how = _judge_whole(bag, manifest, cipher, identities)
-    name = source.engine.dialect.identifier_preparer.format_table(table)
-    gone = raw.execute(f"DELETE FROM {name}").rowcount
+def _removed_as_checked(manifest: Manifest, bag: RowBag, gone: int) -> None:
+    """Refuse (the transaction rolls back) unless the delete removed the rows checked."""
     if gone != bag.rows:
         raise DeletionRefused(
             f"{manifest.dataset}: {bag.rows} rows were checked but the delete removed {gone}; "
             "rolled back, nothing was deleted"
         )
-    return gone, how
 
 
-def _judge_whole(bag: RowBag, manifest: Manifest, cipher: Path, identities: list[Any]) -> str:
+def _judge_whole(bag: RowBag, backup: Backup) -> str:
     """How the table's rows were found to be the backup's; DeletionRefused (the caller's
     transaction rolls back) when one is not."""
+    manifest = backup.manifest
     fp = manifest.fingerprint
     matcher = Matcher(bag)
-    for record in backup_records(manifest, cipher, identities):
+    for record in backup.records():
         matcher.feed(record)
     extra = matcher.unmatched_in_bag
     if extra:
