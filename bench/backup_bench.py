@@ -127,17 +127,19 @@ def run(source, name, kind, key=()):
 """
 
 
-def ours_table(keys: Path, master: str, out: Path) -> dict:
+def ours_table(keys: Path, master: str, out: Path, url: str = f"{PG}/{DB}") -> dict:
+    """``back_up`` of the table ``customers`` at ``url`` in a fresh process."""
     code = (
         OURS_COMMON.format(keys=str(keys), master=master, out=str(out))
         + f"""
 from retirement.sources.sql import SqlSource
-src = SqlSource("pg", "{PG}/{DB}")
+src = SqlSource("db", {url!r})
 t = time.perf_counter()
 r = run(src, "customers", "table", ("id",))
 dt = time.perf_counter() - t
 print(json.dumps({{"seconds": dt, "plain": r.manifest.plaintext_size,
     "cipher": r.manifest.ciphertext_size, "rows": r.manifest.fingerprint.rows,
+    "manifest": str(r.manifest_path), "ciphertext": str(r.ciphertext_path),
     "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
     )

@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -82,8 +83,11 @@ def plan(folder: Path, max_tasks: int) -> Path:
         ],
         datasets=[],
         mapping={"max_tasks": max_tasks},
+        customer_keys={},  # generated tables: no column names a customer
     )
     folder.mkdir()
+    # the demo's impact assessment, which its plan names by a path beside the plan
+    shutil.copytree(ROOT / "include" / "plans" / "assessments", folder / "assessments")
     (folder / "scale.yaml").write_text(yaml.safe_dump(demo, allow_unicode=True))
     return folder
 

@@ -20,6 +20,7 @@ Results go to stdout and to bench/RESULTS.md ("## Transfer").
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import sys
 import tempfile
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
@@ -55,6 +57,118 @@ def best(runs: list[dict]) -> dict:
     return min(runs, key=lambda r: r["seconds"])
 
 
+def sftp_connection(sshd: Any) -> dict[str, Any]:
+    return {
+        "host": sshd.host,
+        "port": sshd.port,
+        "login": sshd.user,
+        "extra": sshd.connection_extra(),
+    }
+
+
+def s3_connection(gw: Any) -> dict[str, Any]:
+    return {"login": gw.access_key, "password": gw.secret_key, "extra": gw.connection_extra()}
+
+
+def _item(payload: Path, name: str) -> str:
+    h = hashlib.sha256()
+    with payload.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    size = payload.stat().st_size
+    return f"Delivery(Path({str(payload)!r}), {name!r}, {size}, {h.hexdigest()!r})"
+
+
+def ours_sftp(conn: dict[str, Any], payload: Path, name: str, path: str) -> dict:
+    """SftpDestination.deliver (upload, rename, arrival check), timed in a fresh process."""
+    return fresh(f"""
+from pathlib import Path
+from retirement.connect.info import ConnectionInfo
+from retirement.destinations.base import Delivery
+from retirement.destinations.sftp import SftpDestination
+c = {conn!r}
+info = ConnectionInfo("b", "sftp", c["host"], c["login"], None, c["port"], None, c["extra"])
+item = {_item(payload, name)}
+t = time.perf_counter()
+with SftpDestination.from_connection("b", info, path={path!r}) as dest:
+    receipt = dest.deliver(item)
+    total = time.perf_counter() - t
+    t = time.perf_counter()
+    dest.verify(item)
+    verify = time.perf_counter() - t
+out = {{"seconds": total, "upload": total - verify, "method": receipt.method}}
+""")
+
+
+def _ssh_options(sshd: Any) -> list[str]:
+    return ["-i", str(sshd.client_key_path), "-o", f"UserKnownHostsFile={sshd.known_hosts_path}"]
+
+
+def openssh_put(sshd: Any, payload: Path, target: str, *, check: bool = False) -> dict:
+    """OpenSSH ``sftp`` put with its defaults; with ``check``, then ``ssh HOST sha256sum``."""
+    put = ["sftp", "-b", "-", *_ssh_options(sshd), "-P", str(sshd.port), f"{sshd.user}@{sshd.host}"]
+    ssh = [
+        "ssh",
+        *_ssh_options(sshd),
+        "-p",
+        str(sshd.port),
+        f"{sshd.user}@{sshd.host}",
+        f"sha256sum {target}",
+    ]
+    return fresh(f"""
+import subprocess
+t = time.perf_counter()
+subprocess.run({put!r}, input="put {payload} {target}\\n", text=True, check=True,
+               capture_output=True)
+if {check!r}:
+    subprocess.run({ssh!r}, check=True, capture_output=True)
+out = {{"seconds": time.perf_counter() - t}}
+""")
+
+
+def warm_bucket(gw: Any, bucket: str) -> None:
+    """Create ``bucket``; RadosGW's first writes and first multipart upload are slow (its
+    pools are made on first use, ~1-2 s): warm them up for both sides."""
+    warm = gw.client()
+    warm.create_bucket(Bucket=bucket)
+    for n in range(8):
+        warm.put_object(Bucket=bucket, Key=f"warm{n}", Body=os.urandom(1 << 20))
+    upload = warm.create_multipart_upload(Bucket=bucket, Key="warm")["UploadId"]
+    warm.abort_multipart_upload(Bucket=bucket, Key="warm", UploadId=upload)
+
+
+def ours_s3(s3conn: dict[str, Any], bucket: str, payload: Path, name: str) -> dict:
+    """S3Destination.deliver (multipart, Content-MD5, HeadObject check) in a fresh process."""
+    return fresh(f"""
+from pathlib import Path
+from retirement.connect.info import ConnectionInfo
+from retirement.destinations.base import Delivery
+from retirement.destinations.s3 import S3Destination
+c = {s3conn!r}
+info = ConnectionInfo("b", "aws", None, c["login"], c["password"], None, None, c["extra"])
+item = {_item(payload, name)}
+dest = S3Destination.from_connection("b", info, bucket={bucket!r})
+t = time.perf_counter()
+receipt = dest.deliver(item)
+out = {{"seconds": time.perf_counter() - t, "method": receipt.method}}
+""")
+
+
+def boto3_upload(s3conn: dict[str, Any], bucket: str, payload: Path, name: str) -> dict:
+    """boto3 ``upload_file`` with the default TransferConfig, in a fresh process."""
+    return fresh(f"""
+import boto3
+from botocore.config import Config
+c = {s3conn!r}
+client = boto3.client("s3", endpoint_url=c["extra"]["endpoint_url"], region_name="us-east-1",
+    aws_access_key_id=c["login"], aws_secret_access_key=c["password"],
+    verify=c["extra"]["verify"], config=Config(**c["extra"]["config_kwargs"]))
+t = time.perf_counter()
+client.upload_file({str(payload)!r}, {bucket!r}, {name!r})
+out = {{"seconds": time.perf_counter() - t}}
+""")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mib", type=int, default=1024)
@@ -69,101 +183,22 @@ def main() -> None:
     with payload.open("wb") as f:
         for _ in range(args.mib):
             f.write(os.urandom(1 << 20))
-    import hashlib
-
-    h = hashlib.sha256()
-    with payload.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    digest, size = h.hexdigest(), payload.stat().st_size
     sshd = SshServer(work / "sshd")
     sshd.start()
     gw = start_radosgw(work / "rgw")
     results: dict[str, list[dict]] = {k: [] for k in ("ours_sftp", "openssh", "ours_s3", "boto3")}
     try:
-        conn = {
-            "host": sshd.host,
-            "port": sshd.port,
-            "login": sshd.user,
-            "extra": sshd.connection_extra(),
-        }
-        s3conn = {
-            "login": gw.access_key,
-            "password": gw.secret_key,
-            "extra": gw.connection_extra(),
-        }
+        conn, s3conn = sftp_connection(sshd), s3_connection(gw)
         for i in range(args.rounds):
             for leftover in sshd.upload_dir.iterdir():
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-            results["ours_sftp"].append(
-                fresh(f"""
-from pathlib import Path
-from retirement.connect.info import ConnectionInfo
-from retirement.destinations.base import Delivery
-from retirement.destinations.sftp import SftpDestination
-c = {conn!r}
-info = ConnectionInfo("b", "sftp", c["host"], c["login"], None, c["port"], None, c["extra"])
-item = Delivery(Path({str(payload)!r}), "r{i}/backup.age", {size}, {digest!r})
-t = time.perf_counter()
-with SftpDestination.from_connection("b", info, path="ours") as dest:
-    receipt = dest.deliver(item)
-    total = time.perf_counter() - t
-    t = time.perf_counter()
-    dest.verify(item)
-    verify = time.perf_counter() - t
-out = {{"seconds": total, "upload": total - verify, "method": receipt.method}}
-""")
-            )
+            results["ours_sftp"].append(ours_sftp(conn, payload, f"r{i}/backup.age", "ours"))
             (sshd.upload_dir / "ossh").mkdir(exist_ok=True)
-            results["openssh"].append(
-                fresh(f"""
-import subprocess
-cmd = ["sftp", "-b", "-", "-i", {str(sshd.client_key_path)!r},
-       "-o", "UserKnownHostsFile={sshd.known_hosts_path}", "-P", "{sshd.port}",
-       "{sshd.user}@{sshd.host}"]
-t = time.perf_counter()
-subprocess.run(cmd, input="put {payload} ossh/r{i}.age\\n", text=True, check=True,
-               capture_output=True)
-out = {{"seconds": time.perf_counter() - t}}
-""")
-            )
+            results["openssh"].append(openssh_put(sshd, payload, f"ossh/r{i}.age"))
             bucket = f"bench-{i}"
-            warm = gw.client()
-            warm.create_bucket(Bucket=bucket)
-            # RadosGW's first writes and first multipart upload are slow (its pools are made
-            # on first use, ~1-2 s): warm them up for both sides.
-            for n in range(8):
-                warm.put_object(Bucket=bucket, Key=f"warm{n}", Body=os.urandom(1 << 20))
-            upload = warm.create_multipart_upload(Bucket=bucket, Key="warm")["UploadId"]
-            warm.abort_multipart_upload(Bucket=bucket, Key="warm", UploadId=upload)
-            results["ours_s3"].append(
-                fresh(f"""
-from pathlib import Path
-from retirement.connect.info import ConnectionInfo
-from retirement.destinations.base import Delivery
-from retirement.destinations.s3 import S3Destination
-c = {s3conn!r}
-info = ConnectionInfo("b", "aws", None, c["login"], c["password"], None, None, c["extra"])
-item = Delivery(Path({str(payload)!r}), "ours.age", {size}, {digest!r})
-dest = S3Destination.from_connection("b", info, bucket={bucket!r})
-t = time.perf_counter()
-receipt = dest.deliver(item)
-out = {{"seconds": time.perf_counter() - t, "method": receipt.method}}
-""")
-            )
-            results["boto3"].append(
-                fresh(f"""
-import boto3
-from botocore.config import Config
-c = {s3conn!r}
-client = boto3.client("s3", endpoint_url=c["extra"]["endpoint_url"], region_name="us-east-1",
-    aws_access_key_id=c["login"], aws_secret_access_key=c["password"],
-    verify=c["extra"]["verify"], config=Config(**c["extra"]["config_kwargs"]))
-t = time.perf_counter()
-client.upload_file({str(payload)!r}, {bucket!r}, "plain.age")
-out = {{"seconds": time.perf_counter() - t}}
-""")
-            )
+            warm_bucket(gw, bucket)
+            results["ours_s3"].append(ours_s3(s3conn, bucket, payload, "ours.age"))
+            results["boto3"].append(boto3_upload(s3conn, bucket, payload, "plain.age"))
             client = gw.client()
             for key in ("ours.age", "plain.age"):
                 client.delete_object(Bucket=bucket, Key=key)

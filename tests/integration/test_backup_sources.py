@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 import pymysql
@@ -15,6 +16,7 @@ from retirement.sources.sql import SqlSource
 from retirement.vault.verify import verify_backup
 from retirement.vault.write import back_up
 from tests.pii_data import COLUMNS, rows
+from tests.support.awkward import AWKWARD, awkward_table
 
 pytestmark = pytest.mark.integration
 ROWS = rows(300)
@@ -65,24 +67,6 @@ def test_postgres_table(pg_url: str, keys: KeyStore, tmp_path: Path) -> None:
         assert _round_trip(source, "people", "table", keys, tmp_path / "v", ("id",)) == len(ROWS)
 
 
-AWKWARD = [
-    (1, "plain", "", b"\x00\x01", True, "2024-02-29 23:59:59+00", None),
-    (2, 'quote " and, comma', None, None, False, None, 1.5),
-    (3, "line\nbreak 中文", "x", b"", None, "1999-12-31 00:00:00+08", -0.0),
-    (4, None, '"', b"\xff", True, "2024-01-01 00:00:00+00", 1e300),
-]
-
-
-def _awkward_table(pg_url: str, name: str) -> None:
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(
-            f"CREATE TABLE {name} (id integer PRIMARY KEY, a text, b varchar(10), c bytea, "
-            "d boolean, e timestamptz, f double precision)"
-        )
-        with conn.cursor() as cur:
-            cur.executemany(f"INSERT INTO {name} VALUES (%s, %s, %s, %s, %s, %s, %s)", AWKWARD)
-
-
 def _pg_rows(pg_url: str, sql: str) -> list[tuple]:
     with psycopg.connect(pg_url) as conn:
         return conn.execute(sql).fetchall()
@@ -95,7 +79,7 @@ def test_postgres_copy_backup_restores_into_postgres_and_sqlite(
     export and both restore paths exactly; the profile comes from the same snapshot."""
     from retirement.vault.restore_db import restore_to_db
 
-    _awkward_table(pg_url, "awkward")
+    awkward_table(pg_url, "awkward")
     with SqlSource("pg", pg_url) as source:
         result = back_up(
             source,
@@ -141,7 +125,7 @@ def test_restore_to_db_of_an_altered_backup_loads_nothing(
     from retirement.errors import IntegrityError
     from retirement.vault.restore_db import restore_to_db
 
-    _awkward_table(pg_url, "awkward")
+    awkward_table(pg_url, "awkward")
     with SqlSource("pg", pg_url) as source:
         result = back_up(
             source,
@@ -203,3 +187,56 @@ def test_s3_objects(radosgw, s3_bucket: str, keys: KeyStore, tmp_path: Path) -> 
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
         assert _round_trip(source, "contract.pdf", "document", keys, tmp_path / "v") == 1
         assert _round_trip(source, "people.csv", "table", keys, tmp_path / "v") == 120
+
+
+def _export_bytes(source: SqlSource, name: str, *, blocks: bool) -> tuple[bytes, int]:
+    export_cm = source.copy_export(name, "id", blocks=blocks)
+    assert export_cm is not None
+    with export_cm as export:
+        if blocks:
+            assert export.blocks is not None
+            data = b"".join(export.blocks)
+        else:
+            assert export.records is not None
+            data = b"".join(bytes(r) for r in export.records)
+        return data, export.rows
+
+
+def test_postgres_copy_in_blocks_through_psql_is_the_same_bytes(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psql's COPY (blocks) and the driver's (records) give the same bytes, under session
+    settings that change the text of timestamps and floats; without psql, records."""
+    awkward_table(pg_url, "awkward")
+    options = quote("-c TimeZone=Asia/Shanghai -c DateStyle=SQL,DMY -c extra_float_digits=0")
+    with SqlSource("pg", f"{pg_url}?options={options}") as source:
+        in_records, rows = _export_bytes(source, "awkward", blocks=False)
+        in_blocks, rows_blocks = _export_bytes(source, "awkward", blocks=True)
+        assert b"CST" in in_records or b"+08" in in_records  # the settings took effect
+        assert in_blocks == in_records
+        assert rows == rows_blocks == len(AWKWARD)
+        monkeypatch.setenv("PATH", str(tmp_path))  # no psql: the driver's records
+        export_cm = source.copy_export("awkward", "id", blocks=True)
+        assert export_cm is not None
+        with export_cm as export:
+            assert export.blocks is None
+            assert b"".join(bytes(r) for r in export.records or ()) == in_records
+
+
+def test_postgres_copy_through_psql_reads_the_snapshot_of_the_profile(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A row committed after the export began is neither counted nor exported."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 1000) i")
+    with SqlSource("pg", pg_url) as source:
+        export_cm = source.copy_export("t", "id", blocks=True)
+        assert export_cm is not None
+        with export_cm as export:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute("INSERT INTO t VALUES (1001, 'late')")
+            assert export.blocks is not None
+            data = b"".join(export.blocks)
+    assert export.rows == data.count(b"\n") == 1000
+    assert b"late" not in data

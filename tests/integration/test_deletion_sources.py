@@ -13,13 +13,15 @@ import sqlalchemy as sa
 
 from retirement.crypto.keys import KeyStore
 from retirement.deletion.check import left_of_backup
-from retirement.deletion.objects import delete_s3_version
+from retirement.deletion.objects import delete_object
 from retirement.deletion.tables import check_unchanged, delete_table_rows
 from retirement.errors import DeletionRefused
+from retirement.formats.csv import KEY_ORDER_METHOD, SUM_METHOD
 from retirement.model.ids import DatasetId
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
 from retirement.vault.write import back_up
+from tests.support.awkward import AWKWARD, awkward_table
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +31,15 @@ def keys(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
 
 
-def _backup(source, name, keys: KeyStore, out: Path, key: tuple[str, ...], kind: str = "table"):
+def _backup(
+    source,
+    name,
+    keys: KeyStore,
+    out: Path,
+    key: tuple[str, ...],
+    kind: str = "table",
+    method: str | None = None,
+):
     result = back_up(
         source,
         name,
@@ -42,6 +52,7 @@ def _backup(source, name, keys: KeyStore, out: Path, key: tuple[str, ...], kind:
         signing_key=keys.signing_key(),
         created_at="2026-11-23T00:00:00Z",
         key_columns=key,
+        row_digest_method=method,
     )
     return result.manifest, result.ciphertext_path
 
@@ -159,9 +170,9 @@ def test_s3_deletes_exactly_the_backed_up_version(
         (ref,) = [r for r in source.datasets() if r.id.object == "a#1.txt"]
         assert ref.qualified == "bucket.a%231.txt"
         manifest, _ = _backup(source, ref.id, keys, tmp_path / "v", (), kind="document")
-        result = delete_s3_version(source, ref.id, manifest, sibling=lambda _d: manifest)
+        result = delete_object(source, ref.id, manifest, sibling=lambda _d: manifest)
         assert result.deleted == 1
-        again = delete_s3_version(source, ref.id, manifest, sibling=lambda _d: manifest)
+        again = delete_object(source, ref.id, manifest, sibling=lambda _d: manifest)
         assert again.deleted == 0  # a retry finds it gone
     listed = client.list_object_versions(Bucket=s3_bucket, Prefix="docs/")
     versions = sorted((v["Key"], v["Size"]) for v in listed.get("Versions", []))
@@ -181,7 +192,7 @@ def test_s3_a_replaced_object_is_refused(
         manifest, _ = _backup(source, ds, keys, tmp_path / "v", (), kind="document")
     client.put_object(Bucket=s3_bucket, Key="docs/b.txt", Body=b"written after the backup")
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
-        deleted = delete_s3_version(source, ds, manifest, sibling=lambda _d: manifest)
+        deleted = delete_object(source, ds, manifest, sibling=lambda _d: manifest)
     assert deleted.deleted == 1  # the backed-up version, by its id
     body = client.get_object(Bucket=s3_bucket, Key="docs/b.txt")["Body"].read()
     assert body == b"written after the backup"  # the newer version is untouched
@@ -192,10 +203,8 @@ def test_postgres_rows_compared_with_their_backup_before_deletion(
 ) -> None:
     """Every type of the awkward table reads back as the very line COPY wrote, so nothing is
     mistaken for a change; a row really changed after the check is refused by key."""
-    from tests.integration.test_backup_sources import AWKWARD, _awkward_table
-
-    _awkward_table(pg_url, "awkward")
-    _awkward_table(pg_url, "awkward2")
+    awkward_table(pg_url, "awkward")
+    awkward_table(pg_url, "awkward2")
     with SqlSource("pg", pg_url) as source:
         manifest, cipher = _backup(source, "awkward", keys, tmp_path / "v", ("id",))
         ids = [keys.identity("demo", "erase")]
@@ -208,3 +217,100 @@ def test_postgres_rows_compared_with_their_backup_before_deletion(
         with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 3\)"):
             delete_table_rows(source, "awkward2", manifest, cipher, ids)
         assert source.count("awkward2") == len(AWKWARD)  # the batch was not deleted
+
+
+@pytest.mark.parametrize("rewrite", [None, "vacuum_full"])
+def test_postgres_only_vacuum_full_rewrites_the_table(
+    pg_url: str, keys: KeyStore, tmp_path: Path, rewrite: str | None
+) -> None:
+    """Plain VACUUM leaves the table in its file (the deleted rows' bytes stay until
+    overwritten); VACUUM FULL writes the rows that remain into a new file."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE calls (id int PRIMARY KEY, phone text)")
+        conn.execute("INSERT INTO calls SELECT i, '1381234' || i FROM generate_series(1, 3000) i")
+    file_of = "SELECT pg_relation_filenode('calls')"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        before = conn.execute(file_of).fetchone()
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO calls VALUES (9001, 'after the backup')")
+        ids = [keys.identity("demo", "erase")]
+        result = delete_table_rows(source, "calls", manifest, cipher, ids, rewrite=rewrite)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        after = conn.execute(file_of).fetchone()
+        assert conn.execute("SELECT id FROM calls").fetchall() == [(9001,)]
+    if rewrite == "vacuum_full":
+        assert after != before
+        assert "VACUUM FULL" in result.technique
+    else:
+        assert after == before
+        assert "the table was not rewritten" in result.technique
+
+
+def test_mariadb_rewrite_none_skips_optimize(
+    mysql_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE calls (id int PRIMARY KEY, phone varchar(20))")
+        conn.exec_driver_sql("INSERT INTO calls VALUES (1, '13812345678'), (2, '13812345679')")
+    engine.dispose()
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        ids = [keys.identity("demo", "erase")]
+        result = delete_table_rows(source, "calls", manifest, cipher, ids, rewrite="none")
+    assert result.deleted == 2
+    assert "OPTIMIZE" not in result.technique
+    assert "no rewrite" in result.technique
+
+
+def test_postgres_reads_the_key_array_as_the_keys(pg_url: str) -> None:
+    """The keys of a batch go to PostgreSQL as one array literal: every value, quotes,
+    backslashes, braces, commas, spaces, empty and NULL, arrives as itself."""
+    from retirement.deletion.keyed import _array
+
+    values = ['a"b', "c\\d", "{e,f}", " g ", "", None, "NULL", "客户", "\n", '\\"']
+    with psycopg.connect(pg_url) as conn:
+        (got,) = conn.execute("SELECT CAST(%s AS text[])", [_array(values)]).fetchone()
+    assert got == values
+
+
+@pytest.mark.parametrize("method", [None, SUM_METHOD])
+def test_postgres_a_row_changed_after_the_backup_is_caught_by_either_digest(
+    pg_url: str, keys: KeyStore, tmp_path: Path, method: str | None
+) -> None:
+    """The key-order digest (new backups of keyed tables) and the order-free sum (older
+    manifests) both refuse a source whose row changed in place, with the same row count."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE people (id bigint PRIMARY KEY, name text)")
+        conn.execute("INSERT INTO people SELECT i, 'p' || i FROM generate_series(1, 20000) i")
+    with SqlSource("pg", pg_url) as source:
+        manifest, _ = _backup(source, "people", keys, tmp_path / "v", ("id",), method=method)
+        assert manifest.fingerprint.row_digest_method == (method or KEY_ORDER_METHOD)
+        check_unchanged(source, "people", "table", manifest)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE people SET name = 'changed' WHERE id = 15000")
+        with pytest.raises(DeletionRefused, match="the same number of rows, but some changed"):
+            check_unchanged(source, "people", "table", manifest)
+
+
+def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
+    mysql_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE people (id bigint PRIMARY KEY, name varchar(20))"))
+        conn.execute(
+            sa.text("INSERT INTO people VALUES (:i, :n)"),
+            [{"i": i, "n": f"p{i}"} for i in range(1, 3001)],
+        )
+    with SqlSource("my", mysql_url) as source:
+        manifest, _ = _backup(source, "people", keys, tmp_path / "v", ("id",))
+        assert manifest.fingerprint.row_digest_method == KEY_ORDER_METHOD
+        check_unchanged(source, "people", "table", manifest)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE people SET name = 'changed' WHERE id = 7"))
+        with pytest.raises(DeletionRefused, match="the same number of rows, but some changed"):
+            check_unchanged(source, "people", "table", manifest)
+    engine.dispose()

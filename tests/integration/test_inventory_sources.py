@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.inventory.scan import DatasetReport, scan_dataset
+from retirement.model.identifiers import ric_check_char
 from retirement.plan.policy import ClassificationPolicy
 from retirement.sources.files import FileSource
 from retirement.sources.s3 import S3Source
@@ -61,6 +62,37 @@ def test_postgres(pg_url: str) -> None:
         assert source.count("people") == len(ROWS)
         assert source.key_columns("people") == ["id"]
         assert source.byte_size("people") > 0
+
+
+def test_postgres_free_text_read_as_columns(pg_url: str) -> None:
+    """COPY into Arrow keeps NULL, '' and multi-line cells apart; embedded IDs are counted."""
+    rid = "11010519491231002" + ric_check_char("11010519491231002")
+    remarks = [
+        f"客户身份证号{rid}已核实",
+        "line one\n回电 13800138000, 邮箱 li@example.com",
+        None,
+        "",
+    ]
+    remarks += [f'say "{rid}", then' for _ in range(6)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id integer PRIMARY KEY, remark text, id_no text)")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO notes VALUES (%s, %s, %s)",
+                [(i, r, rid if i % 2 else None) for i, r in enumerate(remarks)],
+            )
+    with SqlSource("pg", pg_url) as source:
+        (ref,) = [r for r in source.datasets() if r.name == "notes"]
+        report = scan_dataset(source, ref, POLICY)
+    cols = {c.name: c for c in report.columns}
+    assert report.rows == len(remarks)
+    assert cols["remark"].data_class == "sensitive"
+    assert cols["remark"].found == {"cn_resident_id": 7}
+    assert cols["remark"].embedded == {"cn_resident_id": 7, "cn_mobile": 1, "email": 1}
+    assert cols["remark"].hit_ratio == 7 / 8  # NULL and '' are not counted as cells
+    assert cols["remark"].whole_hit_ratio == 0.0
+    assert (cols["id_no"].detected, cols["id_no"].whole_hit_ratio) == ("cn_resident_id", 1.0)
+    assert cols["id_no"].embedded == {}
 
 
 def test_mariadb(mysql_url: str) -> None:

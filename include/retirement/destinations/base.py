@@ -11,7 +11,10 @@ from retirement.errors import IntegrityError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
     from pathlib import Path
+
+    from retirement.destinations.store import Store
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,48 @@ def utc_now() -> str:
 
 
 class Destination(ABC):
-    """A place backups are delivered to."""
+    """A place backups are delivered to: a store (``destinations.store``) that the one
+    upload-verify-rename routine fills, and its own way to verify what it holds."""
 
     kind: str
 
     def __init__(self, name: str) -> None:
         self.name = name
 
-    @abstractmethod
     def deliver(self, item: Delivery, *, on_bytes: Callable[[int], None] | None = None) -> Receipt:
-        """Upload (or resume, or find already there) and verify; return the receipt."""
+        """Upload (or resume, or find already there) and verify; return the receipt. A copy
+        already there that no longer verifies is replaced."""
+        from retirement.destinations.store import deliver_verified
+
+        replaced = False
+        if self.published(item):
+            try:
+                return self.accepted(item, self.verify(item))  # delivered by an earlier attempt
+            except IntegrityError:
+                replaced = True  # altered since: sent again, the altered copy replaced
+        with item.path.open("rb") as source, self.store(item) as store:
+            sent = deliver_verified(
+                store, item.name, source, item.sha256, size=item.size, on_bytes=on_bytes
+            )
+        receipt = self.verify(item, {"version_id": sent.version_id} if sent.version_id else None)
+        receipt = Receipt(**{**receipt.as_dict(), "resumed_from": sent.resumed_from})
+        if replaced:
+            method = f"{receipt.method}; replaced a copy at the destination that no longer verified"
+            receipt = Receipt(**{**receipt.as_dict(), "method": method})
+        return self.accepted(item, receipt)
+
+    @abstractmethod
+    def published(self, item: Delivery) -> bool:
+        """Whether something is already in place under the item's name."""
+
+    @abstractmethod
+    def store(self, item: Delivery) -> AbstractContextManager[Store]:
+        """The store ``item`` is uploaded to, its client's errors translated into
+        TransferError while it is used."""
+
+    def accepted(self, item: Delivery, receipt: Receipt) -> Receipt:
+        """What a verified delivery still needs (S3: Object Lock); its final receipt."""
+        return receipt
 
     @abstractmethod
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
@@ -91,11 +126,3 @@ def expect(item: Delivery, where: str, size: int, sha256: str) -> None:
             f"{where}: holds {size} bytes with sha256 {sha256}; the manifest says "
             f"{item.size} bytes, {item.sha256} (truncated or altered at the destination)"
         )
-
-
-def replaced_note(receipt: Receipt, replaced: bool) -> Receipt:
-    """The receipt of a delivery that replaced a copy which no longer verified."""
-    if not replaced:
-        return receipt
-    method = f"{receipt.method}; replaced a copy at the destination that no longer verified"
-    return Receipt(**{**receipt.as_dict(), "method": method})

@@ -19,27 +19,20 @@ Written for any S3 endpoint (AWS S3, MinIO, Ceph RadosGW) and proven against Rad
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import os
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from typing import TYPE_CHECKING, Any
 
-from retirement.destinations.base import (
-    Delivery,
-    Destination,
-    Receipt,
-    expect,
-    replaced_note,
-    utc_now,
-)
-from retirement.destinations.s3_parts import unfinished_upload, upload_etag
+from retirement.connect import s3objects
+from retirement.destinations.base import Delivery, Destination, Receipt, expect, utc_now
+from retirement.destinations.s3_parts import S3Bucket, upload_etag
 from retirement.errors import IntegrityError, SourceError, TransferError
-from retirement.formats.digests import CHUNK
+from retirement.formats.digests import feed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Iterator
 
     from retirement.connect.info import ConnectionInfo
 
@@ -48,26 +41,41 @@ PART_SIZE = 16 * MIB
 MAX_PARTS = 10_000
 
 
+@dataclass(frozen=True)
+class S3Options:
+    """How a destination uses its endpoint (from the connection's extra)."""
+
+    part_size: int = PART_SIZE
+    concurrency: int = 4
+    sse: str | None = "AES256"  # server-side encryption asked for
+    checksum_algorithm: str | None = None  # flexible checksums, where the endpoint keeps them
+    read_back: bool = False  # verify by downloading and hashing
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> S3Options:
+        sse = extra.get("server_side_encryption", "AES256")
+        algorithm = extra.get("checksum_algorithm")
+        if algorithm is None and not extra.get("endpoint_url"):
+            algorithm = "SHA256"  # AWS S3 itself stores flexible checksums
+        return cls(
+            part_size=int(extra.get("part_size_mb", PART_SIZE // MIB)) * MIB,
+            concurrency=int(extra.get("max_concurrency", 4)),
+            sse=None if str(sse).lower() in ("", "none", "false") else str(sse),
+            checksum_algorithm=(str(algorithm).upper() if algorithm else None),
+            read_back=str(extra.get("verify_read_back", "false")).lower() == "true",
+        )
+
+
 class S3Destination(Destination):
     kind = "s3"
 
-    def __init__(
-        self,
-        name: str,
-        client: Any,
-        bucket: str,
-        prefix: str = "",
-        *,
-        part_size: int = PART_SIZE,
-        concurrency: int = 4,
-        sse: str | None = "AES256",
-        checksum_algorithm: str | None = None,
-        read_back: bool = False,
-    ) -> None:
+    def __init__(self, name: str, client: Any, where: tuple[str, str], options: S3Options) -> None:
+        """``where``: the bucket and the prefix (folder) objects are put under."""
         super().__init__(name)
-        self.client, self.bucket, self.prefix = client, bucket, prefix.strip("/")
-        self.part_size, self.concurrency = part_size, concurrency
-        self.sse, self.checksum_algorithm, self.read_back = sse, checksum_algorithm, read_back
+        self.client, self.bucket, self.prefix = client, where[0], where[1].strip("/")
+        self.part_size, self.concurrency = options.part_size, options.concurrency
+        self.sse, self.checksum_algorithm = options.sse, options.checksum_algorithm
+        self.read_back = options.read_back
         self._lock_enabled: bool | None = None
         self._etags: dict[str, str] = {}  # sha256 -> ETag computed while uploading
 
@@ -77,26 +85,11 @@ class S3Destination(Destination):
     ) -> S3Destination:
         from retirement.connect.s3client import s3_client
 
-        extra = conn.extra
-        sse = extra.get("server_side_encryption", "AES256")
-        algorithm = extra.get("checksum_algorithm")
-        if algorithm is None and not extra.get("endpoint_url"):
-            algorithm = "SHA256"  # AWS S3 itself stores flexible checksums
         try:
             client = s3_client(conn)
         except SourceError as exc:
             raise TransferError(f"destination {name}: {exc}") from exc
-        return cls(
-            name,
-            client,
-            bucket,
-            prefix,
-            part_size=int(extra.get("part_size_mb", PART_SIZE // MIB)) * MIB,
-            concurrency=int(extra.get("max_concurrency", 4)),
-            sse=None if str(sse).lower() in ("", "none", "false") else str(sse),
-            checksum_algorithm=(str(algorithm).upper() if algorithm else None),
-            read_back=str(extra.get("verify_read_back", "false")).lower() == "true",
-        )
+        return cls(name, client, (bucket, prefix), S3Options.from_extra(conn.extra))
 
     @property
     def where(self) -> str:
@@ -126,29 +119,27 @@ class S3Destination(Destination):
 
     # ------------------------------------------------------------------ deliver
 
-    def deliver(self, item: Delivery, *, on_bytes: Callable[[int], None] | None = None) -> Receipt:
+    def published(self, item: Delivery) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        key = self.key(item)
         try:
-            current = self._head(key)
-            replaced = current is not None
-            if current and current.get("Metadata", {}).get("sha256") == item.sha256:
-                try:
-                    return self._retain(item, self.verify(item))  # delivered before
-                except IntegrityError:
-                    pass  # altered since: sent again as a new version
-            part_size = max(self.part_size, -(-item.size // MAX_PARTS))
-            if item.size <= part_size:
-                version, resumed = self._put(item, key), 0
-                if on_bytes:
-                    on_bytes(item.size)
-            else:
-                version, resumed = self._multipart(item, key, part_size, on_bytes)
+            return self._head(self.key(item)) is not None
         except (ClientError, BotoCoreError) as exc:
-            raise self._fail(f"upload of {key}", exc) from exc
-        receipt = self.verify(item, {"version_id": version} if version else None)
-        receipt = replaced_note(Receipt(**{**receipt.as_dict(), "resumed_from": resumed}), replaced)
+            raise self._fail(f"upload of {self.key(item)}", exc) from exc
+
+    @contextmanager
+    def store(self, item: Delivery) -> Iterator[S3Bucket]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket = S3Bucket(self, item)
+        try:
+            yield bucket
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(f"upload of {self.key(item)}", exc) from exc
+        finally:
+            bucket.close()
+
+    def accepted(self, item: Delivery, receipt: Receipt) -> Receipt:
         return self._retain(item, receipt)
 
     def _common(self, item: Delivery) -> dict[str, Any]:
@@ -158,77 +149,6 @@ class S3Destination(Destination):
         if self.sse:
             args["ServerSideEncryption"] = self.sse
         return args
-
-    def _put(self, item: Delivery, key: str) -> str | None:
-        body = item.path.read_bytes()
-        extra = self._common(item)
-        if self.checksum_algorithm == "SHA256":
-            extra["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(body).digest()).decode()
-        response = self.client.put_object(
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentMD5=base64.b64encode(hashlib.md5(body).digest()).decode(),
-            **extra,
-        )
-        version: str | None = response.get("VersionId")
-        return version
-
-    def _multipart(
-        self,
-        item: Delivery,
-        key: str,
-        part_size: int,
-        on_bytes: Callable[[int], None] | None,
-    ) -> tuple[str | None, int]:
-        count = -(-item.size // part_size)
-        upload_id, have = unfinished_upload(self.client, self.bucket, key)
-        if upload_id is None:
-            extra = self._common(item)
-            if self.checksum_algorithm:
-                extra["ChecksumAlgorithm"] = self.checksum_algorithm
-            upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key, **extra)[
-                "UploadId"
-            ]
-        fd = os.open(item.path, os.O_RDONLY)
-        try:
-
-            def send(number: int) -> dict[str, Any]:
-                offset = (number - 1) * part_size
-                data = os.pread(fd, min(part_size, item.size - offset), offset)
-                md5 = hashlib.md5(data).digest()  # S3's Content-MD5
-                part: dict[str, Any] = {"PartNumber": number, "ETag": f'"{md5.hex()}"'}
-                if have.get(number) == (len(data), md5.hex()):
-                    return {**part, "kept": len(data)}
-                extra = {}
-                if self.checksum_algorithm == "SHA256":
-                    extra["ChecksumSHA256"] = part["ChecksumSHA256"] = base64.b64encode(
-                        hashlib.sha256(data).digest()
-                    ).decode()
-                self.client.upload_part(
-                    Bucket=self.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ContentMD5=base64.b64encode(md5).decode(),
-                    **extra,
-                )
-                if on_bytes:
-                    on_bytes(len(data))
-                return part
-
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="s3-part") as pool:
-                parts = list(pool.map(send, range(1, count + 1)))
-        finally:
-            os.close(fd)
-        resumed = sum(p.pop("kept", 0) for p in parts)
-        md5s = b"".join(bytes.fromhex(p["ETag"].strip('"')) for p in parts)
-        self._etags[item.sha256] = f"{hashlib.md5(md5s).hexdigest()}-{count}"
-        done = self.client.complete_multipart_upload(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-        )
-        return done.get("VersionId"), resumed
 
     # ------------------------------------------------------------------ lock
 
@@ -288,43 +208,34 @@ class S3Destination(Destination):
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = f"{self.prefix}/{name}" if self.prefix else name
-        removed = 0
         try:
-            pages = self.client.get_paginator("list_object_versions").paginate(
-                Bucket=self.bucket, Prefix=key
-            )
-            for page in pages:
-                for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    if entry["Key"] == key:
-                        self.client.delete_object(
-                            Bucket=self.bucket, Key=key, VersionId=entry["VersionId"]
-                        )
-                        removed += 1
+            found = s3objects.versions(self.client, self.bucket, key)
+            for version in found:
+                s3objects.delete_version(self.client, self.bucket, key, version)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(f"deleting {key}", exc) from exc
-        return removed
+        return len(found)
 
     # ------------------------------------------------------------------ verify
 
-    def _head(self, key: str, version_id: str | None = None) -> dict[str, Any] | None:
-        from botocore.exceptions import ClientError
-
-        args = {"VersionId": version_id} if version_id else {}
-        if self.checksum_algorithm:
-            args["ChecksumMode"] = "ENABLED"
-        try:
-            head: dict[str, Any] = self.client.head_object(Bucket=self.bucket, Key=key, **args)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+    def _head(self, key: str) -> dict[str, Any] | None:
+        extra = {"ChecksumMode": "ENABLED"} if self.checksum_algorithm else {}
+        head: dict[str, Any] | None = s3objects.head(self.client, self.bucket, key, **extra)
         return head
 
     def expected_etag(self, item: Delivery) -> str:
         """The ETag S3 gives our upload: the MD5, or MD5-of-part-MD5s "-N" for multipart."""
         if item.sha256 in self._etags:
             return self._etags[item.sha256]
-        return upload_etag(item, max(self.part_size, -(-item.size // MAX_PARTS)))
+        return upload_etag(item, self.part_size_for(item))
+
+    def part_size_for(self, item: Delivery) -> int:
+        """The connection's part size, or larger where the file needs over 10,000 parts."""
+        return max(self.part_size, -(-item.size // MAX_PARTS))
+
+    def uploaded(self, item: Delivery, etag: str) -> None:
+        """Remember the ETag computed while ``item`` was sent (verify need not read it)."""
+        self._etags[item.sha256] = etag
 
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -372,6 +283,5 @@ class S3Destination(Destination):
         args = {"VersionId": version} if version else {}
         body = self.client.get_object(Bucket=self.bucket, Key=key, **args)["Body"]
         h = hashlib.sha256()
-        for chunk in body.iter_chunks(CHUNK):
-            h.update(chunk)
+        feed(body, h)
         return h.hexdigest()

@@ -23,23 +23,16 @@ import shlex
 import socket
 import stat
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import paramiko
 
-from retirement.destinations.base import (
-    Delivery,
-    Destination,
-    Receipt,
-    expect,
-    replaced_note,
-    utc_now,
-)
+from retirement.destinations.base import Delivery, Destination, Receipt, expect, utc_now
 from retirement.errors import HostKeyMismatch, IntegrityError, TransferError
-from retirement.formats.digests import CHUNK, hash_prefix
+from retirement.formats.digests import feed, stream_sha256
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from retirement.connect.info import ConnectionInfo
 
@@ -204,32 +197,8 @@ class SftpDestination(Destination):
 
     # ------------------------------------------------------------------ paths
 
-    def _paths(self, sftp: paramiko.SFTPClient, item: Delivery) -> tuple[str, str]:
-        base = sftp.normalize(self.base_path)
-        final = posixpath.join(base, item.name)
-        folder, leaf = posixpath.split(final)
-        return final, posixpath.join(folder, f".{leaf}.partial")
-
-    @staticmethod
-    def _size(sftp: paramiko.SFTPClient, path: str) -> int | None:
-        try:
-            attrs = sftp.stat(path)
-        except FileNotFoundError:
-            return None
-        return None if attrs.st_mode is None or not stat.S_ISREG(attrs.st_mode) else attrs.st_size
-
-    @staticmethod
-    def _makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
-        missing = []
-        while folder not in ("", "/"):
-            try:
-                sftp.stat(folder)
-                break
-            except FileNotFoundError:
-                missing.append(folder)
-                folder = posixpath.dirname(folder)
-        for path in reversed(missing):
-            sftp.mkdir(path)
+    def _final(self, sftp: paramiko.SFTPClient, item: Delivery) -> str:
+        return posixpath.join(sftp.normalize(self.base_path), item.name)
 
     # ------------------------------------------------------------------ digests
 
@@ -259,16 +228,14 @@ class SftpDestination(Destination):
         return match.group(1)
 
     def _read_sha256(self, sftp: paramiko.SFTPClient, path: str, length: int) -> str:
-        h, left = hashlib.sha256(), length
+        h = hashlib.sha256()
         with sftp.open(path, "rb") as f:
             f.MAX_REQUEST_SIZE = REQUEST_SIZE
             f.prefetch(length)
-            while left and (chunk := f.read(min(CHUNK, left))):
-                h.update(chunk)
-                left -= len(chunk)
+            feed(f, h, length)
         return h.hexdigest()
 
-    def _remote_sha256(
+    def remote_sha256(
         self, sftp: paramiko.SFTPClient, path: str, length: int, *, whole: bool
     ) -> tuple[str, str]:
         digest = self._exec_sha256(path, None if whole else length)
@@ -278,58 +245,29 @@ class SftpDestination(Destination):
 
     # ------------------------------------------------------------------ deliver
 
-    def deliver(self, item: Delivery, *, on_bytes: Callable[[int], None] | None = None) -> Receipt:
+    def published(self, item: Delivery) -> bool:
+        with self._session(f"cannot verify {item.name}") as sftp:
+            return remote_size(sftp, self._final(sftp, item)) is not None
+
+    @contextmanager
+    def store(self, item: Delivery) -> Iterator[SftpFolder]:
         after = "; nothing was published, a retry resumes from what arrived"
         with self._session(f"upload of {item.name} interrupted", after) as sftp:
-            final, partial = self._paths(sftp, item)
-            replaced = False
-            if self._size(sftp, final) is not None:
-                try:
-                    return self.verify(item)  # an earlier attempt published it
-                except IntegrityError:
-                    replaced = True  # altered since: sent again, the altered copy replaced
-            self._makedirs(sftp, posixpath.dirname(final))
-            offset = self._resume_offset(sftp, partial, item)
-            with item.path.open("rb") as src, sftp.open(partial, "r+b" if offset else "wb") as out:
-                out.MAX_REQUEST_SIZE = REQUEST_SIZE
-                out.set_pipelined(True)
-                src.seek(offset)
-                out.seek(offset)
-                while chunk := src.read(CHUNK):
-                    out.write(chunk)
-                    if on_bytes:
-                        on_bytes(len(chunk))
-            try:
-                sftp.posix_rename(partial, final)  # replaces an altered copy atomically
-            except OSError:
-                if replaced:
-                    sftp.remove(final)
-                sftp.rename(partial, final)  # servers without posix-rename@openssh.com
-        receipt = self.verify(item)
-        return replaced_note(Receipt(**{**receipt.as_dict(), "resumed_from": offset}), replaced)
-
-    def _resume_offset(self, sftp: paramiko.SFTPClient, partial: str, item: Delivery) -> int:
-        have = self._size(sftp, partial)
-        if not have or have > item.size:
-            return 0
-        remote, _ = self._remote_sha256(sftp, partial, have, whole=False)
-        if remote != hash_prefix(item.path, have):
-            return 0  # not a prefix of ours: overwrite
-        return have
+            yield SftpFolder(self, sftp)
 
     def delete(self, name: str) -> int:
         with self._session(f"cannot delete {name}") as sftp:
             path = posixpath.join(sftp.normalize(self.base_path), name)
-            if self._size(sftp, path) is None:
+            if remote_size(sftp, path) is None:
                 return 0
             sftp.remove(path)
         return 1
 
     def verify(self, item: Delivery, receipt: dict[str, Any] | None = None) -> Receipt:
         with self._session(f"cannot verify {item.name}") as sftp:
-            final, _ = self._paths(sftp, item)
-            size = self._size(sftp, final)
-            found = None if size is None else self._remote_sha256(sftp, final, size, whole=True)
+            final = self._final(sftp, item)
+            size = remote_size(sftp, final)
+            found = None if size is None else self.remote_sha256(sftp, final, size, whole=True)
         if size is None or found is None:
             raise IntegrityError(f"{self.where}: {final} is missing")
         digest, method = found
@@ -344,6 +282,88 @@ class SftpDestination(Destination):
             verified_at=utc_now(),
             method=method,
         )
+
+
+def remote_size(sftp: paramiko.SFTPClient, path: str) -> int | None:
+    """The size of a regular file on the server; None where there is none."""
+    try:
+        attrs = sftp.stat(path)
+    except FileNotFoundError:
+        return None
+    return None if attrs.st_mode is None or not stat.S_ISREG(attrs.st_mode) else attrs.st_size
+
+
+def makedirs(sftp: paramiko.SFTPClient, folder: str) -> None:
+    missing = []
+    while folder not in ("", "/"):
+        try:
+            sftp.stat(folder)
+            break
+        except FileNotFoundError:
+            missing.append(folder)
+            folder = posixpath.dirname(folder)
+    for path in reversed(missing):
+        sftp.mkdir(path)
+
+
+class SftpUpload:
+    """``.<name>.partial`` on the server, renamed over the name when published
+    (posix-rename@openssh.com, else remove and rename)."""
+
+    def __init__(self, dest: SftpDestination, sftp: paramiko.SFTPClient, final: str, size: int):
+        self.dest, self.sftp, self.final, self.size = dest, sftp, final, size
+        folder, leaf = posixpath.split(final)
+        self.partial = posixpath.join(folder, f".{leaf}.partial")
+        self._kept = 0
+        self._out: paramiko.SFTPFile | None = None
+
+    def keep(self, source: IO[bytes]) -> int:
+        have = remote_size(self.sftp, self.partial)
+        if have and have <= self.size:
+            remote, _ = self.dest.remote_sha256(self.sftp, self.partial, have, whole=False)
+            if remote == stream_sha256(source, have):
+                self._kept = have
+        return self._kept  # otherwise not a prefix of ours: overwritten
+
+    def _opened(self) -> paramiko.SFTPFile:
+        if self._out is None:
+            makedirs(self.sftp, posixpath.dirname(self.final))
+            out = self.sftp.open(self.partial, "r+b" if self._kept else "wb")
+            out.MAX_REQUEST_SIZE = REQUEST_SIZE
+            out.set_pipelined(True)
+            out.seek(self._kept)
+            self._out = out
+        return self._out
+
+    def write(self, chunk: bytes) -> None:
+        self._opened().write(chunk)
+
+    def finish(self) -> tuple[int, int]:
+        self._opened().close()
+        return remote_size(self.sftp, self.partial) or 0, self._kept
+
+    def publish(self) -> None:
+        try:
+            self.sftp.posix_rename(self.partial, self.final)  # replaces an altered copy
+        except OSError:  # servers without posix-rename@openssh.com
+            if remote_size(self.sftp, self.final) is not None:
+                self.sftp.remove(self.final)
+            self.sftp.rename(self.partial, self.final)
+
+    def discard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        self.sftp.remove(self.partial)
+
+
+class SftpFolder:
+    """The destination's folder on the server, as a store (``destinations.store.Store``)."""
+
+    def __init__(self, dest: SftpDestination, sftp: paramiko.SFTPClient) -> None:
+        self.dest, self.sftp, self.base = dest, sftp, sftp.normalize(dest.base_path)
+
+    def upload(self, name: str, size: int) -> SftpUpload:
+        return SftpUpload(self.dest, self.sftp, posixpath.join(self.base, name), size)
 
 
 def _private_key(extra: dict[str, Any], where: str) -> paramiko.PKey | None:

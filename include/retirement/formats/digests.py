@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -12,22 +12,37 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+def feed(stream: Readable, digest: Any, length: int | None = None) -> int:
+    """Feed the next ``length`` bytes of ``stream`` (all of it where None) to ``digest``
+    (a hashlib object) in chunks; return how many there were."""
+    left, done = length, 0
+    while left is None or left > 0:
+        chunk = stream.read(CHUNK if left is None else min(CHUNK, left))
+        if not chunk:
+            break
+        digest.update(chunk)
+        done += len(chunk)
+        if left is not None:
+            left -= len(chunk)
+    return done
+
+
 def file_sha256(path: Path) -> tuple[int, str]:
-    h, size = hashlib.sha256(), 0
+    h = hashlib.sha256()
     with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
+        size = feed(f, h)
     return size, h.hexdigest()
 
 
 def hash_prefix(path: Path, length: int) -> str:
     """SHA-256 of the first ``length`` bytes of a local file."""
-    h, left = hashlib.sha256(), length
+    h = hashlib.sha256()
     with path.open("rb") as f:
-        while left and (chunk := f.read(min(CHUNK, left))):
-            h.update(chunk)
-            left -= len(chunk)
+        feed(f, h, length)
     return h.hexdigest()
 
 
@@ -38,3 +53,10 @@ def hash_fd(fd: int) -> tuple[int, str]:
         h.update(chunk)
         size += len(chunk)
     return size, h.hexdigest()
+
+
+def stream_sha256(stream: Readable, length: int) -> str:
+    """SHA-256 of the next ``length`` bytes of ``stream`` (fewer where it ends first)."""
+    h = hashlib.sha256()
+    feed(stream, h, length)
+    return h.hexdigest()

@@ -1,5 +1,9 @@
 """Personal-data detectors: identifiers found by their values, checksummed where they have one.
 
+This per-value code is the reference: scans run the column engine
+(:mod:`retirement.inventory.engine`), and property tests hold the engine's answer per cell
+equal to :meth:`Detector.hit`.
+
 Every detector answers ``find(text)``: the identifiers of its type inside ``text`` (free text
 included). A cell is a *hit* for a detector when at least one is found. Each detector has a
 cheap prefilter so a column of ordinary values costs a few string tests per cell.
@@ -317,9 +321,17 @@ class ColumnScan:
 
     non_empty: int
     hits: dict[str, int]
+    whole: dict[str, int] = field(default_factory=dict)  # hits where the cell is the identifier
 
     def ratio(self, name: str) -> float:
         return self.hits.get(name, 0) / self.non_empty if self.non_empty else 0.0
+
+    def whole_ratio(self, name: str) -> float:
+        return self.whole.get(name, 0) / self.non_empty if self.non_empty else 0.0
+
+    def embedded(self, name: str) -> int:
+        """Cells where an identifier of ``name`` sits inside longer text."""
+        return self.hits.get(name, 0) - self.whole.get(name, 0)
 
 
 class ColumnScanner:

@@ -2,7 +2,10 @@
 
 A column's type comes from its values (:mod:`retirement.inventory.detect`); its header may
 add or take away confidence but never decides alone. A dataset takes the highest class of
-its columns (就高从严), then the policy's escalation by size. Scanning streams batch by batch.
+its columns (就高从严), then the policy's escalation by size. Scanning streams batch by batch,
+as Arrow columns through the column engine (:mod:`retirement.inventory.columns`). Each column
+reports its hit ratio, the part of it where the cell is the identifier exactly, and the cells
+holding identifiers inside longer text.
 """
 
 from __future__ import annotations
@@ -13,15 +16,15 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from retirement.errors import SourceError
-from retirement.inventory.detect import ColumnScan, ColumnScanner
-from retirement.sources.base import BATCH_ROWS, ObjectSource
+from retirement.inventory.columns import scan_columns
+from retirement.sources.capabilities import ObjectSource
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from retirement.inventory.detect import Detector
+    from retirement.inventory.detect import ColumnScan, Detector
     from retirement.plan.policy import ClassificationPolicy
-    from retirement.sources.base import DatasetRef, Source
+    from retirement.sources.base import Column, DatasetRef, Source
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,10 @@ class ColumnReport:
     sample_hit_ratio: float
     data_class: str
     found: dict[str, int] = field(default_factory=dict)  # validated identifiers counted
+    # Of the detected type: cells that are the identifier exactly (ratio of non-empty cells).
+    whole_hit_ratio: float = 0.0
+    # Per detector: cells holding an identifier inside longer text (free text, remarks).
+    embedded: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +85,8 @@ class ColumnReport:
             "sample_hit_ratio": round(self.sample_hit_ratio, 4),
             "class": self.data_class,
             "found": self.found,
+            "whole_hit_ratio": round(self.whole_hit_ratio, 4),
+            "embedded": self.embedded,
         }
 
 
@@ -126,6 +135,8 @@ class DatasetReport:
                 c.get("sample_hit_ratio", c["hit_ratio"]),
                 c["class"],
                 dict(c.get("found", {})),
+                c.get("whole_hit_ratio", c["hit_ratio"]),
+                dict(c.get("embedded", {})),
             )
             for c in data.get("columns", [])
         )
@@ -212,39 +223,13 @@ def scan_dataset(
             ref.source, ref.name, "document", 1, size, cls, policy.grades[cls], sha256=sha
         )
     columns = source.schema(ref.id)
-    full_scanners = [ColumnScanner(detectors) for _ in columns]
-    sample_scanners = [ColumnScanner(detectors) for _ in columns]
-    rows = 0
-    batch_rows = BATCH_ROWS if full else min(BATCH_ROWS, policy.sample_rows)
-    for batch in source.batches(ref.id, batch_rows=batch_rows):
-        in_sample = max(0, min(len(batch), policy.sample_rows - rows))
-        by_column = list(zip(*batch, strict=True)) if batch else []
-        for i, values in enumerate(by_column):
-            if in_sample:
-                sample_scanners[i].feed(values[:in_sample])
-            full_scanners[i].feed(values)
-        rows += len(batch)
-        if on_rows:
-            on_rows(len(batch))
-        if not full and rows >= policy.sample_rows:
-            break
-    reports = []
-    for col, fs, ss in zip(columns, full_scanners, sample_scanners, strict=True):
-        full_scan = fs.result() if full else ss.result()
-        sample_scan = ss.result()
-        detected, found = decide_column(col.name, full_scan, sample_scan, policy, detectors)
-        classes = [policy.class_of(detected)] + [policy.class_of(d) for d in found]
-        reports.append(
-            ColumnReport(
-                col.name,
-                col.type,
-                detected,
-                full_scan.ratio(detected) if detected else 0.0,
-                sample_scan.ratio(detected) if detected else 0.0,
-                policy.highest(classes),
-                found,
-            )
-        )
+    full_scan, sample_scan, rows = scan_columns(
+        source, ref, detectors, len(columns), policy.sample_rows, full=full, on_rows=on_rows
+    )
+    reports = [
+        _column_report(col, fs, ss, policy, detectors)
+        for col, fs, ss in zip(columns, full_scan, sample_scan, strict=True)
+    ]
     if not full:
         rows = source.count(ref.id)
     cls = policy.escalated(policy.highest([c.data_class for c in reports]), rows)
@@ -257,6 +242,29 @@ def scan_dataset(
         cls,
         policy.grades[cls],
         tuple(reports),
+    )
+
+
+def _column_report(
+    col: Column,
+    full_scan: ColumnScan,
+    sample_scan: ColumnScan,
+    policy: ClassificationPolicy,
+    detectors: Mapping[str, Detector],
+) -> ColumnReport:
+    detected, found = decide_column(col.name, full_scan, sample_scan, policy, detectors)
+    classes = [policy.class_of(detected)] + [policy.class_of(d) for d in found]
+    embedded = {n: full_scan.embedded(n) for n in full_scan.hits if full_scan.embedded(n)}
+    return ColumnReport(
+        col.name,
+        col.type,
+        detected,
+        full_scan.ratio(detected) if detected else 0.0,
+        sample_scan.ratio(detected) if detected else 0.0,
+        policy.highest(classes),
+        found,
+        full_scan.whole_ratio(detected) if detected else 0.0,
+        embedded,
     )
 
 

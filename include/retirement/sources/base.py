@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 from retirement.model.ids import DatasetId
 
@@ -47,33 +47,6 @@ class DatasetRef:
 
 
 Named = DatasetId | str  # a dataset, or its printed name within the source
-
-
-@runtime_checkable
-class KeyedSource(Protocol):
-    """A capability: the source knows each dataset's primary key (a database does)."""
-
-    def key_columns(self, dataset: Named) -> list[str]:
-        """The primary key's columns in order, or [] where the dataset has none."""
-        ...
-
-
-@runtime_checkable
-class ObjectSource(Protocol):
-    """A capability: each dataset is an object (a file, an S3 key) that can be read whole,
-    digested, and identified as it is now (size, time, version), to see it did not change."""
-
-    def open_bytes(self, dataset: Named) -> IO[bytes]:
-        """The object's bytes, streamed."""
-        ...
-
-    def digest(self, dataset: Named) -> tuple[int, str]:
-        """(size, sha256) of the object's bytes, streamed."""
-        ...
-
-    def object_state(self, dataset: Named) -> dict[str, object]:
-        """What identifies the object as it is now (compared before and after a backup)."""
-        ...
 
 
 class Source(ABC):

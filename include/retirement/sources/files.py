@@ -14,14 +14,28 @@ import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from retirement.errors import SourceError
+from retirement.errors import DeletionRefused, SourceError
 from retirement.formats.digests import CHUNK, hash_fd
 from retirement.model.ids import DatasetId
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
-from retirement.sources.formats import format_of, jsonl_keys, read_rows, xlsx_sheets
+from retirement.sources.capabilities import BackedUp, ObjectRemoval
+from retirement.sources.formats import (
+    format_of,
+    jsonl_keys,
+    parquet_batches,
+    read_rows,
+    xlsx_sheets,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
+
+    import pyarrow as pa
+
+UNLINK_NOTE = (
+    "Unlinking is 'clear', not 'purge': on SSDs and copy-on-write filesystems the blocks may "
+    "survive until reused; the backup copy is what gets a cryptographic erase"
+)
 
 
 class _Opened:
@@ -133,16 +147,38 @@ class TabularObjects(Source):
 
     def batches(self, dataset: Named, *, batch_rows: int = BATCH_ROWS) -> Iterator[list[Row]]:
         rows = self._rows(dataset)
-        if next(rows, None) is None:
+        header = next(rows, None)
+        if header is None:
             return
         batch: list[Row] = []
-        for row in rows:
+        for line, row in enumerate(rows, 2):
+            if len(row) != len(header):
+                raise SourceError(
+                    f"source {self.name}: {self._split(dataset)[0]}: row {line} has "
+                    f"{len(row)} fields, the header {len(header)}: every row needs one field "
+                    "per column (a field left out or a delimiter inside an unquoted value); "
+                    "fix the file before retiring it"
+                )
             batch.append(tuple(row))
             if len(batch) >= batch_rows:
                 yield batch
                 batch = []
         if batch:
             yield batch
+
+    def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
+        """A Parquet file's columns as Arrow arrays (a ColumnReader); None for other files."""
+        path, _sheet, fmt = self._split(dataset)
+        if fmt != "parquet":
+            return None
+        return self._parquet_batches(path, batch_rows)
+
+    def _parquet_batches(self, path: str, batch_rows: int) -> Iterator[list[pa.Array]]:
+        try:
+            with self._open(path) as raw:
+                yield from parquet_batches(raw, batch_rows)
+        except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise SourceError(f"source {self.name}: {path}: cannot read as parquet: {exc}") from exc
 
     def digest(self, dataset: Named) -> tuple[int, str]:
         """(size, sha256) of the object holding ``dataset``, streamed."""
@@ -172,7 +208,15 @@ class TabularObjects(Source):
 
 
 class FileSource(TabularObjects):
-    """Every file under ``root``."""
+    """Every file under ``root``: an ObjectSource and ObjectDeleter (``sources.capabilities``).
+
+    Deletion opens a file through its folders one by one from the root, never following a
+    symbolic link (``O_NOFOLLOW`` at each step, ``openat``-style), so a folder swapped for a
+    link between two attempts cannot lead it outside the root. The whole file is hashed
+    through that descriptor and must have the size and SHA-256 the backup recorded; it is
+    unlinked (through its folder's descriptor) only if it is still that same inode,
+    unchanged. A workbook is one file for all its sheets: it is unlinked only when every
+    sheet it had was backed up from this very file. Unlinking is *clear*, not *purge*."""
 
     def __init__(
         self,
@@ -228,3 +272,60 @@ class FileSource(TabularObjects):
         finally:
             opened.close()
         return state
+
+    # ------------------------------------------------------------------ deletion
+
+    def _open_for_deletion(self, dataset: Named) -> _Opened | None:
+        ds = self.id_of(dataset)
+        try:
+            return open_inside(self.root, ds.object, where=str(ds))
+        except SourceError as exc:
+            raise DeletionRefused(f"{exc}; nothing was deleted") from exc
+
+    def holds(self, dataset: Named, recorded: Mapping[str, Any]) -> bool | None:
+        opened = self._open_for_deletion(dataset)
+        if opened is None:
+            return None
+        try:
+            return hash_fd(opened.fd) == (recorded["size"], recorded["sha256"])
+        finally:
+            opened.close()
+
+    def delete_object(self, dataset: Named, backed_up: BackedUp) -> ObjectRemoval:
+        ds, recorded = self.id_of(dataset), backed_up.state
+        opened = self._open_for_deletion(ds)
+        if opened is None:
+            return ObjectRemoval(0, "unlink (already gone: an earlier attempt)")
+        try:
+            before = os.fstat(opened.fd)
+            size, sha = hash_fd(opened.fd)
+            if (size, sha) != (recorded["size"], recorded["sha256"]):
+                raise DeletionRefused(
+                    f"{ds}: the file is not the one backed up ({size} bytes, sha256 {sha[:12]}… "
+                    f"now; {recorded['size']} bytes, {recorded['sha256'][:12]}… at the backup of "
+                    f"{backed_up.at}): nothing was deleted. Re-run backup (a new "
+                    "version), its gate and the transfer"
+                )
+            for sheet in recorded.get("sheets") or ():
+                if sheet != ds.sheet and backed_up.sheet(sheet).get("sha256") != sha:
+                    raise DeletionRefused(
+                        f"{ds}: sheet {sheet!r} of the same workbook was backed up from another "
+                        "version of the file: the workbook is not deleted until every sheet's "
+                        "backup is of this very file"
+                    )
+            self._unlink_unchanged(ds, opened, before)
+        finally:
+            opened.close()
+        what = (
+            "unlink of the workbook (every sheet backed up)" if recorded.get("sheets") else "unlink"
+        )
+        return ObjectRemoval(1, f"{what}, after its sha256 equalled the backup's", UNLINK_NOTE)
+
+    @staticmethod
+    def _unlink_unchanged(ds: DatasetId, opened: _Opened, before: os.stat_result) -> None:
+        after = os.fstat(opened.fd)
+        now = os.stat(opened.leaf, dir_fd=opened.folder, follow_symlinks=False)
+        same = (now.st_ino, now.st_dev) == (after.st_ino, after.st_dev)
+        if not same or (before.st_size, before.st_mtime_ns) != (now.st_size, now.st_mtime_ns):
+            raise DeletionRefused(f"{ds}: the file changed while it was checked; nothing deleted")
+        os.unlink(opened.leaf, dir_fd=opened.folder)

@@ -13,10 +13,12 @@ import json
 from typing import IO, TYPE_CHECKING, Any
 
 from retirement.errors import SourceError
+from retirement.formats.json_object import json_object
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import pyarrow as pa
     from _typeshed import WriteableBuffer
 
 TABULAR = {
@@ -110,13 +112,11 @@ def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
 
 
 def _json_object(line: str, where: str, n: int) -> dict[str, Any]:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{where}: line {n}: not JSON: {exc.msg}") from exc
-    if not isinstance(obj, dict):
-        raise SourceError(f"{where}: line {n}: expected a JSON object per line")
-    return obj
+    return json_object(
+        line,
+        not_json=lambda why: f"{where}: line {n}: not JSON: {why}",
+        not_object=f"{where}: line {n}: expected a JSON object per line",
+    )
 
 
 def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[list[Any]]:
@@ -141,6 +141,15 @@ def _parquet(raw: IO[bytes]) -> Iterator[list[Any]]:
     for batch in pf.iter_batches(batch_size=10_000):
         cols = [col.to_pylist() for col in batch.columns]
         yield from (list(row) for row in zip(*cols, strict=True))
+
+
+def parquet_batches(raw: IO[bytes], batch_rows: int) -> Iterator[list[pa.Array]]:
+    """A Parquet file's rows as Arrow arrays, one per column, ``batch_rows`` rows a batch
+    (row groups are read one at a time: memory stays a batch)."""
+    import pyarrow.parquet as pq
+
+    for batch in pq.ParquetFile(raw).iter_batches(batch_size=batch_rows):
+        yield list(batch.columns)
 
 
 def xlsx_sheets(raw: IO[bytes]) -> list[str]:

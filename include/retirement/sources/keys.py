@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from retirement.errors import DeletionRefused
 
 if TYPE_CHECKING:
-    from retirement.sources.sql import SqlSource
+    from retirement.sources.capabilities import RowDeleter
 
 _INT = re.compile(r"^-?\d+$")
 # MySQL/MariaDB column types whose values do not compare exactly with what was read back.
@@ -92,7 +92,7 @@ def _sqlite_value(text: str, quoted: bool) -> Any:
 
 
 def key_problem(
-    source: SqlSource, table_name: str, columns: tuple[str, ...], *, planned: bool
+    source: RowDeleter, table_name: str, columns: tuple[str, ...], *, planned: bool
 ) -> str | None:
     """Why ``columns`` cannot address every row of the table exactly, or None.
 
@@ -112,7 +112,7 @@ def key_problem(
         if dialect == "postgresql" and kind.lower().startswith(_NO_EQUALITY_PG):
             return f"key column {c} is {kind}, which has no equality operator"
     cols = [table.c[c] for c in columns]
-    with source.engine.connect() as conn:
+    with source.connect() as conn:
         nulls = conn.execute(
             sa.select(sa.func.count())
             .select_from(table)

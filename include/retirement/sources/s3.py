@@ -12,11 +12,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from retirement.errors import SourceError
+from retirement.connect import s3objects
+from retirement.errors import DeletionRefused, SourceError
+from retirement.sources.capabilities import BackedUp, ObjectRemoval
 from retirement.sources.files import TabularObjects
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from retirement.sources.base import Named
 
@@ -62,7 +64,10 @@ class S3RangeReader(io.RawIOBase):
 
 
 class S3Source(TabularObjects):
-    """Every object under ``s3://bucket/prefix``."""
+    """Every object under ``s3://bucket/prefix``: an ObjectSource and ObjectDeleter
+    (``sources.capabilities``). Deletion removes exactly the version that was backed up
+    (its version id, size and ETag checked first); older and newer versions were never
+    backed up and stay."""
 
     def __init__(
         self,
@@ -134,3 +139,56 @@ class S3Source(TabularObjects):
             with self._open(path) as raw:
                 state["sheets"] = self._sheets_of(raw, path)
         return state
+
+    # ------------------------------------------------------------------ deletion
+
+    def _head_version(self, where: str, key: str, version: str | None) -> Any:
+        try:
+            return s3objects.head(self.client, self.bucket, key, version)
+        except (ClientError, BotoCoreError) as exc:
+            raise SourceError(f"{where}: s3://{self.bucket}/{key}: {exc}") from exc
+
+    def holds(self, dataset: Named, recorded: Mapping[str, Any]) -> bool | None:
+        ds = self.id_of(dataset)
+        key = self.prefix + ds.object
+        head = self._head_version(str(ds), key, recorded.get("version_id"))
+        if head is None:
+            return None
+        return bool(head.get("ETag", "").strip('"') == recorded.get("etag"))
+
+    def delete_object(self, dataset: Named, backed_up: BackedUp) -> ObjectRemoval:
+        ds, recorded = self.id_of(dataset), backed_up.state
+        key = self.prefix + ds.object
+        version = recorded.get("version_id")
+        if recorded.get("key") not in (None, key) or "etag" not in recorded:
+            raise DeletionRefused(
+                f"{ds}: the backup does not record which version of s3://{self.bucket}/{key} "
+                "it holds: re-run backup (a new version), its gate and the transfer"
+            )
+        for sheet in recorded.get("sheets") or ():
+            other = backed_up.sheet(sheet) if sheet != ds.sheet else recorded
+            if (other.get("version_id"), other.get("etag")) != (version, recorded["etag"]):
+                raise DeletionRefused(
+                    f"{ds}: sheet {sheet!r} was backed up from another version of the object"
+                )
+        head = self._head_version(str(ds), key, version)
+        if head is None:
+            return ObjectRemoval(0, "DeleteObject (the version was already gone)")
+        if (head.get("ContentLength"), head.get("ETag", "").strip('"')) != (
+            recorded["size"],
+            recorded["etag"],
+        ):
+            raise DeletionRefused(
+                f"{ds}: s3://{self.bucket}/{key} is not the version backed up (ETag "
+                f"{head.get('ETag')} now, {recorded['etag']} then): nothing was deleted"
+            )
+        try:
+            s3objects.delete_version(self.client, self.bucket, key, version)
+        except (ClientError, BotoCoreError) as exc:
+            raise SourceError(f"{ds}: deleting s3://{self.bucket}/{key} failed: {exc}") from exc
+        which = f"version {version}" if version else "the object (the bucket keeps no versions)"
+        return ObjectRemoval(
+            1,
+            f"DeleteObject of exactly {which} that was backed up (size and ETag checked "
+            "first); other versions were not backed up and were not touched",
+        )

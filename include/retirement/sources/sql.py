@@ -11,7 +11,7 @@ finds its row. Bound values never appear in error messages (they may be identifi
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -21,6 +21,11 @@ from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, 
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+
+    import pyarrow as pa
+
+    from retirement.deletion.foreign_keys import ForeignKey
+    from retirement.sources.pg_copy import CopyExport
 
 
 def normalize_url(url: str) -> str:
@@ -69,7 +74,8 @@ def database_errors(engine: sa.Engine, where: str) -> Iterator[None]:
 
 
 class SqlSource(Source):
-    """Tables of one schema of a SQL database."""
+    """Tables of one schema of a SQL database: a KeyedSource, CopyExporter, RowDeleter,
+    Reclaimer and TableDropper (``sources.capabilities``)."""
 
     def __init__(
         self,
@@ -81,13 +87,29 @@ class SqlSource(Source):
         exclude: Sequence[str] = (),
     ) -> None:
         super().__init__(name, include=include, exclude=exclude)
-        self.engine = sa.create_engine(normalize_url(url), pool_pre_ping=True, hide_parameters=True)
+        self._engine = sa.create_engine(
+            normalize_url(url), pool_pre_ping=True, hide_parameters=True
+        )
         self.db_schema = schema
         self._tables: dict[str, sa.Table] = {}
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return self._engine.dialect.name
+
+    def location(self) -> dict[str, Any]:
+        """Where the database is, as a certificate states it: host, port, database and schema
+        (SQLite: the file's path); never a user name or password."""
+        url = self._engine.url
+        if url.get_backend_name() == "sqlite":
+            return {"engine": "sqlite", "path": url.database}
+        return {
+            "engine": url.get_backend_name(),
+            "host": url.host,
+            "port": url.port,
+            "database": url.database,
+            "schema": self.db_schema,
+        }
 
     def table_name(self, dataset: Named) -> str:
         ds = self.id_of(dataset)
@@ -100,7 +122,7 @@ class SqlSource(Source):
         if dataset not in self._tables:
             try:
                 self._tables[dataset] = sa.Table(
-                    dataset, sa.MetaData(), schema=self.db_schema, autoload_with=self.engine
+                    dataset, sa.MetaData(), schema=self.db_schema, autoload_with=self._engine
                 )
             except sa.exc.NoSuchTableError as exc:
                 raise SourceError(f"source {self.name}: no table {dataset!r}") from exc
@@ -113,7 +135,7 @@ class SqlSource(Source):
 
     def datasets(self) -> list[DatasetRef]:
         try:
-            names = sa.inspect(self.engine).get_table_names(schema=self.db_schema)
+            names = sa.inspect(self._engine).get_table_names(schema=self.db_schema)
         except sa.exc.SQLAlchemyError as exc:
             raise SourceError(
                 f"source {self.name}: cannot list tables: {getattr(exc, 'orig', exc)}"
@@ -140,7 +162,7 @@ class SqlSource(Source):
 
     def count(self, dataset: Named) -> int:
         table = self.table(dataset)
-        with self.engine.connect() as conn:
+        with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
     def key_columns(self, dataset: Named) -> list[str]:
@@ -153,7 +175,7 @@ class SqlSource(Source):
         keys = self.key_columns(dataset)
         if keys:
             query = query.order_by(*(table.c[k] for k in keys))
-        with self.engine.connect() as conn:
+        with self._engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                 query
             )
@@ -164,12 +186,103 @@ class SqlSource(Source):
         query = _SIZE_QUERIES.get(self.dialect)
         if query is None:
             return None
-        qualified = self.engine.dialect.identifier_preparer.format_table(self.table(dataset))
-        with self.engine.connect() as conn:
+        qualified = self._engine.dialect.identifier_preparer.format_table(self.table(dataset))
+        with self._engine.connect() as conn:
             value = conn.execute(
                 sa.text(query), {"q": qualified, "t": self.table_name(dataset)}
             ).scalar()
         return int(value) if value is not None else None
 
+    # ------------------------------------------------------------------ capabilities
+
+    def quoted(self, dataset: Named) -> str:
+        return self._engine.dialect.identifier_preparer.format_table(self.table(dataset))
+
+    def connect(self) -> AbstractContextManager[sa.Connection]:
+        return self._engine.connect()
+
+    def begin(self) -> AbstractContextManager[sa.Connection]:
+        return self._engine.begin()
+
+    @contextmanager
+    def write_locked(self) -> Iterator[Any]:
+        """SQLite: the driver's connection under BEGIN IMMEDIATE, committed if the block
+        ends without an error, else rolled back."""
+        with self._engine.connect() as conn:
+            raw = driver_connection(conn)
+            before = raw.isolation_level
+            raw.isolation_level = None
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                try:
+                    yield raw
+                except BaseException:
+                    raw.execute("ROLLBACK")
+                    raise
+                raw.execute("COMMIT")
+            finally:
+                raw.isolation_level = before
+
+    def errors(self, where: str) -> AbstractContextManager[None]:
+        return database_errors(self._engine, where)
+
+    def copy_export(
+        self, dataset: Named, key_column: str | None, *, blocks: bool = False
+    ) -> AbstractContextManager[CopyExport] | None:
+        """PostgreSQL's ``COPY ... TO STDOUT`` (``sources.pg_copy``); None elsewhere."""
+        if self.dialect != "postgresql":
+            return None
+        from retirement.sources.pg_copy import copy_export
+
+        return copy_export(self, dataset, key_column, blocks=blocks)
+
+    def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
+        """PostgreSQL: the table through COPY into Arrow (``sources.pg_arrow``; blocks of about
+        a MiB, whatever ``batch_rows``); None elsewhere."""
+        if self.dialect != "postgresql":
+            return None
+        from retirement.sources.pg_arrow import copy_columns
+
+        return copy_columns(self, dataset)
+
+    def reclaim(self, dataset: Named, rewrite: str | None = None) -> str:
+        """After a delete: make the space reusable, and rewrite the table when the plan asks
+        (``rewrite``: vacuum_full, optimize, none; None: the database's usual step). What each
+        achieves is in docs/deletion.md; the text returned goes into the certificate."""
+        name = self.quoted(dataset)
+        with self._engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect == "postgresql" and rewrite == "vacuum_full":
+                conn.exec_driver_sql(f"VACUUM FULL {name}")
+                return f"VACUUM FULL {name} (the table and its indexes rewritten into new files)"
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"VACUUM {name}")
+                return (
+                    f"VACUUM {name} (space made reusable; the table was not rewritten, deleted "
+                    "rows' bytes stay in its files until overwritten)"
+                )
+            if self.dialect == "mysql" and rewrite != "none":
+                conn.exec_driver_sql(f"OPTIMIZE TABLE {name}")
+                return f"OPTIMIZE TABLE {name} (InnoDB: the table rebuilt into a new file)"
+            if self.dialect == "sqlite" and rewrite != "none":
+                conn.exec_driver_sql("VACUUM")
+                return "VACUUM (SQLite rewrites the whole database file)"
+        return "no rewrite (the plan's rewrite: none; deleted rows' bytes stay until overwritten)"
+
+    def foreign_keys(self) -> list[ForeignKey]:
+        from retirement.deletion.foreign_keys import read_foreign_keys
+
+        with self.errors("reading foreign keys"):
+            return read_foreign_keys(self._engine, self.db_schema)
+
+    def drop_if_empty(self, dataset: Named) -> str | None:
+        table, name = self.table(dataset), self.quoted(dataset)
+        with self._engine.begin() as conn:
+            if conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one():
+                return None
+            table.drop(conn)
+        self.forget(dataset)
+        return f"DROP TABLE {name}"
+
     def close(self) -> None:
-        self.engine.dispose()
+        self._engine.dispose()

@@ -15,8 +15,10 @@ from typing import IO, TYPE_CHECKING, Any
 from retirement.crypto.age import decrypted_chunks
 from retirement.crypto.signing import read_verified
 from retirement.errors import IntegrityError
-from retirement.formats.csv import RowDigest, csv_records, physical_lines
+from retirement.formats.csv import KEY_ORDER_METHOD, csv_records, physical_lines
+from retirement.formats.csv import row_digest as new_row_digest
 from retirement.formats.digests import file_sha256
+from retirement.vault.verify_blocks import BlockProfile, profile_blocks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -53,7 +55,7 @@ class VerifyReport:
 
 
 # One field of a CSV record: quoted (quotes doubled inside, newlines allowed) or bare.
-_FIELD = re.compile(rb'(?:^|,)("(?:[^"]|"")*"|[^,\n]*)')
+_FIELD = re.compile(rb'(?:^|,)("[^"]*(?:""[^"]*)*"|[^,\n]*)')
 
 
 class _Profile:
@@ -113,34 +115,50 @@ def verify_backup(
     chunks = decrypted_chunks(cipher, identities)
     if on_bytes is not None or sink is not None:
         chunks = _tap(chunks, on_bytes, sink)
-    profile = None
     if manifest.format == "csv":
-        names = [c["name"] for c in manifest.columns]
-        keys = manifest.fingerprint.key_columns
-        profile = _Profile(len(names), [names.index(k) for k in keys if k in names])
-        records = csv_records(physical_lines(chunks, plain_sha, counter))
-        next(records, None)  # the header
-        digest = RowDigest()
-        for record in records:
-            digest.add(record)
-            profile.add(record)
-        rows, row_digest = digest.rows, digest.hexdigest()
+        got = _read_csv(manifest, chunks, plain_sha, counter)
     else:
         for _ in physical_lines(chunks, plain_sha, counter):
             pass
-        rows, row_digest = 1, plain_sha.hexdigest()
+        got = BlockProfile(1, plain_sha.hexdigest(), (), 0, 0)
     report = VerifyReport(
         manifest,
-        rows,
-        row_digest,
+        got.rows,
+        got.row_digest,
         plain_sha.hexdigest(),
         counter[0],
-        tuple(profile.nulls) if profile else (),
-        profile.key_nulls if profile else 0,
-        profile.duplicates() if profile else 0,
+        got.nulls,
+        got.key_nulls,
+        got.key_duplicates,
     )
     _compare(manifest, report)
     return report
+
+
+def _read_csv(
+    manifest: Manifest, chunks: Iterator[bytes], plain_sha: Any, counter: list[int]
+) -> BlockProfile:
+    """Count, profile and digest the records: in blocks for a key-order digest, else one
+    record at a time (the order-free sum needs each record's own hash)."""
+    names = [c["name"] for c in manifest.columns]
+    key_index = [names.index(k) for k in manifest.fingerprint.key_columns if k in names]
+    method = manifest.fingerprint.row_digest_method
+    if method == KEY_ORDER_METHOD:
+        return profile_blocks(chunks, names, key_index, plain_sha, counter)
+    profile = _Profile(len(names), key_index)
+    records = csv_records(physical_lines(chunks, plain_sha, counter))
+    next(records, None)  # the header
+    digest = new_row_digest(method)
+    for record in records:
+        digest.add(record)
+        profile.add(record)
+    return BlockProfile(
+        digest.rows,
+        digest.hexdigest(),
+        tuple(profile.nulls),
+        profile.key_nulls,
+        profile.duplicates(),
+    )
 
 
 def _tap(

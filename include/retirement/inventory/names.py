@@ -1,0 +1,123 @@
+"""Person names and addresses over a whole Arrow column (dictionaries as Arrow set lookups).
+
+The common shapes are decided in C: a cell of 2-4 Han characters by its surname (one or
+two characters looked up with ``is_in``), a cell of two or three capitalised ASCII words by
+a pinyin surname; company words rule a cell out. Any other cell that could still be a name
+(letters and spaces only, or a marker such as 姓名：) goes to the reference detector.
+Addresses need no reference: both of their patterns run in RE2 as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from retirement.inventory import dictionaries as data
+
+if TYPE_CHECKING:
+    from retirement.inventory.detect import Detector
+    from retirement.inventory.engine import Hits
+    from retirement.inventory.vectorized import Mask
+
+_HAN = r"\x{4e00}-\x{9fff}"
+_SPACE = r"\s\p{Z}\x0b\x1c-\x1f\x{85}"
+_HAN_CELL = f"^[{_HAN}]{{2,4}}$"
+_SUFFIX = "(?:" + "|".join(data.NAME_SUFFIXES) + ")$"
+_EN_CELL = "^[A-Z][a-z]+(?: [A-Z][a-z]+){1,2}$"
+_COMPANY = "(?i)(?:" + "|".join(re.escape(w) for w in data.COMPANY_WORDS) + ")"
+_PINYIN = "(?i)(?:^| )(?:" + "|".join(sorted(data.PINYIN_SURNAMES)) + ")(?: |$)"
+# Could be a whole name after Python's strip(): letters and whitespace, not all ASCII lowercase.
+_NAME_LIKE = f"^[\\p{{L}}{_SPACE}]*[^\\x00-\\x40\\x5b-\\x7f][\\p{{L}}{_SPACE}]*$"
+# Every name, and every marker, has an ASCII capital or a non-ASCII character.
+_MAY_NAME = "[A-Z\\x{80}-\\x{10ffff}]"
+_MARKER = "(?:" + "|".join(data.NAME_MARKERS) + f")[{_SPACE}]*[:：]"
+_SURNAMES = pa.array(sorted(data.SURNAMES), type=pa.string())
+_COMPOUND = pa.array(sorted(data.COMPOUND_SURNAMES), type=pa.string())
+_ADDRESS_ZH = (
+    f"(?:[省市区县州]|北京|上海|天津|重庆|香港|澳门)[{_HAN}0-9]{{0,30}}?(?:"
+    + "|".join(data.STREET_MARKERS)
+    + ")"
+)
+_ADDRESS_EN = (
+    r"\b[0-9]{1,5}[ \t]+(?:[A-Z][A-Za-z]+[ \t]+){1,4}(?:"
+    + "|".join(w.capitalize() for w in data.EN_STREET_WORDS)
+    + r")\b"
+)
+
+
+def _mask(values: pa.Array) -> Mask:
+    return np.asarray(pc.fill_null(values, False), dtype=bool)
+
+
+def _match(column: pa.Array, pattern: str) -> Mask:
+    return _mask(pc.match_substring_regex(column, pattern))
+
+
+def _in_batch(text: pa.Array | None, pattern: str) -> bool:
+    """Whether ``pattern`` can match a cell of the batch (``text``: its cells joined by line
+    breaks; None: unknown). The patterns here have no anchors, so a cell's match is a match
+    of the joined text."""
+    return text is None or bool(pc.match_substring_regex(text, pattern)[0].as_py())
+
+
+def _fast_names(trimmed: pa.Array) -> tuple[Mask, Mask]:
+    """(cells of a common shape, which of them are names) over cells trimmed of spaces/tabs."""
+    han = _match(trimmed, _HAN_CELL) & ~_match(trimmed, _SUFFIX)
+    english = _match(trimmed, _EN_CELL) & _mask(pc.less_equal(pc.utf8_length(trimmed), 40))
+    company = _match(trimmed, _COMPANY)
+    first = pc.utf8_slice_codeunits(trimmed, 0, 1)
+    first_two = pc.utf8_slice_codeunits(trimmed, 0, 2)
+    short = _mask(pc.less_equal(pc.utf8_length(trimmed), 3))
+    by_surname = _mask(pc.is_in(first_two, value_set=_COMPOUND)) | (
+        short & _mask(pc.is_in(first, value_set=_SURNAMES))
+    )
+    han_name = han & by_surname
+    en_name = english & _match(trimmed, _PINYIN)
+    return han | english, ~company & (han_name | en_name)
+
+
+def person_name(
+    reference: Detector, column: pa.Array, filled: Mask, text: pa.Array | None = None
+) -> Hits:
+    """Name hits: common shapes in C, other name-like or marked cells by the reference."""
+    from retirement.inventory.engine import Hits
+
+    hit = np.zeros(len(column), dtype=bool)
+    whole = np.zeros(len(column), dtype=bool)
+    if not _in_batch(text, _MAY_NAME):
+        return Hits(hit, whole)
+    index = np.flatnonzero(filled & _match(column, _MAY_NAME))
+    if not len(index):
+        return Hits(hit, whole)
+    cells = column.take(pa.array(index))
+    shaped, named = _fast_names(pc.utf8_trim(cells, " \t"))
+    hit[index[shaped & named]] = True
+    whole[index[shaped & named]] = True
+    rest = ~shaped & (_match(cells, _NAME_LIKE) | _match(cells, _MARKER))
+    for i, text in zip(index[rest].tolist(), cells.filter(pa.array(rest)).to_pylist(), strict=True):
+        found = reference.find(text)
+        if found:
+            hit[i] = True
+            whole[i] = found == [text.strip()]
+    return Hits(hit, whole)
+
+
+def address(column: pa.Array, filled: Mask, text: pa.Array | None = None) -> Mask:
+    """Address hits, exactly as the reference: a Chinese address in a cell of 6+ characters,
+    or an English street address in an ASCII cell (``text``: the batch joined, to skip a
+    pattern no cell can match in one pass)."""
+    none = np.zeros(len(column), dtype=bool)
+    zh = _match(column, _ADDRESS_ZH) if _in_batch(text, _ADDRESS_ZH) else none
+    en = (
+        _mask(pc.string_is_ascii(column)) & _match(column, _ADDRESS_EN)
+        if _in_batch(text, _ADDRESS_EN)
+        else none
+    )
+    if not (zh.any() or en.any()):
+        return none
+    long_enough = _mask(pc.greater_equal(pc.utf8_length(column), 6))
+    return filled & long_enough & (zh | en)

@@ -1,0 +1,202 @@
+"""How the column engine runs each detector: a cheap RE2 prefilter, a whole-cell shape, a check.
+
+A :class:`Rule` wraps the per-value :class:`~retirement.inventory.detect.Detector` (the
+reference) with three things the engine can run over a whole Arrow column:
+
+- ``loose``: an RE2 pattern that matches every cell where the reference could find an
+  identifier (a superset: lookarounds dropped, Unicode digits where the reference takes them).
+  Cells it does not match are decided without Python.
+- ``whole``: an anchored RE2 shape of a cell (spaces and tabs trimmed) that is exactly one
+  identifier; those cells are decided by ``validate`` over the whole batch in numpy (or are
+  hits outright when the detector has no check).
+- ``validate``: the check digits of :mod:`retirement.inventory.vectorized`.
+
+The remaining candidates (identifiers inside longer text) go through the reference regex,
+and every match they yield is checked in one vectorized call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from retirement.inventory import vectorized as vec
+from retirement.inventory.detect import BUILTIN
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from retirement.inventory.detect import Detector
+    from retirement.inventory.vectorized import Validator
+
+_D = r"\p{Nd}"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_USCC_CHAR = "[0-9A-HJ-NPQRTUWXY]"
+_AREA = r"(?:10|2[0-9]|[3-9][0-9]{2})"
+# The reference's lookarounds, as characters consumed (RE2 has no lookaround): the same cells.
+_NOT_ALNUM_BEFORE = "(?:^|[^0-9A-Za-z])"
+_NOT_ALNUM_AFTER = "(?:$|[^0-9A-Za-z])"
+_EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One detector as the column engine runs it (see the module docstring)."""
+
+    name: str
+    reference: Detector
+    loose: str | None  # None: every non-empty cell is a candidate
+    whole: str | None = None
+    validate: Validator | None = None
+    kind: str = "regex"  # "regex", "person_name" or "address"
+    # The reference's prefilter as a count of ASCII digits (0: ``loose`` implies it);
+    # None: call the reference's prefilter per candidate.
+    min_digits: int | None = None
+    # No match can hold a line break and the lookarounds take one as the text's edge: the
+    # candidates can be searched joined by line breaks, in one pass.
+    joinable: bool = False
+
+
+BUILTIN_RULES: dict[str, Rule] = {
+    "cn_resident_id": Rule(
+        "cn_resident_id",
+        BUILTIN["cn_resident_id"],
+        f"{_NOT_ALNUM_BEFORE}[0-9]{{17}}[0-9Xx]{_NOT_ALNUM_AFTER}",
+        "^[0-9]{17}[0-9Xx]$",
+        vec.resident_id,
+        min_digits=0,
+        joinable=True,
+    ),
+    "cn_uscc": Rule(
+        "cn_uscc",
+        BUILTIN["cn_uscc"],
+        f"{_NOT_ALNUM_BEFORE}{_USCC_CHAR}{{2}}[0-9]{{6}}{_USCC_CHAR}{{10}}{_NOT_ALNUM_AFTER}",
+        f"^{_USCC_CHAR}{{2}}[0-9]{{6}}{_USCC_CHAR}{{10}}$",
+        vec.uscc,
+        min_digits=0,
+        joinable=True,
+    ),
+    "bank_card": Rule(
+        "bank_card",
+        BUILTIN["bank_card"],
+        rf"(?:^|[^{_D}-])[0-9]{{4}}[ -]?[0-9]{{4}}[ -]?[0-9]{{4}}[ -]?[0-9]",
+        "^[0-9]{13,19}$",
+        vec.bank_card,
+        min_digits=0,
+        joinable=True,
+    ),
+    "cn_mobile": Rule(
+        "cn_mobile",
+        BUILTIN["cn_mobile"],
+        rf"(?:^|[^{_D}+])(?:(?:\+|00)?86[ -]?)?1[3-9]{_D}[ -]?{_D}{{4}}[ -]?{_D}{{4}}(?:$|[^{_D}])",
+        r"^(?:(?:\+|00)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}$",
+        min_digits=11,
+        joinable=True,
+    ),
+    "cn_landline": Rule(
+        "cn_landline",
+        BUILTIN["cn_landline"],
+        rf"(?:^|[^{_D}+])(?:(?:\+|00)86[ -]?(?:10|2{_D}|[3-9]{_D}{{2}})"
+        rf"|\(?0(?:10|2{_D}|[3-9]{_D}{{2}})\)?)"
+        rf"[ -]?[2-9]{_D}{{2,3}}[ -]?{_D}{{4}}(?:$|[^{_D}])",
+        rf"^(?:(?:\+|00)86[ -]?{_AREA}|\(?0{_AREA}\)?)[ -]?[2-9][0-9]{{2,3}}[ -]?[0-9]{{4}}$",
+        min_digits=9,
+        joinable=True,
+    ),
+    "email": Rule("email", BUILTIN["email"], _EMAIL, f"^{_EMAIL}$", min_digits=0, joinable=True),
+    "passport": Rule(
+        "passport",
+        BUILTIN["passport"],
+        f"{_NOT_ALNUM_BEFORE}(?:[EG]{_D}{{8}}|E[A-HJ-NP-Z]{_D}{{7}}|[PSD]{_D}{{7}})"
+        f"{_NOT_ALNUM_AFTER}",
+        "^(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7}|[PSD][0-9]{7})$",
+        min_digits=7,
+        joinable=True,
+    ),
+    "person_name": Rule("person_name", BUILTIN["person_name"], None, kind="person_name"),
+    "address": Rule("address", BUILTIN["address"], None, kind="address"),
+    "ip_address": Rule(
+        "ip_address",
+        BUILTIN["ip_address"],
+        r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}|:[0-9A-Fa-f]{0,4}:",
+        rf"^(?:{_OCTET}\.){{3}}{_OCTET}$",
+        min_digits=0,
+        joinable=True,
+    ),
+}
+
+# Python's classes where they are wider than RE2's (Unicode digits, words and spaces).
+_WIDER = {
+    r"\d": r"\p{Nd}",
+    r"\D": r"\P{Nd}",
+    r"\w": r"[\p{L}\p{N}\p{M}_]",
+    r"\W": r"[^\p{L}\p{N}_]",
+    r"\s": r"[\s\p{Z}\x0b\x1c-\x1f\x{85}]",
+    r"\b": "",
+    r"\B": "",
+}
+
+
+def _re2_superset(pattern: str) -> str | None:
+    """The plan's pattern as an RE2 prefilter, or None when RE2 cannot run it as is."""
+    out, i = [], 0
+    while i < len(pattern):
+        two = pattern[i : i + 2]
+        if two in _WIDER:
+            out.append(_WIDER[two])
+            i += 2
+        elif pattern[i] == "\\":
+            out.append(two)
+            i += 2
+        else:
+            out.append(pattern[i])
+            i += 1
+    loose = "".join(out)
+    try:
+        pc.match_substring_regex(pa.array([""]), loose)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return loose
+
+
+def rules_for(detectors: Mapping[str, Detector]) -> dict[str, Rule]:
+    """The rule of each detector: built-in ones as above, any other as a plan's detector."""
+    out: dict[str, Rule] = {}
+    for name, det in detectors.items():
+        rule = BUILTIN_RULES.get(name)
+        if rule is not None and rule.reference is det:
+            out[name] = rule
+            continue
+        out[name] = Rule(
+            name,
+            det,
+            _re2_superset(det._pattern.pattern),  # noqa: SLF001 (the reference's own regex)
+            None,
+            _validator_of(det),
+        )
+    return out
+
+
+def _validator_of(det: Detector) -> Validator | None:
+    from retirement.inventory.detect import VALIDATORS
+
+    check = det._check  # noqa: SLF001
+    if check is None:
+        return None
+    for key, fn in VALIDATORS.items():
+        if fn is check:
+            return vec.VALIDATORS[key]
+    return _per_value(check)
+
+
+def _per_value(check: object) -> Validator:
+    import numpy as np
+
+    def run(values: pa.Array) -> vec.Mask:
+        found = [bool(check(v)) for v in values.to_pylist()]  # type: ignore[operator]
+        return np.array(found, dtype=np.bool_)
+
+    return run

@@ -1,0 +1,107 @@
+"""A source that reads columns (a ColumnReader) hands the inventory the same strings, cell for
+cell, as reading it row by row: Parquet files of every common Arrow type, NULLs included."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from retirement.errors import SourceError
+from retirement.inventory.columns import column_batches
+from retirement.inventory.engine import to_strings
+from retirement.sources.capabilities import ColumnReader
+from retirement.sources.files import FileSource
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+COLUMNS = {
+    "text": (st.text(max_size=12), pa.string()),
+    "big": (st.integers(-(2**63), 2**63 - 1), pa.int64()),
+    "small": (st.integers(0, 255), pa.uint8()),
+    "ratio": (st.floats(allow_nan=False, width=64), pa.float64()),
+    "flag": (st.booleans(), pa.bool_()),
+    "day": (st.dates(), pa.date32()),
+    "at": (st.datetimes(timezones=st.just(dt.UTC)), pa.timestamp("us", tz="UTC")),
+    "blob": (st.binary(max_size=8), pa.binary()),
+    "money": (st.decimals(places=2, min_value=-(10**6), max_value=10**6), pa.decimal128(10, 2)),
+}
+
+
+def _rows_path(source: FileSource, name: str) -> list[list[str | None]]:
+    (ref,) = [r for r in source.datasets() if r.name == name]
+    out: list[list[str | None]] = [[] for _ in source.schema(ref.id)]
+    for batch in column_batches(source, ref, 3, full=False):  # the row path
+        for i, column in enumerate(batch):
+            out[i].extend(column.to_pylist())
+    return out
+
+
+def _columns_path(source: FileSource, name: str) -> list[list[str | None]]:
+    (ref,) = [r for r in source.datasets() if r.name == name]
+    out: list[list[str | None]] = [[] for _ in source.schema(ref.id)]
+    for batch in column_batches(source, ref, 3, full=True):
+        for i, column in enumerate(batch):
+            assert column.type == pa.string()
+            out[i].extend(column.to_pylist())
+    return out
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data(), st.integers(0, 9))
+def test_parquet_columns_are_the_rows_strings(tmp_path: Path, data: st.DataObject, n: int) -> None:
+    values = {
+        name: data.draw(st.lists(st.one_of(st.none(), strategy), min_size=n, max_size=n))
+        for name, (strategy, _) in COLUMNS.items()
+    }
+    values["money"] = [v if v is None else Decimal(v) for v in values["money"]]
+    table = pa.table(
+        {name: pa.array(values[name], type=kind) for name, (_, kind) in COLUMNS.items()}
+    )
+    root = tmp_path / f"t{n}-{abs(hash(str(values))) % 10**8}"
+    root.mkdir()
+    pq.write_table(table, root / "all.parquet", row_group_size=4)
+    with FileSource("files", root) as source:
+        assert isinstance(source, ColumnReader)
+        assert _columns_path(source, "all.parquet") == _rows_path(source, "all.parquet")
+
+
+def test_other_files_have_no_columnar_form(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
+    with FileSource("files", tmp_path) as source:
+        (ref,) = source.datasets()
+        assert source.arrow_batches(ref.id, 10) is None
+        assert [c.to_pylist() for c in next(column_batches(source, ref, 10))] == [["1"]]
+
+
+def test_a_broken_parquet_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really PAR1")
+    with FileSource("files", tmp_path) as source:
+        (ref,) = source.datasets()
+        batches = source.arrow_batches(ref.id, 10)
+        assert batches is not None
+        with pytest.raises(SourceError, match=r"source files: bad.parquet: cannot read as parquet"):
+            list(batches)
+
+
+def test_to_strings_of_a_cast_column_is_python_str_for_integers() -> None:
+    assert to_strings(pa.array([2**63 - 1, None, -5])).to_pylist() == [str(2**63 - 1), None, "-5"]
+
+
+@pytest.mark.parametrize("body", ["a,b\n1,2\n3\n", "a,b\n1,2\n4,5,6\n"])
+def test_a_ragged_csv_row_is_named_not_cut(tmp_path: Path, body: str) -> None:
+    """A row with a field too few or too many would leave cells unscanned: refused, named."""
+    (tmp_path / "r.csv").write_text(body, encoding="utf-8")
+    with FileSource("files", tmp_path) as source:
+        (ref,) = source.datasets()
+        with pytest.raises(SourceError, match=r"source files: r.csv: row 3 has [13] fields"):
+            list(column_batches(source, ref, 10))
