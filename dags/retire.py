@@ -6,10 +6,17 @@ variable or database, no plan model. Every task runs one function of ``retiremen
 in its run's context, built at run time (``retirement_airflow.task``).
 
 The tasks, in the order they run (each DAG's doc lists them the same way, from
-``retirement.plan.header.PHASES``): plan_check -> inventory (mapped per source) ->
-gate_inventory -> backup (mapped batches) -> gate_backup -> deliveries -> transfer (mapped
-batches) -> gate_transfer -> notify_customers -> deletion_request -> approve_deletion ->
+``retirement.plan.header.PHASES``): plan_check -> inventory (mapped per source) -> preview
+(a run with param ``dry_run`` stops here, every later task skipped) -> gate_inventory ->
+backup (mapped batches) -> gate_backup -> deliveries -> transfer (mapped
+batches) -> gate_transfer -> notify_customers -> deletion_request -> approve_deletion (and
+approve_deletion_2, ... when the plan's approval.required asks for more distinct people) ->
 delete (mapped batches) -> gate_deletion -> seal. A failed gate stops everything after it.
+
+Each task may run as long as the plan's ``retries.timeouts`` says for its kind, a whole run
+as long as ``retries.timeouts.run``; the plan's ``notify`` block sends mail through Airflow's
+SmtpNotifier when a task fails after its retries, when an approval waits and when the run
+is sealed.
 
 A plan that does not validate still gets its DAG: its ``plan_check`` task fails and lists
 every problem with file, line and field, so the operator sees it in the Airflow UI.
@@ -20,22 +27,32 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, Param, task
 
 from retirement.plan.header import PlanHeader, discover
+from retirement_airflow.notifications import notifiers
 from retirement_airflow.plans import plans_dir
 from retirement_airflow.task import request_deletion, run_step
 
 PLANS_DIR = plans_dir()
 # A mapped task handles a batch of datasets (retirement.phases.batching); the UI names it by
-# its first dataset.
-BATCH_NAME = "{{ batch[0] }}{% if batch | length > 1 %} (+{{ batch | length - 1 }} more){% endif %}"
+# its first dataset. Read from the task's own arguments, the name is set before the task runs,
+# so a task that fails, times out or is killed keeps it (a name made from the function's
+# arguments in the context is set only when the function returns or raises).
+BATCH = "ti.task.op_kwargs['batch']"
+BATCH_NAME = (
+    f"{{{{ {BATCH}[0] }}}}{{% if {BATCH} | length > 1 %}} (+{{{{ {BATCH} | length - 1 }}}} more)"
+    "{% endif %}"
+)
 
 
 def default_args(header: PlanHeader) -> dict:
-    """Retries from the plan's ``retries`` block (defaults: 3, after 20 s, doubling to 10 min)."""
+    """Retries from the plan's ``retries`` block (defaults: 3, after 20 s, doubling to 10 min);
+    a task that fails after them notifies as the plan's ``notify`` block says."""
     return {
         "owner": "data-platform",
+        "execution_timeout": timeout(header, "other"),
+        "on_failure_callback": notifiers(header, "failure"),
         "retries": header.retries.attempts,
         "retry_delay": timedelta(seconds=header.retries.delay_seconds),
         "retry_exponential_backoff": 2.0,
@@ -44,16 +61,30 @@ def default_args(header: PlanHeader) -> dict:
     }
 
 
+def timeout(header: PlanHeader, kind: str) -> timedelta:
+    """How long a task of ``kind`` may run (the plan's ``retries.timeouts``)."""
+    return timedelta(seconds=header.ops.timeouts[kind])
+
+
 @task(retries=0)
-def plan_check(plan_path: str) -> list[str]:
-    """Validate the plan (every problem at once), open this run with it; its sources."""
-    return run_step(plan_path, "plan_check:source_names")
+def plan_check(plan_path: str, params: dict | None = None) -> list[str]:
+    """Validate the plan (every problem at once), open this run with it (as a preview when
+    the run's param dry_run is true); its sources."""
+    dry_run = bool((params or {}).get("dry_run"))
+    return run_step(plan_path, "preview:open_preview" if dry_run else "plan_check:source_names")
 
 
-@task(map_index_template="{{ source_name }}")
+@task(map_index_template="{{ ti.task.op_kwargs['source_name'] }}")
 def inventory(source_name: str, *, plan_path: str) -> dict:
     """Discover, scan and classify every dataset of one source."""
     return run_step(plan_path, "inventory:inventory_source", source_name)
+
+
+@task.short_circuit(retries=0, ignore_downstream_trigger_rules=True)
+def preview(plan_path: str) -> bool:
+    """A preview run (dry_run): write the preview report and skip every later task; a real
+    run goes on."""
+    return run_step(plan_path, "preview:preview_or_go_on")
 
 
 @task(retries=0)
@@ -123,23 +154,35 @@ def gate_deletion(plan_path: str) -> dict:
 
 
 @task(retries=0)
-def seal(plan_path: str) -> str:
+def seal(plan_path: str) -> dict:
     """The closure dossier: evidence, signed digests and the ledger's chain head."""
-    return run_step(plan_path, "seal:seal_path")
+    return run_step(plan_path, "seal:seal_summary")
 
 
-def _approval(header: PlanHeader, path: str):  # an operator or a task's output
+def _approvals(header: PlanHeader, path: str) -> list:  # operators or a task's output
     if header.auto_approve:
-        return auto_approve_deletion.override(task_id="approve_deletion")(path)
-    from retirement_airflow.approval import DeletionApproval
+        return [auto_approve_deletion.override(task_id="approve_deletion")(path)]
+    from retirement_airflow.approval import DeletionApproval, approval_task_id
 
-    return DeletionApproval(
-        task_id="approve_deletion",
-        plan_path=path,
-        subject=f"Approve permanent deletion: {header.title or header.name}",
-        body="{{ ti.xcom_pull(task_ids='deletion_request', key='body') }}",
-        retries=0,
-    )
+    wait = header.ops.approval_timeout
+    return [
+        DeletionApproval(
+            task_id=approval_task_id(step),
+            plan_path=path,
+            step=step,
+            required=header.approvals_required,
+            subject=f"Approve permanent deletion ({step} of {header.approvals_required}): "
+            f"{header.title or header.name}",
+            body="{{ ti.xcom_pull(task_ids='deletion_request', key='body') }}",
+            # The plan's approvers; at run time, those who have not approved another step.
+            assigned_users=[{"id": a.user, "name": a.name} for a in header.ops.approvers],
+            response_timeout=timedelta(seconds=wait) if wait else None,
+            notifiers=notifiers(header, "approval"),
+            execution_timeout=None,  # the wait is response_timeout's, not an execution
+            retries=0,
+        )
+        for step in range(1, header.approvals_required + 1)
+    ]
 
 
 def build_dag(header: PlanHeader) -> DAG:
@@ -151,22 +194,53 @@ def build_dag(header: PlanHeader) -> DAG:
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
+        dagrun_timeout=timeout(header, "run"),
         tags=["retirement", header.scenario or "invalid-plan"],
         default_args=default_args(header),
+        params={
+            "dry_run": Param(
+                False,
+                type="boolean",
+                description="Preview only: check the plan, inventory the sources, write the "
+                "preview report (what a run would do) and stop. Nothing is backed up, "
+                "delivered or deleted; the ledger records the run as a preview.",
+            )
+        },
     ) as dag:
         path = str(header.path)
-        scanned = inventory.partial(plan_path=path).expand(source_name=plan_check(path))
-        datasets = gate_inventory(path)
-        backups = backup.partial(plan_path=path).expand(batch=datasets)
+        gate = timeout(header, "gate")
+        scanned = (
+            inventory.override(execution_timeout=timeout(header, "inventory"))
+            .partial(plan_path=path)
+            .expand(source_name=plan_check(path))
+        )
+        datasets = gate_inventory.override(execution_timeout=gate)(path)
+        scanned >> preview(path) >> datasets
+        backups = (
+            backup.override(execution_timeout=timeout(header, "backup"))
+            .partial(plan_path=path)
+            .expand(batch=datasets)
+        )
         needed = deliveries(path)
-        sent = transfer.partial(plan_path=path).expand(batch=needed)
+        sent = (
+            transfer.override(execution_timeout=timeout(header, "transfer"))
+            .partial(plan_path=path)
+            .expand(batch=needed)
+        )
         request = deletion_request(path)
-        approved = _approval(header, path)
-        deleted = delete.partial(plan_path=path).expand(batch=request)
-        scanned >> datasets
-        backups >> gate_backup(path) >> needed
-        sent >> gate_transfer(path) >> notify_customers(path) >> request >> approved
-        approved >> deleted >> gate_deletion(path) >> seal(path)
+        approvals = _approvals(header, path)
+        deleted = (
+            delete.override(execution_timeout=timeout(header, "delete"))
+            .partial(plan_path=path)
+            .expand(batch=request)
+        )
+        sealed = seal.override(on_success_callback=notifiers(header, "sealed"))(path)
+        backups >> gate_backup.override(execution_timeout=gate)(path) >> needed
+        checked = gate_transfer.override(execution_timeout=gate)(path)
+        sent >> checked >> notify_customers(path) >> request >> approvals[0]
+        for before, after in zip(approvals, approvals[1:], strict=False):
+            before >> after
+        approvals[-1] >> deleted >> gate_deletion.override(execution_timeout=gate)(path) >> sealed
     return dag
 
 

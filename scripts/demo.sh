@@ -36,6 +36,11 @@ echo "==> checking the plan"
 "$bin/retirement" plan check "include/plans/$plan.yaml"
 echo "==> generating the demo company: $out/sources/crm.sqlite and $out/sources/exports/"
 "$bin/python" -m retirement.demo "$out/sources" >/dev/null
+# The successor's own key pair (its private key stays with it, under recipient/): the plan
+# that runs names its public key, so `age -d -i recipient/successor.key` reads a delivery.
+echo "==> generating the successor's age key pair: $out/recipient/successor.key"
+"$bin/python" -m retirement.demo_recipient "include/plans/$plan.yaml" "$out" >/dev/null
+export RETIREMENT_PLANS_DIR=$out/plans
 echo "==> preparing Airflow's metadata database ($AIRFLOW_HOME)"
 "$bin/airflow" db migrate >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
 echo "==> running DAG retire__$plan (log: $log)"
@@ -94,6 +99,13 @@ echo "  ledger:    $out/ledger.sqlite"
 echo "  inventory: $inventory"
 echo "  vault:     $out/vault ($(find "$out/vault" -name '*.age' | wc -l) age files with signed manifests)"
 echo "  delivered: $out/successor (to the successor), $out/archive (retained archive)"
+echo "  successor: age -d -i $out/recipient/successor.key FILE.age | zstd -d (its private key)"
 dossier=$(ls -d "$out"/dossier/*/ | head -1)
-"$bin/retirement" audit "$dossier" >/dev/null
-echo "  dossier:   ${dossier}index.html (audited: retirement audit $dossier)"
+# The signing key's fingerprint, as an auditor computes it from the published key:
+# openssl pkey -pubin -in signing.pub.pem -outform DER | sha256sum
+fingerprint=$("$bin/python" -c 'import sys
+from retirement.crypto.keys import fingerprint, load_public_key
+print(fingerprint(load_public_key(open(sys.argv[1], "rb").read())))' "$out/keys/signing.pub.pem")
+"$bin/retirement" audit "$dossier" --key-fingerprint "$fingerprint" >/dev/null
+echo "  dossier:   ${dossier}index.html (audited: retirement audit $dossier --key-fingerprint $fingerprint)"
+echo "  signing key fingerprint (publish it; auditors check dossiers against it): $fingerprint"

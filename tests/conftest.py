@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.servers.databases",
     "tests.servers.sshd",
     "tests.servers.radosgw",
+    "tests.servers.pg_tls",
 ]
 
 

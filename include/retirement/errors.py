@@ -14,9 +14,13 @@
     ├── RestoreError                no   a backup cannot be restored into that target
     ├── GateFailed                  no   a quality gate found a problem; carries the result
     ├── IntegrityError              no   a digest, signature or ciphertext did not verify
+    ├── TimestampError              yes  the time-stamping authority cannot be reached or refuses
     ├── TransferError               yes  SFTP / S3 failures, after retries
-    │   └── HostKeyMismatch         no   the server's host key is not the pinned one
-    └── DeletionRefused             no   the ledger lacks proof that the data is safe elsewhere
+    │   ├── HostKeyMismatch         no   the server's host key is not the pinned one
+    │   └── InsecureConnection      no   a connection would send credentials or data in the clear
+    ├── DeletionRefused             no   the ledger lacks proof that the data is safe elsewhere
+    ├── AttestationRefused          no   a residual copy cannot be attested (unknown, twice, no run)
+    └── AccessDenied                no   the person may not see that plan's runs and evidence
 
 ``retryable`` says whether waiting and trying again can help (a busy database, a network
 down): the Airflow glue fails a task at once, without its retries, for an error that is not
@@ -129,6 +133,13 @@ class IntegrityError(RetirementError):
     """A digest, signature or ciphertext did not verify."""
 
 
+class TimestampError(RetirementError):
+    """The plan's time-stamping authority (RFC 3161) cannot be reached, or did not grant a
+    time-stamp for the digest asked; names the connection."""
+
+    retryable = True
+
+
 class TransferError(RetirementError):
     """A delivery over SFTP or S3 failed after its retries."""
 
@@ -142,5 +153,27 @@ class HostKeyMismatch(TransferError):
     retryable = False
 
 
+class InsecureConnection(TransferError):
+    """A connection is configured to send credentials or data in the clear (SMTP without
+    STARTTLS or implicit TLS): refused, whatever the retries."""
+
+    retryable = False
+
+
 class DeletionRefused(RetirementError):
     """The ledger lacks proof that the data is safe elsewhere; nothing was deleted."""
+
+
+class PreviewOnly(RetirementError):
+    """The run is a preview (``dry_run``): it only inventories and reports; backing up,
+    delivering, approving, deleting and sealing are refused in it."""
+
+
+class AttestationRefused(RetirementError):
+    """A residual copy cannot be attested: the plan does not list it, the run is not in the
+    ledger, or it was attested already."""
+
+
+class AccessDenied(RetirementError):
+    """The person asking may not see the plan this run or evidence belongs to (Airflow's
+    access rules for the plan's DAG say so). The message never names the plan."""

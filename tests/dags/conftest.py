@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +44,33 @@ def load_dagbag(plans_dir: Path | None = None):  # airflow type stays local
                 os.environ.pop("RETIREMENT_PLANS_DIR", None)
             else:
                 os.environ["RETIREMENT_PLANS_DIR"] = old
+
+
+def ledger_conn(monkeypatch: pytest.MonkeyPatch, url: str, output: Path | None = None) -> None:
+    extra = {"url": url, **({"output_dir": str(output)} if output else {})}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_RETIREMENT_LEDGER", json.dumps({"conn_type": "generic", "extra": extra})
+    )
+
+
+@pytest.fixture
+def demo_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo company's CRM and exports, with their Airflow connections."""
+    from retirement.demo import generate
+
+    root = tmp_path / "sources"
+    generate(root, customers=60)
+    crm = {"conn_type": "sqlite", "host": str(root / "crm.sqlite")}
+    exports = {"conn_type": "fs", "extra": {"path": str(root / "exports")}}
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_CRM", json.dumps(crm))
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_EXPORTS", json.dumps(exports))
+    from retirement.crypto.keys import KeyStore
+
+    master = KeyStore.new_master_key(tmp_path / "keys" / "master.key")
+    keys = {"conn_type": "generic", "password": master, "extra": {"path": str(tmp_path / "keys")}}
+    monkeypatch.setenv("AIRFLOW_CONN_RETIREMENT_KEYS", json.dumps(keys))
+    return root
+
+
+def task_states(dagrun: Any) -> dict[str, str]:
+    return {ti.task_id: ti.state for ti in dagrun.get_task_instances()}

@@ -11,6 +11,7 @@ import pytest
 from tests.dags.conftest import ROOT, load_dagbag
 
 PLANS = ROOT / "include" / "plans"
+TEMPLATES = ROOT / "include" / "templates"
 
 
 class ParseTimeAccess(AssertionError):
@@ -45,14 +46,7 @@ def test_lookup_patch_really_raises(no_lookups: None) -> None:
 def test_dagbag_imports_without_errors_or_lookups(no_lookups: None) -> None:
     bag = load_dagbag()
     assert bag.import_errors == {}
-    expected = {
-        "retire__demo",
-        "retire__demo_change",
-        "retire__demo_transfer_liquidation",
-        "retire__template_deregistration",
-        "retire__template_change",
-        "retire__template_transfer_liquidation",
-    }
+    expected = {"retire__demo", "retire__demo_change", "retire__demo_transfer_liquidation"}
     assert set(bag.dag_ids) == expected | {"retention_expiry"}
     assert len(list(PLANS.glob("*.yaml"))) == len(expected)
 
@@ -73,11 +67,14 @@ def test_demo_dag_structure(no_lookups: None) -> None:
         "inventory",
         "notify_customers",
         "plan_check",
+        "preview",
         "seal",
         "transfer",
     ]
     assert dag.get_task("plan_check").downstream_task_ids == {"inventory"}
-    assert dag.get_task("inventory").downstream_task_ids == {"gate_inventory"}
+    assert dag.get_task("inventory").downstream_task_ids == {"preview"}
+    assert dag.get_task("preview").downstream_task_ids == {"gate_inventory"}
+    assert dag.params["dry_run"] is False  # a run does the work unless asked to preview
     assert dag.get_task("gate_inventory").downstream_task_ids == {"backup"}
     assert dag.get_task("backup").downstream_task_ids == {"gate_backup"}
     assert dag.schedule is None
@@ -102,17 +99,24 @@ def _in_text_order(text: str, task_ids: set[str]) -> list[str]:
     return list(dict.fromkeys(named))
 
 
-@pytest.mark.parametrize("plan", ["retire__demo", "retire__template_change"])
-def test_the_docs_list_every_task_in_the_order_they_run(no_lookups: None, plan: str) -> None:
+@pytest.mark.parametrize("plan", ["demo", "change", "deregistration"])
+def test_the_docs_list_every_task_in_the_order_they_run(
+    tmp_path: Path, no_lookups: None, plan: str
+) -> None:
     """The DAG's doc (built from the plan header) and dags/retire.py's own docstring name
-    every task of the DAG, each before the tasks downstream of it."""
+    every task of the DAG, each before the tasks downstream of it (the deregistration
+    template asks for two approvals)."""
     import retire
 
     from retirement.plan.header import PHASES
 
-    dag = load_dagbag().dags[plan]
+    source = PLANS / "demo.yaml" if plan == "demo" else TEMPLATES / f"{plan}.yaml"
+    (tmp_path / f"{plan}.yaml").write_text(source.read_text())
+    (dag,) = [d for d in load_dagbag(tmp_path).dags.values() if d.dag_id != "retention_expiry"]
     ids = {t.task_id for t in dag.tasks}
-    assert [task for task, _ in PHASES] == _in_text_order(dag.doc_md.split("Phases:", 1)[1], ids)
+    phases = _in_text_order(dag.doc_md.split("Phases:", 1)[1], ids)
+    further = r"approve_deletion_\d+"  # the further approvals of approval.required
+    assert [task for task, _ in PHASES] == [t for t in phases if not re.fullmatch(further, t)]
     for text in (dag.doc_md.split("Phases:", 1)[1], retire.__doc__):
         order = _in_text_order(text, ids)
         assert set(order) == ids, text
@@ -159,3 +163,73 @@ def test_dag_file_has_no_heavy_imports() -> None:
     top = text.split("\ndef ", 1)[0].split("\n@task", 1)[0]
     for heavy in ("great_expectations", "pandas", "boto3", "paramiko", "psycopg", "sqlalchemy"):
         assert heavy not in top, heavy
+
+
+def test_named_approvers_steps_timeouts_and_notifiers_reach_the_dag(
+    tmp_path: Path, no_lookups: None
+) -> None:
+    import yaml
+
+    plan = yaml.safe_load((PLANS / "demo.yaml").read_text())
+    plan["approval"] = {
+        "approvers": [
+            {"name": "Alice", "role": "DPO", "user": "alice"},
+            {"name": "Bob", "role": "legal", "user": "bob"},
+        ],
+        "required": 2,
+        "timeout": "2d",
+    }
+    plan["retries"] = {"timeouts": {"backup": "90m", "run": "5d"}}
+    plan["notify"] = {"connection": "smtp_ops", "to": ["ops@example.com"]}
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump({**plan, "name": "two"}))
+    dag = load_dagbag(tmp_path).dags["retire__two"]
+    first, second = dag.get_task("approve_deletion"), dag.get_task("approve_deletion_2")
+    assert second.upstream_task_ids == {"approve_deletion"}
+    assert dag.get_task("delete").upstream_task_ids == {"approve_deletion_2", "deletion_request"}
+    assert [u["id"] for u in first.assigned_users] == ["alice", "bob"]
+    assert first.response_timeout == timedelta(days=2)
+    assert (first.step, second.step, second.required) == (1, 2, 2)
+    assert [n.smtp_conn_id for n in first.notifiers] == ["smtp_ops"]
+    assert dag.get_task("backup").execution_timeout == timedelta(minutes=90)
+    assert dag.get_task("delete").execution_timeout == timedelta(hours=6)
+    assert dag.get_task("plan_check").execution_timeout == timedelta(hours=1)
+    assert dag.dagrun_timeout == timedelta(days=5)
+    failure = dag.get_task("transfer").on_failure_callback
+    assert [n.smtp_conn_id for n in failure] == ["smtp_ops"]
+    assert [n.smtp_conn_id for n in dag.get_task("seal").on_success_callback] == ["smtp_ops"]
+    demo = load_dagbag().dags["retire__demo"]  # no notify block: no notifiers
+    assert not demo.get_task("transfer").on_failure_callback
+
+
+def test_mapped_tasks_are_named_before_they_run(no_lookups: None) -> None:
+    """The names come from the task's own arguments (set before the task runs, kept if it
+    fails or is killed), not from the function's arguments merged into the context later."""
+    from types import SimpleNamespace
+
+    dag = load_dagbag().dags["retire__demo"]
+    env = dag.get_template_env()  # StrictUndefined: a name from the context would raise
+    kwargs = {"batch": ["crm.customers", "crm.orders", "crm.invoices"], "source_name": "crm"}
+    early = {"ti": SimpleNamespace(task=SimpleNamespace(op_kwargs=kwargs))}
+    for task_id, name in [
+        ("inventory", "crm"),
+        ("backup", "crm.customers (+2 more)"),
+        ("transfer", "crm.customers (+2 more)"),
+        ("delete", "crm.customers (+2 more)"),
+    ]:
+        template = dag.get_task(task_id).map_index_template
+        assert env.from_string(template).render(early) == name, task_id
+    kwargs["batch"] = ["exports.a.csv"]
+    assert env.from_string(dag.get_task("backup").map_index_template).render(early) == (
+        "exports.a.csv"
+    )
+
+
+def test_templates_validate_and_are_not_loaded_as_dags() -> None:
+    from retirement.plan.model import load_plan
+    from retirement_airflow.plans import plans_dir
+
+    templates = sorted(TEMPLATES.glob("*.yaml"))
+    assert [t.stem for t in templates] == ["change", "deregistration", "transfer_liquidation"]
+    for template in templates:
+        assert load_plan(template).scenario == template.stem
+    assert not {p.name for p in plans_dir().glob("*.yaml")} & {t.name for t in templates}

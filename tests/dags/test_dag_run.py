@@ -4,38 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from retirement.ledger.core import Ledger
-from tests.dags.conftest import ROOT, load_dagbag
-
-
-def _ledger_conn(monkeypatch: pytest.MonkeyPatch, url: str, output: Path | None = None) -> None:
-    extra = {"url": url, **({"output_dir": str(output)} if output else {})}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_RETIREMENT_LEDGER", json.dumps({"conn_type": "generic", "extra": extra})
-    )
-
-
-@pytest.fixture
-def demo_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The demo company's CRM and exports, with their Airflow connections."""
-    from retirement.demo import generate
-
-    root = tmp_path / "sources"
-    generate(root, customers=60)
-    crm = {"conn_type": "sqlite", "host": str(root / "crm.sqlite")}
-    exports = {"conn_type": "fs", "extra": {"path": str(root / "exports")}}
-    monkeypatch.setenv("AIRFLOW_CONN_DEMO_CRM", json.dumps(crm))
-    monkeypatch.setenv("AIRFLOW_CONN_DEMO_EXPORTS", json.dumps(exports))
-    from retirement.crypto.keys import KeyStore
-
-    master = KeyStore.new_master_key(tmp_path / "keys" / "master.key")
-    keys = {"conn_type": "generic", "password": master, "extra": {"path": str(tmp_path / "keys")}}
-    monkeypatch.setenv("AIRFLOW_CONN_RETIREMENT_KEYS", json.dumps(keys))
-    return root
+from tests.dags.conftest import ROOT, ledger_conn, load_dagbag, task_states
 
 
 def sqlite_values(path: Path, query: str) -> list[str]:
@@ -45,20 +20,16 @@ def sqlite_values(path: Path, query: str) -> list[str]:
         return [row[0] for row in db.execute(query)]
 
 
-def _states(dagrun) -> dict[str, str]:
-    return {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
-
-
 def test_demo_dag_inventories_and_gates(
     airflow_db: Path, tmp_path: Path, demo_sources: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     id_cards = sqlite_values(demo_sources / "crm.sqlite", "SELECT id_card FROM customers")
     assert len(id_cards) == 60
     dag = load_dagbag().dags["retire__demo"]
     dagrun = dag.test()
-    assert dagrun.state == "success", _states(dagrun)
+    assert dagrun.state == "success", task_states(dagrun)
     ledger = Ledger.open(url, create=False)
     run_id = f"retire__demo:{dagrun.run_id}"
     (started,) = [e for e in ledger.events() if e.kind == "run_started"]
@@ -96,11 +67,18 @@ def test_demo_dag_inventories_and_gates(
     for artifact in ledger.artifacts(run_id, kind="certificate"):
         cert = verify_certificate(Path(artifact["location"]), public, ledger)
         assert cert["approval"]["auto"] is True
+        # the real times of the ledger's events, not the run's trigger time; the task that
+        # deleted, not the gate
+        times = [cert["approval"]["approved_at"], cert["performed_at"], cert["issued_at"]]
+        approved_at, performed_at, issued_at = (datetime.fromisoformat(t) for t in times)
+        assert approved_at < performed_at < issued_at, times
+        assert cert["performed_by"]["task"] == "airflow:retire__demo.delete"
+        assert cert["verification"]["verified_by"]["task"] == "airflow:retire__demo.gate_deletion"
     assert sqlite_values(demo_sources / "crm.sqlite", "SELECT count(*) FROM customers") == [0]
-    from retirement.evidence.dossier import audit
+    from retirement.evidence.audit import audit
 
     (dossier,) = (tmp_path / "out" / "dossier").iterdir()
-    assert audit(dossier) == []
+    assert audit(dossier, public) == []
     (notices,) = ledger.artifacts(run_id, kind="notices")
     assert json.loads(notices["detail"])["notices"] == 60  # one per customer e-mail
     assert not list((demo_sources / "exports").rglob("*.*"))
@@ -133,11 +111,12 @@ def test_missing_ledger_connection_fails_with_the_fix(
     dag = load_dagbag().dags["retire__demo"]
     dagrun = dag.test()
     assert dagrun.state == "failed"
-    states = _states(dagrun)
+    states = task_states(dagrun)
     assert states["plan_check"] == "failed"
     assert set(states.values()) == {"failed", "upstream_failed"}
     assert {t for t, st in states.items() if st == "upstream_failed"} == {
         "inventory",
+        "preview",
         "gate_inventory",
         "backup",
         "gate_backup",
@@ -166,7 +145,7 @@ def test_wrong_plan_fails_plan_check_and_writes_nothing(
     text = (ROOT / "include/plans/demo.yaml").read_text().replace("years: 30", "years: 0")
     (plans / "demo.yaml").write_text(text)
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url)
+    ledger_conn(monkeypatch, url)
     dag = load_dagbag(plans).dags["retire__demo"]
     dagrun = dag.test()
     assert dagrun.state == "failed"
@@ -188,10 +167,10 @@ def test_a_failed_gate_marks_the_run_failed_in_the_ledger(
     text = text.replace("  - dataset: crm.invoices\n", "  - dataset: crm.invoice\n", 1)
     (plans / "demo.yaml").write_text(text)
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     dagrun = load_dagbag(plans).dags["retire__demo"].test()
     assert dagrun.state == "failed"
-    assert _states(dagrun)["gate_inventory"] == "failed"
+    assert task_states(dagrun)["gate_inventory"] == "failed"
     ledger = Ledger.open(url, create=False)
     run_id = f"retire__demo:{dagrun.run_id}"
     assert ledger.run_state(run_id) == "failed"
@@ -209,7 +188,7 @@ def test_retention_expiry_dag_erases_archives_when_their_time_is_up(
     from datetime import UTC, datetime
 
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     bag = load_dagbag()
     assert bag.dags["retire__demo"].test().state == "success"
     archive = tmp_path / "out" / "archive"
@@ -217,12 +196,12 @@ def test_retention_expiry_dag_erases_archives_when_their_time_is_up(
 
     expiry = bag.dags["retention_expiry"]
     soon = expiry.test(run_after=datetime.now(UTC))
-    assert soon.state == "success", _states(soon)
+    assert soon.state == "success", task_states(soon)
     ledger = Ledger.open(url, create=False)
     assert not [e for e in ledger.events() if e.kind == "archive_expired"]
 
     later = expiry.test(run_after=datetime(datetime.now(UTC).year + 31, 1, 2, tzinfo=UTC))
-    assert later.state == "success", _states(later)
+    assert later.state == "success", task_states(later)
     expired = [e.payload["disposition"] for e in ledger.events() if e.kind == "archive_expired"]
     assert sorted(expired) == ["accounting_archive", "erase"]
     assert not [p for p in archive.rglob("*") if p.is_file()]
@@ -239,9 +218,9 @@ def test_the_other_scenarios_run_end_to_end(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     dagrun = load_dagbag().dags[f"retire__{plan}"].test()
-    assert dagrun.state == "success", _states(dagrun)
+    assert dagrun.state == "success", task_states(dagrun)
     ledger = Ledger.open(url, create=False)
     run_id = f"retire__{plan}:{dagrun.run_id}"
     (started,) = [e for e in ledger.events() if e.kind == "run_started"]
@@ -267,9 +246,9 @@ def test_a_plan_with_more_datasets_than_mapped_tasks_runs_them_in_batches(
     (plans / "batched.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
     monkeypatch.setenv("RETIREMENT_PLANS_DIR", str(plans))
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     dagrun = load_dagbag().dags["retire__batched"].test()
-    assert dagrun.state == "success", _states(dagrun)
+    assert dagrun.state == "success", task_states(dagrun)
     tis = dagrun.get_task_instances()
     for step in ("backup", "transfer", "delete"):
         mapped = [ti for ti in tis if ti.task_id == step]

@@ -11,8 +11,7 @@ import pytest
 import yaml
 
 from retirement.ledger.core import Ledger
-from tests.dags.conftest import ROOT, load_dagbag
-from tests.dags.test_dag_run import _ledger_conn, _states, demo_sources  # noqa: F401
+from tests.dags.conftest import ROOT, ledger_conn, load_dagbag, task_states
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +55,7 @@ def _connections(monkeypatch: pytest.MonkeyPatch, sshd, radosgw, **sftp_extra) -
 
 def test_deliveries_over_sftp_and_s3_with_object_lock(
     airflow_db: Path,
-    demo_sources: Path,  # noqa: F811
+    demo_sources: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     sshd_server_fresh,
@@ -64,11 +63,11 @@ def test_deliveries_over_sftp_and_s3_with_object_lock(
     s3_lock_bucket: str,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     _connections(monkeypatch, sshd_server_fresh, radosgw)
     dag = _dag(monkeypatch, _plan(tmp_path, s3_lock_bucket))
     dagrun = dag.test()
-    assert dagrun.state == "success", _states(dagrun)
+    assert dagrun.state == "success", task_states(dagrun)
     ledger = Ledger.open(url, create=False)
     run_id = f"retire__fullstack:{dagrun.run_id}"
     receipts = ledger.artifacts(run_id, kind="receipt")
@@ -99,7 +98,7 @@ def test_deliveries_over_sftp_and_s3_with_object_lock(
 
 def test_a_changed_host_key_fails_the_transfer_at_once_and_stops_the_run(
     airflow_db: Path,
-    demo_sources: Path,  # noqa: F811
+    demo_sources: Path,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     sshd_server_fresh,
@@ -111,14 +110,14 @@ def test_a_changed_host_key_fails_the_transfer_at_once_and_stops_the_run(
 
     impostor = paramiko.Ed25519Key(filename=str(sshd_server_fresh.client_key_path))
     url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    _ledger_conn(monkeypatch, url, tmp_path / "out")
+    ledger_conn(monkeypatch, url, tmp_path / "out")
     _connections(
         monkeypatch, sshd_server_fresh, radosgw, host_key=f"ssh-ed25519 {impostor.get_base64()}"
     )
     dag = _dag(monkeypatch, _plan(tmp_path, s3_bucket))
     dagrun = dag.test()
     assert dagrun.state == "failed"
-    states = _states(dagrun)
+    states = task_states(dagrun)
     assert states["gate_transfer"] == "upstream_failed"
     out, err = capfd.readouterr()
     assert "the server's host key is ssh-ed25519 SHA256:" in out + err

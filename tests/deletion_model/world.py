@@ -265,6 +265,7 @@ class World:
                     "action": "transfer",
                     "recipient": "successor",
                     "destinations": ["successor"],
+                    "impact_assessment": {"file": "pia.pdf", "sha256": "0" * 64},
                 },
                 "archive": {
                     "action": "retain",

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -53,15 +54,24 @@ def _s3_client(port: int, tls, env: dict[str, str]):
     )
 
 
-def _wait(data: Path, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    """Until the script says it is ready, as the compose healthcheck reads it."""
+def _wait(data: Path, proc: subprocess.Popen, log: Path, port: int, timeout: float = 180) -> None:
+    """Until the script says it is ready and the HTTPS port answers, as the compose
+    healthcheck reads it (a `ready` file left by a killed run is removed at start)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()[-3000:]
-        if (data / "ready").exists():
+        if (data / "ready").exists() and _answers(port):
             return
         time.sleep(1)
     raise AssertionError(f"the S3 server never answered:\n{log.read_text()[-3000:]}")
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -98,7 +108,7 @@ def test_the_s3_server_keeps_locked_archives_over_a_restart(tmp_path: Path) -> N
     client = _s3_client(port, tls, env)
     proc = _start_s3(data, tls, env)
     try:
-        _wait(data, proc, log)
+        _wait(data, proc, log, port)
         lock = client.get_object_lock_configuration(Bucket="retirement-archive")
         assert lock["ObjectLockConfiguration"]["ObjectLockEnabled"] == "Enabled"
         until = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
@@ -114,8 +124,9 @@ def test_the_s3_server_keeps_locked_archives_over_a_restart(tmp_path: Path) -> N
                 Bucket="retirement-archive", Key="archive.age", VersionId=put["VersionId"]
             )
         _stop(proc)  # docker compose restart s3
+        assert not (data / "ready").exists(), "a stopped server must not look ready"
         proc = _start_s3(data, tls, env)
-        _wait(data, proc, log)
+        _wait(data, proc, log, port)
         assert (
             client.get_object(Bucket="retirement-archive", Key="archive.age")["Body"].read()
             == b"sealed"

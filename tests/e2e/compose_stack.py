@@ -73,6 +73,11 @@ class ComposeStack(AirflowStack):
             credentials=self.credentials,
         )
 
+    def cli(self, *args: str) -> None:
+        """``docker compose run airflow-cli airflow ARGS``, as an operator would."""
+        cli = self.native.container("airflow-cli", "airflow-cli")
+        self._run(cli, [*cli.argv[:1], *args])
+
     def _run(self, container: Container, argv: list[str], timeout: float = 300) -> None:
         done = subprocess.run(
             argv, env=container.env, capture_output=True, text=True, timeout=timeout, check=False

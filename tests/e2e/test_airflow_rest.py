@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,7 +59,9 @@ def _plans(tmp: Path) -> Path:
     plan = yaml.safe_load(demo)
     plan["name"] = "approval"
     plan["approval"] = {
-        "approvers": [{"name": "Li Wei", "role": "DPO", "email": "dpo@demo-trading.example"}],
+        "approvers": [
+            {"name": "Li Wei", "role": "DPO", "email": "dpo@demo-trading.example", "user": "admin"}
+        ],
         "auto_approve": False,
     }
     for source, conn in (("crm", "approval_crm"), ("exports", "approval_exports")):
@@ -241,9 +244,14 @@ def test_the_retirement_page_in_a_browser(airflow: RunningAirflow, tmp_path: Pat
         page = context.new_page()
         page.goto(f"{airflow.url}/")
         page.get_by_role("link", name="Retirement").first.click()
-        expect(page).to_have_url(f"{airflow.url}/plugin/retirement")
+        # Airflow's UI mirrors the frame's location into its own once the frame has loaded
+        # (/plugin/retirement + the frame's /retirement/), so either URL is the page
+        expect(page).to_have_url(
+            re.compile(re.escape(f"{airflow.url}/plugin/retirement") + r"(/retirement/)?$")
+        )
         view = page.frame_locator("iframe").first
-        expect(view.locator("h1")).to_have_text("Retirement", timeout=30_000)
+        # both languages by default (the plan names none), side by side
+        expect(view.locator("h1")).to_have_text("数据退役 / Retirement", timeout=30_000)
         expect(view.locator("#plans")).to_contain_text("demo")
         run = view.locator("#runs tr", has_text=run_id)
         expect(run).to_contain_text("sealed")
@@ -337,4 +345,13 @@ def test_deletion_waits_for_a_person_reject_then_approve(airflow: RunningAirflow
     assert certificates
     cert = json.loads(Path(certificates[0]["location"]).read_text())
     assert cert["approval"]["approved_by"] == "admin"
+    assert "admin" in cert["approval"]["approver"].values()  # user id and name as recorded
+    from datetime import datetime
+
+    for artifact in certificates:  # a person's approval: approved < performed < issued
+        c = json.loads(Path(artifact["location"]).read_text())
+        times = [c["approval"]["approved_at"], c["performed_at"], c["issued_at"]]
+        approved_at, performed_at, issued_at = (datetime.fromisoformat(t) for t in times)
+        assert approved_at < performed_at < issued_at, times
+        assert c["performed_by"]["task"].endswith(".delete"), c["performed_by"]
     ledger.close()

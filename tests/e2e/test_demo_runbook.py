@@ -10,6 +10,7 @@ shape of every line must match.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.markdown import fenced_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -70,6 +73,25 @@ def test_make_demo_runs_the_other_scenarios(scenario: str, tmp_path: Path) -> No
     assert delivered <= backed_up
     assert archived <= delivered
     assert "(audited: retirement audit" in stdout
+    _verify_sh(tmp_path / "out", stdout)
+
+
+def _verify_sh(out: Path, stdout: str) -> None:
+    """The independent verifier shipped in the dossier (sha256sum, openssl, age, zstd and
+    a POSIX shell) accepts it with the fingerprint make demo printed, and the archives."""
+    (printed,) = re.findall(r"signing key fingerprint .*: (SHA256:[0-9a-f]{64})", stdout)
+    assert printed == _fingerprint(out)
+    (dossier,) = re.findall(r"dossier: +(\S+)index\.html", stdout)
+    done = subprocess.run(
+        ["sh", "verify.sh", "--key-fingerprint", printed, "--archives", str(out / "vault")],
+        cwd=dossier,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAILED" not in done.stdout + done.stderr
 
 
 def test_make_demo_prints_the_summary_and_the_dossier(deregistration: tuple[Path, str]) -> None:
@@ -84,6 +106,26 @@ def test_make_demo_prints_the_summary_and_the_dossier(deregistration: tuple[Path
     (dossier,) = re.findall(r"dossier: +(\S+)index\.html", stdout)
     assert Path(dossier, "dossier.pdf").exists()
     assert dossier.startswith(str(out))
+    _verify_sh(out, stdout)
+
+
+def test_the_successor_decrypts_what_the_demo_delivered_with_age(
+    deregistration: tuple[Path, str],
+) -> None:
+    """docs/backup.md's `age -d -i successor.key FILE | zstd -d`, run as written on the demo."""
+    out, stdout = deregistration
+    key = out / "recipient" / "successor.key"
+    assert f"age -d -i {key} FILE.age" in stdout
+    delivered = sorted((out / "successor").rglob("*.csv.zst.age"))
+    assert delivered
+    for path in delivered:
+        plain = subprocess.run(
+            f"age -d -i '{key}' '{path}' | zstd -d",
+            shell=True,
+            capture_output=True,
+            check=True,
+        ).stdout
+        assert plain.startswith(b'"'), path  # the CSV's quoted header row
 
 
 # ---------------------------------------------------------------- the runbook
@@ -94,15 +136,16 @@ def _runbook_blocks() -> list[tuple[str, list[str]]]:
     command line in the runbook: it is listed as ``retirement plan check <bad plan>``."""
     text = (ROOT / "docs" / "runbook.md").read_text()
     shown: list[tuple[str, list[str]]] = []
-    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
+    for _language, block in fenced_blocks(text):
         lines = block.rstrip("\n").splitlines()
         if lines[0].startswith("✗ /tmp/bad.yaml"):
             shown.append(("$ retirement plan check <bad plan>", lines))
             continue
+        first = len(shown)  # a command's output is in its own block
         for line in lines:
             if line.startswith("$ retirement "):
                 shown.append((line, []))
-            elif shown and line.startswith(("✓", "✗", " ")) and shown[-1][0].startswith("$"):
+            elif len(shown) > first and line.startswith(("✓", "✗", " ")):
                 shown[-1][1].append(line)
     return shown
 
@@ -111,6 +154,16 @@ def _mask(line: str) -> str:
     line = re.sub(r"\S*/\S*", "<path>", line)  # paths differ per machine and run
     line = re.sub(r"\b[0-9a-f]{8,}…?", "<hex>", line)
     return re.sub(r"\d+", "<n>", line)
+
+
+def _fingerprint(out: Path) -> str:
+    """The signing key's fingerprint as an auditor computes it from the published key."""
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-in", str(out / "keys/signing.pub.pem"), "-outform", "DER"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return "SHA256:" + hashlib.sha256(der).hexdigest()
 
 
 def _command_key(command: str) -> str:
@@ -157,7 +210,7 @@ def test_every_runbook_command_prints_what_the_runbook_shows(
             str(out / "keys/signing.pub.pem"),
             *ledger,
         ],
-        "audit": ["audit", f"{dossier}/"],
+        "audit": ["audit", f"{dossier}/", "--key-fingerprint", _fingerprint(out)],
     }
     shown = _runbook_blocks()
     assert sorted(_command_key(c) for c, _ in shown) == sorted(runs), "runbook vs this test"

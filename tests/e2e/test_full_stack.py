@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import psycopg
 import pymysql
 import pytest
@@ -37,7 +40,7 @@ from retirement.ledger.core import Ledger
 from tests.deploy.compose import compose_config, generate_env
 from tests.e2e.compose_stack import ComposeStack
 from tests.e2e.native import NativeCompose, Network
-from tests.e2e.stack import ROOT, AirflowStack
+from tests.e2e.stack import ROOT, wait_for_token
 from tests.servers.databases import (
     create_mysql_database,
     create_pg_database,
@@ -129,12 +132,26 @@ def _plan(folder: Path, bucket: str) -> Path:
             "successor_drop": {"kind": "sftp", "connection": "stack_sftp", "path": "drop"},
         },
         approval={
-            "approvers": [{"name": "Li Wei", "role": "DPO", "email": "dpo@demo-trading.example"}],
+            # FAB's user id of the admin airflow-init creates first (`airflow users list`)
+            "approvers": [
+                {"name": "Li Wei", "role": "DPO", "email": "dpo@demo-trading.example", "user": "1"}
+            ],
             "auto_approve": False,
         },
         retries={"attempts": 1, "delay_seconds": 2, "max_delay_seconds": 4},
+        # the customers' columns of this organization's tables (certificates count individuals)
+        customer_keys={
+            "crm.customers": ["id"],
+            "crm.bank_accounts": ["customer_id"],
+            "crm.orders": ["customer_id"],
+            "crm.complaints": ["customer_id"],
+            "crm.marketing_events": ["email"],
+            "billing.invoices": ["customer_id"],
+        },
     )
     folder.mkdir()
+    # the demo's impact assessment, which its plan names by a path beside the plan
+    shutil.copytree(ROOT / "include" / "plans" / "assessments", folder / "assessments")
     (folder / "fullstack.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
     return folder
 
@@ -264,7 +281,7 @@ def _folder(path: Path) -> Path:
 
 
 def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment: dict) -> None:
-    stack: AirflowStack = deployment["stack"]
+    stack: ComposeStack = deployment["stack"]
     originals = _invoices(deployment["billing"])
     counts = _pg_counts(deployment["crm"])
     exports = sorted(p.name for p in deployment["exports"].rglob("*") if p.is_file())
@@ -334,6 +351,9 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     (approved,) = [e for e in ledger.events(run_id=run) if e.kind == "deletion_approved"]
     assert approved.payload["approved_by"] == deployment["user"]
 
+    if deployment["executor"] == "LocalExecutor":  # the auth manager's answer: any executor
+        _each_person_sees_only_the_plans_they_may_read(stack, run, certificates[0]["id"])
+
     # The invoices come back from the S3 archive, byte for byte the same rows.
     receipt = next(
         json.loads(a["detail"])
@@ -376,3 +396,53 @@ def test_an_operators_run_with_a_failed_transfer_cleared_and_approved(deployment
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "restored billing.invoices: 60 rows" in restored.stdout
     assert _invoices(deployment["billing"]) == originals
+
+
+def _each_person_sees_only_the_plans_they_may_read(
+    stack: ComposeStack, run: str, certificate_id: int
+) -> None:
+    """Two people made with the FAB auth manager's CLI: one whose role may read this plan's DAG,
+    one whose role may read no DAG. The Retirement page shows each what their role allows and
+    refuses the outsider this plan's certificate and dossier."""
+    stack.cli("sync-perm", "--include-dags")  # the DAG's own permission resource
+    stack.cli("roles", "create", "Auditors", "Outsiders")
+    stack.cli("roles", "add-perms", "Auditors", "-r", f"DAG:{DAG}", "-a", "can_read")
+    for name, role in (("auditor", "Auditors"), ("outsider", "Outsiders")):
+        stack.cli(
+            "users",
+            "create",
+            "--username",
+            name,
+            "--password",
+            "pw-" + name,
+            "--role",
+            role,
+            "--firstname",
+            name,
+            "--lastname",
+            "e2e",
+            "--email",
+            f"{name}@example.org",
+        )
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run)
+    dag_run = run.split(":", 1)[1]
+    seen = {}
+    for name in ("auditor", "outsider"):
+        token = wait_for_token(stack.url, lambda: None, str, credentials=(name, "pw-" + name))
+        headers = {"Authorization": f"Bearer {token}"}
+        seen[name] = {
+            path: httpx.get(f"{stack.url}/retirement{path}", headers=headers, timeout=30)
+            for path in (
+                "/",
+                f"/certificates/{certificate_id}",
+                f"/dossier/{safe}/index.html",
+                f"/run/{DAG}/{quote(dag_run, safe='')}",
+            )
+        }
+    auditor, outsider = seen["auditor"], seen["outsider"]
+    assert [r.status_code for r in auditor.values()] == [200] * 4, auditor
+    assert run in auditor["/"].text
+    assert outsider["/"].status_code == 200
+    assert run not in outsider["/"].text
+    assert DAG not in outsider["/"].text
+    assert [r.status_code for path, r in outsider.items() if path != "/"] == [403] * 3, outsider

@@ -56,8 +56,10 @@ def context(
     run_id: str = "r",
     actor: str = "t",
     now: str = "2026-11-23T08:00:00+00:00",
+    clock: Callable[[], datetime] | None = None,
     **connectors: Any,
 ) -> RunContext:
+    more = {"clock": clock} if clock is not None else {}
     return RunContext(
         plan_path=str(plan_path),
         ledger=ledger,
@@ -67,6 +69,7 @@ def context(
         keys=lambda: _need(keys),
         layout=Layout(out),
         connectors=StaticConnectors(sources, out, **connectors),
+        **more,
     )
 
 

@@ -3,7 +3,7 @@ run "r" into a real ledger, with local destinations, and each phase one call awa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ from retirement.sources.sql import SqlSource
 from tests.support.context import context
 
 if TYPE_CHECKING:
+    from retirement.connect.info import ConnectionInfo
     from retirement.phases.context import RunContext
 
 PLAN = str(Path(__file__).resolve().parents[2] / "include" / "plans" / "demo.yaml")
@@ -41,6 +42,7 @@ class DemoRun:
     keys: KeyStore
     db: Path
     plan: str = PLAN
+    connections: dict[str, ConnectionInfo] = field(default_factory=dict)  # by connection id
 
     @property
     def vault(self) -> Path:
@@ -64,6 +66,7 @@ class DemoRun:
             {"crm": lambda: self.source(**options)},
             now=now,
             destinations=dests,
+            connections=self.connections,
         )
 
     # the phases, as the DAG's tasks run them
@@ -125,11 +128,17 @@ class DemoRun:
             return int(conn.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
 
 
-def demo_run(tmp: Path, *, customers: int = 30) -> DemoRun:
+def demo_run(
+    tmp: Path,
+    *,
+    customers: int = 30,
+    plan: str = PLAN,
+    connections: dict[str, ConnectionInfo] | None = None,
+) -> DemoRun:
     generate(tmp / "src", customers=customers)
     ledger = Ledger.open(f"sqlite:///{tmp / 'ledger.sqlite'}")
     keys = KeyStore(tmp / "keys", KeyStore.new_master_key(tmp / "keys" / "m.key"))
-    demo = DemoRun(tmp, ledger, keys, tmp / "src" / "crm.sqlite")
+    demo = DemoRun(tmp, ledger, keys, tmp / "src" / "crm.sqlite", plan, connections or {})
     ctx = demo.ctx()
     check_plan(ctx)
     inventory_source(ctx, "crm")

@@ -11,20 +11,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 MAX_FUNCTION_LINES = 60
 MAX_FILE_LINES = 400
-
-# Over 60 lines on the branch that added this test, each in a package another change is
-# reshaping: when they are all gone, the xfail below goes and the check is strict.
-STILL_LONG = (
-    "retirement/evidence/notices.py:customer_notices",
-    "retirement/gates/quality.py:inventory_frames",
-    "retirement/inventory/scan.py:scan_dataset",
-    "retirement/vault/write.py:back_up",
-)
 
 
 def _modules(root: Path) -> dict[str, Path]:
@@ -170,17 +159,8 @@ def airflow_imports(root: Path) -> list[str]:
 # ---------------------------------------------------------------------------- the library
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="functions over 60 lines in packages being reshaped elsewhere: " + ", ".join(STILL_LONG),
-)
 def test_no_function_over_60_lines() -> None:
     assert long_functions(INCLUDE) == {}
-
-
-def test_no_function_over_60_lines_beyond_those_being_reshaped() -> None:
-    """Strict meanwhile: a new long function fails now, not when the xfail above is lifted."""
-    assert set(long_functions(INCLUDE)) <= set(STILL_LONG)
 
 
 def test_no_file_over_400_lines() -> None:

@@ -24,6 +24,15 @@ ledger_app = typer.Typer(help="Inspect and verify the ledger's audit chain.", no
 app.add_typer(plan_app, name="plan")
 app.add_typer(ledger_app, name="ledger")
 
+LedgerOpt = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        help="SQLAlchemy URL of the ledger, e.g. sqlite:///demo-output/ledger.sqlite",
+        envvar="RETIREMENT_LEDGER_URL",
+    ),
+]
+
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 

@@ -5,11 +5,11 @@ certificates, audit closure dossiers. Registered on ``retirement.cli.app`` when
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from retirement.cli.app import EXIT_FAILED, app, err, out
+from retirement.cli.app import EXIT_FAILED, EXIT_USAGE, app, err, out
 from retirement.cli.backups import keys_for, record_restore, restore, restricted_use, with_progress
 
 # The arguments and options of the backup commands (typer reads these at run time).
@@ -68,11 +68,12 @@ RestoreLedgerOpt = Annotated[
 
 @app.command("verify-backup")
 def verify_backup_cmd(
-    manifest: ManifestArg,
     key_store: KeyStoreOpt = None,
     master_key_file: MasterOpt = None,
     identity: IdentityOpt = None,
     public_key: PublicKeyOpt = None,
+    *,
+    manifest: ManifestArg,
 ) -> None:
     """Check a backup end to end: signature, ciphertext digest, decryption, row count and digest."""
     from retirement.errors import IntegrityError, RetirementError
@@ -178,6 +179,71 @@ def verify_certificate_cmd(
     )
 
 
+def _refuse_without_key(public_key: Path | None, key_fingerprint: str | None) -> None:
+    """Exit 2 unless the published key or a well-formed fingerprint of it is given."""
+    import re
+
+    if public_key is None and key_fingerprint is None:
+        err.print(f"✗ {_NO_KEY}", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    if key_fingerprint is not None and not re.fullmatch(r"SHA256:[0-9a-fA-F]{64}", key_fingerprint):
+        err.print(f"✗ not a key fingerprint: {key_fingerprint!r} (SHA256:<64 hex>)", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+
+
+def _audit_all(
+    dossier: Path,
+    pem: bytes | None,
+    key_fingerprint: str | None,
+    archives: list[Path] | None,
+    identity: Path | None,
+    tsa_ca: Path | None = None,
+) -> tuple[Any, list[str]]:
+    """(the trusted key, every problem) of the dossier, and of the archives if given."""
+    from retirement.errors import IntegrityError
+    from retirement.evidence.audit import audit, trusted_key
+
+    try:
+        key = trusted_key(dossier, public_key_pem=pem, key_fingerprint=key_fingerprint)
+    except IntegrityError as exc:
+        return None, [str(exc)]
+    problems = audit(dossier, key, tsa_ca=tsa_ca)
+    if archives:
+        from retirement.evidence.archives import audit_archives
+
+        opened = _identities(identity) if identity else None
+        problems += audit_archives(dossier, archives, key, opened)
+    return key, problems
+
+
+def _identities(path: Path) -> list[Any]:
+    import pyrage
+
+    lines = [ln for ln in path.read_text().splitlines() if ln.startswith("AGE-SECRET-KEY-")]
+    if not lines:
+        raise typer.BadParameter(f"{path} holds no AGE-SECRET-KEY-1... line")
+    return [pyrage.x25519.Identity.from_str(ln) for ln in lines]
+
+
+_NO_KEY = (
+    "retirement audit checks a dossier against the company's published signing key, never "
+    "against the copy inside the dossier (whoever rewrote the dossier could have replaced "
+    "it): give --public-key signing.pub.pem (the key as the company published it) or "
+    "--key-fingerprint SHA256:<hex> (the fingerprint the company published; `make demo` "
+    "and the seal step print it). See docs/audit.md"
+)
+
+
+TsaCa = Annotated[
+    Path | None,
+    typer.Option(
+        "--tsa-ca",
+        help="The CA certificate (PEM) of the plan's time-stamping authority: every RFC 3161 "
+        "token of the dossier is verified with it (openssl ts -verify).",
+    ),
+]
+
+
 @app.command("audit")
 def audit_cmd(
     dossier: Annotated[Path, typer.Argument(help="A closure dossier folder.")],
@@ -185,18 +251,46 @@ def audit_cmd(
         Path | None,
         typer.Option(
             "--public-key",
-            help="The company's published signing.pub.pem (default: the copy inside the dossier).",
+            help="The company's published signing.pub.pem (not the copy in the dossier).",
         ),
     ] = None,
+    key_fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--key-fingerprint",
+            help="The published SHA256:<hex> fingerprint of the signing key (the sha256 of its "
+            "DER SubjectPublicKeyInfo): the dossier's signing.pub.pem must have it.",
+        ),
+    ] = None,
+    archives: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--archives",
+            help="A folder of encrypted archives (.age) or delivered copies, checked against "
+            "the dossier's signed manifests and receipts (repeatable).",
+        ),
+    ] = None,
+    identity: Annotated[
+        Path | None,
+        typer.Option(
+            "--identity",
+            help="An age identity file: with --archives, decrypt what it opens and compare "
+            "plaintext digest, size, rows and row digest with the manifest.",
+        ),
+    ] = None,
+    tsa_ca: TsaCa = None,
 ) -> None:
-    """Check a closure dossier offline: signed digests, every file, every signature, the
-    ledger's hash chain up to the signed head. Exits 1 naming what fails."""
-    from retirement.crypto.keys import load_public_key
-    from retirement.evidence.dossier import audit
+    """Check a closure dossier offline against the published signing key: signed digests,
+    every file, every signature, the ledger's hash chain up to the signed head, the
+    cross-checks of docs/audit.md, the RFC 3161 time-stamps (with --tsa-ca), and with
+    --archives the archives. Exits 1 naming what
+    fails, 2 without a published key."""
+    from retirement.crypto.keys import fingerprint
 
+    _refuse_without_key(public_key, key_fingerprint)
     try:
-        key = load_public_key(public_key.read_bytes()) if public_key else None
-        problems = audit(dossier, key)
+        pem = public_key.read_bytes() if public_key else None
+        key, problems = _audit_all(dossier, pem, key_fingerprint, archives, identity, tsa_ca)
     except (OSError, ValueError) as exc:
         err.print(f"✗ {dossier}: {exc}", markup=False)
         raise typer.Exit(EXIT_FAILED) from None
@@ -205,7 +299,7 @@ def audit_cmd(
             err.print(f"✗ {problem}", markup=False)
         raise typer.Exit(EXIT_FAILED)
     out.print(
-        f"✓ {dossier}: every file matches the signed SHA256SUMS, every signature verifies, "
-        "the ledger chain ends at the signed head",
+        f"✓ {dossier}: every file matches the signed SHA256SUMS, every signature verifies "
+        f"with key {fingerprint(key)}, the ledger chain ends at the signed head",
         markup=False,
     )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from retirement.cli.app import EXIT_FAILED, app, err, ledger_app, out, plan_app
+from retirement.cli.app import EXIT_FAILED, LedgerOpt, app, err, ledger_app, out, plan_app
 from retirement.errors import ChainBroken, LedgerError, PlanError
 
 if TYPE_CHECKING:  # typed lazily: the command starts without importing the sources
@@ -50,20 +50,14 @@ def plan_check(
 
 @ledger_app.command("verify")
 def ledger_verify(
-    ledger: Annotated[
-        str,
-        typer.Option(
-            "--ledger",
-            help="SQLAlchemy URL of the ledger, e.g. sqlite:///demo-output/ledger.sqlite",
-            envvar="RETIREMENT_LEDGER_URL",
-        ),
-    ],
+    ledger: LedgerOpt,
     expect_head: Annotated[
         str | None,
         typer.Option(
             "--expect-head",
-            help="A chain head published earlier (e.g. in a signed dossier): "
-            "the chain must end exactly there.",
+            help="A chain head published earlier (e.g. chain_head in a signed dossier's "
+            "head.json): the chain must pass through it; events appended after it (the "
+            "seal's own event, later runs) are counted.",
         ),
     ] = None,
 ) -> None:
@@ -86,6 +80,13 @@ def ledger_verify(
     finally:
         led.close()
     out.print(f"[green]✓[/green] ledger verified: {report.events} events, chain head {report.head}")
+    if report.head_at is not None:
+        after = report.events - report.head_at
+        out.print(
+            f"  the expected head {expect_head} is event {report.head_at}"
+            + (f"; {after} event(s) were appended after it" if after else ", the last one"),
+            markup=False,
+        )
 
 
 def _open_target(target: str) -> Source:
@@ -244,7 +245,7 @@ def _summary(reports: list[Any], json_out: Path, html_out: Path | None) -> None:
 
 # The archive commands (verify-backup, restore, verify-certificate, audit) live in cli.archive,
 # registered after these so that --help lists them in the same order as always.
-from retirement.cli import archive  # noqa: E402, F401
+from retirement.cli import archive, preview, residual  # noqa: E402, F401
 
 
 def main() -> None:

@@ -80,6 +80,14 @@ class KeyStore:
             )
         return secret_path, public_path, made
 
+    def destroyed(self, plan: str, disposition: str) -> bool:
+        """Whether the archive identity of (plan, disposition) was crypto-erased."""
+        try:
+            self._lookup(plan, disposition, if_destroyed="")
+        except KeyDestroyed:
+            return True
+        return False
+
     def archive_key(self, plan: str, disposition: str) -> ArchiveKey:
         """The archive key of (plan, disposition), created on first use.
 
@@ -138,6 +146,26 @@ class KeyStore:
         log.info("destroyed archive identity for %s/%s", plan, disposition)
         return secret_path
 
+    def pseudonym_key(self, plan: str) -> bytes:
+        """The plan's secret key (32 random bytes, stored encrypted to the master key,
+        created on first use, atomically) under which customer identifiers are recorded as
+        HMAC-SHA256: the same customer gives the same value within the plan, and nobody
+        without the key can test a guessed address against it (a plain SHA-256 of an
+        e-mail address is reversed by hashing a list of addresses)."""
+        if not _NAME.match(plan):
+            raise KeyStoreError(f"not a plan name: {plan!r}")
+        path = self.root / plan / "pseudonym.key.age"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_exclusive(path, pyrage.encrypt(os.urandom(32), [self._master.to_public()]))
+        try:
+            key = pyrage.decrypt(path.read_bytes(), [self._master])
+        except pyrage.DecryptError as exc:
+            raise IntegrityError(f"{path}: cannot be decrypted with this master key") from exc
+        if len(key) != 32:
+            raise IntegrityError(f"{path}: not a 32-byte key")
+        return bytes(key)
+
     # ------------------------------------------------------------------ signing
 
     def signing_key(self) -> Ed25519PrivateKey:
@@ -177,6 +205,17 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise IntegrityError("the public key is not an Ed25519 key")
     return key
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    """``SHA256:<hex>``: the SHA-256 of the key's DER SubjectPublicKeyInfo, as
+    ``openssl pkey -pubin -in signing.pub.pem -outform DER | sha256sum`` prints it."""
+    import hashlib
+
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "SHA256:" + hashlib.sha256(der).hexdigest()
 
 
 def _create_exclusive(path: Path, data: bytes) -> bool:

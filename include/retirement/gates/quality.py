@@ -94,9 +94,27 @@ def inventory_frames(
 ) -> dict[str, tuple[Any, list[Check]]]:
     """The inventory gate: every dataset classified with an exact count and a disposition;
     no column holding validated identifiers left in the lowest class."""
+    lowest = policy.classes[0]
+    return {
+        "datasets": (_datasets_frame(reports), _dataset_checks(policy, dispositions)),
+        "validated_columns": (
+            _validated_frame(reports),
+            [
+                Check(
+                    "ExpectColumnValuesToNotBeInSet",
+                    {"column": "class", "value_set": [lowest]},
+                    f"no column with validated identifiers is {lowest}",
+                ),
+            ],
+        ),
+    }
+
+
+def _datasets_frame(reports: list[DatasetReport]) -> Any:
+    """One row per dataset: its name, class, row count and disposition."""
     import pandas as pd
 
-    datasets = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
                 "dataset": r.qualified,
@@ -108,7 +126,13 @@ def inventory_frames(
         ],
         columns=["dataset", "class", "rows", "disposition"],
     )
-    validated = pd.DataFrame(
+
+
+def _validated_frame(reports: list[DatasetReport]) -> Any:
+    """One row per column in which validated identifiers were found, with its class."""
+    import pandas as pd
+
+    return pd.DataFrame(
         [
             {
                 "column": f"{r.qualified}.{c.name}",
@@ -121,55 +145,39 @@ def inventory_frames(
         ],
         columns=["column", "class", "found"],
     )
-    lowest = policy.classes[0]
-    return {
-        "datasets": (
-            datasets,
-            [
-                Check(
-                    "ExpectColumnValuesToNotBeNull",
-                    {"column": "class"},
-                    "every dataset has a class",
-                ),
-                Check(
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": "class", "value_set": list(policy.classes)},
-                    "classes come from the policy",
-                ),
-                Check(
-                    "ExpectColumnValuesToNotBeNull",
-                    {"column": "rows"},
-                    "every dataset has a row count",
-                ),
-                Check(
-                    "ExpectColumnValuesToBeBetween",
-                    {"column": "rows", "min_value": 0},
-                    "row counts are not negative",
-                ),
-                Check("ExpectColumnValuesToBeUnique", {"column": "dataset"}, "each dataset once"),
-                Check(
-                    "ExpectColumnValuesToNotBeNull",
-                    {"column": "disposition"},
-                    "every dataset has a disposition of the plan",
-                ),
-                Check(
-                    "ExpectColumnValuesToBeInSet",
-                    {"column": "disposition", "value_set": dispositions},
-                    "every dataset has a disposition of the plan",
-                ),
-            ],
+
+
+def _dataset_checks(policy: ClassificationPolicy, dispositions: list[str]) -> list[Check]:
+    """Every dataset has a class of the policy, a row count and a disposition of the plan."""
+    return [
+        Check("ExpectColumnValuesToNotBeNull", {"column": "class"}, "every dataset has a class"),
+        Check(
+            "ExpectColumnValuesToBeInSet",
+            {"column": "class", "value_set": list(policy.classes)},
+            "classes come from the policy",
         ),
-        "validated_columns": (
-            validated,
-            [
-                Check(
-                    "ExpectColumnValuesToNotBeInSet",
-                    {"column": "class", "value_set": [lowest]},
-                    f"no column with validated identifiers is {lowest}",
-                ),
-            ],
+        Check(
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "rows"},
+            "every dataset has a row count",
         ),
-    }
+        Check(
+            "ExpectColumnValuesToBeBetween",
+            {"column": "rows", "min_value": 0},
+            "row counts are not negative",
+        ),
+        Check("ExpectColumnValuesToBeUnique", {"column": "dataset"}, "each dataset once"),
+        Check(
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "disposition"},
+            "every dataset has a disposition of the plan",
+        ),
+        Check(
+            "ExpectColumnValuesToBeInSet",
+            {"column": "disposition", "value_set": dispositions},
+            "every dataset has a disposition of the plan",
+        ),
+    ]
 
 
 def gate_inventory(

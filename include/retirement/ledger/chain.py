@@ -7,7 +7,6 @@ reordering an event breaks the chain at a place ``Ledger.verify`` names.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
-from retirement.ledger.db import artifacts, canonical_json, datasets, events, lock_chain
+from retirement.ledger.db import artifacts, datasets, events, lock_chain, read_v3_from
+from retirement.ledger.encoding import JCS, encoding_of, event_line, line_hash, payload_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -23,11 +23,18 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 GENESIS = "0" * 64
+_HEADER = ("seq", "at", "run_id", "actor", "kind", "dataset")  # an event's plain fields
+
+
+def _header(source: Any) -> dict[str, Any]:
+    """An event's plain fields read from an Event or a stored row (same names)."""
+    return {name: getattr(source, name) for name in _HEADER}
 
 
 @dataclass(frozen=True)
 class Event:
-    """One audit event; ``hash`` covers every other field and the previous event's hash."""
+    """One audit event; ``hash`` covers every other field and the previous event's hash,
+    in the event's ``encoding`` (ledger.encoding: 3 for events written by this code)."""
 
     seq: int
     at: str
@@ -38,57 +45,55 @@ class Event:
     payload: dict[str, Any] = field(default_factory=dict)
     prev_hash: str = GENESIS
     hash: str = ""
+    encoding: int = JCS
+
+    def line(self) -> str:
+        """The exact text the hash covers (one line of ledger.jsonl in a dossier)."""
+        return event_line(
+            **_header(self),
+            payload_text=payload_text(self.payload, self.encoding),
+            prev_hash=self.prev_hash,
+            encoding=self.encoding,
+        )
 
     def compute_hash(self) -> str:
-        body = {
-            "seq": self.seq,
-            "at": self.at,
-            "run_id": self.run_id,
-            "actor": self.actor,
-            "kind": self.kind,
-            "dataset": self.dataset,
-            "payload": self.payload,
-            "prev": self.prev_hash,
-        }
-        return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+        return line_hash(self.line(), self.prev_hash, self.encoding)
 
     @classmethod
-    def from_row(cls, row: Any) -> Event:
+    def from_row(cls, row: Any, encoding: int = JCS) -> Event:
         return cls(
-            seq=row.seq,
-            at=row.at,
-            run_id=row.run_id,
-            actor=row.actor,
-            kind=row.kind,
-            dataset=row.dataset,
+            **_header(row),
             payload=json.loads(row.payload),
             prev_hash=row.prev_hash,
             hash=row.hash,
+            encoding=encoding,
         )
 
 
-def row_hash(row: Any) -> str:
-    """``Event.compute_hash`` of a stored row, from its payload text as stored (which is
-    already canonical JSON): the same bytes, without parsing the payload."""
-    dump = _dump
-    body = (
-        f'{{"actor":{dump(row.actor)},"at":{dump(row.at)},"dataset":{dump(row.dataset)},'
-        f'"kind":{dump(row.kind)},"payload":{row.payload},"prev":{dump(row.prev_hash)},'
-        f'"run_id":{dump(row.run_id)},"seq":{int(row.seq)}}}'
+def row_line(row: Any, encoding: int = JCS) -> str:
+    """``Event.line`` of a stored row, from its payload text as stored (which is already
+    canonical JSON of its encoding): the same bytes, without parsing the payload."""
+    return event_line(
+        **_header(row),
+        payload_text=row.payload,
+        prev_hash=row.prev_hash,
+        encoding=encoding,
     )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def _dump(value: str | None) -> str:
-    return json.dumps(value, ensure_ascii=False)
+def row_hash(row: Any, encoding: int = JCS) -> str:
+    """``Event.compute_hash`` of a stored row (see row_line)."""
+    return line_hash(row_line(row, encoding), row.prev_hash, encoding)
 
 
 @dataclass(frozen=True)
 class ChainReport:
-    """What a successful verification saw: the number of events and the chain head."""
+    """What a successful verification saw: the number of events and the chain head, and
+    the sequence number of the expected head when one was given."""
 
     events: int
     head: str
+    head_at: int | None = None
 
 
 class WriteKey(NamedTuple):
@@ -104,8 +109,10 @@ class Chain:
     """The chain's head inside one transaction that holds the chain lock; the events added
     are inserted together when the transaction ends."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, v3_from: int | None = None) -> None:
         lock_chain(conn)
+        # Read under the lock: another process may have just upgraded the ledger.
+        self.v3_from = v3_from if v3_from is not None else read_v3_from(conn)
         last = conn.execute(
             sa.select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
         ).first()
@@ -192,8 +199,11 @@ class Chain:
         payload: dict[str, Any] | None,
     ) -> Event:
         # Round-trip through JSON so the hash covers exactly what is stored and read back.
-        stored = json.loads(canonical_json(payload or {}))
-        draft = Event(self.seq + 1, at, run_id, actor, kind, dataset, stored, self.hash)
+        encoding = encoding_of(self.seq + 1, self.v3_from)
+        stored = json.loads(payload_text(payload or {}, encoding))
+        draft = Event(
+            self.seq + 1, at, run_id, actor, kind, dataset, stored, self.hash, "", encoding
+        )
         done = Event(**{**draft.__dict__, "hash": draft.compute_hash()})
         self._rows.append(
             {
@@ -203,7 +213,7 @@ class Chain:
                 "actor": actor,
                 "kind": kind,
                 "dataset": dataset,
-                "payload": canonical_json(stored),
+                "payload": payload_text(stored, encoding),
                 "prev_hash": done.prev_hash,
                 "hash": done.hash,
             }

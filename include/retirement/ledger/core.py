@@ -17,6 +17,7 @@ import json
 import logging
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from retirement.errors import LedgerError
 from retirement.ledger.chain import Chain, ChainReport, Event, WriteKey
 from retirement.ledger.db import (
+    PREVIEW_STARTED,
     artifacts,
     canonical_json,
     datasets,
@@ -36,6 +38,7 @@ from retirement.ledger.db import (
     require_existing_sqlite,
     runs,
     safe_url,
+    same_kind,
 )
 from retirement.ledger.reads import LedgerReads
 from retirement.model.records import fold
@@ -43,7 +46,6 @@ from retirement.model.state import DatasetState, RunState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from sqlalchemy.engine import Engine
 
@@ -63,6 +65,7 @@ class Ledger(LedgerReads):
         self._clock = clock
         self._pending: list[tuple[WriteKey, Callable[[Chain], object]]] | None = None
         self._max_pending = 500
+        self._v3_from: int | None = None  # where encoding 3 starts (ledger.encoding)
 
     @classmethod
     def open(
@@ -137,7 +140,8 @@ class Ledger(LedgerReads):
     @contextmanager
     def _chain(self) -> Iterator[Chain]:
         with self.engine.begin() as conn:
-            chain = Chain(conn)
+            chain = Chain(conn, self._v3_from)
+            self._v3_from = chain.v3_from
             yield chain
             chain.insert_events()
 
@@ -193,13 +197,17 @@ class Ledger(LedgerReads):
         scenario: str,
         actor: str,
         plan_text: str | None = None,
+        preview: bool = False,
     ) -> bool:
         """Record a run once, with the exact text of the plan it was checked with (every task
-        of the run then works from that text); a repeated call is a no-op (returns False)."""
+        of the run then works from that text); a repeated call is a no-op (returns False). A
+        ``preview`` run is opened in state ``preview`` by a ``preview_started`` event (not
+        ``run_started``): it is never approved, deleting or sealed, nor re-opened as real."""
         self.flush()
         with self._chain() as chain:
             row = chain.conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
             if row is not None:
+                same_kind(chain.conn, run_id, preview=preview, then="be re-opened so")
                 return False
             if plan_text is not None:
                 known = chain.conn.execute(
@@ -216,19 +224,14 @@ class Ledger(LedgerReads):
                     plan_name=plan_name,
                     plan_sha256=plan_sha256,
                     scenario=scenario,
-                    state=RunState.RUNNING.value,
+                    state=(RunState.PREVIEW if preview else RunState.RUNNING).value,
                     started_at=now,
                     updated_at=now,
                 )
             )
-            chain.add(
-                now,
-                "run_started",
-                actor,
-                run_id,
-                None,
-                {"plan": plan_name, "plan_sha256": plan_sha256, "scenario": scenario},
-            )
+            kind = PREVIEW_STARTED if preview else "run_started"
+            payload = {"plan": plan_name, "plan_sha256": plan_sha256, "scenario": scenario}
+            chain.add(now, kind, actor, run_id, None, payload)
             return True
 
     def set_run_state(
@@ -253,6 +256,9 @@ class Ledger(LedgerReads):
                 return None
             if not now.may_become(state):
                 raise LedgerError(f"run {run_id} is {now.label}: it cannot become {state.label}")
+            if state is not RunState.FAILED:
+                preview = state is RunState.PREVIEW
+                same_kind(chain.conn, run_id, preview=preview, then=f"become {state.label}")
             at = self._now()
             chain.conn.execute(
                 runs.update()
@@ -317,15 +323,19 @@ class Ledger(LedgerReads):
         run_id: str,
         *,
         kind: str,
-        location: str,
-        size: int,
+        location: str | Path,
+        size: int | None = None,
         sha256: str,
         actor: str,
         dataset: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> Event | None:
-        """Record an artifact once; the same (run, kind, location, sha256) again is a no-op."""
+        """Record an artifact once; the same (run, kind, location, sha256) again is a no-op.
+        A ``Path`` is a file just written, whose size (unless given) is read from disk."""
         at = self._now()
+        if size is None:
+            size = Path(location).stat().st_size
+        location = str(location)
 
         def write(chain: Chain) -> Event | None:
             row = chain.artifact_row(run_id, kind, location)
@@ -359,29 +369,6 @@ class Ledger(LedgerReads):
             )
 
         return self._write(WriteKey(run_id, dataset, f"artifact_{kind}", location), write)
-
-    def add_file(
-        self,
-        run_id: str,
-        *,
-        kind: str,
-        path: Path,
-        sha256: str,
-        actor: str,
-        dataset: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> Event | None:
-        """Record a file just written (its size read from disk) as an artifact."""
-        return self.add_artifact(
-            run_id,
-            kind=kind,
-            location=str(path),
-            size=path.stat().st_size,
-            sha256=sha256,
-            actor=actor,
-            dataset=dataset,
-            detail=detail,
-        )
 
     def verify(
         self, *, expect_head: str | None = None, tables: bool = True, run_id: str | None = None

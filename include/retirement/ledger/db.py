@@ -4,13 +4,13 @@ holds what is done with them."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
 from retirement.errors import LedgerError
+from retirement.ledger.encoding import META_KEY, canonical
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -23,23 +23,16 @@ metadata = sa.MetaData()
 def _run_state_table(name: str, *columns: sa.Column[Any]) -> sa.Table:
     """A table of things in a run that have a state: keyed by run (and ``columns``' own
     keys), with the state and when it last changed."""
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("run_id", sa.String(250), primary_key=True),
-        *columns,
-        sa.Column("state", sa.String(32), nullable=False),
-        sa.Column("updated_at", sa.String(40), nullable=False),
-    )
+    key = sa.Column("run_id", sa.String(250), primary_key=True)
+    return sa.Table(name, metadata, key, *columns, *_texts(state=32, updated_at=40))
 
 
-runs = _run_state_table(
-    "runs",
-    sa.Column("plan_name", sa.String(64), nullable=False),
-    sa.Column("plan_sha256", sa.String(64), nullable=False),
-    sa.Column("scenario", sa.String(32), nullable=False),
-    sa.Column("started_at", sa.String(40), nullable=False),
-)
+def _texts(**lengths: int) -> list[sa.Column[Any]]:
+    """Required text columns, each of its length, in the order given."""
+    return [sa.Column(name, sa.String(n), nullable=False) for name, n in lengths.items()]
+
+
+runs = _run_state_table("runs", *_texts(plan_name=64, plan_sha256=64, scenario=32, started_at=40))
 
 datasets = _run_state_table(
     "datasets",
@@ -107,8 +100,23 @@ events_by_dataset = sa.Index("ix_events_run_dataset", events.c.run_id, events.c.
 
 
 def canonical_json(value: Any) -> str:
-    """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8 kept."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """One byte-exact JSON text per value: RFC 8785 (ledger.encoding.canonical). Rows
+    written before format 3 hold Python's form (``1.0``): compare parsed values."""
+    return canonical(value)
+
+
+def read_v3_from(conn: Connection) -> int | None:
+    """The first event of encoding 3 (None: the ledger has none; see ledger.encoding)."""
+    if not sa.inspect(conn).has_table("ledger_meta"):
+        return None
+    value = conn.execute(
+        sa.select(ledger_meta.c.value).where(ledger_meta.c.key == META_KEY)
+    ).scalar()
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise LedgerError(f"ledger_meta {META_KEY} is not a sequence number: {value!r}")
+    return int(value)
 
 
 # ---------------------------------------------------------------------- engine
@@ -152,8 +160,9 @@ def require_existing_sqlite(url: str) -> None:
 
 def format_version(engine: Engine, *, where: str, upgrade: bool) -> int:
     """The ledger's format version, refused (LedgerError) when it is newer than this code
-    reads; with ``upgrade``, a version 1 ledger is recorded as the current version (this
-    code writes version 2 events into it and reads its version 1 events unchanged)."""
+    reads; with ``upgrade``, an older ledger is recorded as the current version (this code
+    writes version 3 events into it and reads its older events unchanged): encoding 3
+    starts after its last event (``chain_encoding_3_from``, under the chain lock)."""
     from retirement.model.versions import LEDGER_FORMAT, check_version
 
     key = ledger_meta.c.key == "format_version"
@@ -165,6 +174,8 @@ def format_version(engine: Engine, *, where: str, upgrade: bool) -> int:
             found = int(row.value) if row.value.isdigit() else row.value
         version = check_version(found, LEDGER_FORMAT, what=f"ledger {where}", error=LedgerError)
         if upgrade and has_meta and version < LEDGER_FORMAT:
+            lock_chain(conn)
+            _start_encoding_3(conn)
             if row is None:
                 conn.execute(
                     ledger_meta.insert().values(key="format_version", value=str(LEDGER_FORMAT))
@@ -173,6 +184,13 @@ def format_version(engine: Engine, *, where: str, upgrade: bool) -> int:
                 conn.execute(ledger_meta.update().where(key).values(value=str(LEDGER_FORMAT)))
             version = LEDGER_FORMAT
     return version
+
+
+def _start_encoding_3(conn: Connection) -> None:
+    if read_v3_from(conn) is not None:
+        return
+    last = conn.execute(sa.select(sa.func.max(events.c.seq))).scalar()
+    conn.execute(ledger_meta.insert().values(key=META_KEY, value=str((last or 0) + 1)))
 
 
 def lock_chain(conn: Connection) -> None:
@@ -192,3 +210,21 @@ def safe_url(url: str) -> str:
         return sa.engine.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return "<unparsable ledger URL>"
+
+
+PREVIEW_STARTED = "preview_started"  # opens a preview run (a real run: run_started)
+
+
+def is_preview(conn: Connection, run_id: str) -> bool:
+    """Whether ``run_id`` was opened as a preview (it has a ``preview_started`` event)."""
+    query = sa.select(events.c.seq).where(
+        (events.c.run_id == run_id) & (events.c.kind == PREVIEW_STARTED)
+    )
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def same_kind(conn: Connection, run_id: str, *, preview: bool, then: str) -> None:
+    """Refuse (LedgerError) unless ``run_id`` is a preview exactly when ``preview`` is."""
+    if is_preview(conn, run_id) != preview:
+        what = "a preview" if not preview else "a real run, not a preview"
+        raise LedgerError(f"run {run_id} is {what}: it cannot {then}")

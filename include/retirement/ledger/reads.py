@@ -14,15 +14,17 @@ from retirement.ledger.db import (
     datasets,
     events,
     plan_texts,
+    read_v3_from,
     runs,
 )
+from retirement.ledger.encoding import encoding_of
 from retirement.model.records import DatasetRecord
 from retirement.model.state import RunState
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
 
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 
 class LedgerReads:
@@ -30,6 +32,14 @@ class LedgerReads:
 
     engine: Engine
     _read: Callable[..., None]  # Ledger's: commit the queued writes this read could see
+
+    @staticmethod
+    def _events(conn: Connection, query: Any) -> Iterator[Event]:
+        """The events of ``query``, each with its hash encoding (ledger.encoding), selected
+        by the ledger's ``chain_encoding_3_from`` as read in the same connection."""
+        v3_from = read_v3_from(conn)
+        for row in conn.execution_options(yield_per=1000).execute(query):
+            yield Event.from_row(row, encoding_of(row.seq, v3_from))
 
     def events(self, *, run_id: str | None = None, after: int | None = None) -> Iterator[Event]:
         """Events in chain order (of one run; after sequence number ``after``), streamed."""
@@ -40,8 +50,7 @@ class LedgerReads:
         if after is not None:
             query = query.where(events.c.seq > after)
         with self.engine.connect() as conn:
-            for row in conn.execution_options(yield_per=1000).execute(query):
-                yield Event.from_row(row)
+            yield from self._events(conn, query)
 
     def events_of(
         self, run_id: str, kinds: tuple[str, ...], *, dataset: str | None = None
@@ -53,7 +62,7 @@ class LedgerReads:
         if dataset is not None:
             query = query.where(events.c.dataset == dataset)
         with self.engine.connect() as conn:
-            return [Event.from_row(r) for r in conn.execute(query.order_by(events.c.seq))]
+            return list(self._events(conn, query.order_by(events.c.seq)))
 
     def dataset_events(self, run_id: str, dataset: str) -> list[Event]:
         """One dataset's ``dataset_*`` events in chain order (what its datasets row folds)."""
@@ -68,7 +77,7 @@ class LedgerReads:
             .order_by(events.c.seq)
         )
         with self.engine.connect() as conn:
-            return [Event.from_row(r) for r in conn.execute(query)]
+            return list(self._events(conn, query))
 
     def plan_text(self, sha256: str) -> str | None:
         """The text of the plan with this sha256 that a run was started with, or None."""
@@ -80,9 +89,13 @@ class LedgerReads:
         return row.text if row else None
 
     def run(self, run_id: str) -> dict[str, Any] | None:
+        return self._one(sa.select(runs).where(runs.c.run_id == run_id))
+
+    def _one(self, query: Any) -> dict[str, Any] | None:
+        """The first row ``query`` selects, as a dict (None: no row)."""
         self._read()
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+            row = conn.execute(query).first()
         return dict(row._mapping) if row else None
 
     def run_state(self, run_id: str) -> RunState | None:
@@ -91,6 +104,15 @@ class LedgerReads:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs.c.state).where(runs.c.run_id == run_id)).first()
         return None if row is None else RunState(row.state)
+
+    def is_preview(self, run_id: str) -> bool:
+        """Whether the run was opened as a preview (``preview_started``): it only inventories
+        and reports, and can never be approved, deleting or sealed."""
+        from retirement.ledger.db import is_preview
+
+        self._read()
+        with self.engine.connect() as conn:
+            return is_preview(conn, run_id)
 
     def runs_of(self, plan_name: str) -> list[str]:
         """The run ids of a plan, oldest first."""
@@ -103,13 +125,30 @@ class LedgerReads:
             ).all()
         return [r.run_id for r in rows]
 
-    def recent_runs(self, limit: int = 50) -> list[dict[str, Any]]:
-        """The newest runs of every plan, newest first."""
+    def recent_runs(
+        self, limit: int = 50, *, plans: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest runs, newest first: of every plan, or only of ``plans``."""
+        self._read()
+        query = sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
+        if plans is not None:
+            query = query.where(runs.c.plan_name.in_(sorted(plans)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [dict(r._mapping) for r in rows]
+
+    def plan_names(self) -> list[str]:
+        """The names of the plans that have runs in this ledger."""
         self._read()
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit)
-            ).all()
+            rows = conn.execute(sa.select(runs.c.plan_name).distinct()).all()
+        return sorted(r.plan_name for r in rows)
+
+    def runs_like(self, pattern: str) -> list[dict[str, Any]]:
+        """Runs whose id matches a SQL LIKE ``pattern`` (``_`` one character, ``%`` any)."""
+        self._read()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs).where(runs.c.run_id.like(pattern))).all()
         return [dict(r._mapping) for r in rows]
 
     def event_kinds(self, run_id: str) -> set[str]:
@@ -153,10 +192,29 @@ class LedgerReads:
 
     def artifact(self, artifact_id: int) -> dict[str, Any] | None:
         """One artifact by its id, or None."""
+        return self._one(sa.select(artifacts).where(artifacts.c.id == artifact_id))
+
+    def first_seq(self, run_id: str) -> int | None:
+        """The sequence number of the run's first event (None: it has none)."""
         self._read()
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(artifacts).where(artifacts.c.id == artifact_id)).first()
-        return dict(row._mapping) if row else None
+            return conn.execute(
+                sa.select(sa.func.min(events.c.seq)).where(events.c.run_id == run_id)
+            ).scalar()
+
+    def encoding_3_from(self) -> int | None:
+        """The first event hashed in encoding 3 (ledger.encoding); None: none is."""
+        with self.engine.connect() as conn:
+            return read_v3_from(conn)
+
+    def head_link(self) -> tuple[int, str]:
+        """The last event's sequence number and hash ((0, the genesis hash): none yet)."""
+        self._read()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)
+            ).first()
+        return (int(row.seq), str(row.hash)) if row else (0, GENESIS)
 
     def head(self) -> str:
         self._read()

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from retirement.errors import ChainBroken, TableEdited
 from retirement.ledger.chain import GENESIS, ChainReport, row_hash
-from retirement.ledger.db import artifacts, canonical_json, datasets, events
+from retirement.ledger.db import artifacts, canonical_json, datasets, events, read_v3_from
+from retirement.ledger.encoding import encoding_of
 from retirement.model.records import fold_events
 
 if TYPE_CHECKING:
@@ -28,15 +29,22 @@ def verify_chain(
 ) -> ChainReport:
     """Walk the ledger's chain from the first event; raise ChainBroken naming the first bad one.
 
+    ``expect_head``: a head published earlier (head.json of a signed dossier) must be the
+    hash of one of the chain's events: the chain up to it is the one published, events
+    appended after it (the seal's own ``dossier_sealed`` event, later runs) are allowed and
+    counted (``ChainReport.head_at``); a head no event has (a cut tail) is ChainBroken.
+
     With ``tables`` (the default), every row of the datasets and artifacts tables (of
     ``run_id``, or of every run) must also be what its chained events wrote (a dataset's
     row: what its events fold to; an artifact's: its latest event): TableEdited names the
     first that is not (those tables are the chain's mutable
     summary; proof is only ever read from the chain)."""
     expected_seq, prev, count = 1, GENESIS, 0
+    head_at = 0 if expect_head == GENESIS else None  # where the expected head is
     written: dict[tuple[str, str], tuple[str, str]] = {}
     query = sa.select(events).order_by(events.c.seq)
     with engine.connect() as conn:
+        v3_from = read_v3_from(conn)  # the encoding of each event is selected by it
         for row in conn.execution_options(yield_per=5000).execute(query):
             if tables and row.run_id is not None and (run_id is None or row.run_id == run_id):
                 _remember(written, row)
@@ -52,23 +60,25 @@ def verify_chain(
                     "its prev_hash does not match the hash of event "
                     f"{row.seq - 1} (an event was inserted, deleted or reordered)",
                 )
-            if row_hash(row) != row.hash:
+            if row_hash(row, encoding_of(row.seq, v3_from)) != row.hash:
                 raise ChainBroken(
                     row.seq,
                     f"its content does not match its hash (edited); "
                     f"kind={row.kind} dataset={row.dataset}",
                 )
             prev, expected_seq, count = row.hash, expected_seq + 1, count + 1
+            if row.hash == expect_head:
+                head_at = row.seq
     if tables:
         check_tables(engine, written, run_id)
-    if expect_head is not None and prev != expect_head:
+    if expect_head is not None and head_at is None:
         raise ChainBroken(
             count,
-            f"the chain ends at {prev} after {count} events, not at the "
-            f"expected head {expect_head} (events were removed from the end "
-            "or added after it)",
+            f"the chain ends at {prev} after {count} events and does not pass through the "
+            f"expected head {expect_head} (events were removed from the end, or it is "
+            "not a head of this ledger)",
         )
-    return ChainReport(events=count, head=prev)
+    return ChainReport(events=count, head=prev, head_at=head_at)
 
 
 def check_tables(
@@ -108,7 +118,7 @@ def _check_datasets(conn: Connection, run_id: str | None) -> None:
             _unpaired(conn, run, name, row)
         if folded is None or (folded[0].value, canonical_json(folded[1])) != (
             row.state,
-            row.detail,
+            canonical_json(json.loads(row.detail)),  # rows before format 3: Python's JSON
         ):
             raise TableEdited(
                 f"the ledger's datasets row of {name} (run {run}) is not what the chain "
@@ -173,4 +183,4 @@ def _remember(written: dict[tuple[str, str], tuple[str, str]], row: Any) -> None
     if row.kind.startswith("artifact_"):
         location = json.loads(row.payload).get("location")
         key = (row.run_id, f"a:{row.kind.removeprefix('artifact_')}:{location}")
-        written[key] = (row.kind, _digest(row.payload))
+        written[key] = (row.kind, _digest(canonical_json(json.loads(row.payload))))

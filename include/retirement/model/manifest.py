@@ -25,11 +25,15 @@ class SourceFingerprint:
     """What the source held at backup time: exact rows, key range, order-free row digest."""
 
     rows: int
-    row_digest: str  # sum mod 2^256 of sha256(each row's CSV line): order-independent
+    row_digest: str  # computed as row_digest_method says (formats/csv.py)
     key_columns: tuple[str, ...] = ()
     key_min: str | None = None
     key_max: str | None = None
     null_counts: tuple[int, ...] = ()  # NULLs per column, in column order (the source profile)
+    # "sha256-sum": sum mod 2^256 of sha256(each row's CSV line), order-independent (every
+    # manifest before this field existed); "sha256-key-order": sha256 of the CSV records
+    # one after the other in primary-key order, header excluded.
+    row_digest_method: str = "sha256-sum"
 
     def __post_init__(self) -> None:
         if self.rows < 0:

@@ -90,8 +90,12 @@ _STAGES_PASSED = {
 class RunState(StrEnum):
     """Where a run stands; kept in the ledger's ``runs`` row, each change a ``run_<value>``
     event. ``failed`` is left for the state the run was in when a task that failed is run
-    again and succeeds."""
+    again and succeeds. A ``preview`` run (opened by ``preview_started``, not
+    ``run_started``) only inventories and reports: it never becomes anything else, and no
+    other run becomes a preview (the ledger also refuses a preview that failed to return to
+    anything but ``preview``)."""
 
+    PREVIEW = "preview"
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
     DELETING = "deleting"
@@ -108,9 +112,12 @@ class RunState(StrEnum):
         return new in _RUN_NEXT[self]
 
 
+_REAL = frozenset(RunState) - {RunState.PREVIEW}
 _RUN_NEXT: dict[RunState, frozenset[RunState]] = {
+    # A preview is never approved, deleting or sealed: it may only fail (and be re-run).
+    RunState.PREVIEW: frozenset({RunState.PREVIEW, RunState.FAILED}),
     # (a run begun before runs recorded their states may be anywhere: from running, all)
-    RunState.RUNNING: frozenset(RunState),
+    RunState.RUNNING: _REAL,
     # A new request (a gate re-run and deletion_request cleared) asks again.
     RunState.AWAITING_APPROVAL: frozenset(
         {RunState.AWAITING_APPROVAL, RunState.DELETING, RunState.REJECTED, RunState.FAILED}
@@ -122,6 +129,8 @@ _RUN_NEXT: dict[RunState, frozenset[RunState]] = {
     RunState.REJECTED: frozenset(
         {RunState.REJECTED, RunState.AWAITING_APPROVAL, RunState.DELETING, RunState.FAILED}
     ),
-    RunState.FAILED: frozenset(RunState),  # a re-run that succeeds returns to where it was
+    # A re-run that succeeds returns to where it was (a preview only to preview: the ledger
+    # checks which kind of run it is).
+    RunState.FAILED: frozenset(RunState),
     RunState.SEALED: frozenset({RunState.SEALED, RunState.FAILED}),
 }

@@ -6,17 +6,25 @@ version is version 1, as written before versions were recorded.
 - ledger 1: each dataset event carried the dataset's whole record so far; no meta table.
   ledger 2: each dataset event carries what its phase added (model.records); a
   ``ledger_meta`` table holds the version. Version 2 reads version 1 ledgers unchanged.
-- manifest 1, certificate 1, dossier 1 (``head.json``): as documented in docs/.
+  ledger 3: events from ``chain_encoding_3_from`` on are hashed as one RFC 8785 line
+  (ledger.encoding), which sha256sum and a shell loop recompute; older events keep theirs.
+- manifest 1, certificate 1: as documented in docs/.
+  certificate 2: times and actors from the ledger's events, the plan's people (performed
+  and verified by, the DPO), where the data was, bytes and individuals, the legal basis
+  and impact assessment, a ``type`` (deletion or retention_expiry); NIST SP 800-88 Rev. 2.
+  Version 1 certificates verify unchanged.
+- dossier 1 (``head.json``): ledger.jsonl held the whole chain as event fields; dossier 2:
+  the run's segment of the chain as the lines the hashes cover (docs/audit.md).
 """
 
 from __future__ import annotations
 
 from retirement.errors import IntegrityError, RetirementError
 
-LEDGER_FORMAT = 2
+LEDGER_FORMAT = 3
 MANIFEST_FORMAT = 1
-CERTIFICATE_FORMAT = 1
-DOSSIER_FORMAT = 1
+CERTIFICATE_FORMAT = 2
+DOSSIER_FORMAT = 2
 
 
 def check_version(

@@ -19,7 +19,8 @@ from retirement.model.manifest import Manifest
 from retirement.model.records import BackupRecord, added
 from retirement.model.state import DatasetState
 from retirement.phases.batching import over_datasets
-from retirement.sources.base import KeyedSource
+from retirement.phases.preview import refuse_preview
+from retirement.sources.capabilities import KeyedSource
 from retirement.vault.write import back_up
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 def back_up_batch(ctx: RunContext, batch: list[str]) -> list[dict[str, Any]]:
     """Back up every dataset of a batch (each source opened once)."""
+    refuse_preview(ctx, "backup")
     return over_datasets(ctx, batch, backup_dataset)
 
 
@@ -107,7 +109,7 @@ def _back_up(ctx: RunContext, dataset: str, source: Source, state: DatasetRecord
         recipients=recipients_for(plan, disposition, keys),
         out_dir=ctx.layout.vault,
         signing_key=keys.signing_key(),
-        created_at=ctx.stamp,
+        created_at=ctx.clock_stamp(),
         key_columns=columns,
         extra=_use_terms(ctx, disposition),
     )
@@ -158,7 +160,7 @@ def _record(ctx: RunContext, dataset: str, result: BackupResult, reason: str) ->
         rows=m.fingerprint.rows,
         row_digest=m.fingerprint.row_digest,
         ciphertext_sha256=m.ciphertext_sha256,
-        created_at=ctx.stamp,
+        created_at=m.created_at,
         reason=reason,
     )
     ledger.set_dataset_state(

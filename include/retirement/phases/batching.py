@@ -35,6 +35,22 @@ def batches(items: Sequence[T], max_tasks: int) -> list[list[T]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def grouped_batches(groups: Sequence[Sequence[T]], max_tasks: int) -> list[list[T]]:
+    """Like :func:`batches`, but a group (tables linked by foreign keys, in deletion order)
+    is never split between tasks, so its order holds."""
+    if max_tasks < 1:
+        raise ValueError(f"max_tasks must be at least 1, not {max_tasks}")
+    if len(groups) <= max_tasks:
+        return [list(g) for g in groups if g]
+    size = math.ceil(sum(len(g) for g in groups) / max_tasks)
+    out: list[list[T]] = [[]]
+    for group in groups:
+        if len(out[-1]) >= size:
+            out.append([])
+        out[-1].extend(group)
+    return [b for b in out if b]
+
+
 def label(batch: Sequence[str]) -> str:
     """A mapped task's name in the UI: its first item and how many more."""
     if not batch:

@@ -2,10 +2,10 @@
 
 Built once per task (the Airflow glue builds it from the task's context and connections; the
 CLI and the tests build it from what they hold): the run's plan as plan_check checked it,
-the ledger, the run's id, who acts, the run's logical time as a ``datetime``, the key store,
-where the output goes, and connectors that turn a plan's source and destination specs into
-open sources and destinations. A value every phase needs is a field here, not a parameter
-of every function.
+the ledger, the run's id, who acts, the run's logical time as a ``datetime``, a clock for
+the real time of what happens now, the key store, where the output goes, and connectors that
+turn a plan's source and destination specs into open sources and destinations. A value every
+phase needs is a field here, not a parameter of every function.
 """
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ class Layout:
     def certificates(self, run_id: str) -> Path:
         return self.root / "certificates" / safe_dir(run_id)
 
+    def preview(self, run_id: str) -> Path:
+        return self.root / "preview" / safe_dir(run_id)
+
+
+def utc_now() -> datetime:
+    """The real time, timezone-aware UTC (the default clock of a RunContext)."""
+    return datetime.now(UTC)
+
 
 def safe_dir(run_id: str) -> str:
     """A run id as one folder name."""
@@ -86,6 +94,11 @@ class RunContext:
     keys: Callable[[], KeyStore]  # opened on first use (a task may need no key)
     layout: Layout
     connectors: Connectors
+    # The real time of what happens now (aware UTC): recorded as when something happened
+    # (a manifest written, an auto-approval, a dossier sealed), never used in a key or a
+    # name. Certificates take their times from the ledger's events instead, so a re-issued
+    # one is the same. Tests inject a clock.
+    clock: Callable[[], datetime] = utc_now
     _keys: list[KeyStore] = field(default_factory=list, repr=False, compare=False)
 
     @cached_property
@@ -104,8 +117,12 @@ class RunContext:
 
     @property
     def stamp(self) -> str:
-        """The logical time as recorded in manifests, certificates and reports."""
+        """The logical time as text (the run's trigger time: for reports named by run)."""
         return self.now.isoformat()
+
+    def clock_stamp(self) -> str:
+        """The real time now, as recorded (UTC, ISO 8601 with microseconds)."""
+        return self.clock().astimezone(UTC).isoformat(timespec="microseconds")
 
     @property
     def today(self) -> date:

@@ -25,11 +25,15 @@ from retirement.deletion.proof import (
 )
 from retirement.deletion.recheck import recheck_backup, recheck_deliveries
 from retirement.errors import DeletionRefused
+from retirement.evidence.residual import residual_markdown, residual_states
 from retirement.ledger.db import canonical_json
 from retirement.model.ids import DatasetId, shown
 from retirement.model.records import DeletionRecord, added, fold_events
 from retirement.model.state import DatasetState, RunState
+from retirement.phases.approval import record_decision
 from retirement.phases.gate_deletion import decision, gate_deletion
+from retirement.phases.preview import refuse_preview
+from retirement.sources.capabilities import ObjectDeleter, RowDeleter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from retirement.ledger.core import Ledger
     from retirement.model.records import DatasetRecord
     from retirement.phases.context import RunContext
+    from retirement.phases.foreign_keys import DeletionOrder
     from retirement.sources.base import Source
 
 __all__ = ["decision", "delete_dataset", "deletion_request", "gate_deletion", "record_decision"]
@@ -51,6 +56,7 @@ log = logging.getLogger(__name__)
 def deletion_request(ctx: RunContext) -> dict[str, Any]:
     """What will be destroyed and the proof that it is safe elsewhere, for the approver;
     recorded in the chain (the approval names this event)."""
+    refuse_preview(ctx, "deletion_request")
     plan, ledger, run_id, actor = ctx.plan, ctx.ledger, ctx.run_id, ctx.actor
     report = ledger.verify(run_id=run_id)  # the whole chain, and this run's table rows
     proofs, blocked, verdicts = gather(ledger, run_id, plan)
@@ -61,20 +67,9 @@ def deletion_request(ctx: RunContext) -> dict[str, Any]:
                 f"{'failed' if verdicts.get(gate) == 'gate_failed' else 'missing'}: nothing can "
                 "be put to an approval until it passes"
             )
-    rows = [
-        {
-            "dataset": p.dataset,
-            "kind": p.kind,
-            "rows": p.rows,
-            "bytes": p.bytes,
-            "class": p.data_class,
-            "disposition": p.disposition,
-            "backup_sha256": p.ciphertext_sha256,
-            "receipts": [d.location for d in p.deliveries],
-            "proof": p.as_json(),
-        }
-        for p in proofs
-    ]
+    proofs, order = _in_foreign_key_order(ctx, proofs, blocked)
+    groups = order.groups
+    rows = [_entry(p) for p in proofs]
     totals = {
         "datasets": len(rows),
         "rows": sum(p.rows or 0 for p in proofs),
@@ -89,6 +84,9 @@ def deletion_request(ctx: RunContext) -> dict[str, Any]:
             "entries": rows,  # (the old payload's list was lost under the "datasets" total)
             "chain": {"head": report.head, "events": report.events},
             "plan_sha256": plan.sha256,
+            "foreign_key_order": [g for g in groups if len(g) > 1],
+            "cascades": order.cascades,
+            "residual_copies": residual_states(plan, ledger, run_id),
             "not_deletable": dict(list(blocked.items())[:1000]),
             "not_deletable_count": len(blocked),
         },
@@ -97,13 +95,79 @@ def deletion_request(ctx: RunContext) -> dict[str, Any]:
     ledger.set_run_state(
         run_id, RunState.AWAITING_APPROVAL, actor=actor, payload={"request": request}
     )
+    chain = (request, report.head, report.events)
+    body = _body(plan, rows, totals, blocked, chain, _preview_totals(ctx))
+    body += _notes(ctx, groups, order.cascades)
+    return {
+        "body": body,
+        "datasets": [r["dataset"] for r in rows],
+        "groups": groups,
+        "request": request,
+    }
+
+
+def _entry(p: Any) -> dict[str, Any]:
+    """One dataset of the request: what the approver sees, and its proof."""
+    return {
+        "dataset": p.dataset,
+        "kind": p.kind,
+        "rows": p.rows,
+        "bytes": p.bytes,
+        "class": p.data_class,
+        "disposition": p.disposition,
+        "backup_sha256": p.ciphertext_sha256,
+        "receipts": [d.location for d in p.deliveries],
+        "proof": p.as_json(),
+    }
+
+
+def _in_foreign_key_order(
+    ctx: RunContext, proofs: list[Any], blocked: dict[str, str]
+) -> tuple[list[Any], DeletionOrder]:
+    """The proofs in deletion order, and the order (groups of tables linked by foreign keys,
+    cascades); the parents a kept table references move to ``blocked``."""
+    from retirement.phases.foreign_keys import order_deletion
+
+    order = order_deletion(ctx, [p.dataset for p in proofs])
+    blocked.update(order.kept)
+    place = {d: i for i, d in enumerate(d for g in order.groups for d in g)}
+    ordered = sorted((p for p in proofs if p.dataset in place), key=lambda p: place[p.dataset])
+    return ordered, order
+
+
+def _preview_totals(ctx: RunContext) -> str:
+    """The preview's totals of this run's inventory, as the preview report computes them
+    (the notices counted from the sources, which are untouched until the approval)."""
+    from retirement.evidence.preview import count_notices, run_totals, totals_markdown
+    from retirement.inventory.scan import DatasetReport
+
+    reports = [DatasetReport.from_json(s.inventory) for s in ctx.ledger.dataset_states(ctx.run_id)]
+    notices = count_notices(ctx.plan, reports, ctx.source)
+    t = run_totals(ctx.plan, reports, today=ctx.today, notices=notices)
+    return "What the run does, by disposition (as its preview reports it):\n\n" + totals_markdown(
+        t, shown
+    )
+
+
+def _notes(ctx: RunContext, groups: list[list[str]], cascades: list[str]) -> str:
+    """The approval text's notes: the residual copies, the foreign-key order, the
+    inventory's warnings."""
     from retirement.phases.inventory import inventory_warnings
 
-    body = _body(plan, rows, totals, blocked, request, report.head, report.events)
-    warnings = inventory_warnings(ledger, run_id)
+    text = residual_markdown(residual_states(ctx.plan, ctx.ledger, ctx.run_id), shown)
+    linked = [g for g in groups if len(g) > 1]
+    if linked:
+        text += "\n\nDeleted in foreign-key order (children before parents):\n" + "\n".join(
+            "- " + " → ".join(shown(d) for d in g) for g in linked
+        )
+    if cascades:
+        text += "\n\nForeign keys that change kept tables:\n" + "\n".join(
+            f"- {shown(c)}" for c in cascades
+        )
+    warnings = inventory_warnings(ctx.ledger, ctx.run_id)
     if warnings:
-        body += "\n\nWarnings of the inventory:\n" + "\n".join(f"- {shown(w)}" for w in warnings)
-    return {"body": body, "datasets": [r["dataset"] for r in rows], "request": request}
+        text += "\n\nWarnings of the inventory:\n" + "\n".join(f"- {shown(w)}" for w in warnings)
+    return text
 
 
 def _body(
@@ -111,18 +175,24 @@ def _body(
     rows: list[dict[str, Any]],
     totals: dict[str, int],
     blocked: dict[str, str],
-    request: str,
-    head: str,
-    events: int,
+    chain: tuple[str, str, int],
+    preview: str,
 ) -> str:
+    """The approval text; ``chain``: the request's hash, the chain head and its length;
+    ``preview``: the preview's totals (Markdown)."""
+    request, head, events = chain
     lines = [
         f"**Permanent deletion at the source** for plan `{shown(plan.name)}` "
         f"({shown(plan.organization.name)}). Every dataset below has a signed, "
         "restore-verified backup; those that go to a successor or an archive also have "
         "verified deliveries.",
         "",
-        f"Deletion request `{request[:16]}…`; the ledger's chain verified up to "
-        f"`{head[:16]}…` ({events:,} events); plan sha256 `{plan.sha256[:16]}…`.",
+        f"Deletion request `{request[:16]}…`; the ledger's chain verified ({events:,} "
+        f"events), chain head `{head}`; plan sha256 `{plan.sha256}`.",
+        "",
+        preview,
+        "",
+        "Deleted at the source:",
         "",
         "| dataset | class | rows | bytes | disposition | backup sha256 | delivered to |",
         "|---|---|---:|---:|---|---|---|",
@@ -145,42 +215,13 @@ def _body(
     return "\n".join(lines)
 
 
-def record_decision(
-    ctx: RunContext,
-    *,
-    approved: bool,
-    by: str,
-    at: str,
-    auto: bool = False,
-    request: str | None = None,
-) -> None:
-    """Record the answer to a deletion request (the latest one, unless ``request`` names
-    the hash of the one that was shown)."""
-    if request is None:
-        asked = ctx.ledger.events_of(ctx.run_id, ("deletion_requested",))
-        request = asked[-1].hash if asked else None
-    ctx.ledger.append(
-        "deletion_approved" if approved else "deletion_rejected",
-        actor=by,
-        run_id=ctx.run_id,
-        payload={
-            "approved_by": by,
-            "approved_at": at,
-            "auto": auto,
-            "approved": approved,
-            "request": request,
-        },
-    )
-    state = RunState.DELETING if approved else RunState.REJECTED
-    ctx.ledger.set_run_state(ctx.run_id, state, actor=by, payload={"request": request})
-
-
 # ---------------------------------------------------------------------- deletion
 
 
 def delete_batch(ctx: RunContext, batch: list[str]) -> list[dict[str, Any]]:
     """Delete every dataset of a batch: one proof book for the task (the whole chain
     verified once), each source and destination opened once."""
+    refuse_preview(ctx, "delete")
     from retirement.phases.batching import over_datasets
 
     book = ProofBook(ctx.ledger, ctx.run_id)
@@ -253,22 +294,16 @@ def _started(
 ) -> DeletionRecord:
     """The first attempt: the table still equals its backup (nothing deleted at all if
     anything changed), then "deleting" committed before anything is deleted."""
-    if proof.kind == "table" and _is_sql(source):
+    if proof.kind == "table" and isinstance(source, RowDeleter):
         from retirement.deletion.tables import check_unchanged
 
         check_unchanged(source, ds, proof.kind, manifest)
-    deletion = DeletionRecord(started_at=ctx.stamp, request=book.request.hash)
+    deletion = DeletionRecord(started_at=ctx.clock_stamp(), request=book.request.hash)
     ctx.ledger.set_dataset_state(
         ctx.run_id, str(ds), DatasetState.DELETING, actor=ctx.actor, payload=added(deletion)
     )
     ctx.ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
     return deletion
-
-
-def _is_sql(source: Source) -> bool:
-    from retirement.sources.sql import SqlSource
-
-    return isinstance(source, SqlSource)
 
 
 def _delete(
@@ -281,27 +316,27 @@ def _delete(
     sibling: Callable[[DatasetId], Any],
     on_rows: Callable[[int], None],
 ) -> Any:
-    from retirement.deletion import objects as deletion_objects
     from retirement.deletion import tables as deletion
+    from retirement.deletion.objects import delete_object
     from retirement.deletion.result import DeletionResult
-    from retirement.sources.files import FileSource
-    from retirement.sources.s3 import S3Source
-    from retirement.sources.sql import SqlSource
 
-    if isinstance(source, SqlSource):
-        from retirement.sources.sql import database_errors
-
-        with database_errors(source.engine, f"{ds}: deleting"):
+    if isinstance(source, RowDeleter):
+        with source.errors(f"{ds}: deleting"):
             if proof.drop_table and ds not in {r.id for r in source.datasets()}:
                 return DeletionResult("clear", "DROP TABLE (done by an earlier attempt)", 0, 0, 0)
             result = deletion.delete_table_rows(
-                source, ds, manifest, cipher, identity, secret_key=proof.secret_key, on_rows=on_rows
+                source,
+                ds,
+                manifest,
+                cipher,
+                identity,
+                secret_key=proof.secret_key,
+                on_rows=on_rows,
+                rewrite=proof.rewrite,
             )
             return deletion.drop_table(source, ds, result) if proof.drop_table else result
-    if isinstance(source, S3Source):
-        return deletion_objects.delete_s3_version(source, ds, manifest, sibling=sibling)
-    if isinstance(source, FileSource):
-        return deletion_objects.delete_file(source, ds, manifest, sibling=sibling)
+    if isinstance(source, ObjectDeleter):
+        return delete_object(source, ds, manifest, sibling=sibling)
     raise DeletionRefused(f"{ds}: no way to delete from a {type(source).__name__}")
 
 
@@ -340,5 +375,9 @@ def _progress(dataset: str, every: int = 50_000) -> Callable[[int], None]:
 def auto_approve(ctx: RunContext) -> None:
     """The plan's approval.auto_approve: recorded in the ledger as an auto-approval."""
     record_decision(
-        ctx, approved=True, by="auto-approval (plan approval.auto_approve)", at=ctx.stamp, auto=True
+        ctx,
+        approved=True,
+        by="auto-approval (plan approval.auto_approve)",
+        at=ctx.clock_stamp(),
+        auto=True,
     )

@@ -12,6 +12,8 @@ from retirement.errors import GateFailed, RetirementError
 from retirement.gates.record import record_gate
 from retirement.model.records import VerifyRecord, added
 from retirement.model.state import DatasetState
+from retirement.phases.anchor import anchor_gate
+from retirement.phases.preview import refuse_preview
 from retirement.vault.verify import verify_backup
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 def gate_backup(ctx: RunContext) -> dict[str, Any]:
     """Restore-verify every backup (signature, ciphertext digest, decrypt, recount, row
     digest, profile), gate the results; mark each dataset verified only if all pass."""
+    refuse_preview(ctx, "gate_backup")
     from retirement.gates import quality
 
     ledger, run_id = ctx.ledger, ctx.run_id
@@ -59,6 +62,7 @@ def gate_backup(ctx: RunContext) -> dict[str, Any]:
                 actor=ctx.actor,
                 payload=added(verify),
             )
+    anchor_gate(ctx, "gate_backup")
     return summary
 
 

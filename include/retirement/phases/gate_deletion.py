@@ -11,7 +11,6 @@ backup's rows that actually vanished.
 
 from __future__ import annotations
 
-import hashlib
 from itertools import groupby
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +20,10 @@ from retirement.deletion.recheck import recheck_backup
 from retirement.errors import GateFailed
 from retirement.gates.record import record_gate
 from retirement.model.ids import DatasetId
-from retirement.model.records import CertificateRecord, added
 from retirement.model.state import DatasetState
+from retirement.phases.anchor import anchor_gate
+from retirement.phases.certify import certify
+from retirement.phases.preview import refuse_preview
 
 if TYPE_CHECKING:
     from retirement.ledger.core import Ledger
@@ -53,6 +54,7 @@ def residual_identifiers(
 
 def gate_deletion(ctx: RunContext) -> dict[str, Any]:
     """Nothing of each backup is left and no identifier is left, per dataset; certificates."""
+    refuse_preview(ctx, "gate_deletion")
     from retirement.gates import quality
 
     book = ProofBook(ctx.ledger, ctx.run_id)
@@ -60,7 +62,7 @@ def gate_deletion(ctx: RunContext) -> dict[str, Any]:
         d for d, r in book.results.items() if "result" not in r and d not in book.deleted
     )
     todo = sorted(d for d, r in book.results.items() if "result" in r and d not in book.deleted)
-    checked = _what_is_left(ctx, book, todo)
+    checked, facts = _what_is_left(ctx, book, todo)
     rows = [row for _, row in checked]
     result = quality.run_gate("gate_deletion", quality.deletion_frames(rows))
     failures = list(result.failures) + [
@@ -74,19 +76,23 @@ def gate_deletion(ctx: RunContext) -> dict[str, Any]:
     if failures:
         raise GateFailed("gate_deletion", "; ".join(failures), summary)
     erased = _erase_destroyed_backups(ctx, checked)
-    summary["certificates"] = _certify(ctx, book, checked, erased)
+    summary["certificates"] = certify(ctx, book, checked, facts, erased)
+    anchor_gate(ctx, "gate_deletion")
     return summary
 
 
 def _what_is_left(
     ctx: RunContext, book: ProofBook, todo: list[str]
-) -> list[tuple[Proof, dict[str, Any]]]:
-    """Per dataset: what is left of its backup at the source, and identifiers left."""
+) -> tuple[list[tuple[Proof, dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """Per dataset: what is left of its backup at the source, and identifiers left; and
+    the facts its certificate states (where it was, the individuals it was about)."""
     from retirement.deletion.check import left_of_backup
+    from retirement.evidence.facts import count_individuals, location
 
     plan, keys = ctx.plan, ctx.key_store
     public = load_public_key(keys.public_signing_key_pem())
     checked: list[tuple[Proof, dict[str, Any]]] = []
+    facts: dict[str, dict[str, Any]] = {}
     identities: dict[str, list[Any]] = {}  # per disposition, decrypted once
     for source_name, group in groupby(todo, key=lambda d: DatasetId.parse(d).source):
         with ctx.source(source_name) as source:
@@ -102,51 +108,17 @@ def _what_is_left(
                 checked.append(
                     (proof, {"dataset": dataset, **left.as_dict(), "residual_identifiers": found})
                 )
-    return checked
-
-
-def _certify(
-    ctx: RunContext,
-    book: ProofBook,
-    checked: list[tuple[Proof, dict[str, Any]]],
-    erased: set[str],
-) -> list[str]:
-    from retirement.evidence.certificate import write_certificate
-
-    ledger, run_id, actor = ctx.ledger, ctx.run_id, ctx.actor
-    certificates = []
-    signing = ctx.key_store.signing_key()  # decrypted once, not once per certificate
-    folder = ctx.layout.certificates(run_id)
-    decided = book.decision or {}
-    with ledger.batch():  # one transaction per few hundred certificates
-        for proof, row in checked:
-            done = book.results[proof.dataset]
-            cert = _certificate(ctx, proof, row, done, decided=decided, erased=erased)
-            path, sha = write_certificate(cert, folder, signing)
-            ledger.add_file(
-                run_id,
-                kind="certificate",
-                path=path,
-                sha256=sha,
-                actor=actor,
-                dataset=proof.dataset,
-            )
-            ledger.append(
-                "certificate_issued",
-                actor=actor,
-                run_id=run_id,
-                dataset=proof.dataset,
-                payload={"path": str(path), "sha256": sha},
-            )
-            ledger.set_dataset_state(
-                run_id,
-                proof.dataset,
-                DatasetState.DELETED,
-                actor=actor,
-                payload=added(CertificateRecord(str(path))),
-            )
-            certificates.append(str(path))
-    return certificates
+                keys_of = plan.customer_keys.get(dataset)
+                facts[dataset] = {
+                    "location": location(source, ds),
+                    "plaintext_bytes": manifest.plaintext_size,
+                    "individuals": count_individuals(
+                        manifest, cipher, identities[proof.disposition], keys_of
+                    )
+                    if keys_of
+                    else None,
+                }
+    return checked, facts
 
 
 def _erase_destroyed_backups(
@@ -177,86 +149,3 @@ def _erase_destroyed_backups(
             )
             erased.add(name)
     return erased
-
-
-def _backup_copy_fate(plan: Any, disposition: str, erased: set[str]) -> str:
-    disp = plan.dispositions[disposition]
-    if disposition in erased:
-        return "cryptographic erase: its archive identity was destroyed (NIST SP 800-88 purge)"
-    if disp.action == "destroy":
-        return (
-            f"kept encrypted for {disp.keep_backup_days} days, then crypto-erased by the "
-            "retention expiry"
-        )
-    if disp.action == "retain":
-        return "kept encrypted in the retention archive until its retention ends"
-    return "kept encrypted; the recipient holds its own copy"
-
-
-def _certificate(
-    ctx: RunContext,
-    proof: Proof,
-    row: dict[str, Any],
-    done: dict[str, Any],
-    *,
-    decided: dict[str, Any],
-    erased: set[str],
-) -> dict[str, Any]:
-    """The certificate of sanitization of one dataset, before it is signed."""
-    from retirement.evidence.certificate import TOOL
-
-    plan, run_id = ctx.plan, ctx.run_id
-    spec = plan.source(DatasetId.parse(proof.dataset).source)
-    result = done["result"]
-    return {
-        "certificate_id": "cos-"
-        + hashlib.sha256(f"{run_id}|{proof.dataset}".encode()).hexdigest()[:16],
-        "issued_at": ctx.stamp,
-        "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
-        "target": {
-            "dataset": proof.dataset,
-            "kind": proof.kind,
-            "source_kind": spec.kind,
-            "connection": spec.connection,
-            "data_class": proof.data_class,
-            "rows": row["vanished"],
-            "bytes": proof.bytes,
-        },
-        "sanitization": {
-            "method": result["method"],
-            "technique": result["technique"],
-            "note": result.get("note", ""),
-            "tool": TOOL,
-        },
-        "verification": {"method": VERIFICATION, "result": "passed", **row},
-        "performed_by": ctx.actor,
-        "performed_at": done.get("started_at"),
-        "approval": {
-            "approved_by": decided.get("approved_by"),
-            "approved_at": decided.get("approved_at"),
-            "auto": decided.get("auto", False),
-            "request": decided.get("request"),
-        },
-        "backup": _backup_section(plan, proof, erased),
-        "ledger": {"run_id": run_id},
-    }
-
-
-VERIFICATION = (
-    "every row left at the source compared with the backup's rows (SHA-256 of each row in the "
-    "backup's own line format; files and objects by digest or version); the inventory's "
-    "detectors run over what is left; great-expectations gate"
-)
-
-
-def _backup_section(plan: Any, proof: Proof, erased: set[str]) -> dict[str, Any]:
-    """Where the certified dataset's backup is, and what becomes of it."""
-    return {
-        "manifest": proof.manifest,
-        "ciphertext_sha256": proof.ciphertext_sha256,
-        "copy": _backup_copy_fate(plan, proof.disposition, erased),
-        "deliveries": [
-            {"location": d.location, "method": d.method, "sha256": d.sha256}
-            for d in proof.deliveries
-        ],
-    }

@@ -10,6 +10,8 @@ from retirement.errors import GateFailed, IntegrityError, TransferError
 from retirement.gates.record import record_gate
 from retirement.model.records import DeliveriesRecord, added
 from retirement.model.state import DatasetState
+from retirement.phases.anchor import anchor_gate
+from retirement.phases.preview import refuse_preview
 from retirement.phases.transfer import delivery_files, required_deliveries
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
 def gate_transfer(ctx: RunContext) -> dict[str, Any]:
     """Check every required delivery again at its destination; all or nothing."""
+    refuse_preview(ctx, "gate_transfer")
     from retirement.gates import quality
 
     ledger, run_id = ctx.ledger, ctx.run_id
@@ -61,6 +64,7 @@ def gate_transfer(ctx: RunContext) -> dict[str, Any]:
             ledger.set_dataset_state(
                 run_id, dataset, DatasetState.DELIVERED, actor=ctx.actor, payload=added(record)
             )
+    anchor_gate(ctx, "gate_transfer")  # before the deletion is requested
     return summary
 
 

@@ -32,6 +32,12 @@ def inventory_source(
     reports = with_dispositions(reports, plan.disposition_for)
     warnings = unmatched_patterns(plan.source(source_name).include, reports)
     seen = {"source": source_name, "datasets": len(reports), "warnings": warnings}
+    total = {"source": source_name, "datasets": len(reports), "rows": sum(r.rows for r in reports)}
+    if ctx.ledger.is_preview(ctx.run_id):  # no dataset gets a state in a preview
+        from retirement.phases.preview import record_source
+
+        record_source(ctx, seen, reports)
+        return total
     before = [
         e.payload
         for e in ctx.ledger.events_of(ctx.run_id, ("source_inventoried",))
@@ -43,7 +49,7 @@ def inventory_source(
             ctx.ledger.append(
                 "source_inventoried", actor=ctx.actor, run_id=ctx.run_id, payload=seen
             )
-    return {"source": source_name, "datasets": len(reports), "rows": sum(r.rows for r in reports)}
+    return total
 
 
 def unmatched_patterns(include: tuple[str, ...], reports: list[DatasetReport]) -> list[str]:
@@ -75,10 +81,12 @@ def _with_key(report: DatasetReport, source: Source, plan: Plan) -> DatasetRepor
     with the reason, or, when the plan named it, kept as a problem gate_inventory reports."""
     from dataclasses import replace
 
+    from retirement.sources.capabilities import KeyedSource, RowDeleter
     from retirement.sources.keys import key_problem
-    from retirement.sources.sql import SqlSource
 
-    if report.kind != "table" or not isinstance(source, SqlSource):
+    if report.kind != "table" or not isinstance(source, KeyedSource):
+        return report
+    if not isinstance(source, RowDeleter):
         return report
     rule = next((r for r in plan.datasets if r.dataset == report.qualified), None)
     planned = bool(rule and rule.key)

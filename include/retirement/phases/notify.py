@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from retirement.evidence.notices import notify_customers as _notify
+from retirement.phases.preview import refuse_preview
 
 if TYPE_CHECKING:
     from retirement.phases.context import RunContext
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 def notify_customers(ctx: RunContext) -> dict[str, Any]:
     """The encrypted mail-merge CSV per notified disposition; sent over the plan's SMTP
     connection where it names one (each send recorded; a re-run sends nothing twice)."""
+    refuse_preview(ctx, "notify_customers")
     plan = ctx.plan
     smtp = None
     if plan.notices is not None and plan.notices.smtp_connection:

@@ -92,12 +92,19 @@ def expire(
     destination_for: Callable[[str], Destination],
     output_dir: Path,
     actor: str,
+    rehearse: bool = False,
 ) -> list[dict[str, Any]]:
-    """Crypto-erase every disposition of ``plan`` whose archives have all expired."""
+    """Crypto-erase every disposition of ``plan`` whose archives have all expired.
+
+    ``rehearse``: only say what would happen on ``today`` (which dispositions would be
+    erased, which a legal hold keeps, how many copies would go); nothing is changed."""
     done = []
     for name, archives in sorted(_archives(plan, ledger, keys).items()):
         due = _due(plan, name, archives, today, actor)
         if due is None:
+            continue
+        if rehearse:
+            done.append(_rehearsal(due))
             continue
         if _held(due, ledger):
             continue
@@ -133,6 +140,19 @@ def _due(
         return None
     last = max(d for d in dates if d is not None)
     return None if last > today else _Expiry(plan, name, archives, last, today, actor)
+
+
+def _rehearsal(due: _Expiry) -> dict[str, Any]:
+    hold = due.plan.dispositions[due.name].legal_hold
+    return {
+        "disposition": due.name,
+        "rehearsal": True,
+        "as_of": due.today.isoformat(),
+        "retention_ended": due.last.isoformat(),
+        "would": f"be kept: legal hold ({hold})" if hold else "be crypto-erased",
+        "archives": len(due.archives),
+        "copies": sum(len(a["copies"]) for a in due.archives),
+    }
 
 
 def _held(due: _Expiry, ledger: Ledger) -> bool:
@@ -208,44 +228,50 @@ def _certify(
     from retirement.evidence.certificate import write_certificate
 
     cert = _certificate(due, removed)
-    return write_certificate(cert, output_dir / "certificates" / "expiry", keys.signing_key())
+    folder = output_dir / "certificates" / "expiry"
+    languages = due.plan.organization.languages
+    return write_certificate(cert, folder, keys.signing_key(), languages)
 
 
 def _certificate(due: _Expiry, removed: list[dict[str, Any]]) -> dict[str, Any]:
     from retirement.evidence.certificate import TOOL
+    from retirement.phases.certify import STANDARD, person
 
     plan, archives = due.plan, due.archives
-    copies = sorted({c["destination"] for a in archives for c in a["copies"]})
+    sanitizer, retention = plan.sanitization, plan.dispositions[due.name].retention
     return {
         "certificate_id": f"cos-expiry-{plan.name}-{due.name}-{due.today.isoformat()}",
+        "type": "retention_expiry",
+        "standard": STANDARD,
         "issued_at": due.today.isoformat(),
-        "organization": {"name": plan.organization.name, "uscc": plan.organization.uscc},
-        "target": {
-            "dataset": f"{plan.name}/{due.name}: {len(archives)} archived dataset(s)",
-            "kind": "archive",
-            "source_kind": "vault and destinations",
-            "connection": ", ".join(copies) or "-",
-            "data_class": "as inventoried",
-            "rows": sum(a["manifest"].fingerprint.rows for a in archives),
-            "bytes": sum(a["manifest"].ciphertext_size for a in archives),
+        "organization": {
+            "name": plan.organization.name,
+            "uscc": plan.organization.uscc,
+            "dpo": person(plan.organization.dpo),
         },
+        "target": _target(due),
+        "legal_basis": {"retention": retention.legal_basis if retention else None},
         "sanitization": {
             "method": "cryptographic erase",
             "technique": "the archive identity (X25519) was overwritten and removed; "
             "copies deleted at their destinations and in the vault",
             "note": f"retention ended {due.last.isoformat()}",
             "tool": TOOL,
+            "organization": sanitizer.organization if sanitizer else None,
         },
         "verification": {
             "method": "the identity file is gone; decryption of the archives fails",
             "result": "passed",
+            "verified_at": due.today.isoformat(),
+            "verified_by": person(sanitizer.verified_by if sanitizer else None, task=due.actor),
             "scoped_left": 0,
             "residual_identifiers": 0,
         },
-        "performed_by": due.actor,
+        "performed_by": person(sanitizer.performed_by if sanitizer else None, task=due.actor),
         "performed_at": due.today.isoformat(),
         "approval": {
             "approved_by": "retention rule in the plan",
+            "approver": None,
             "approved_at": None,
             "auto": True,
         },
@@ -256,6 +282,23 @@ def _certificate(due: _Expiry, removed: list[dict[str, Any]]) -> dict[str, Any]:
             "deliveries": removed,
         },
         "ledger": {"run_id": archives[0]["run_id"]},
+    }
+
+
+def _target(due: _Expiry) -> dict[str, Any]:
+    archives = due.archives
+    copies = sorted({c["destination"] for a in archives for c in a["copies"]})
+    return {
+        "dataset": f"{due.plan.name}/{due.name}: {len(archives)} archived dataset(s)",
+        "datasets": sorted(a["manifest"].dataset for a in archives),
+        "kind": "archive",
+        "source_kind": "vault and destinations",
+        "connection": ", ".join(copies) or "-",
+        "location": {"destinations": copies},
+        "data_class": "as inventoried",
+        "rows": sum(a["manifest"].fingerprint.rows for a in archives),
+        "bytes": sum(a["manifest"].ciphertext_size for a in archives),
+        "bytes_basis": "the encrypted archives",
     }
 
 

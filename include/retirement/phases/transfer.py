@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from retirement.destinations.base import Delivery
 from retirement.errors import TransferError
 from retirement.model.manifest import Manifest
+from retirement.phases.preview import refuse_preview
 from retirement.plan.retention import retain_until
 from retirement.vault.write import safe_name
 
@@ -52,6 +53,7 @@ def delivery_items(ctx: RunContext) -> list[str]:
 
 def transfer_batch(ctx: RunContext, batch: list[str]) -> list[dict[str, Any]]:
     """Deliver every "dataset -> destination" of a batch, each destination opened once."""
+    refuse_preview(ctx, "transfer")
     pairs = [item.rsplit(ARROW, 1) for item in batch]
     done = []
     for destination, group in groupby(pairs, key=lambda pair: pair[1]):
@@ -141,6 +143,7 @@ def transfer_dataset(
 
 def delivery_batches(ctx: RunContext) -> list[list[str]]:
     """Every required delivery, in batches for the mapped transfer."""
+    refuse_preview(ctx, "deliveries")
     from retirement.phases.batching import batched
 
     return batched(ctx, delivery_items(ctx))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from retirement.errors import PlanError
+from retirement.plan.operations import Operations, read_operations
 from retirement.plan.reading import parse, read_bytes
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ _SLUG = re.compile(r"[^a-z0-9_]+")
 PHASES = (
     ("plan_check", ""),
     ("inventory", "one task per source"),
+    ("preview", "a dry_run stops here with the preview report"),
     ("gate_inventory", ""),
     ("backup", "mapped over batches of datasets"),
     ("gate_backup", "restore-verify"),
@@ -61,6 +63,11 @@ def dag_name_for_file(path: Path) -> str:
     return _SLUG.sub("_", path.stem.lower()).strip("_") or "plan"
 
 
+def dag_id(plan_name: str) -> str:
+    """The id of the DAG a plan becomes (what Airflow's access rules name)."""
+    return f"retire__{plan_name}"
+
+
 @dataclass(frozen=True)
 class PlanHeader:
     path: Path
@@ -72,10 +79,16 @@ class PlanHeader:
     auto_approve: bool = False  # approval.auto_approve: the deletion needs no person
     retries: Retries = Retries()  # a wrong `retries` block: the defaults, plan_check says why
     pool: str | None = None  # mapping.pool: every task of the plan runs in this Airflow pool
+    ops: Operations = Operations()  # approvers, timeouts, notifications (plan.operations)
 
     @property
     def dag_id(self) -> str:
-        return f"retire__{self.name}"
+        return dag_id(self.name)
+
+    @property
+    def approvals_required(self) -> int:
+        """How many distinct people approve the deletion (one task each)."""
+        return 0 if self.auto_approve else self.ops.required
 
     def doc_md(self) -> str:
         lines = [
@@ -95,7 +108,11 @@ class PlanHeader:
         approval = (
             "automatic: the plan sets approval.auto_approve, recorded as such"
             if self.auto_approve
-            else "a person approves or rejects in the Airflow UI"
+            else "a person named in the plan approves or rejects in the Airflow UI"
+            + "".join(
+                f"; then approve_deletion_{n}, another of them"
+                for n in range(2, self.approvals_required + 1)
+            )
         )
         phases = " → ".join(
             f"{task} ({note.format(approval=approval)})" if note else task for task, note in PHASES
@@ -134,6 +151,7 @@ def read_header(path: Path) -> PlanHeader:
         auto_approve=_auto_approve(data),
         retries=_retries(data),
         pool=_pool(data),
+        ops=read_operations(data),
     )
 
 
@@ -147,8 +165,9 @@ def _retries(data: dict[str, Any]) -> Retries:
     """The block if every key of it is known and a whole number within its limits (as the
     model would take it); else the defaults, and plan_check says what is wrong."""
     block = data.get("retries") or {}
-    if not isinstance(block, dict) or set(block) - set(Retries.LIMITS):
+    if not isinstance(block, dict) or set(block) - {*Retries.LIMITS, "timeouts"}:
         return Retries()
+    block = {k: v for k, v in block.items() if k != "timeouts"}  # (plan.operations reads it)
     for key, value in block.items():
         low, high = Retries.LIMITS[key]
         if type(value) is not int or not low <= value <= high:

@@ -62,6 +62,10 @@ _MESSAGES = {
     "invalid_key": "a key must be text, not {got}",
     "union_tag_invalid": "not one of the forms allowed here",
     "union_tag_not_found": "not one of the forms allowed here",
+    "date_type": "expected a date (YYYY-MM-DD), not {got}",
+    "date_parsing": "expected a date (YYYY-MM-DD), not {got}",
+    "date_from_datetime_parsing": "expected a date (YYYY-MM-DD), not {got}",
+    "date_from_datetime_inexact": "expected a date (YYYY-MM-DD) without a time of day",
 }
 
 

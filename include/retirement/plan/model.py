@@ -10,35 +10,36 @@ Plans never hold credentials: sources and destinations name Airflow connection i
 from __future__ import annotations
 
 import hashlib
+from datetime import date  # noqa: TC003 (pydantic reads the annotation at run time)
 from pathlib import Path
 from typing import Annotated, Literal
 
 import pyrage
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
     StringConstraints,
     field_validator,
+    model_validator,
 )
 
 from retirement.model.identifiers import is_valid_uscc
 from retirement.plan.policy import ClassificationPolicy
 from retirement.plan.reading import MAX_PLAN_BYTES
+from retirement.plan.running import Approval as Approval
+from retirement.plan.running import Approver as Approver
+from retirement.plan.running import ConnectionId as ConnectionId
+from retirement.plan.running import Notify as Notify
+from retirement.plan.running import Retries as Retries
+from retirement.plan.running import Timeouts as Timeouts
+from retirement.plan.running import _Frozen
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-ConnectionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,250}$")]
+
 
 SCENARIOS = ("deregistration", "change", "transfer_liquidation")
 ACTIONS = ("retain", "transfer", "destroy")
-
-
-# Booleans and integers are strict (StrictBool, StrictInt): lax pydantic reads `years: true` as
-# 1 and `auto_approve: "yes"` as True, which plan.header (and a reader of the file) would not.
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 class Contact(_Frozen):
@@ -48,10 +49,33 @@ class Contact(_Frozen):
     address: str | None = None
 
 
+class Person(_Frozen):
+    """A named person responsible for a step, as a certificate names them."""
+
+    name: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    contact: str = Field(min_length=3)  # an e-mail address, a phone number
+
+
+Language = Literal["zh", "en"]  # the catalogues retirement.i18n has
+
+
 class Organization(_Frozen):
     name: str = Field(min_length=1)
     uscc: str
     contact: Contact
+    dpo: Person | None = None  # the data protection officer (PIPL Art. 52)
+    # The languages of the dossier, its certificates and the Retirement page, side by side in
+    # this order (retirement.i18n): Chinese and English unless the plan says otherwise.
+    languages: tuple[Language, ...] = Field(default=("zh", "en"), min_length=1)
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({x for x in value if value.count(x) > 1})
+        if twice:
+            raise ValueError(f"each language once: {', '.join(twice)} is listed more than once")
+        return value
 
     @field_validator("uscc")
     @classmethod
@@ -62,6 +86,24 @@ class Organization(_Frozen):
                 "0-9A-HJ-NPQRTUWXY whose last one is the GB 32100 mod-31 check character"
             )
         return value
+
+
+# After row deletion, a table that remains may be rewritten so the deleted rows' bytes leave
+# its files: VACUUM FULL (PostgreSQL; SQLite's VACUUM rewrites the whole file), OPTIMIZE
+# TABLE (MySQL/MariaDB, a rebuild for InnoDB), or none (PostgreSQL: plain VACUUM only).
+Rewrite = Literal["vacuum_full", "optimize", "none"]
+_REWRITES = {"postgres": ("vacuum_full", "none"), "sqlite": ("vacuum_full", "none")}
+_REWRITES["mysql"] = ("optimize", "none")
+
+
+def rewrite_problem(kind: str, rewrite: str | None) -> str | None:
+    """Why ``rewrite`` does not fit a source of ``kind`` (None: it fits)."""
+    if rewrite is None or rewrite in _REWRITES.get(kind, ()):
+        return None
+    allowed = _REWRITES.get(kind)
+    if not allowed:
+        return f"a {kind} source has no tables to rewrite: remove rewrite"
+    return f"{rewrite} is not for a {kind} source: use {' or '.join(allowed)}"
 
 
 class Source(_Frozen):
@@ -75,6 +117,14 @@ class Source(_Frozen):
     schema_name: str | None = Field(default=None, alias="schema")
     bucket: str | None = None
     prefix: str | None = None
+    rewrite: Rewrite | None = None  # what is done to a table after its rows are deleted
+
+    @model_validator(mode="after")
+    def _rewrite_fits(self) -> Source:
+        problem = rewrite_problem(self.kind, self.rewrite)
+        if problem:
+            raise ValueError(f"rewrite: {problem}")
+        return self
 
 
 class Retention(_Frozen):
@@ -84,6 +134,22 @@ class Retention(_Frozen):
     permanent: StrictBool = False
     legal_basis: str = Field(min_length=3)
     starts: Literal["fiscal_year_end", "retirement_date"] = "fiscal_year_end"
+
+
+class LegalBasis(_Frozen):
+    """Why the data is deleted at its source (PIPL Art. 47) and, for a transfer, why it may
+    go to the recipient (PIPL Art. 22): the text a certificate quotes."""
+
+    deletion: str | None = Field(default=None, min_length=3)
+    transfer: str | None = Field(default=None, min_length=3)
+
+
+class ImpactAssessment(_Frozen):
+    """The personal-information protection impact assessment (PIPL Art. 55-56) of a transfer
+    of sensitive data: the report's file name and its SHA-256."""
+
+    file: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class Disposition(_Frozen):
@@ -96,6 +162,8 @@ class Disposition(_Frozen):
     keep_backup_days: StrictInt = Field(default=0, ge=0, le=3650)
     notify_customers: StrictBool = False
     legal_hold: str | None = None  # why the archives must outlive their retention (blocks expiry)
+    legal_basis: LegalBasis = Field(default_factory=LegalBasis)
+    impact_assessment: ImpactAssessment | None = None  # transfers of sensitive data need one
 
 
 class DatasetRule(_Frozen):
@@ -105,6 +173,10 @@ class DatasetRule(_Frozen):
     disposition: Slug
     key: tuple[str, ...] = ()
     drop_table: StrictBool = False  # retire the table itself once its rows are deleted
+    # A table the plan keeps references this one (foreign key): keep this one at the source
+    # too, or let the constraint's ON DELETE action (CASCADE, SET NULL) change the kept rows.
+    on_referenced: Literal["cascade", "keep"] | None = None
+    rewrite: Rewrite | None = None  # overrides the source's rewrite for this table
 
     @field_validator("dataset")
     @classmethod
@@ -159,25 +231,24 @@ class Recipient(_Frozen):
         return value
 
 
-class Approver(_Frozen):
-    name: str = Field(min_length=1)
-    role: str = Field(min_length=1)
-    email: str | None = None
+class Sanitization(_Frozen):
+    """Who sanitizes and who verifies it (NIST SP 800-88 Rev. 2 sanitization record): the
+    certificates name them beside the task that deleted and the task that verified."""
+
+    organization: str = Field(min_length=1)
+    performed_by: Person
+    verified_by: Person
 
 
-class Approval(_Frozen):
-    approvers: tuple[Approver, ...] = ()
-    auto_approve: StrictBool = False
+class ResidualCopy(_Frozen):
+    """A copy of the data the pipeline cannot reach (a WAL/PITR archive, a replica, the
+    source's own backups or snapshots, another system): someone must deal with it by
+    ``due`` and attest it (``retirement attest-residual``)."""
 
-
-class Retries(_Frozen):
-    """How Airflow retries a failed task of this plan (a network step, a busy database):
-    ``attempts`` more tries, waiting ``delay_seconds`` and doubling up to ``max_delay_seconds``.
-    Gates, approval and sealing never retry: their failures need a person."""
-
-    attempts: StrictInt = Field(default=3, ge=0, le=20)
-    delay_seconds: StrictInt = Field(default=20, ge=1, le=3600)
-    max_delay_seconds: StrictInt = Field(default=600, ge=1, le=86400)
+    what: str = Field(min_length=3)
+    kind: Literal["wal_pitr", "replica", "source_backup", "snapshot", "other_system"]
+    responsible: str = Field(min_length=1)
+    due: date
 
 
 class Mapping(_Frozen):
@@ -197,6 +268,36 @@ class NoticeSettings(_Frozen):
     smtp_connection: ConnectionId | None = None
 
 
+class Witness(_Frozen):
+    """Someone outside the operator who receives the signed head of the sealed dossier: by
+    e-mail (over the evidence's, or else the notices', SMTP connection) or into a folder
+    over SFTP (``sftp_connection`` and ``path``)."""
+
+    name: str = Field(min_length=1)
+    role: Literal["recipient", "auditor", "regulator", "other"] = "auditor"
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    sftp_connection: ConnectionId | None = None
+    path: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Witness:
+        if (self.email is None) == (self.sftp_connection is None):
+            raise ValueError("give the witness either email or sftp_connection (with path)")
+        if self.sftp_connection is not None and self.path is None:
+            raise ValueError("an SFTP witness needs the path of the folder to write to")
+        return self
+
+
+class EvidenceSettings(_Frozen):
+    """Anchors of the evidence outside the operator: an RFC 3161 time-stamping authority
+    (an Airflow HTTP connection id) that time-stamps the chain head at each gate and the
+    dossier at seal, and the witnesses the seal sends the signed head to."""
+
+    timestamp_authority: ConnectionId | None = None
+    smtp_connection: ConnectionId | None = None  # for e-mail witnesses (default: notices')
+    witnesses: dict[Slug, Witness] = Field(default_factory=dict)
+
+
 class Plan(_Frozen):
     """A whole retirement plan, validated and cross-checked."""
 
@@ -210,16 +311,56 @@ class Plan(_Frozen):
     dispositions: dict[Slug, Disposition] = Field(min_length=1)
     by_class: dict[str, Slug]
     datasets: tuple[DatasetRule, ...] = ()
+    # Per dataset (``source.dataset``), the columns that name a customer: certificates count
+    # the individuals affected as the distinct values of these columns in the backup.
+    customer_keys: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     destinations: dict[Slug, Destination] = Field(default_factory=dict)
     recipients: dict[Slug, Recipient] = Field(default_factory=dict)
     approval: Approval = Field(default_factory=Approval)
     notices: NoticeSettings | None = None
+    sanitization: Sanitization | None = None
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    residual_copies: dict[Slug, ResidualCopy] = Field(default_factory=dict)
     retries: Retries = Field(default_factory=Retries)
+    notify: Notify | None = None
     mapping: Mapping = Field(default_factory=Mapping)
 
     # Set by the loader, not by the file.
     source_file: str = Field(default="", exclude=True)
     sha256: str = Field(default="", exclude=True)
+
+    @field_validator("customer_keys")
+    @classmethod
+    def _customer_keys(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        from retirement.model.ids import DatasetId
+
+        out = {}
+        for dataset, columns in value.items():
+            try:
+                name = str(DatasetId.parse(dataset))
+            except ValueError as exc:
+                raise ValueError(f"{dataset}: {exc}") from None
+            if not columns or "" in columns:
+                raise ValueError(f"{dataset}: name each column that identifies a customer")
+            out[name] = columns
+        return out
+
+    @model_validator(mode="after")
+    def _witness_mail_has_smtp(self) -> Plan:
+        mailed = sorted(n for n, w in self.evidence.witnesses.items() if w.email)
+        if mailed and self.witness_smtp is None:
+            raise ValueError(
+                f"evidence.witnesses {', '.join(mailed)}: e-mail witnesses need an SMTP "
+                "connection: set evidence.smtp_connection (or notices.smtp_connection)"
+            )
+        return self
+
+    @property
+    def witness_smtp(self) -> str | None:
+        """The SMTP connection e-mail witnesses are sent over."""
+        if self.evidence.smtp_connection:
+            return self.evidence.smtp_connection
+        return self.notices.smtp_connection if self.notices else None
 
     @property
     def dag_id(self) -> str:

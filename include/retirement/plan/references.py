@@ -8,7 +8,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from retirement.plan.model import ACTIONS
+from retirement.plan.model import ACTIONS, rewrite_problem
 
 if typing.TYPE_CHECKING:
     from collections.abc import Collection
@@ -83,6 +83,7 @@ def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[Problem]:
     usable = raw.sound("sources") and all(isinstance(s, str) for s in source_column)
     dispositions = raw.names("dispositions")
     out += _check_rules(raw, set(source_column) if usable else None, dispositions)
+    out += _check_rewrites(raw)
     out += _check_classes(raw, dispositions)
     destinations, recipients = raw.names("destinations"), raw.names("recipients")
     for name, disp in (dispositions or {}).items():
@@ -91,7 +92,10 @@ def cross_check(data: Any, bad: Collection[Loc] = ()) -> list[Problem]:
     for name, dest in (destinations or {}).items():
         if raw.sound("destinations", name) and isinstance(dest, dict):
             out += _check_destination(raw, name, dest)
-    return out + _check_approval(raw)
+    from retirement.plan.assessments import check_assessments
+
+    checks = _check_approval(raw) + _check_approval_wait(raw)
+    return out + checks + check_assessments(raw, dispositions)
 
 
 def _check_rules(
@@ -104,7 +108,7 @@ def _check_rules(
         if (
             isinstance(dataset, str)
             and source_names is not None
-            and dataset.split(".", 1)[0] not in source_names
+            and _source_name(dataset) not in source_names
         ):
             out.append(
                 (
@@ -129,6 +133,19 @@ def _check_rules(
     return out
 
 
+def _check_rewrites(raw: _Raw) -> list[Problem]:
+    """A rule's ``rewrite`` fits the kind of its dataset's source."""
+    kinds = dict(zip(raw.column("sources", "name"), raw.column("sources", "kind"), strict=True))
+    out: list[Problem] = []
+    rewrites = raw.column("datasets", "rewrite")
+    for i, dataset in enumerate(raw.column("datasets", "dataset")):
+        kind = kinds.get(_source_name(dataset)) if isinstance(dataset, str) else None
+        problem = rewrite_problem(kind, rewrites[i]) if isinstance(kind, str) else None
+        if problem:
+            out.append((("datasets", i, "rewrite"), problem, rewrites[i]))
+    return out
+
+
 def _check_approval(raw: _Raw) -> list[Problem]:
     """Someone approves the deletion, unless the plan says that nobody needs to."""
     approval = raw.get("approval", default={})
@@ -150,6 +167,27 @@ def _check_approval(raw: _Raw) -> list[Problem]:
             )
         ]
     return []
+
+
+def _check_approval_wait(raw: _Raw) -> list[Problem]:
+    """An approval that may wait longer than the whole run would be ended by the run."""
+    from retirement.plan.durations import seconds
+    from retirement.plan.operations import DEFAULT_TIMEOUTS
+
+    wait = raw.get("approval", "timeout")
+    run = raw.get("retries", "timeouts", "run", default=DEFAULT_TIMEOUTS["run"])
+    if not (raw.ok("approval", "timeout") and raw.ok("retries", "timeouts", "run")):
+        return []
+    waited, limit = seconds(wait), seconds(run)
+    if waited is None or limit is None or waited < limit:
+        return []
+    return [
+        (
+            ("approval", "timeout"),
+            f"is not shorter than retries.timeouts.run ({run}): the run would end first",
+            wait,
+        )
+    ]
 
 
 def _check_classes(raw: _Raw, dispositions: dict[str, Any] | None) -> list[Problem]:
@@ -346,3 +384,9 @@ def _duplicates(values: list[Any], section: str, field: str, what: str) -> list[
 def _undefined(what: str, defined: Collection[str]) -> str:
     names = ", ".join(sorted(defined)) or f"(none: add a {what}s section)"
     return f"undefined {what}; expected one of: {names}"
+
+
+def _source_name(dataset: str) -> str:
+    """The source part of a rule's dataset as written (``source.object``; source names hold
+    no dot), read also from a dataset the model will refuse, to report what else is wrong."""
+    return dataset.split(".", 1)[0]

@@ -1,16 +1,23 @@
 """What the "Retirement" page shows: plans, runs, each dataset's progress, certificates and
 dossiers, read from the ledger and the plans folder. Plain Python (no Airflow): the Airflow
-plugin in ``plugins/retirement_view.py`` only authenticates the request and serves this HTML.
+plugin in ``plugins/retirement_view.py`` authenticates the request, asks Airflow's auth manager
+which plans' DAGs the person may see (``visible``) and serves this HTML.
+
+A person sees only the plans ``visible`` allows, their runs and their evidence: a certificate
+or dossier of another plan raises AccessDenied (the plugin answers 403 without naming it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from retirement.errors import AccessDenied
+from retirement.i18n import LANGUAGES, labeller
 from retirement.model.state import DatasetState, RunState
 from retirement.phases.context import safe_dir
 from retirement.plan.header import discover
@@ -18,6 +25,14 @@ from retirement.plan.header import discover
 if TYPE_CHECKING:
     from retirement.ledger.core import Ledger
     from retirement.model.records import DatasetRecord
+
+Visible = Callable[[str], bool]  # a plan's name -> may the person asking see it
+
+
+def everything(plan_name: str) -> bool:
+    """Everything is visible: the CLI and tests, where no person is asking."""
+    return True
+
 
 STAGES = ("inventoried", "backed up", "delivered", "deleted", "sealed")
 _ENV = Environment(
@@ -148,10 +163,17 @@ def _run_row(ledger: Ledger, run: dict[str, Any], output_dir: Path | None) -> Ru
 
 
 def build_overview(
-    ledger: Ledger, *, plans_dir: Path, output_dir: Path | None, limit: int = 20
+    ledger: Ledger,
+    *,
+    plans_dir: Path,
+    output_dir: Path | None,
+    limit: int = 20,
+    visible: Visible = everything,
 ) -> Overview:
-    """The plans in ``plans_dir`` and the ``limit`` newest runs in the ledger."""
-    runs = ledger.recent_runs(limit)
+    """The plans in ``plans_dir`` and the ``limit`` newest runs in the ledger, of the plans
+    ``visible`` allows."""
+    shown = [n for n in ledger.plan_names() if visible(n)]
+    runs = ledger.recent_runs(limit, plans=shown)
     plans = tuple(
         PlanRow(
             name=h.name,
@@ -162,25 +184,55 @@ def build_overview(
             runs=len(ledger.runs_of(h.name)),
         )
         for h in discover(plans_dir)
+        if visible(h.name)
     )
     return Overview(plans, tuple(_run_row(ledger, r, output_dir) for r in runs))
 
 
-def render_overview(overview: Overview, *, base: str, user: str) -> str:
-    """The page as HTML; ``base`` is the URL prefix the links are relative to."""
+def run_overview(
+    ledger: Ledger, run_id: str, *, output_dir: Path | None, visible: Visible = everything
+) -> Overview | None:
+    """One run as the page shows it (the view on Airflow's DAG-run page), or None when the
+    ledger has no such run; AccessDenied when its plan is not ``visible``."""
+    run = ledger.run(run_id)
+    if run is None:
+        return None
+    if not visible(run["plan_name"]):
+        raise AccessDenied("you may not see this run")
+    return Overview((), (_run_row(ledger, run, output_dir),))
+
+
+def render_overview(
+    overview: Overview, *, base: str, user: str, languages: Sequence[str] = LANGUAGES
+) -> str:
+    """The page as HTML, its labels in ``languages`` side by side (retirement.i18n: Chinese
+    and English unless the request asks for one, ``?lang=``); ``base`` is the URL prefix
+    the links are relative to."""
+    chosen = tuple(languages)
     return _ENV.get_template("overview.html.j2").render(
-        overview=overview, stages=STAGES, base=base.rstrip("/"), user=user
+        overview=overview,
+        stages=STAGES,
+        base=base.rstrip("/"),
+        user=user,
+        t=labeller(chosen),
+        languages=chosen,
     )
 
 
 _MAX_ID = 2**63 - 1  # no ledger's artifact id is larger (nor a database's integer)
 
 
-def artifact_file(ledger: Ledger, artifact_id: int | str, *, kinds: tuple[str, ...]) -> Path | None:
+def artifact_file(
+    ledger: Ledger,
+    artifact_id: int | str,
+    *,
+    kinds: tuple[str, ...],
+    visible: Visible = everything,
+) -> Path | None:
     """The file the ledger recorded for an artifact of one of ``kinds`` (its HTML rendering
     where there is one), or None: also for an id no artifact can have (``artifact_id`` may be
     the request's text) and for a recorded file that is gone. Paths come from the ledger,
-    never from the request."""
+    never from the request. AccessDenied when the artifact's plan is not ``visible``."""
     if isinstance(artifact_id, str):
         if not (artifact_id.isascii() and artifact_id.isdigit()):
             return None
@@ -190,17 +242,33 @@ def artifact_file(ledger: Ledger, artifact_id: int | str, *, kinds: tuple[str, .
     row = ledger.artifact(artifact_id)
     if row is None or row["kind"] not in kinds:
         return None
+    run = ledger.run(row["run_id"])
+    if run is None or not visible(run["plan_name"]):
+        raise AccessDenied("you may not see the evidence of this plan")
     path = Path(row["location"])
     html = path.with_suffix(".html")
     return html if _is_file(html) else (path if _is_file(path) else None)
 
 
+def check_dossier_visible(ledger: Ledger, run_safe_id: str, visible: Visible) -> None:
+    """AccessDenied unless the ledger has the run(s) whose dossier folder is ``run_safe_id``
+    and ``visible`` allows each one's plan. The folder name is the run id with every character
+    other than letters, digits, ``-_.`` made ``_`` (same length), so SQL LIKE, where ``_``
+    matches any one character, finds every run that could own it."""
+    owners = [r for r in ledger.runs_like(run_safe_id) if safe_dir(r["run_id"]) == run_safe_id]
+    if not owners or not all(visible(r["plan_name"]) for r in owners):
+        raise AccessDenied("you may not see this dossier")
+
+
 def dossier_file(output_dir: Path, run_safe_id: str, relative: str) -> Path | None:
-    """A file inside one run's dossier folder, or None (never a path outside it, nor an
-    error for a name the file system refuses: too long, a NUL byte)."""
+    """A file inside one run's dossier folder (its latest version when it was sealed again,
+    evidence.versions), or None (never a path outside it, nor an error for a name the file
+    system refuses: too long, a NUL byte)."""
+    from retirement.evidence.versions import latest_version
+
     try:
         root = (output_dir / "dossier").resolve()
-        folder = (root / run_safe_id).resolve()
+        folder = latest_version(root, run_safe_id).resolve()
         target = (folder / (relative or "index.html")).resolve()
     except (OSError, ValueError):
         return None

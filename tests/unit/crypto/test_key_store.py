@@ -54,3 +54,16 @@ def test_names_that_are_no_plan_names_are_refused(store: KeyStore, plan: str) ->
     with pytest.raises(KeyStoreError, match="not a plan or disposition name"):
         store.archive_key(plan, "archive")
     assert not store.root.exists() or not any(store.root.iterdir())
+
+
+def test_the_pseudonym_key_is_per_plan_stable_and_stored_encrypted(tmp_path: Path) -> None:
+    master = KeyStore.new_master_key(tmp_path / "m.key")
+    keys = KeyStore(tmp_path / "keys", master)
+    first = keys.pseudonym_key("demo")
+    assert len(first) == 32
+    assert keys.pseudonym_key("demo") == first
+    assert KeyStore(tmp_path / "keys", master).pseudonym_key("demo") == first
+    assert keys.pseudonym_key("other") != first
+    stored = (tmp_path / "keys" / "demo" / "pseudonym.key.age").read_bytes()
+    assert first not in stored
+    assert stored.startswith(b"age-encryption.org/v1")

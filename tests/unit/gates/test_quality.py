@@ -77,7 +77,13 @@ def test_duplicate_datasets_fail() -> None:
 
 def test_failed_gate_is_recorded_with_its_evidence(tmp_path: Path) -> None:
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'l.sqlite'}")
-    ctx = context(PLAN, ledger, None, tmp_path, {})  # no key and no source needed
+    from retirement.crypto.keys import KeyStore
+    from retirement.sources.sql import SqlSource
+
+    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+    crm = f"sqlite:///{tmp_path / 'crm.sqlite'}"  # its foreign keys are read: none
+    # (plan_check asks the key store whether the plan's archive keys were erased)
+    ctx = context(PLAN, ledger, keys, tmp_path, {"crm": lambda: SqlSource("crm", crm)})
     check_plan(ctx)
     bad = _report(col_cls="general")
     ledger.set_dataset_state("r", bad.qualified, "inventoried", actor="t", payload=bad.to_json())

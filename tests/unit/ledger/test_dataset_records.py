@@ -121,16 +121,18 @@ def _edited_rows_are_named(ledger: Ledger, edit: str) -> None:
 
 def test_a_ledger_written_before_format_2_reads_and_verifies(tmp_path: Path) -> None:
     """Format 1 ledgers carried the whole record in every event: they fold to the same rows;
-    opened for writing, the ledger is recorded as format 2 and goes on with phase records."""
+    opened for writing, the ledger is recorded as the current format and goes on with phase
+    records."""
     url = f"sqlite:///{tmp_path / 'l.sqlite'}"
-    ledger = Ledger.open(url)
+    Ledger.open(url).close()
+    with sa.create_engine(url).begin() as conn:
+        conn.execute(sa.text("DROP TABLE ledger_meta"))  # as format 1 ledgers were
+    ledger = Ledger.open(url, create=False)  # writes as format 1 did (encoding 2)
     inventory = {"rows": 2, "kind": "table"}
     backup = {**inventory, "backup": {"manifest": "m", "rows": 2}}
     ledger.set_dataset_state("r", "crm.a", "inventoried", actor="v1", payload=inventory)
     ledger.set_dataset_state("r", "crm.a", "backed_up", actor="v1", payload=backup)
     ledger.close()
-    with sa.create_engine(url).begin() as conn:
-        conn.execute(sa.text("DROP TABLE ledger_meta"))  # as format 1 ledgers were
     old = Ledger.open(url, create=False)
     old.verify()
     assert old.dataset_state("r", "crm.a").detail == backup
@@ -143,12 +145,13 @@ def test_a_ledger_written_before_format_2_reads_and_verifies(tmp_path: Path) -> 
     assert ledger.dataset_state("r", "crm.a").detail == {**backup, "verify": {"rows": 2}}
     ledger.verify()
     with ledger.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT value FROM ledger_meta")).scalar() == "2"
+        found = "SELECT value FROM ledger_meta WHERE key = 'format_version'"
+        assert conn.execute(sa.text(found)).scalar() == "3"
     ledger.close()
 
 
 @pytest.mark.parametrize(
-    ("stored", "message"), [("3", "newer than"), ("two", "not a format version")]
+    ("stored", "message"), [("4", "newer than"), ("two", "not a format version")]
 )
 def test_a_ledger_of_an_unknown_format_is_refused(
     tmp_path: Path, stored: str, message: str
@@ -156,7 +159,10 @@ def test_a_ledger_of_an_unknown_format_is_refused(
     url = f"sqlite:///{tmp_path / 'l.sqlite'}"
     Ledger.open(url).close()
     with sa.create_engine(url).begin() as conn:
-        conn.execute(sa.text("UPDATE ledger_meta SET value = :v"), {"v": stored})
+        conn.execute(
+            sa.text("UPDATE ledger_meta SET value = :v WHERE key = 'format_version'"),
+            {"v": stored},
+        )
     for create in (True, False):
         with pytest.raises(LedgerError, match=message):
             Ledger.open(url, create=create)

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from retirement.crypto.signing import write_detached
 from retirement.errors import IntegrityError
+from retirement.evidence.audit import audit
 from retirement.evidence.certificate import verify_certificate
-from retirement.evidence.dossier import audit
 from retirement.model.manifest import Manifest, SourceFingerprint
 from retirement.model.versions import MANIFEST_FORMAT, check_version
 

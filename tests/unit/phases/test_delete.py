@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,7 +165,8 @@ def test_destroy_backups_that_keep_nothing_are_crypto_erased(demo: DemoRun) -> N
     keys = demo.keys
     from retirement.deletion.proof import ProofBook
     from retirement.errors import RetirementError
-    from retirement.phases.gate_deletion import _backup_copy_fate, _erase_destroyed_backups
+    from retirement.phases.certify import _backup_copy_fate
+    from retirement.phases.gate_deletion import _erase_destroyed_backups
     from retirement.plan.model import load_plan
     from retirement.vault.verify import verify_backup
 
@@ -254,13 +256,13 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     from retirement.plan.model import load_plan
 
     printed: list[str] = []
-    write_pdf = dossier._write_pdf
+    pdf_html = dossier.pdf_html
 
-    def keep(html: str, base: Path, pdf: Path) -> None:
-        printed.append(html)
-        write_pdf(html, base, pdf)
+    def keep(root: Path, page: dict[str, Any]) -> str:
+        printed.append(pdf_html(root, page))
+        return printed[-1]
 
-    monkeypatch.setattr(dossier, "_write_pdf", keep)
+    monkeypatch.setattr(dossier, "pdf_html", keep)
     monkeypatch.setattr(dossier, "PDF_ROWS", 1)  # long lists are cut in the PDF only
 
     demo.approved()
@@ -279,14 +281,15 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     )
     root = index.parent
     assert "Closure dossier" in index.read_text()
-    assert index.read_text().count(">JSON</a>, signature") == 3  # every certificate
+    assert index.read_text().count(">JSON</a>, ") == 3  # every certificate
     assert "2 more: see index.html" in printed[0]
     assert "more: see index.html" not in index.read_text()
     pages = sorted((root / "gates").glob("gate_deletion.*.html"))
     assert pages  # the GX Data Docs of the gate, linked from the index
     assert "Great Expectations" in pages[0].read_text()
     assert f'href="gates/{pages[0].name}"' in index.read_text()
-    ok = CliRunner().invoke(app, ["audit", str(root)])
+    published = ["--public-key", str(keys.root / "signing.pub.pem")]
+    ok = CliRunner().invoke(app, ["audit", str(root), *published])
     assert ok.exit_code == 0, ok.output
     subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=root, check=True)
     subprocess.run(
@@ -314,14 +317,14 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     cert.write_text(cert.read_text().replace("alice", "bob  "))
     (copy / "extra.txt").write_text("slipped in")
     lines = (copy / "ledger.jsonl").read_text().splitlines()
-    lines[3] = lines[3].replace('"actor": "t"', '"actor": "x"')
+    lines[3] = lines[3].replace('"actor":"', '"actor":"x', 1)
     (copy / "ledger.jsonl").write_text("\n".join(lines) + "\n")
-    bad = CliRunner().invoke(app, ["audit", str(copy)])
+    bad = CliRunner().invoke(app, ["audit", str(copy), *published])
     assert bad.exit_code == 1
     assert f"certificates/{cert.name}: sha256 differs from SHA256SUMS" in bad.output
     assert "does not verify" in bad.output
     assert "extra.txt: not listed in SHA256SUMS" in bad.output
-    assert "ledger.jsonl: event 4" in bad.output
+    assert "ledger.jsonl: the chain recomputed from it ends at event" in bad.output
 
     pdf = root / "dossier.pdf"
     assert pdf.read_bytes().startswith(b"%PDF-")
@@ -331,6 +334,6 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     data = bytearray((flipped / "dossier.pdf").read_bytes())
     data[len(data) // 2] ^= 0x01  # one bit of one byte
     (flipped / "dossier.pdf").write_bytes(bytes(data))
-    one = CliRunner().invoke(app, ["audit", str(flipped)])
+    one = CliRunner().invoke(app, ["audit", str(flipped), *published])
     assert one.exit_code == 1
     assert "dossier.pdf: sha256 differs from SHA256SUMS" in one.output

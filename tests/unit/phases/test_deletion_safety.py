@@ -146,7 +146,7 @@ def test_sql_errors_never_show_bound_values(tmp_path: Path) -> None:
         conn.execute("INSERT INTO t VALUES ('11010519491231002X')")
     with (
         SqlSource("s", f"sqlite:///{db}") as source,
-        source.engine.begin() as conn,
+        source.begin() as conn,
         pytest.raises(sa.exc.IntegrityError) as caught,
     ):
         conn.execute(sa.text("INSERT INTO t VALUES (:v)"), {"v": "11010519491231002X"})

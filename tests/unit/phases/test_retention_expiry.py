@@ -85,3 +85,38 @@ def test_a_backup_still_decrypts_until_its_key_is_erased(demo: DemoRun) -> None:
     verify_backup(manifest, public, [keys.identity("demo", "erase")])
     _expire(demo, date(2026, 12, 24))
     assert not manifest.exists()  # vault files removed with the key
+
+
+def test_expiry_certificates_verify_against_the_ledger(demo: DemoRun, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from retirement.cli.root import app
+    from retirement.errors import IntegrityError
+
+    demo.backup_all()
+    demo.gate_backup()
+    demo.transfer_all()
+    done = _expire(demo, date(2026, 12, 24))
+    cert_path = Path(done[0]["certificate"])
+    public = load_public_key(demo.keys.public_signing_key_pem())
+    cert = verify_certificate(cert_path, public, demo.ledger)
+    assert cert["type"] == "retention_expiry"
+    assert cert["target"]["datasets"]  # which datasets the erased archives held
+    assert cert["performed_by"]["task"] == "airflow:retention_expiry"
+
+    pem = tmp_path / "signing.pub.pem"
+    pem.write_bytes(demo.keys.public_signing_key_pem())
+    url = str(demo.ledger.engine.url)
+    args = ["verify-certificate", str(cert_path), "--public-key", str(pem), "--ledger", url]
+    ok = CliRunner().invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    assert "the ledger agrees" in ok.output
+
+    # A certificate the ledger never recorded (signed with the genuine key) is refused.
+    from retirement.evidence.certificate import write_certificate
+
+    forged, _ = write_certificate(
+        {**cert, "issued_at": "2026-12-25"}, tmp_path / "forged", demo.keys.signing_key()
+    )
+    with pytest.raises(IntegrityError, match="no archive_expired event"):
+        verify_certificate(forged, public, demo.ledger)

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from retirement.cli.root import app
 from retirement.ledger.core import Ledger
+from tests.support.backups import backed_up, demo_company
 
-PLANS = Path(__file__).resolve().parents[2] / "include" / "plans"
+PLANS = Path(__file__).resolve().parents[3] / "include" / "plans"
 runner = CliRunner()
 
 
@@ -80,18 +81,10 @@ def test_console_script_is_installed() -> None:
     assert "ledger" in done.stdout
 
 
-def _demo_company(tmp_path: Path) -> Path:
-    from retirement.demo import generate
-
-    root = tmp_path / "sources"
-    generate(root, customers=40)
-    return root
-
-
 def test_scan_a_database_writes_the_documented_json(tmp_path: Path) -> None:
     import json
 
-    root = _demo_company(tmp_path)
+    root = demo_company(tmp_path)
     out, html = tmp_path / "scan.json", tmp_path / "scan.html"
     result = runner.invoke(
         app, ["scan", f"sqlite:///{root / 'crm.sqlite'}", "--json", str(out), "--html", str(html)]
@@ -113,7 +106,7 @@ def test_scan_a_database_writes_the_documented_json(tmp_path: Path) -> None:
 def test_scan_a_directory(tmp_path: Path) -> None:
     import json
 
-    root = _demo_company(tmp_path)
+    root = demo_company(tmp_path)
     out = tmp_path / "scan.json"
     result = runner.invoke(
         app, ["scan", str(root / "exports"), "--json", str(out), "--sample-only"]
@@ -141,7 +134,7 @@ def test_scan_bad_target(tmp_path: Path, target: str, message: str) -> None:
 def test_inventory_a_plan_from_env_connections(tmp_path: Path) -> None:
     import json
 
-    root = _demo_company(tmp_path)
+    root = demo_company(tmp_path)
     env = {
         "AIRFLOW_CONN_DEMO_CRM": json.dumps(
             {"conn_type": "sqlite", "host": str(root / "crm.sqlite")}
@@ -172,39 +165,8 @@ def test_inventory_names_a_missing_connection(tmp_path: Path) -> None:
     assert "connection demo_crm is not defined: set AIRFLOW_CONN_DEMO_CRM" in result.output
 
 
-def _backed_up(tmp_path: Path):
-    import pyrage
-
-    from retirement.crypto.keys import KeyStore
-    from retirement.sources.sql import SqlSource
-    from retirement.vault.write import back_up
-
-    root = _demo_company(tmp_path)
-    master_file = tmp_path / "keys" / "master.key"
-    keys = KeyStore(tmp_path / "keys", KeyStore.new_master_key(master_file))
-    recipient = pyrage.x25519.Identity.generate()
-    (tmp_path / "successor.key").write_text(f"# successor\n{recipient}\n")
-    with SqlSource("crm", f"sqlite:///{root / 'crm.sqlite'}") as source:
-        result = back_up(
-            source,
-            "customers",
-            qualified="crm.customers",
-            kind="table",
-            plan="demo",
-            disposition="hand_over",
-            recipients=[
-                keys.archive_key("demo", "hand_over").recipient,
-                str(recipient.to_public()),
-            ],
-            out_dir=tmp_path / "vault",
-            signing_key=keys.signing_key(),
-            created_at="2026-11-23T00:00:00+00:00",
-        )
-    return result, master_file
-
-
 def test_verify_backup_with_key_store_or_recipient_identity(tmp_path: Path) -> None:
-    result, master = _backed_up(tmp_path)
+    result, master = backed_up(tmp_path)
     store = ["--key-store", str(tmp_path / "keys")]
     ok = runner.invoke(
         app, ["verify-backup", str(result.manifest_path), *store, "--master-key-file", str(master)]
@@ -238,7 +200,7 @@ def test_restore_writes_a_verified_csv(tmp_path: Path) -> None:
     import io
     import sqlite3
 
-    result, master = _backed_up(tmp_path)
+    result, master = backed_up(tmp_path)
     out = tmp_path / "restored"
     done = runner.invoke(
         app,
@@ -261,7 +223,7 @@ def test_restore_writes_a_verified_csv(tmp_path: Path) -> None:
 
 
 def test_restore_keeps_nothing_when_verification_fails(tmp_path: Path) -> None:
-    result, _master = _backed_up(tmp_path)
+    result, _master = backed_up(tmp_path)
     out = tmp_path / "restored"
     wrong = tmp_path / "wrong.key"
     import pyrage
@@ -288,7 +250,7 @@ def test_restore_keeps_nothing_when_verification_fails(tmp_path: Path) -> None:
 def test_restore_to_db_loads_the_table_and_refuses_a_mismatched_one(tmp_path: Path) -> None:
     import sqlite3
 
-    result, master = _backed_up(tmp_path)
+    result, master = backed_up(tmp_path)
     target = tmp_path / "restored.sqlite"
     args = ["--key-store", str(tmp_path / "keys"), "--master-key-file", str(master)]
     url = f"sqlite:///{target}"

@@ -13,7 +13,7 @@ from retirement.errors import PlanError, PlanIssue
 from retirement.plan.header import read_header
 from retirement.plan.model import MAX_PLAN_BYTES, load_plan
 
-PLANS = Path(__file__).resolve().parents[2] / "include" / "plans"
+PLANS = Path(__file__).resolve().parents[3] / "include" / "plans"
 DEMO = (PLANS / "demo.yaml").read_text(encoding="utf-8")
 PYDANTIC_WORDS = (
     "Input should",
@@ -222,12 +222,74 @@ BAD_PLANS = [
         id="key-empty-column",
     ),
     pytest.param(
+        _edit("key: [invoice_no]", "key: [invoice_no]\n    on_referenced: delete"),
+        "datasets.0.on_referenced",
+        "cascade",
+        id="on-referenced",
+    ),
+    pytest.param(
+        _edit("    connection: demo_crm ", "    rewrite: optimize\n    connection: demo_crm "),
+        "sources.0",
+        "optimize is not for a sqlite source: use vacuum_full or none",
+        id="source-rewrite",
+    ),
+    pytest.param(
+        _edit("key: [invoice_no]", "key: [invoice_no]\n    rewrite: optimize"),
+        "datasets.0.rewrite",
+        "optimize is not for a sqlite source",
+        id="rule-rewrite",
+    ),
+    pytest.param(
+        DEMO
+        + "residual_copies:\n  tapes:\n    what: tape vault\n    kind: tape\n"
+        + "    responsible: ops\n    due: 2027-01-01\n",
+        "residual_copies.tapes.kind",
+        "wal_pitr",
+        id="residual-kind",
+    ),
+    pytest.param(
+        DEMO
+        + "residual_copies:\n  tapes:\n    what: tape vault\n    kind: snapshot\n"
+        + "    responsible: ops\n    due: soon\n",
+        "residual_copies.tapes.due",
+        "date",
+        id="residual-due",
+    ),
+    pytest.param(
         _edit("key: [invoice_no]", "key: [invoice_no, year, invoice_no]"),
         "datasets.0.key",
         "the key names column invoice_no more than once",
         id="key-column-twice",
     ),
+    pytest.param(
+        _edit(
+            "  uscc: 91310000MA1FL0000N\n", "  uscc: 91310000MA1FL0000N\n  languages: [zh, fr]\n"
+        ),
+        "organization.languages.1",
+        "expected one of: zh, en",
+        id="language-unknown",
+    ),
+    pytest.param(
+        _edit("  uscc: 91310000MA1FL0000N\n", "  uscc: 91310000MA1FL0000N\n  languages: []\n"),
+        "organization.languages",
+        "expected at least 1 item",
+        id="languages-none",
+    ),
+    pytest.param(
+        _edit(
+            "  uscc: 91310000MA1FL0000N\n", "  uscc: 91310000MA1FL0000N\n  languages: [en, en]\n"
+        ),
+        "organization.languages",
+        "each language once: en is listed more than once",
+        id="language-twice",
+    ),
 ]
+
+
+def test_languages_are_chinese_and_english_unless_the_plan_names_them(tmp_path: Path) -> None:
+    assert load_plan(_write(tmp_path, DEMO)).organization.languages == ("zh", "en")
+    only = _edit("  uscc: 91310000MA1FL0000N\n", "  uscc: 91310000MA1FL0000N\n  languages: [en]\n")
+    assert load_plan(_write(tmp_path, only)).organization.languages == ("en",)
 
 
 @pytest.mark.parametrize(("text", "field", "words"), BAD_PLANS)
@@ -426,7 +488,9 @@ def test_every_reference_check_runs_beside_model_errors(tmp_path: Path) -> None:
         pytest.param(
             "destinations: [archive]", "destinations: [Archive!]", "dispositions", id="bad-name"
         ),
-        pytest.param("crm.invoices", "invoices", "datasets.0.dataset", id="bad-dataset"),
+        pytest.param(
+            "dataset: crm.invoices", "dataset: invoices", "datasets.0.dataset", id="bad-dataset"
+        ),
         pytest.param("action: retain", "action: keep", "dispositions", id="bad-action"),
         pytest.param("years: 30", "years: true", "dispositions", id="bad-years"),
         pytest.param("kind: local\n    path: archive", "kind: ftp", "destinations", id="bad-kind"),
@@ -439,3 +503,58 @@ def test_a_check_on_an_invalid_value_is_skipped(
     issues = _issues(_write(tmp_path, _edit(old, new)))
     assert len(issues) == 1, issues
     assert issues[0].field.startswith(field)
+
+
+# ---------------------------------------------------------------- certificates' plan fields
+
+
+def test_a_sensitive_transfer_without_an_impact_assessment_is_refused(tmp_path: Path) -> None:
+    text = "\n".join(
+        line
+        for line in DEMO.splitlines()
+        if "impact_assessment" not in line
+        and "file: assessments/" not in line
+        and not line.strip().startswith("sha256: acb3")
+    )
+    issues = _issues(_write(tmp_path, text))
+    fields = [(i.field, i.message) for i in issues]
+    assert ("dispositions.hand_over.impact_assessment") in [f for f, _ in fields]
+    (sensitive,) = [m for f, m in fields if "class sensitive" in m]
+    assert "PIPL Art. 55-56" in sensitive
+    assert "by_class.sensitive" in sensitive
+
+
+def test_only_a_transfer_has_an_impact_assessment_or_a_transfers_legal_basis(
+    tmp_path: Path,
+) -> None:
+    text = _edit(
+        "    action: destroy\n",
+        '    action: destroy\n    impact_assessment: {file: x.pdf, sha256: "' + "0" * 64 + '"}\n',
+    ).replace(
+        'deletion: "PIPL Art. 47(1): the purpose is achieved',
+        'transfer: "PIPL Art. 22: no"\n      deletion: "PIPL Art. 47(1): the purpose is achieved',
+    )
+    fields = {i.field: i.message for i in _issues(_write(tmp_path, text))}
+    assert fields["dispositions.erase.impact_assessment"].startswith(
+        "only a transfer disposition has an impact_assessment"
+    )
+    assert "only a transfer disposition" in fields["dispositions.erase.legal_basis.transfer"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        pytest.param(
+            "sha256: acb3a49f", "sha256: XYZ3a49f", "impact_assessment.sha256", id="bad-digest"
+        ),
+        pytest.param(
+            "title: Head of IT operations, ", "", "sanitization.performed_by.title", id="no-title"
+        ),
+        pytest.param("  crm.orders: [customer_id]", "  crm.orders: []", "customer_keys", id="keys"),
+    ],
+)
+def test_the_certificates_plan_fields_are_validated(
+    tmp_path: Path, old: str, new: str, field: str
+) -> None:
+    issues = _issues(_write(tmp_path, _edit(old, new)))
+    assert any(field in i.field for i in issues), [(i.field, i.message) for i in issues]

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from retirement.ledger.core import Ledger
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CERT = "certificates/r/cos-crm.customers.json"  # under output_dir, beside dossier/
 
 
@@ -92,6 +92,8 @@ def site(ledger_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> di
 @pytest.fixture
 def client(site: dict):
     PLUGIN.app.dependency_overrides[get_user] = _User
+    # the auth manager's answer for a person who may read every DAG (tests below narrow it)
+    PLUGIN.app.dependency_overrides[PLUGIN.visible_plans] = lambda: lambda plan_name: True
     try:
         yield TestClient(PLUGIN.app, raise_server_exceptions=False)
     finally:
@@ -105,6 +107,21 @@ def _not_found(response, message: str) -> None:
     assert "Traceback" not in response.text
 
 
+def test_the_page_reads_in_chinese_and_english(client: TestClient) -> None:
+    both = client.get("/").text
+    zh, en = client.get("/?lang=zh").text, client.get("/?lang=en").text
+    for label in ("登录用户 tester", "计划", "运行"):
+        assert f'<span lang="zh">{label}</span>' in both
+        assert f'<span lang="zh">{label}</span>' in zh
+        assert label not in en.split("</nav>", 1)[1]
+    for label in ("Signed in as tester", "Plans", "Runs"):
+        assert f'<span lang="en">{label}</span>' in both
+        assert f'<span lang="en">{label}</span>' in en
+        assert label not in zh
+    for page in (both, zh, en):  # the run's values, whatever the language
+        assert "<code>r</code></a></td><td>demo</td>" in page
+
+
 def test_the_page_and_its_files_are_served(client: TestClient, site: dict) -> None:
     page = client.get("/")
     assert page.status_code == 200
@@ -114,6 +131,15 @@ def test_the_page_and_its_files_are_served(client: TestClient, site: dict) -> No
     assert cert.json() == {"target": {"dataset": "crm.customers"}}
     assert client.get("/dossier/r/index.html").text == "<h1>Dossier of r</h1>"
     assert client.get("/dossier/r/").text == "<h1>Dossier of r</h1>"
+
+
+def test_a_dossier_sealed_again_is_served_in_its_latest_version(
+    client: TestClient, tmp_path: Path
+) -> None:
+    newer = tmp_path / "out" / "dossier" / "r.v2"
+    newer.mkdir()
+    (newer / "index.html").write_text("<h1>Dossier of r, version 2</h1>")
+    assert client.get("/dossier/r/index.html").text == "<h1>Dossier of r, version 2</h1>"
 
 
 @pytest.mark.parametrize(
@@ -186,3 +212,91 @@ def test_without_airflow_authentication_nothing_is_served(site: dict) -> None:
     bare = TestClient(PLUGIN.app, raise_server_exceptions=False)
     for path in ("/", "/certificates/abc", "/certificates/1", "/dossier/r/index.html"):
         assert bare.get(path).status_code == 401, path
+
+
+OTHER_RUN = "retire__other:manual__2026-12-01T00:00:00+00:00"
+
+
+@pytest.fixture
+def two_plans(site: dict, ledger_url: str, tmp_path: Path) -> dict:
+    """Beside plan "demo"'s run "r": a run of plan "other" with a certificate and a dossier."""
+    from retirement.phases.context import safe_dir
+
+    out = tmp_path / "out"
+    cert = out / "certificates" / "o" / "cos-hr.staff.json"
+    cert.parent.mkdir(parents=True)
+    cert.write_text('{"target": {"dataset": "hr.staff"}}')
+    folder = out / "dossier" / safe_dir(OTHER_RUN)
+    folder.mkdir(parents=True)
+    (folder / "index.html").write_text("<h1>Dossier of other</h1>")
+    ledger = Ledger.open(ledger_url)
+    ledger.start_run(
+        OTHER_RUN, plan_name="other", plan_sha256="c" * 64, scenario="liquidation", actor="t"
+    )
+    ledger.add_artifact(
+        OTHER_RUN,
+        kind="certificate",
+        location=str(cert),
+        size=2,
+        sha256="d" * 64,
+        actor="t",
+        dataset="hr.staff",
+    )
+    other_cert = next(a["id"] for a in ledger.artifacts(OTHER_RUN))
+    ledger.close()
+    return {**site, "other_certificate": other_cert, "other_dossier": folder.name}
+
+
+def _seeing(*plans: str):
+    """The dependency as the auth manager would answer for a person who may read only the
+    DAGs of ``plans``."""
+    return lambda: lambda plan_name: plan_name in plans
+
+
+def test_a_person_sees_only_the_plans_their_dags_allow(client: TestClient, two_plans: dict) -> None:
+    PLUGIN.app.dependency_overrides[PLUGIN.visible_plans] = _seeing("demo")
+    page = client.get("/").text
+    assert ">r<" in page or "r</" in page
+    assert "retire__other" not in page
+    assert client.get(f"/certificates/{two_plans['certificate']}").status_code == 200
+    assert client.get("/dossier/r/index.html").status_code == 200
+
+    PLUGIN.app.dependency_overrides[PLUGIN.visible_plans] = _seeing("other")
+    page = client.get("/").text
+    assert "retire__other" in page
+    assert client.get(f"/certificates/{two_plans['other_certificate']}").status_code == 200
+    assert client.get(f"/dossier/{two_plans['other_dossier']}/").text == (
+        "<h1>Dossier of other</h1>"
+    )
+
+
+def test_evidence_of_a_plan_one_may_not_see_is_refused(client: TestClient, two_plans: dict) -> None:
+    PLUGIN.app.dependency_overrides[PLUGIN.visible_plans] = _seeing("demo")
+    cert = client.get(f"/certificates/{two_plans['other_certificate']}")
+    assert cert.status_code == 403, cert.text
+    assert "hr.staff" not in cert.text
+    dossier = client.get(f"/dossier/{two_plans['other_dossier']}/index.html")
+    assert dossier.status_code == 403, dossier.text
+    assert "Dossier of other" not in dossier.text
+    run = client.get("/run/retire__other/manual__2026-12-01T00%3A00%3A00%2B00%3A00")
+    assert run.status_code == 403, run.text
+
+    PLUGIN.app.dependency_overrides[PLUGIN.visible_plans] = _seeing("other")
+    assert client.get(f"/certificates/{two_plans['certificate']}").status_code == 403
+    assert client.get("/dossier/r/index.html").status_code == 403
+
+
+def test_the_dag_run_view_shows_that_run(client: TestClient, two_plans: dict) -> None:
+    PLUGIN.app.dependency_overrides[PLUGIN.visible_plans] = _seeing("other")
+    page = client.get("/run/retire__other/manual__2026-12-01T00%3A00%3A00%2B00%3A00")
+    assert page.status_code == 200, page.text
+    assert OTHER_RUN in page.text
+    missing = client.get("/run/retire__other/manual__nope")
+    assert missing.status_code == 404
+    assert missing.json() == {"detail": "no retirement run manual__nope of retire__other"}
+
+
+def test_the_dag_run_view_is_declared_for_the_run_page() -> None:
+    views = {v["destination"]: v for v in PLUGIN.RetirementViewPlugin.external_views}
+    assert views["dag_run"]["href"] == "/retirement/run/{DAG_ID}/{RUN_ID}"
+    assert views["nav"]["href"] == "/retirement/"

@@ -149,8 +149,20 @@ def test_truncated_tail_is_caught_by_expected_head(ledger: Ledger) -> None:
     head = ledger.head()
     _raw(ledger, "DELETE FROM events WHERE seq = 6")
     assert ledger.verify().events == 5  # the chain alone cannot see a cut tail...
-    with pytest.raises(ChainBroken, match="not at the expected head"):
+    with pytest.raises(ChainBroken, match="does not pass through the expected head"):
         ledger.verify(expect_head=head)  # ...a published head can
+
+
+def test_a_published_head_is_a_prefix_of_the_chain(ledger: Ledger) -> None:
+    """A dossier signs the head before seal appends its own event: the chain that goes on
+    after the published head verifies against it; a head no event has does not."""
+    published = ledger.head()
+    ledger.append("dossier_sealed", actor="dossier", run_id="r", payload={"chain_head": published})
+    report = ledger.verify(expect_head=published)
+    assert (report.events, report.head_at) == (7, 6)
+    assert ledger.verify(expect_head=ledger.head()).head_at == 7
+    with pytest.raises(ChainBroken, match="does not pass through"):
+        ledger.verify(expect_head="1" * 64)
 
 
 def test_start_run_is_idempotent_and_a_run_keeps_the_plan_it_was_opened_with(
@@ -375,7 +387,12 @@ def test_one_commit_of_a_batch_sees_its_own_earlier_writes(ledger: Ledger) -> No
             st.one_of(st.none(), st.text(max_size=8)),
             st.dictionaries(
                 st.text(max_size=5),
-                st.one_of(st.integers(), st.floats(allow_nan=False), st.text(), st.none()),
+                st.one_of(
+                    st.integers(),
+                    st.floats(allow_nan=False, allow_infinity=False),  # no JSON form
+                    st.text(),
+                    st.none(),
+                ),
                 max_size=3,
             ),
         ),

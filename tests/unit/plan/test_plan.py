@@ -9,7 +9,7 @@ import pytest
 from retirement.errors import PlanError
 from retirement.plan.model import load_plan
 
-PLANS = Path(__file__).resolve().parents[2] / "include" / "plans"
+PLANS = Path(__file__).resolve().parents[3] / "include" / "plans"
 DEMO = (PLANS / "demo.yaml").read_text(encoding="utf-8")
 AGE_KEY = "age1vc6ruva34lrxjr7wp47a3wnxzgq6tgtspqu9rcd4w0ffd82n4s4s26gpdt"
 
@@ -25,7 +25,11 @@ def _edit(old: str, new: str) -> str:
     return DEMO.replace(old, new)
 
 
-@pytest.mark.parametrize("path", sorted(PLANS.glob("*.yaml")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "path",
+    sorted(PLANS.glob("*.yaml")) + sorted((PLANS.parent / "templates").glob("*.yaml")),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
 def test_shipped_plans_are_valid(path: Path) -> None:
     plan = load_plan(path)
     assert plan.dag_id == f"retire__{plan.name}"
