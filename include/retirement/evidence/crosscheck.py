@@ -248,7 +248,8 @@ def _renderings(
 
 def _index(folder: Path, run_id: str, events: list[RunEvent]) -> list[str]:
     """index.html against index.json, and index.json against the dossier and the chain."""
-    from retirement.evidence.dossier import render_index, shown
+    from retirement.evidence.dossier import shown
+    from retirement.evidence.dossier_pages import render_index
 
     try:
         page = json.loads((folder / "index.json").read_text(encoding="utf-8"))

@@ -53,7 +53,7 @@ def _rendered(folder: Path, page: dict[str, Any]) -> list[str]:
     """The text of each page of the PDF the dossier's data renders to. WeasyPrint takes
     seconds; the same HTML prints the same text (wherever its links point), so a process
     that audits copies of one dossier prints it once."""
-    from retirement.evidence.dossier import pdf_html, print_pdf
+    from retirement.evidence.dossier_pages import pdf_html, print_pdf
     from retirement.evidence.pdf_text import pdf_pages_text
 
     html = pdf_html(folder, page)

@@ -151,7 +151,7 @@ def edit_index_html(f: Path) -> None:
 
 
 def edit_index_json_and_html(f: Path) -> None:
-    from retirement.evidence.dossier import render_index
+    from retirement.evidence.dossier_pages import render_index
 
     page = json.loads((f / "index.json").read_text())
     page["states"] = [s for s in page["states"] if s["dataset"] != "crm.orders"]
@@ -160,7 +160,7 @@ def edit_index_json_and_html(f: Path) -> None:
 
 
 def edit_index_approval(f: Path) -> None:
-    from retirement.evidence.dossier import render_index
+    from retirement.evidence.dossier_pages import render_index
 
     page = json.loads((f / "index.json").read_text())
     page["approvals"][-1]["payload"]["approved_by"] = "mallory"

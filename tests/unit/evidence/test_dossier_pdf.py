@@ -15,7 +15,7 @@ from weasyprint.formatting_structure import boxes
 
 from retirement.crypto.keys import load_public_key
 from retirement.evidence.audit import audit
-from retirement.evidence.dossier import pdf_html, render_pdf
+from retirement.evidence.dossier_pages import pdf_html, render_pdf
 from retirement.evidence.pdf_text import pdf_pages_text
 from tests.unit.evidence.conftest import resign
 
@@ -156,7 +156,7 @@ def test_a_pdf_that_is_not_one_is_caught(sealed: Sealed) -> None:
 def test_a_pdf_of_many_certificates_prints_the_first_and_says_where_the_rest_are(
     sealed: Sealed, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from retirement.evidence import dossier
+    from retirement.evidence import dossier_pages as dossier
 
     monkeypatch.setattr(dossier, "PDF_CERTIFICATES", 1)
     html = pdf_html(sealed.root, _page(sealed.root))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from retirement.crypto.keys import load_public_key
 from retirement.evidence.audit import audit
 from retirement.evidence.certificate import render_html
-from retirement.evidence.dossier import render_index
+from retirement.evidence.dossier_pages import render_index
 from retirement.evidence.pdf_text import pdf_pages_text
 from retirement.i18n import LANGUAGES, catalogue
 from retirement.model.state import RunState

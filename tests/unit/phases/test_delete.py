@@ -251,19 +251,19 @@ def test_the_closure_dossier_audits_and_names_what_was_tampered_with(
     from typer.testing import CliRunner
 
     from retirement.cli.root import app
-    from retirement.evidence import dossier
+    from retirement.evidence import dossier_pages
     from retirement.evidence.dossier import build_dossier
     from retirement.plan.model import load_plan
 
     printed: list[str] = []
-    pdf_html = dossier.pdf_html
+    pdf_html = dossier_pages.pdf_html
 
     def keep(root: Path, page: dict[str, Any]) -> str:
         printed.append(pdf_html(root, page))
         return printed[-1]
 
-    monkeypatch.setattr(dossier, "pdf_html", keep)
-    monkeypatch.setattr(dossier, "PDF_ROWS", 1)  # long lists are cut in the PDF only
+    monkeypatch.setattr(dossier_pages, "pdf_html", keep)
+    monkeypatch.setattr(dossier_pages, "PDF_ROWS", 1)  # long lists are cut in the PDF only
 
     demo.approved()
     ledger = demo.ledger
