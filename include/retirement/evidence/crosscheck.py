@@ -271,6 +271,12 @@ def _index(folder: Path, run_id: str, events: list[RunEvent]) -> list[str]:
             page.get("approvals"),
             [shown(e) for e in events if e.kind.startswith("deletion_")],
         ),
+        "the time-stamps": (
+            page.get("anchors") if "languages" in page else None,  # not in older dossiers
+            [shown(e) for e in events if e.kind == "timestamp_anchored"]
+            if "languages" in page
+            else None,
+        ),
         "the notices sent": (page.get("sent"), sum(e.kind == "notice_sent" for e in events)),
         "the receipts": (page.get("receipts"), json.loads((folder / "receipts.json").read_text())),
         "the datasets": (_states_shown(page), _states_folded(events)),

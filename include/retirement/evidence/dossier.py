@@ -109,6 +109,7 @@ def build_dossier(
         total=max(1, len(states)),
         gates=[shown(e) for e in run_events if e.kind.startswith("gate_")],
         approvals=[shown(e) for e in run_events if e.kind.startswith("deletion_")],
+        anchors=[shown(e) for e in run_events if e.kind == "timestamp_anchored"],
         notices=[json.loads(a["detail"]) for a in artifacts["notices"]],
         sent=sent,
         receipts=receipts,
@@ -225,12 +226,12 @@ def _export_chain(
     lineage: dict[str, Any],
 ) -> tuple[dict[str, Any], list[Event], int]:
     """ledger.jsonl (this run's part of the chain, streamed: evidence.chain_export) and
-    head.json; the run's gate and deletion events, and how many notices it sent."""
+    head.json; the run's gate, deletion and time-stamp events, and how many notices it sent."""
     run_events: list[Event] = []
     sent = [0]
 
     def visit(e: Event) -> None:
-        if e.kind.startswith(("gate_", "deletion_")):
+        if e.kind.startswith(("gate_", "deletion_")) or e.kind == "timestamp_anchored":
             run_events.append(e)
         sent[0] += e.kind == "notice_sent"
 

@@ -214,3 +214,39 @@ def test_an_authority_that_refuses_the_request_is_an_error_and_nothing_is_kept(
         server.close()
     assert len(strict.replies) == 1  # it answered, with a rejection
     assert not (tmp_path / "out").exists()
+
+
+def test_index_shows_each_gate_time_stamp_and_a_page_that_hides_one_is_caught(
+    anchored: Anchored,
+) -> None:
+    import shutil
+
+    from retirement.evidence.dossier_pages import render_index
+
+    page = json.loads((anchored.root / "index.json").read_text())
+    assert [a["payload"]["at"] for a in page["anchors"]] == list(GATES)
+    html = (anchored.root / "index.html").read_text()
+    for anchor in page["anchors"]:
+        token = anchor["payload"]["token"]
+        assert f"timestamps/{token}" in html
+        assert anchor["payload"]["gen_time"] in html
+        assert (anchored.root / "timestamps" / token).is_file()
+
+    copy = anchored.scratch / "hidden-anchor"
+    shutil.copytree(anchored.root, copy)
+    page["anchors"] = page["anchors"][:-1]  # the deletion gate's time-stamp left off the page
+    (copy / "index.json").write_text(json.dumps(page, ensure_ascii=False, indent=1))
+    (copy / "index.html").write_text(render_index(page))
+    resign(copy, anchored.keys.signing_key())
+    code, output = _audit(copy, "--tsa-ca", str(anchored.tsa.tsa_ca))
+    assert code == 1
+    assert "what it shows of the time-stamps is not what the chain" in output
+
+
+def test_a_dossier_without_an_authority_says_nothing_anchors_it(tmp_path: Path) -> None:
+    demo = demo_run(tmp_path)
+    index = seal(demo.ctx())
+    demo.ledger.close()
+    page = json.loads((index.parent / "index.json").read_text())
+    assert page["anchors"] == []
+    assert "names no time-stamping authority" in index.read_text()
