@@ -92,6 +92,7 @@ def _verify_sh(out: Path, stdout: str) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "FAILED" not in done.stdout + done.stderr
+    assert "warn" not in (done.stdout + done.stderr).lower()
 
 
 def test_make_demo_prints_the_summary_and_the_dossier(deregistration: tuple[Path, str]) -> None:
