@@ -201,6 +201,11 @@ class SqlSource(Source):
     def connect(self) -> AbstractContextManager[sa.Connection]:
         return self._engine.connect()
 
+    def engine_url(self) -> sa.URL:
+        """The database's URL (password included: never log it; ``render_as_string``
+        hides it)."""
+        return self._engine.url
+
     def begin(self) -> AbstractContextManager[sa.Connection]:
         return self._engine.begin()
 
@@ -229,7 +234,13 @@ class SqlSource(Source):
     def copy_export(
         self, dataset: Named, key_column: str | None, *, blocks: bool = False
     ) -> AbstractContextManager[CopyExport] | None:
-        """PostgreSQL's ``COPY ... TO STDOUT`` (``sources.pg_copy``); None elsewhere."""
+        """The database's own export: PostgreSQL's ``COPY ... TO STDOUT``
+        (``sources.pg_copy``), MySQL/MariaDB's rows formatted as CSV lines by the server
+        (``sources.mysql_export``, where the column types allow); None elsewhere."""
+        if self.dialect == "mysql":
+            from retirement.sources.mysql_export import line_export
+
+            return line_export(self, dataset, key_column, blocks=blocks)
         if self.dialect != "postgresql":
             return None
         from retirement.sources.pg_copy import copy_export
