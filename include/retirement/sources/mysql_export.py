@@ -25,6 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
 from retirement.sources.pg_copy import CopyExport
+from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -126,49 +127,42 @@ def _exporting(
     key_column: str | None,
     blocks: bool,
 ) -> Iterator[CopyExport]:
+    from MySQLdb import Error as DriverError
+
     engine = sa.create_engine(export_url(source), poolclass=NullPool, hide_parameters=True)
+    columns = list(table.columns)
+    key = table.c[key_column] if key_column is not None else None
+    profile = [sa.func.count() - sa.func.count(c) for c in columns] + [sa.func.count()]
+    limits = [sa.func.min(key), sa.func.max(key)] if key is not None else []
     try:
         with engine.connect() as conn:
-            yield _export(conn, source, dataset, table, kinds, key_column, blocks)
-    except sa.exc.SQLAlchemyError as exc:
+            prep = conn.dialect.identifier_preparer
+            conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            values = conn.execute(sa.select(*profile, *limits)).one()
+            n = len(columns)
+            nulls, rows = tuple(int(v) for v in values[:n]), int(values[n])
+            key_min, key_max = (values[n + 1], values[n + 2]) if limits else (None, None)
+            fields = ", ".join(
+                _field(prep.quote(c.name), k) for c, k in zip(columns, kinds, strict=True)
+            )
+            keys = source.key_columns(dataset)
+            order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""
+            sql = (
+                f"SELECT CONCAT(CONCAT_WS(',', {fields}), '\\n') "
+                f"FROM {prep.format_table(table)}{order}"
+            )
+            lines = _lines(driver_connection(conn), sql)
+            if blocks:
+                yield CopyExport(None, nulls, key_min, key_max, _blocks(lines), rows)
+            else:
+                yield CopyExport(_records(lines), nulls, key_min, key_max, None, rows)
+    except (sa.exc.SQLAlchemyError, DriverError) as exc:
         raise SourceError(
             f"source {source.name}: cannot read table {dataset}: {getattr(exc, 'orig', exc)}"
         ) from exc
     finally:
         engine.dispose()
-
-
-def _export(
-    conn: sa.Connection,
-    source: SqlSource,
-    dataset: Named,
-    table: sa.Table,
-    kinds: list[str],
-    key_column: str | None,
-    blocks: bool,
-) -> CopyExport:
-    prep = conn.dialect.identifier_preparer
-    columns = list(table.columns)
-    conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-    profile = [sa.func.count() - sa.func.count(c) for c in columns]
-    key = table.c[key_column] if key_column is not None else None
-    limits = [sa.func.min(key), sa.func.max(key)] if key is not None else []
-    values = conn.execute(sa.select(*profile, sa.func.count(), *limits)).one()
-    n = len(columns)
-    nulls, rows = tuple(int(v) for v in values[:n]), int(values[n])
-    key_min, key_max = (values[n + 1], values[n + 2]) if key is not None else (None, None)
-    fields = ", ".join(_field(prep.quote(c.name), k) for c, k in zip(columns, kinds, strict=True))
-    keys = source.key_columns(dataset)
-    order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""
-    sql = f"SELECT CONCAT(CONCAT_WS(',', {fields}), '\\n') FROM {prep.format_table(table)}{order}"
-    raw = conn.connection.driver_connection
-    if raw is None:
-        raise SourceError("the database connection was closed before it could be used")
-    lines = _lines(raw, sql)
-    if blocks:
-        return CopyExport(None, nulls, key_min, key_max, _blocks(lines), rows)
-    return CopyExport(_records(lines), nulls, key_min, key_max, None, rows)
 
 
 def _lines(raw: Any, sql: str) -> Iterator[list[tuple[str]]]:
