@@ -12,17 +12,10 @@ from __future__ import annotations
 import hashlib
 from datetime import date  # noqa: TC003 (pydantic reads the annotation at run time)
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 import pyrage
-from pydantic import (
-    Field,
-    StrictBool,
-    StrictInt,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StrictBool, StrictInt, field_validator, model_validator
 
 from retirement.plan.parties import Contact as Contact  # noqa: TC001 (pydantic, at run time)
 from retirement.plan.parties import Language as Language
@@ -36,11 +29,9 @@ from retirement.plan.running import Approver as Approver
 from retirement.plan.running import ConnectionId as ConnectionId
 from retirement.plan.running import Notify as Notify
 from retirement.plan.running import Retries as Retries
+from retirement.plan.running import Slug as Slug
 from retirement.plan.running import Timeouts as Timeouts
 from retirement.plan.running import _Frozen
-
-Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-
 
 SCENARIOS = ("deregistration", "change", "transfer_liquidation")
 ACTIONS = ("retain", "transfer", "destroy")
