@@ -101,17 +101,37 @@ def make_folder(root: Path, mib: int) -> int:
     return total
 
 
+_CPU = """
+def _cpu():
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+"""
+
+
 def in_fresh_process(code: str) -> dict:
-    """Run ``code`` in a new interpreter; it prints one JSON line, we add its peak RSS."""
+    """Run ``code`` in a new interpreter; it prints one JSON line, we add its peak RSS.
+    ``cpu_s``: CPU seconds of the process and every process it waited for (psql, a
+    pipeline's commands) from its first ``t = time.perf_counter()`` to its end; not the
+    database server's, which both sides use alike."""
+    marker = "t = time.perf_counter()"
+    timed = marker in code
+    if timed:
+        code = code.replace(marker, marker + "; _cpu0 = _cpu()", 1)
+        code += '\nprint(json.dumps({"cpu_s": _cpu() - _cpu0}))\n'
     wrapper = (
-        f"import json, resource, sys, time\nsys.path.insert(0, {str(ROOT / 'include')!r})\n" + code
+        f"import json, resource, sys, time\nsys.path.insert(0, {str(ROOT / 'include')!r})\n"
+        + _CPU
+        + code
     )
     done = subprocess.run(
         [sys.executable, "-c", wrapper], capture_output=True, text=True, check=False
     )
     if done.returncode:
         raise SystemExit(done.stderr)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if not timed:
+        return json.loads(lines[-1])
+    return {**json.loads(lines[-2]), **json.loads(lines[-1])}
 
 
 OURS_COMMON = """

@@ -94,14 +94,19 @@ class Row:
         return (
             f"| {self.step} | {o:.2f} | {rate} | {self.peer} | {t:.2f} | {peer_rate} | "
             f"**{t / o:.2f}x** | {self.ours.get('rss_mb', 0):.0f} / "
-            f"{self.theirs.get('rss_mb', 0):.0f} | {self.note} |"
+            f"{self.theirs.get('rss_mb', 0):.0f} | {_cpu(self.ours)} / {_cpu(self.theirs)} | "
+            f"{self.note} |"
         )
+
+
+def _cpu(side: dict[str, Any]) -> str:
+    return f"{side['cpu_s']:.1f}" if "cpu_s" in side else "-"
 
 
 HEADER = [
     "| step | ours s | ours MiB/s | peer | peer s | peer MiB/s | ratio | peak RSS MB ours / peer "
-    "| note |",
-    "|---|---:|---:|---|---:|---:|---:|---:|---|",
+    "| client CPU s ours / peer | note |",
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|---|",
 ]
 
 
