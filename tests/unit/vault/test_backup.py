@@ -442,3 +442,26 @@ def test_key_order_verify_catches_a_changed_record(
     write_detached(result.manifest_path, raw, keys.signing_key())
     with pytest.raises(IntegrityError, match="row digest"):
         _verify(keys, result.manifest_path)
+
+
+@pytest.mark.parametrize(
+    ("keys_text", "duplicates"),
+    [(["1", "2", "3", "-9223372036854775808"], 0), (["1", "2", "2", "3"], 1), (["7", "007"], 1)],
+    ids=["unique", "a duplicate", "two spellings of 7"],
+)
+def test_integer_keys_are_compared_as_integers_and_never_hide_a_duplicate(
+    keys_text: list[str], duplicates: int
+) -> None:
+    """Integer keys are checked as 64-bit integers: a duplicate is counted; two spellings of
+    one integer (which a backup of an integer column never holds) count as a duplicate too,
+    so verification can only fail on them, never pass a real duplicate."""
+    import hashlib
+
+    from retirement.vault.verify_blocks import header_bytes, profile_blocks
+
+    body = "".join(f'{k},"v{i}"\n' for i, k in enumerate(keys_text)).encode()
+    chunks = iter([header_bytes(["id", "v"]) + body])
+    profile = profile_blocks(chunks, ["id", "v"], [0], hashlib.sha256(), [0])
+    assert profile.rows == len(keys_text)
+    assert profile.key_duplicates == duplicates
+    assert profile.row_digest == hashlib.sha256(body).hexdigest()
