@@ -47,9 +47,16 @@ class HashingWriter:
         return True
 
 
-def encrypt_to(read_fd: int, target: Path, recipients: list[Any]) -> HashingWriter:
-    """age-encrypt the pipe into ``target`` (fsynced); return the hashing writer."""
-    age = shutil.which("age")
+# Below this many bytes, starting an age process costs more than pyrage's slower cipher.
+AGE_PROCESS_MIN = 4 << 20
+
+
+def encrypt_to(
+    read_fd: int, target: Path, recipients: list[Any], *, size: int | None = None
+) -> HashingWriter:
+    """age-encrypt the pipe into ``target`` (fsynced); return the hashing writer. ``size``:
+    the plaintext's size where known (a small one is encrypted in process)."""
+    age = shutil.which("age") if size is None or size >= AGE_PROCESS_MIN else None
     with target.open("wb") as out:
         hashed = HashingWriter(out)
         if age is None:

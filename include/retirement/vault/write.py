@@ -120,13 +120,8 @@ def back_up(
     state = PlainStream(hashlib.sha256(), on_rows)
     chunks, _, fmt = chunks_for(source, dataset, kind, key_columns, state, row_digest_method)
     tmp = folder / f".{uuid.uuid4().hex}.partial"
-    hashed = _encrypted(chunks, tmp, parsed, state, level, qualified, folder)
-    if objects is not None and objects.object_state(dataset) != read_from:
-        tmp.unlink(missing_ok=True)
-        raise BackupError(
-            f"{qualified}: the file changed while it was being backed up; nothing was kept: "
-            "re-run the backup when it is no longer being written"
-        )
+    hashed = _encrypted(chunks, tmp, parsed, state, level, read_from, qualified, folder)
+    _still_the_same(objects, dataset, read_from, tmp, qualified)
     cipher_sha = hashed.sha.hexdigest()
     final = folder / f"{cipher_sha[:16]}.{'csv' if fmt == 'csv' else 'bin'}.zst.age"
     os.replace(tmp, final)
@@ -199,11 +194,14 @@ def _encrypted(
     parsed: list[Any],
     state: PlainStream,
     level: int,
+    read_from: dict[str, object] | None,
     qualified: str,
     folder: Path,
 ) -> HashingWriter:
-    """Compress ``chunks`` in one thread and encrypt them into ``tmp`` in this one; what
-    ``encrypt_to`` hashed of the ciphertext. Nothing is left behind when either side fails."""
+    """Compress ``chunks`` in one thread and encrypt them into ``tmp`` in this one (the size
+    of an object, ``read_from``, tells encrypt_to how); what ``encrypt_to`` hashed of the
+    ciphertext. Nothing is left behind when either side fails."""
+    size = (read_from or {}).get("size")
     read_fd, write_fd = os.pipe()
     producer = threading.Thread(
         target=compress_into,
@@ -213,7 +211,7 @@ def _encrypted(
     )
     producer.start()
     try:
-        hashed = encrypt_to(read_fd, tmp, parsed)
+        hashed = encrypt_to(read_fd, tmp, parsed, size=size if isinstance(size, int) else None)
     except (pyrage.EncryptError, OSError) as exc:
         producer.join(timeout=30)
         tmp.unlink(missing_ok=True)
@@ -230,6 +228,22 @@ def _encrypted(
         tmp.unlink(missing_ok=True)
         raise BackupError(f"{qualified}: reading the source failed: {state.error}") from state.error
     return hashed
+
+
+def _still_the_same(
+    objects: ObjectSource | None,
+    dataset: Named,
+    read_from: dict[str, object] | None,
+    tmp: Path,
+    qualified: str,
+) -> None:
+    """BackupError (and the partial file removed) when the object changed while read."""
+    if objects is not None and objects.object_state(dataset) != read_from:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(
+            f"{qualified}: the file changed while it was being backed up; nothing was kept: "
+            "re-run the backup when it is no longer being written"
+        )
 
 
 def _signed(manifest: Manifest, final: Path, signing_key: Ed25519PrivateKey) -> Path:
