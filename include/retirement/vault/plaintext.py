@@ -149,8 +149,12 @@ def _document_chunks(source: Source, dataset: Named) -> Iterator[bytes]:
             yield chunk
 
 
-def compress_into(chunks: Iterator[bytes], fd: int, state: PlainStream, level: int) -> None:
-    compressor = zstandard.ZstdCompressor(level=level, threads=ZSTD_THREADS)
+def compress_into(
+    chunks: Iterator[bytes], fd: int, state: PlainStream, level: int, small: bool = False
+) -> None:
+    """zstd over ``chunks`` into the pipe ``fd``, hashing the plaintext; ``small``: one
+    thread (starting zstd's workers costs more than they save on a small object)."""
+    compressor = zstandard.ZstdCompressor(level=level, threads=0 if small else ZSTD_THREADS)
     try:
         with (
             os.fdopen(fd, "wb", buffering=CHUNK) as pipe,

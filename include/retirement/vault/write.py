@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pyrage
 
 from retirement import __version__
-from retirement.crypto.age import encrypt_to
+from retirement.crypto.age import AGE_PROCESS_MIN, encrypt_to
 from retirement.crypto.signing import write_signed
 from retirement.errors import BackupError
 from retirement.model.manifest import Manifest
@@ -202,16 +202,17 @@ def _encrypted(
     of an object, ``read_from``, tells encrypt_to how); what ``encrypt_to`` hashed of the
     ciphertext. Nothing is left behind when either side fails."""
     size = (read_from or {}).get("size")
+    known = size if isinstance(size, int) else None
     read_fd, write_fd = os.pipe()
     producer = threading.Thread(
         target=compress_into,
-        args=(chunks, write_fd, state, level),
+        args=(chunks, write_fd, state, level, known is not None and known < AGE_PROCESS_MIN),
         name=f"backup-{qualified}",
         daemon=True,
     )
     producer.start()
     try:
-        hashed = encrypt_to(read_fd, tmp, parsed, size=size if isinstance(size, int) else None)
+        hashed = encrypt_to(read_fd, tmp, parsed, size=known)
     except (pyrage.EncryptError, OSError) as exc:
         producer.join(timeout=30)
         tmp.unlink(missing_ok=True)
