@@ -21,6 +21,7 @@ import pytest
 from retirement.crypto.keys import KeyStore
 from retirement.ledger.core import Ledger
 from tests.e2e.stack import await_approval, wait_for_token, wait_run
+from tests.servers.databases import create_pg_database, drop_pg_database
 from tests.servers.sshd import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -125,6 +126,13 @@ def _env(tmp: Path) -> dict[str, str]:
 def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAirflow]:
     tmp = tmp_path_factory.mktemp("e2e")
     env = _env(tmp)
+    # Airflow's metadata in PostgreSQL, as in production: with SQLite, the retention_expiry
+    # DAG's scheduled run (active on creation) held the database while the test triggered a
+    # run, and the API answered 500 "Database error" after SQLite's 5 s busy timeout.
+    metadata = create_pg_database("af_rest")
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata.replace(
+        "postgresql://", "postgresql+psycopg://", 1
+    )
     log = (tmp / "standalone.log").open("wb")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "airflow"), "standalone"],
@@ -147,6 +155,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAirflow
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         log.close()
+        drop_pg_database(metadata)
 
 
 def _wait_for_token(url: str, proc: subprocess.Popen, log: Path) -> str:
