@@ -421,6 +421,25 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def datapath_rows(quick: bool) -> list[dict]:
+    """The rows of bench/datapath.py's table (its module doc): the default sizes (10,000,000
+    rows, 5,000,000 deleted) or ``quick``'s. A reader's longest wait is in seconds too."""
+    out = []
+    for r in measure(10_000_000, 5_000_000, quick):
+        if r["peer_s"] is None:
+            continue
+        out.append(
+            {
+                "step": "deletion, " + r["step"],
+                "peer": r["peer"],
+                "ours": {"seconds": r["ours_s"], "rss_mb": r["peak_rss_mb"] or 0},
+                "theirs": {"seconds": r["peer_s"]},
+                "note": r["note"],
+            }
+        )
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
