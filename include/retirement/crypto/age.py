@@ -11,8 +11,10 @@ recipients, public keys, are its arguments.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -47,6 +49,25 @@ class HashingWriter:
         return True
 
 
+def age_command() -> str | None:
+    """The ``age`` command on PATH if it is version 1.1 or later (``-i -``, an identity on
+    standard input, came with 1.1); else None (pyrage is used)."""
+    found = shutil.which("age")
+    return found if found is not None and _recent(found) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _recent(path: str) -> bool:
+    try:
+        said = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    found = re.search(r"(\d+)\.(\d+)", said)
+    return found is not None and (int(found[1]), int(found[2])) >= (1, 1)
+
+
 # Below this many bytes, starting an age process costs more than pyrage's slower cipher.
 AGE_PROCESS_MIN = 4 << 20
 
@@ -56,7 +77,7 @@ def encrypt_to(
 ) -> HashingWriter:
     """age-encrypt the pipe into ``target`` (fsynced); return the hashing writer. ``size``:
     the plaintext's size where known (a small one is encrypted in process)."""
-    age = shutil.which("age") if size is None or size >= AGE_PROCESS_MIN else None
+    age = age_command() if size is None or size >= AGE_PROCESS_MIN else None
     with target.open("wb") as out:
         hashed = HashingWriter(out)
         if age is None:
@@ -98,7 +119,7 @@ def decrypted_chunks(cipher: Path, identities: list[Any]) -> Iterator[bytes]:
     it, by pyrage in a thread. IntegrityError when it cannot be decrypted or decompressed,
     raised before the last chunk's iteration ends (a consumer never mistakes a cut file for
     a whole one)."""
-    age = shutil.which("age")
+    age = age_command()
     if age is None:
         yield from _pyrage_chunks(cipher, identities)
         return

@@ -113,3 +113,20 @@ def test_each_way_reports_a_damaged_file_or_a_wrong_key(
     with pytest.raises(IntegrityError, match=expected):
         for _ in decrypted_chunks(damaged, [identity]):
             pass
+
+
+def test_an_age_older_than_1_1_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """age 1.0 cannot read an identity from standard input (``-i -``): the library uses pyrage
+    then. A fake (named so): a script that answers ``--version`` as age 1.0.0 would, and
+    fails anything else, so a backup that used it would fail."""
+    from retirement.crypto.age import age_command
+
+    old = tmp_path / "old-age" / "age"
+    old.parent.mkdir()
+    old.write_text('#!/bin/sh\n[ "$1" = --version ] && { echo v1.0.0; exit 0; }\nexit 9\n')
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", str(old.parent))
+    assert age_command() is None
+    result, keys = _backed_up(tmp_path / "run")
+    plain = _plain(keys, result.manifest_path)
+    assert hashlib.sha256(plain).hexdigest() == result.manifest.plaintext_sha256
