@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -63,4 +64,38 @@ def test_edit_on_postgres_is_named(pg_url: str) -> None:
     with pytest.raises(ChainBroken) as caught:
         ledger.verify()
     assert caught.value.seq == 2
+    ledger.close()
+
+
+def _opener(url: str, start: mp.synchronize.Event, errors: mp.Queue) -> None:
+    start.wait()
+    try:
+        Ledger.open(url).close()
+    except Exception as exc:  # reported to the test, which names it
+        errors.put(f"{exc.__class__.__name__}: {exc}")
+
+
+@pytest.mark.parametrize("url_fixture", ["pg_url", "mysql_url", "sqlite"])
+def test_processes_creating_a_new_ledger_at_once_all_open_it(
+    url_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Found by the scale test under load: two tasks of a first run (plan_check and the
+    retention DAG's scheduled run) opened an empty ledger database at the same moment and
+    one failed creating its tables ("duplicate key value violates unique constraint")."""
+    if url_fixture == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    else:
+        url = request.getfixturevalue(url_fixture)
+    ctx = mp.get_context("spawn")
+    start, errors = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_opener, args=(url, start, errors)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    start.set()
+    for p in procs:
+        p.join(120)
+    failures = [errors.get() for _ in range(errors.qsize())] if not errors.empty() else []
+    assert failures == []
+    ledger = Ledger.open(url, create=False)
+    assert ledger.verify().events == 0
     ledger.close()

@@ -28,12 +28,10 @@ from retirement.ledger.db import (
     PREVIEW_STARTED,
     artifacts,
     canonical_json,
+    create_schema,
     datasets,
     engine_for,
-    events_by_dataset,
-    events_by_run,
     format_version,
-    metadata,
     plan_texts,
     require_existing_sqlite,
     runs,
@@ -77,9 +75,7 @@ class Ledger(LedgerReads):
         engine = engine_for(url)
         try:
             if create:
-                metadata.create_all(engine)
-                events_by_run.create(engine, checkfirst=True)  # ledgers made before them
-                events_by_dataset.create(engine, checkfirst=True)
+                create_schema(engine)
             else:
                 with engine.connect() as conn:
                     missing = [t for t in ("events", "runs") if not sa.inspect(conn).has_table(t)]

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 _ADVISORY_LOCK_KEY = 0x7265746972  # "retir": one lock for the whole events table
+_SCHEMA_LOCK_KEY = 0x72657469736B  # "retisk": one creator of the tables at a time
 
 metadata = sa.MetaData()
 
@@ -158,6 +159,32 @@ def require_existing_sqlite(url: str) -> None:
             raise LedgerError(f"no ledger file at {parsed.database} (from {url})")
 
 
+def create_schema(engine: Engine) -> None:
+    """Create the ledger's tables and indexes where missing, one creator at a time: tasks of
+    a first run open an empty ledger database at the same moment, and two CREATE TABLEs of
+    one table make the second fail (PostgreSQL: a duplicate pg_type row; MySQL: "already
+    exists"). PostgreSQL: an advisory lock for the transaction (its DDL is transactional);
+    MySQL/MariaDB: a named lock for the session; SQLite: BEGIN IMMEDIATE's write lock."""
+    with engine.connect() as conn:
+        if conn.dialect.name in ("mysql", "mariadb"):
+            conn.execute(sa.text("SELECT GET_LOCK('retirement_ledger_schema', 120)"))
+            try:
+                _create(conn)
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK('retirement_ledger_schema')"))
+            return
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+        _create(conn)
+
+
+def _create(conn: Connection) -> None:
+    metadata.create_all(conn)
+    events_by_run.create(conn, checkfirst=True)  # ledgers made before these indexes
+    events_by_dataset.create(conn, checkfirst=True)
+
+
 def format_version(engine: Engine, *, where: str, upgrade: bool) -> int:
     """The ledger's format version, refused (LedgerError) when it is newer than this code
     reads; with ``upgrade``, an older ledger is recorded as the current version (this code
@@ -176,6 +203,7 @@ def format_version(engine: Engine, *, where: str, upgrade: bool) -> int:
         if upgrade and has_meta and version < LEDGER_FORMAT:
             lock_chain(conn)
             _start_encoding_3(conn)
+            row = conn.execute(sa.select(ledger_meta.c.value).where(key)).first()  # locked now
             if row is None:
                 conn.execute(
                     ledger_meta.insert().values(key="format_version", value=str(LEDGER_FORMAT))
