@@ -59,8 +59,8 @@ def _mail(
     from retirement.connect.smtp import smtp_session, stamp
 
     plan, conn_id = ctx.plan, ctx.plan.witness_smtp
-    assert conn_id is not None
-    assert witness.email is not None
+    if conn_id is None or witness.email is None:  # plan_check refuses such a plan
+        raise TransferError(f"witness {name}: an e-mail witness needs an address and SMTP")
     conn = ctx.connectors.connection(conn_id, "dossier witnesses (smtp)")
     sender = plan.notices.sender if plan.notices else (plan.organization.contact.email or "")
     message = EmailMessage()
@@ -86,8 +86,8 @@ def _upload(
     from retirement.destinations.base import Delivery
     from retirement.destinations.sftp import SftpDestination
 
-    assert witness.sftp_connection is not None
-    assert witness.path is not None
+    if witness.sftp_connection is None or witness.path is None:  # plan_check refuses it
+        raise TransferError(f"witness {name}: an SFTP witness needs a connection and a path")
     conn = ctx.connectors.connection(witness.sftp_connection, "dossier witnesses (sftp)")
     dest = SftpDestination.from_connection(f"witness {name}", conn, path=witness.path)
     try:

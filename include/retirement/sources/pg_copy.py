@@ -124,7 +124,7 @@ def _psql_script(conn: sa.Connection, copy_sql: str) -> bytes:
         f"SET TRANSACTION SNAPSHOT '{snapshot}';",
     ]
     for name in _OUTPUT_SETTINGS:
-        value = conn.exec_driver_sql(f"SELECT current_setting('{name}')").scalar()
+        value = conn.execute(sa.text("SELECT current_setting(:n)"), {"n": name}).scalar()
         lines.append(f"SET {name} = '{str(value).replace(chr(39), chr(39) * 2)}';")
     lines += [f"{copy_sql};", "COMMIT;"]
     return ("\n".join(lines) + "\n").encode()
