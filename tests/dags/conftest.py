@@ -74,3 +74,19 @@ def demo_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def task_states(dagrun: Any) -> dict[str, str]:
     return {ti.task_id: ti.state for ti in dagrun.get_task_instances()}
+
+
+def demo_plan_as(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, **changes: Any
+) -> Path:
+    """A plans folder holding the demo plan renamed ``name`` with ``changes`` to its top-level
+    blocks, set as RETIREMENT_PLANS_DIR (dag.test() parses the DAG file again)."""
+    import yaml
+
+    plan = yaml.safe_load((ROOT / "include" / "plans" / "demo.yaml").read_text())
+    plan.update(name=name, **changes)
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
+    monkeypatch.setenv("RETIREMENT_PLANS_DIR", str(folder))
+    return folder

@@ -12,11 +12,10 @@ import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from retirement.cli.root import app
-from tests.dags.conftest import ROOT, ledger_conn, load_dagbag, task_states
+from tests.dags.conftest import demo_plan_as, ledger_conn, load_dagbag, task_states
 from tests.servers.sshd import free_port
 from tests.servers.tsa import run_tsa
 
@@ -49,13 +48,9 @@ def _airflow_connection(monkeypatch: pytest.MonkeyPatch, port: int, ca_bundle: s
 
 
 def _plans(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    plan = yaml.safe_load((ROOT / "include" / "plans" / "demo.yaml").read_text())
-    plan.update(name="anchored", evidence={"timestamp_authority": "tsa_ops"})
-    folder = tmp_path / "plans"
-    folder.mkdir()
-    (folder / "anchored.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
-    monkeypatch.setenv("RETIREMENT_PLANS_DIR", str(folder))  # (dag.test() parses it again)
-    return folder
+    return demo_plan_as(
+        tmp_path, monkeypatch, "anchored", evidence={"timestamp_authority": "tsa_ops"}
+    )
 
 
 def test_a_run_with_an_authority_time_stamps_each_gate_and_the_seal(

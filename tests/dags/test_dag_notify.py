@@ -16,10 +16,9 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-import yaml
 
 from retirement.ledger.core import Ledger
-from tests.dags.conftest import ROOT, ledger_conn, load_dagbag, task_states
+from tests.dags.conftest import demo_plan_as, ledger_conn, load_dagbag, task_states
 from tests.servers.sshd import free_port
 from tests.servers.tls import make_test_ca
 
@@ -94,17 +93,8 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
 def _plans(
     tmp_path: Path, approval: dict, monkeypatch: pytest.MonkeyPatch, **notify: object
 ) -> Path:
-    plan = yaml.safe_load((ROOT / "include" / "plans" / "demo.yaml").read_text())
-    plan.update(
-        name="notified",
-        approval=approval,
-        notify={"connection": "smtp_ops", "to": ["ops@example.com"], **notify},
-    )
-    folder = tmp_path / "plans"
-    folder.mkdir()
-    (folder / "notified.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True))
-    monkeypatch.setenv("RETIREMENT_PLANS_DIR", str(folder))  # (dag.test() parses it again)
-    return folder
+    notified = {"connection": "smtp_ops", "to": ["ops@example.com"], **notify}
+    return demo_plan_as(tmp_path, monkeypatch, "notified", approval=approval, notify=notified)
 
 
 def test_a_sealed_run_is_announced_with_its_dossier_and_key(
