@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 from retirement.inventory import dictionaries as data
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from retirement.inventory.detect import Detector
     from retirement.inventory.engine import Hits
     from retirement.inventory.vectorized import Mask
@@ -35,6 +37,7 @@ _NAME_LIKE = f"^[\\p{{L}}{_SPACE}]*[^\\x00-\\x40\\x5b-\\x7f][\\p{{L}}{_SPACE}]*$
 # Every name, and every marker, has an ASCII capital or a non-ASCII character.
 _MAY_NAME = "[A-Z\\x{80}-\\x{10ffff}]"
 _MARKER = "(?:" + "|".join(data.NAME_MARKERS) + f")[{_SPACE}]*[:：]"
+_NAME_LIKE_OR_MARKED = f"(?:{_NAME_LIKE})|{_MARKER}"
 _SURNAMES = pa.array(sorted(data.SURNAMES), type=pa.string())
 _COMPOUND = pa.array(sorted(data.COMPOUND_SURNAMES), type=pa.string())
 _ADDRESS_ZH = (
@@ -64,20 +67,63 @@ def _in_batch(text: pa.Array | None, pattern: str) -> bool:
     return text is None or bool(pc.match_substring_regex(text, pattern)[0].as_py())
 
 
-def _fast_names(trimmed: pa.Array) -> tuple[Mask, Mask]:
-    """(cells of a common shape, which of them are names) over cells trimmed of spaces/tabs."""
-    han = _match(trimmed, _HAN_CELL) & ~_match(trimmed, _SUFFIX)
-    english = _match(trimmed, _EN_CELL) & _mask(pc.less_equal(pc.utf8_length(trimmed), 40))
-    company = _match(trimmed, _COMPANY)
-    first = pc.utf8_slice_codeunits(trimmed, 0, 1)
-    first_two = pc.utf8_slice_codeunits(trimmed, 0, 2)
-    short = _mask(pc.less_equal(pc.utf8_length(trimmed), 3))
+def _byte_lengths(column: pa.Array) -> np.ndarray:
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    offsets = offsets[column.offset : column.offset + len(column) + 1]
+    return np.diff(offsets)
+
+
+def _where(pool: Mask, cells: pa.Array, test: Callable[[pa.Array], Mask]) -> Mask:
+    """``test`` over the cells of ``pool`` only; False elsewhere."""
+    out = np.zeros(len(cells), dtype=bool)
+    index = np.flatnonzero(pool)
+    if len(index):
+        out[index] = test(cells.take(pa.array(index)))
+    return out
+
+
+def _han_names(cells: pa.Array) -> tuple[Mask, Mask]:
+    """(2-4 Han characters and no courtesy suffix, of which those a surname starts)."""
+    han = _match(cells, _HAN_CELL) & ~_match(cells, _SUFFIX)
+    short = _mask(pc.less_equal(pc.utf8_length(cells), 3))
+    first = pc.utf8_slice_codeunits(cells, 0, 1)
+    first_two = pc.utf8_slice_codeunits(cells, 0, 2)
     by_surname = _mask(pc.is_in(first_two, value_set=_COMPOUND)) | (
         short & _mask(pc.is_in(first, value_set=_SURNAMES))
     )
-    han_name = han & by_surname
-    en_name = english & _match(trimmed, _PINYIN)
-    return han | english, ~company & (han_name | en_name)
+    return han, han & by_surname
+
+
+def _english_names(cells: pa.Array) -> tuple[Mask, Mask]:
+    """(two or three capitalised words, of which those with a pinyin surname)."""
+    english = _match(cells, _EN_CELL)
+    return english, english & _match(cells, _PINYIN)
+
+
+def _fast_names(trimmed: pa.Array) -> tuple[Mask, Mask]:
+    """(cells of a common shape, which of them are names) over cells trimmed of spaces/tabs.
+
+    Each shape is tried only on the cells of its byte length: 2-4 Han characters are 6-12
+    bytes, two or three ASCII words of at most 40 characters 5-40 bytes."""
+    size = _byte_lengths(trimmed)
+    han, han_name = _pair(trimmed, (size >= 6) & (size <= 12), _han_names)
+    english, en_name = _pair(trimmed, (size >= 5) & (size <= 40), _english_names)
+    shaped = han | english
+    company = _where(shaped, trimmed, lambda c: _match(c, _COMPANY))
+    return shaped, ~company & (han_name | en_name)
+
+
+def _pair(
+    cells: pa.Array, pool: Mask, test: Callable[[pa.Array], tuple[Mask, Mask]]
+) -> tuple[Mask, Mask]:
+    """``test``'s two masks over the cells of ``pool`` only; False elsewhere."""
+    first = np.zeros(len(cells), dtype=bool)
+    second = np.zeros(len(cells), dtype=bool)
+    index = np.flatnonzero(pool)
+    if len(index):
+        a, b = test(cells.take(pa.array(index)))
+        first[index], second[index] = a, b
+    return first, second
 
 
 def person_name(
@@ -97,7 +143,7 @@ def person_name(
     shaped, named = _fast_names(pc.utf8_trim(cells, " \t"))
     hit[index[shaped & named]] = True
     whole[index[shaped & named]] = True
-    rest = ~shaped & (_match(cells, _NAME_LIKE) | _match(cells, _MARKER))
+    rest = ~shaped & _match(cells, _NAME_LIKE_OR_MARKED)
     for i, text in zip(index[rest].tolist(), cells.filter(pa.array(rest)).to_pylist(), strict=True):
         found = reference.find(text)
         if found:
