@@ -14,6 +14,7 @@ Each hit is also told apart as *whole* (the cell, spaces trimmed, is the identif
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -125,12 +126,29 @@ def ascii_digits(column: pa.Array) -> np.ndarray:
     return counts
 
 
+@functools.cache
+def _other_digits() -> str:
+    """An RE2 class of every decimal digit but 0-9 (Python's table: what ``\\d`` of the
+    reference's regexes takes), as code point ranges."""
+    import sys
+
+    found = re.finditer(r"\d", "".join(map(chr, range(0x80, sys.maxunicode + 1))))
+    points = [m.start() + 0x80 for m in found]
+    ranges: list[list[int]] = []
+    for c in points:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges) + "]"
+
+
 def digits_are_ascii(text: pa.Array) -> bool:
-    """The batch (:func:`joined`) holds no digit but 0-9, as RE2 reads ``\\p{Nd}``."""
+    """The batch (:func:`joined`) holds no digit but 0-9: one pass of RE2 over it, none when
+    it is ASCII."""
     if pc.string_is_ascii(text)[0].as_py():
         return True
-    rest = pc.replace_substring_regex(text, "[0-9]+", "")
-    return not pc.match_substring_regex(rest, r"\p{Nd}")[0].as_py()
+    return not pc.match_substring_regex(text, _other_digits())[0].as_py()
 
 
 @functools.lru_cache(maxsize=256)
@@ -226,8 +244,42 @@ def rule_hits(rule: Rule, column: pa.Array, filled: Mask, batch: Batch | None = 
         whole[index[ok]] = True
         candidates[index[shaped]] = False
     if candidates.any():
-        _embedded(rule, column, np.flatnonzero(candidates), hit, whole)
+        index = np.flatnonzero(candidates)
+        if rule.extract is not None and batch is not None and batch.ascii_digits:
+            index = _first_matches(rule, rule.extract, column, index, hit, whole)
+        if len(index):
+            _embedded(rule, column, index, hit, whole)
     return Hits(hit, whole)
+
+
+_ROUNDS = 3  # matches tried per cell in C before the reference takes over
+
+
+def _first_matches(
+    rule: Rule, pattern: str, column: pa.Array, index: np.ndarray, hit: Mask, whole: Mask
+) -> np.ndarray:
+    """The candidates' identifiers in C, first match by first match (``rule.extract``), each
+    round's checked at once: a cell whose match passes is a hit, a cell with no (further)
+    match is none. Returns the cells still undecided after ``_ROUNDS`` matches."""
+    cells = column.take(pa.array(index))
+    for round_ in range(_ROUNDS):
+        first = pc.extract_regex(cells, pattern)
+        has = np.asarray(first.is_valid(), dtype=bool)
+        found = first.field("id")
+        ok = np.zeros(len(index), dtype=bool)
+        if rule.validate is not None and has.any():
+            at = np.flatnonzero(has)
+            ok[at] = rule.validate(found.take(pa.array(at)))
+        hit[index[ok]] = True
+        if round_ == 0:  # a cell that is its identifier has no second one
+            trimmed = pc.utf8_trim_whitespace(cells)
+            whole[index[ok & np.asarray(pc.fill_null(pc.equal(trimmed, found), False))]] = True
+        left = has & ~ok
+        index, cells = index[left], cells.filter(pa.array(left))
+        if not len(index):
+            break
+        cells = pc.replace_substring_regex(cells, pattern, r"\10\3", max_replacements=1)
+    return index
 
 
 def _candidates_text(

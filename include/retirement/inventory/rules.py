@@ -39,6 +39,9 @@ _AREA = r"(?:10|2[0-9]|[3-9][0-9]{2})"
 # The reference's lookarounds, as characters consumed (RE2 has no lookaround): the same cells.
 _NOT_ALNUM_BEFORE = "(?:^|[^0-9A-Za-z])"
 _NOT_ALNUM_AFTER = "(?:$|[^0-9A-Za-z])"
+# The same edges captured (groups 1 and 3 of an ``extract`` pattern, around ``id``).
+_LEAD = "(?P<lead>^|[^0-9A-Za-z])"
+_TRAIL = "(?P<trail>$|[^0-9A-Za-z])"
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}"
 
 
@@ -58,6 +61,13 @@ class Rule:
     # No match can hold a line break and the lookarounds take one as the text's edge: the
     # candidates can be searched joined by line breaks, in one pass.
     joinable: bool = False
+    # The reference's regex in RE2 for text whose only digits are 0-9: the edges the
+    # lookarounds test as groups 1 and 3 (characters consumed, which moves no match start),
+    # the identifier as group 2 ``id``; the same first match in every cell. Replacing that
+    # match by its edges around one digit ("0", which no identifier can hold alone and which
+    # blocks a neighbour as the identifier's own first and last characters did) leaves the
+    # cell's next match first. See ``engine._first_matches``.
+    extract: str | None = None
 
 
 BUILTIN_RULES: dict[str, Rule] = {
@@ -69,6 +79,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         vec.resident_id,
         min_digits=0,
         joinable=True,
+        extract=f"{_LEAD}(?P<id>[0-9]{{17}}[0-9Xx]){_TRAIL}",
     ),
     "cn_uscc": Rule(
         "cn_uscc",
@@ -78,6 +89,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         vec.uscc,
         min_digits=0,
         joinable=True,
+        extract=f"{_LEAD}(?P<id>{_USCC_CHAR}{{2}}[0-9]{{6}}{_USCC_CHAR}{{10}}){_TRAIL}",
     ),
     "bank_card": Rule(
         "bank_card",
@@ -87,6 +99,8 @@ BUILTIN_RULES: dict[str, Rule] = {
         vec.bank_card,
         min_digits=0,
         joinable=True,
+        extract="(?P<lead>^|[^0-9-])(?P<id>[0-9]{4}(?:[ -]?[0-9]{4}){2,3}(?:[ -]?[0-9]{1,3})?"
+        "|[0-9]{13,19})(?P<trail>$|[^0-9-])",
     ),
     "cn_mobile": Rule(
         "cn_mobile",

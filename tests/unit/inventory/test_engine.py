@@ -293,3 +293,37 @@ def test_a_few_ids_pasted_into_remarks_make_the_column_sensitive() -> None:
         None,
         {},
     )
+
+
+SEPARATORS = st.sampled_from(["", " ", "-", "X", "a", "，", "\n", " - ", "号", "0", "1 ", "\t"])
+
+
+@st.composite
+def crowded(draw: st.DrawFn) -> str:
+    """Several identifiers in one cell, next to each other or a character apart: the engine
+    finds them match by match in C (``_first_matches``), each after the one before."""
+    parts = draw(
+        st.lists(st.one_of(resident_ids(), usccs(), cards(), digits), min_size=2, max_size=5)
+    )
+    seps = draw(st.lists(SEPARATORS, min_size=len(parts) + 1, max_size=len(parts) + 1))
+    return "".join(s + p for s, p in zip(seps, parts, strict=False)) + seps[-1]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(crowded(), cells()), min_size=1, max_size=20))
+@example(["110105194912310021 91350100M000100Y43", "91350100M000100Y43 110105194912310021"])
+@example(["4111111111111111-110105194912310021 6222020200112345678"])
+def test_cells_with_several_identifiers_equal_the_reference(values: list[str | None]) -> None:
+    column = to_strings(values)
+    _, hits = column_hits(rules_for(BUILTIN), column)
+    mask = non_empty(column)
+    for name in BUILTIN:
+        got = [bool(h) and bool(m) for h, m in zip(hits[name].hit, mask, strict=True)]
+        assert got == _reference(name, values), name
+        if name not in ("cn_resident_id", "cn_uscc", "bank_card"):
+            continue  # the rules matched in C; a name's or address's whole is its hit
+        whole = [
+            v is not None and bool(v.strip()) and BUILTIN[name].find(v) == [v.strip()]
+            for v in values
+        ]
+        assert [bool(w) for w in hits[name].whole] == whole, name
