@@ -68,6 +68,9 @@ class Rule:
     # blocks a neighbour as the identifier's own first and last characters did) leaves the
     # cell's next match first. See ``engine._first_matches``.
     extract: str | None = None
+    # The byte lengths a cell matching ``whole`` can have (spaces and tabs trimmed): the
+    # shape is tried on those cells only. None: any length.
+    whole_bytes: tuple[int, int] | None = None
 
 
 BUILTIN_RULES: dict[str, Rule] = {
@@ -80,6 +83,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         min_digits=0,
         joinable=True,
         extract=f"{_LEAD}(?P<id>[0-9]{{17}}[0-9Xx]){_TRAIL}",
+        whole_bytes=(18, 18),
     ),
     "cn_uscc": Rule(
         "cn_uscc",
@@ -90,6 +94,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         min_digits=0,
         joinable=True,
         extract=f"{_LEAD}(?P<id>{_USCC_CHAR}{{2}}[0-9]{{6}}{_USCC_CHAR}{{10}}){_TRAIL}",
+        whole_bytes=(18, 18),
     ),
     "bank_card": Rule(
         "bank_card",
@@ -101,6 +106,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         joinable=True,
         extract="(?P<lead>^|[^0-9-])(?P<id>[0-9]{4}(?:[ -]?[0-9]{4}){2,3}(?:[ -]?[0-9]{1,3})?"
         "|[0-9]{13,19})(?P<trail>$|[^0-9-])",
+        whole_bytes=(13, 19),
     ),
     "cn_mobile": Rule(
         "cn_mobile",
@@ -109,6 +115,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         r"^(?:(?:\+|00)?86[ -]?)?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}$",
         min_digits=11,
         joinable=True,
+        whole_bytes=(11, 18),
     ),
     "cn_landline": Rule(
         "cn_landline",
@@ -119,6 +126,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         rf"^(?:(?:\+|00)86[ -]?{_AREA}|\(?0{_AREA}\)?)[ -]?[2-9][0-9]{{2,3}}[ -]?[0-9]{{4}}$",
         min_digits=9,
         joinable=True,
+        whole_bytes=(10, 18),
     ),
     "email": Rule("email", BUILTIN["email"], _EMAIL, f"^{_EMAIL}$", min_digits=0, joinable=True),
     "passport": Rule(
@@ -129,6 +137,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         "^(?:[EG][0-9]{8}|E[A-HJ-NP-Z][0-9]{7}|[PSD][0-9]{7})$",
         min_digits=7,
         joinable=True,
+        whole_bytes=(8, 9),
     ),
     "person_name": Rule("person_name", BUILTIN["person_name"], None, kind="person_name"),
     "address": Rule("address", BUILTIN["address"], None, kind="address"),
@@ -139,6 +148,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         rf"^(?:{_OCTET}\.){{3}}{_OCTET}$",
         min_digits=0,
         joinable=True,
+        whole_bytes=(7, 15),
     ),
 }
 

@@ -14,18 +14,17 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from retirement.inventory import vectorized as vec
-from retirement.inventory.detect import BUILTIN, custom_detector
-from retirement.inventory.detect import _bank_card as ref_bank_card
-from retirement.inventory.detect import _uscc as ref_uscc
-from retirement.inventory.engine import (
-    EngineScanner,
+from retirement.inventory.cells import (
     ascii_digit_form,
-    column_hits,
     digits_are_ascii,
     joined,
     non_empty,
     to_strings,
 )
+from retirement.inventory.detect import BUILTIN, custom_detector
+from retirement.inventory.detect import _bank_card as ref_bank_card
+from retirement.inventory.detect import _uscc as ref_uscc
+from retirement.inventory.engine import EngineScanner, column_hits
 from retirement.inventory.rules import rules_for
 from retirement.model.identifiers import (
     USCC_ALPHABET,
@@ -327,3 +326,24 @@ def test_cells_with_several_identifiers_equal_the_reference(values: list[str | N
             for v in values
         ]
         assert [bool(w) for w in hits[name].whole] == whole, name
+
+
+SHAPED = [r for r in rules_for(BUILTIN).values() if r.whole is not None]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_a_cell_of_a_whole_shape_is_of_its_byte_lengths_and_a_candidate(
+    data: st.DataObject,
+) -> None:
+    """The engine tries a shape only on cells of ``whole_bytes`` and takes shaped cells out
+    before the prefilter: both are right only if every cell of the shape is of those lengths
+    and matches the prefilter."""
+    for rule in SHAPED:
+        value = data.draw(st.from_regex(rule.whole, fullmatch=True), label=rule.name)
+        pad = data.draw(st.sampled_from(["", " ", "\t", " \t "]))
+        if rule.whole_bytes is not None:
+            low, high = rule.whole_bytes
+            assert low <= len(value.encode()) <= high, rule.name
+        assert rule.loose is not None
+        assert pc.match_substring_regex(pa.array([pad + value + pad]), rule.loose)[0].as_py()

@@ -1,0 +1,194 @@
+"""A batch of one column as the engine reads it: Arrow buffers, no Python object per cell.
+
+What every rule of :mod:`retirement.inventory.engine` shares of a batch is computed here once
+(:class:`Batch`): the non-empty cells (decided by their first byte in numpy), the cells joined
+into one text (to skip a rule no cell can match with one RE2 pass), whether every digit is
+0-9 (so that patterns can use the small ASCII automaton), the cells trimmed of spaces and tabs
+and their byte lengths.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from retirement.inventory.rules import Rule
+    from retirement.inventory.vectorized import Mask
+
+_BLANK = r"^[\s\p{Z}\x0b\x1c-\x1f\x{85}]*$"
+
+
+def to_strings(values: Iterable[object] | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as an Arrow string array (None for NULL); bytes decoded as UTF-8."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if values.type == pa.string() else values.cast(pa.string())
+    cells = values if isinstance(values, list | tuple) else list(values)
+    try:
+        return pa.array(cells, type=pa.string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return pa.array([_cell(v) for v in cells], type=pa.string())
+
+
+def _cell(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+# The first UTF-8 byte of every character ``_BLANK`` takes (ASCII controls and space, and the
+# lead bytes of U+0085, U+00A0, U+1680, U+2000-U+205F and U+3000): a cell that starts with
+# any other byte holds something, no regex needed.
+_MAY_BE_BLANK = np.zeros(256, dtype=bool)
+_MAY_BE_BLANK[[*range(0x21), 0x7F, 0xC2, 0xE1, 0xE2, 0xE3]] = True
+
+
+def cell_offsets(column: pa.Array) -> np.ndarray:
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    return offsets[column.offset : column.offset + len(column) + 1]
+
+
+def non_empty(column: pa.Array) -> Mask:
+    """Cells that hold something other than whitespace: decided by their first byte in numpy,
+    and by the ``_BLANK`` regex for the cells that start with a byte a blank can start with."""
+    offsets, data = cell_offsets(column), column.buffers()[2]
+    valid = np.asarray(column.is_valid(), dtype=bool)
+    filled = valid & (offsets[1:] > offsets[:-1])
+    if data is None or not filled.any():
+        return filled
+    first = np.frombuffer(data, dtype=np.uint8)[np.minimum(offsets[:-1], data.size - 1)]
+    unsure = np.flatnonzero(filled & _MAY_BE_BLANK[first])
+    if len(unsure):
+        blank = pc.match_substring_regex(column.take(pa.array(unsure)), _BLANK)
+        filled[unsure[np.asarray(blank, dtype=bool)]] = False
+    return filled
+
+
+def match(column: pa.Array, pattern: str) -> Mask:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(column, pattern), False), dtype=bool)
+
+
+def joined(column: pa.Array) -> pa.Array:
+    """The batch's cells as one string, each after a line break: one array of one value.
+
+    Built in numpy from the column's own buffers (no Python object per cell). A NULL cell
+    contributes what its slot holds (normally nothing), so a search over it is a superset."""
+    offsets = cell_offsets(column)
+    data = column.buffers()[2]
+    body = (
+        np.frombuffer(data, dtype=np.uint8)[offsets[0] : offsets[-1]]
+        if data is not None
+        else np.zeros(0, dtype=np.uint8)
+    )
+    text = np.insert(body, offsets[:-1] - offsets[0], ord("\n"))
+    ends = np.array([0, len(text)], dtype=np.int32)
+    return pa.StringArray.from_buffers(1, pa.py_buffer(ends), pa.py_buffer(text))
+
+
+def ascii_digits(column: pa.Array) -> np.ndarray:
+    """How many ASCII digits each cell holds, counted in numpy over the column's buffers."""
+    offsets = cell_offsets(column)
+    data = column.buffers()[2]
+    if data is None:
+        return np.zeros(len(column), dtype=np.int64)
+    body = np.frombuffer(data, dtype=np.uint8)[: offsets[-1]]
+    seen: np.ndarray = np.concatenate(([0], np.cumsum((body >= ord("0")) & (body <= ord("9")))))
+    counts: np.ndarray = seen[offsets[1:]] - seen[offsets[:-1]]
+    return counts
+
+
+@functools.cache
+def _other_digits() -> str:
+    """An RE2 class of every decimal digit but 0-9 (Python's table: what ``\\d`` of the
+    reference's regexes takes), as code point ranges."""
+    import sys
+
+    found = re.finditer(r"\d", "".join(map(chr, range(0x80, sys.maxunicode + 1))))
+    points = [m.start() + 0x80 for m in found]
+    ranges: list[list[int]] = []
+    for c in points:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1][1] = c
+        else:
+            ranges.append([c, c])
+    return "[" + "".join(f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges) + "]"
+
+
+def digits_are_ascii(text: pa.Array) -> bool:
+    """The batch (:func:`joined`) holds no digit but 0-9: one pass of RE2 over it, none when
+    it is ASCII."""
+    if pc.string_is_ascii(text)[0].as_py():
+        return True
+    return not pc.match_substring_regex(text, _other_digits())[0].as_py()
+
+
+@functools.lru_cache(maxsize=256)
+def ascii_digit_form(pattern: str) -> str:
+    """``pattern`` with RE2's Unicode digit class as 0-9: the same matches on text whose
+    only digits are ASCII, and a far smaller automaton (the Unicode class makes RE2's DFA
+    slow on mixed text)."""
+    out: list[str] = []
+    i, in_class, class_start = 0, False, 0
+    while i < len(pattern):
+        if pattern.startswith((r"\p{Nd}", r"\P{Nd}"), i):
+            negated = pattern[i + 1] == "P"
+            if in_class and negated:
+                return pattern  # no ASCII form inside a class: keep the Unicode one
+            out.append("0-9" if in_class else "[^0-9]" if negated else "[0-9]")
+            i += 6
+            continue
+        char = pattern[i]
+        if char == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if char == "[" and not in_class:
+            in_class, class_start = True, i + 1 + (pattern[i + 1 : i + 2] == "^")
+        elif char == "]" and in_class and i > class_start:
+            in_class = False
+        out.append(char)
+        i += 1
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What every rule reads of one column's batch, computed once."""
+
+    column: pa.Array
+    filled: Mask  # non-empty cells
+    text: pa.Array  # the cells :func:`joined`
+    ascii_digits: bool  # no digit but 0-9 in any cell
+
+    @classmethod
+    def of(cls, column: pa.Array) -> Batch:
+        text = joined(column)
+        return cls(column, non_empty(column), text, digits_are_ascii(text))
+
+    @functools.cached_property
+    def trimmed(self) -> pa.Array:
+        """The cells without leading and trailing spaces and tabs."""
+        return pc.utf8_trim(self.column, " \t")
+
+    @functools.cached_property
+    def trimmed_bytes(self) -> np.ndarray:
+        """Each trimmed cell's length in bytes."""
+        return np.diff(cell_offsets(self.trimmed))
+
+    def loose(self, rule: Rule) -> str | None:
+        """The rule's prefilter, in its ASCII-digit form when the batch allows it."""
+        if rule.loose is None or not self.ascii_digits:
+            return rule.loose
+        return ascii_digit_form(rule.loose)
