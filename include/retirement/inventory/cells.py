@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import re2
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -178,6 +179,12 @@ class Batch:
         return cls(column, non_empty(column), text, digits_are_ascii(text))
 
     @functools.cached_property
+    def text_bytes(self) -> bytes:
+        """``text`` as one bytes object (what an RE2::Set searches)."""
+        data = self.text.buffers()[2]
+        return b"" if data is None else data.to_pybytes()
+
+    @functools.cached_property
     def trimmed(self) -> pa.Array:
         """The cells without leading and trailing spaces and tabs."""
         return pc.utf8_trim(self.column, " \t")
@@ -192,3 +199,17 @@ class Batch:
         if rule.loose is None or not self.ascii_digits:
             return rule.loose
         return ascii_digit_form(rule.loose)
+
+
+@functools.lru_cache(maxsize=64)
+def search_set(patterns: tuple[str, ...]) -> re2.Set | None:
+    """One RE2::Set of ``patterns`` in multi-line mode: which of them match somewhere in a
+    text, in one pass. None when RE2 refuses one of them (the caller tests them one by one)."""
+    found = re2.Set.SearchSet(re2.Options())
+    try:
+        for pattern in patterns:
+            found.Add(f"(?m){pattern}")
+        found.Compile()
+    except (re2.error, ValueError, TypeError):
+        return None
+    return found

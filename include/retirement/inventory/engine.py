@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from retirement.inventory import names
-from retirement.inventory.cells import Batch, ascii_digits, match, to_strings
+from retirement.inventory.cells import Batch, ascii_digits, match, search_set, to_strings
 from retirement.inventory.detect import BUILTIN, ColumnScan
 from retirement.inventory.rules import rules_for
 
@@ -49,7 +49,7 @@ def _text(batch: Batch | None) -> pa.Array | None:
     return None if batch is None else batch.text
 
 
-def batch_maymatch(batch: Batch, rule: Rule) -> bool:
+def batch_may_match(batch: Batch, rule: Rule) -> bool:
     """False only when no cell of the batch (``text``: :func:`joined`) can match
     ``rule.loose``: one RE2 pass over the batch instead of one search per cell.
 
@@ -62,10 +62,35 @@ def batch_maymatch(batch: Batch, rule: Rule) -> bool:
     return bool(pc.match_substring_regex(batch.text, f"(?m){loose}")[0].as_py())
 
 
-def rule_hits(rule: Rule, column: pa.Array, filled: Mask, batch: Batch | None = None) -> Hits:
+def batch_rules(batch: Batch, rules: Mapping[str, Rule]) -> set[str]:
+    """The rules that may match some cell of the batch, as :func:`batch_may_match` decides
+    them, all joinable rules tested in one pass of an RE2::Set over the joined text."""
+    tested = {
+        name: loose
+        for name, rule in rules.items()
+        if rule.joinable and (loose := batch.loose(rule)) is not None
+    }
+    may = set(rules) - set(tested)
+    found = search_set(tuple(tested.values()))
+    if found is None:  # a pattern the set cannot take: rule by rule
+        return may | {n for n in tested if batch_may_match(batch, rules[n])}
+    names = list(tested)
+    return may | {names[i] for i in found.Match(batch.text_bytes) or ()}
+
+
+def rule_hits(
+    rule: Rule,
+    column: pa.Array,
+    filled: Mask,
+    batch: Batch | None = None,
+    may_match: bool | None = None,
+) -> Hits:
     """Which cells of ``column`` hold an identifier of ``rule`` (``filled``: non-empty cells;
-    ``batch``: what all rules share of this batch, to skip a rule no cell can match)."""
-    if batch is not None and not batch_maymatch(batch, rule):
+    ``batch``: what all rules share of this batch, to skip a rule no cell can match;
+    ``may_match``: that test's answer where the caller has it, see :func:`batch_rules`)."""
+    if may_match is None:
+        may_match = batch is None or batch_may_match(batch, rule)
+    if not may_match:
         none = np.zeros(len(column), dtype=bool)
         return Hits(none, none.copy())
     if rule.kind == "person_name":
@@ -238,8 +263,10 @@ def _embedded(rule: Rule, column: pa.Array, index: np.ndarray, hit: Mask, whole:
 def column_hits(rules: Mapping[str, Rule], column: pa.Array) -> tuple[int, dict[str, Hits]]:
     """(non-empty cells, hits per detector) of one column of one batch."""
     batch = Batch.of(column)
+    may = batch_rules(batch, rules)
     return int(batch.filled.sum()), {
-        name: rule_hits(rule, column, batch.filled, batch) for name, rule in rules.items()
+        name: rule_hits(rule, column, batch.filled, batch, name in may)
+        for name, rule in rules.items()
     }
 
 

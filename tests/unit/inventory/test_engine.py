@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from retirement.inventory import vectorized as vec
 from retirement.inventory.cells import (
+    Batch,
     ascii_digit_form,
     digits_are_ascii,
     joined,
@@ -24,7 +25,7 @@ from retirement.inventory.cells import (
 from retirement.inventory.detect import BUILTIN, custom_detector
 from retirement.inventory.detect import _bank_card as ref_bank_card
 from retirement.inventory.detect import _uscc as ref_uscc
-from retirement.inventory.engine import EngineScanner, column_hits
+from retirement.inventory.engine import EngineScanner, batch_may_match, batch_rules, column_hits
 from retirement.inventory.rules import rules_for
 from retirement.model.identifiers import (
     USCC_ALPHABET,
@@ -347,3 +348,18 @@ def test_a_cell_of_a_whole_shape_is_of_its_byte_lengths_and_a_candidate(
             assert low <= len(value.encode()) <= high, rule.name
         assert rule.loose is not None
         assert pc.match_substring_regex(pa.array([pad + value + pad]), rule.loose)[0].as_py()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(cells(), max_size=25))
+def test_one_set_pass_finds_the_rules_each_pass_finds(values: list[str | None]) -> None:
+    """The RE2::Set over the joined batch answers, for every rule, what its own search says."""
+    rules = rules_for(
+        {
+            **BUILTIN,
+            "member": custom_detector("member", r"M-\d{4}"),
+            "vip": custom_detector("vip", r"VIP(\d{16})", "luhn"),
+        }
+    )
+    batch = Batch.of(to_strings(values))
+    assert batch_rules(batch, rules) == {n for n, r in rules.items() if batch_may_match(batch, r)}
