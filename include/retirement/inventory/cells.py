@@ -130,7 +130,8 @@ def _other_digits() -> str:
 def digits_are_ascii(text: pa.Array) -> bool:
     """The batch (:func:`joined`) holds no digit but 0-9: one pass of RE2 over it, none when
     it is ASCII."""
-    if pc.string_is_ascii(text)[0].as_py():
+    data = text.buffers()[2]
+    if data is None or not len(data) or np.frombuffer(data, dtype=np.uint8).max() < 0x80:
         return True
     return not pc.match_substring_regex(text, _other_digits())[0].as_py()
 

@@ -23,7 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from retirement.inventory import names
-from retirement.inventory.cells import Batch, ascii_digits, match, search_set, to_strings
+from retirement.inventory.cells import (
+    Batch,
+    ascii_digits,
+    cell_offsets,
+    match,
+    search_set,
+    to_strings,
+)
 from retirement.inventory.detect import BUILTIN, ColumnScan
 from retirement.inventory.rules import rules_for
 
@@ -126,8 +133,9 @@ def _whole_cells(rule: Rule, batch: Batch, filled: Mask, hit: Mask, whole: Mask)
     index = np.flatnonzero(pool)
     if not len(index):
         return filled
-    trimmed = batch.trimmed.take(pa.array(index))
-    shaped = match(trimmed, rule.whole)
+    every = len(index) == len(batch.column)
+    trimmed = batch.trimmed if every else batch.trimmed.take(pa.array(index))
+    shaped = rule.shape(trimmed) if rule.shape is not None else match(trimmed, rule.whole)
     ok = shaped.copy()
     if rule.validate is not None and shaped.any():
         ok[shaped] = rule.validate(trimmed.filter(pa.array(shaped)))
@@ -161,6 +169,7 @@ def _first_matches(
     round's checked at once: a cell whose match passes is a hit, a cell with no (further)
     match is none. Returns the cells still undecided after ``_ROUNDS`` matches."""
     cells = column.take(pa.array(index))
+    digits, size = ascii_digits(cells), np.diff(cell_offsets(cells))
     for round_ in range(_ROUNDS):
         first = pc.extract_regex(cells, pattern)
         has = np.asarray(first.is_valid(), dtype=bool)
@@ -173,8 +182,10 @@ def _first_matches(
         if round_ == 0:  # a cell that is its identifier has no second one
             trimmed = pc.utf8_trim_whitespace(cells)
             whole[index[ok & np.asarray(pc.fill_null(pc.equal(trimmed, found), False))]] = True
-        left = has & ~ok
+        more = round_ + 2  # identifiers a cell must have room for to hold another
+        left = has & ~ok & (digits >= more * rule.match_digits) & (size >= more * rule.match_bytes)
         index, cells = index[left], cells.filter(pa.array(left))
+        digits, size = digits[left], size[left]
         if not len(index):
             break
         cells = pc.replace_substring_regex(cells, pattern, r"\10\3", max_replacements=1)

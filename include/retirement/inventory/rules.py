@@ -71,6 +71,12 @@ class Rule:
     # The byte lengths a cell matching ``whole`` can have (spaces and tabs trimmed): the
     # shape is tried on those cells only. None: any length.
     whole_bytes: tuple[int, int] | None = None
+    # ``whole`` as a numpy test of the trimmed cells (vectorized.py), where one exists.
+    shape: Validator | None = None
+    # What every match's identifier holds at least: ASCII digits and bytes. A cell with
+    # fewer than k times either cannot hold k identifiers (matches do not overlap).
+    match_digits: int = 0
+    match_bytes: int = 1
 
 
 BUILTIN_RULES: dict[str, Rule] = {
@@ -84,6 +90,9 @@ BUILTIN_RULES: dict[str, Rule] = {
         joinable=True,
         extract=f"{_LEAD}(?P<id>[0-9]{{17}}[0-9Xx]){_TRAIL}",
         whole_bytes=(18, 18),
+        shape=vec.resident_id_shape,
+        match_digits=17,
+        match_bytes=18,
     ),
     "cn_uscc": Rule(
         "cn_uscc",
@@ -95,6 +104,9 @@ BUILTIN_RULES: dict[str, Rule] = {
         joinable=True,
         extract=f"{_LEAD}(?P<id>{_USCC_CHAR}{{2}}[0-9]{{6}}{_USCC_CHAR}{{10}}){_TRAIL}",
         whole_bytes=(18, 18),
+        shape=vec.uscc_shape,
+        match_digits=6,
+        match_bytes=18,
     ),
     "bank_card": Rule(
         "bank_card",
@@ -107,6 +119,9 @@ BUILTIN_RULES: dict[str, Rule] = {
         extract="(?P<lead>^|[^0-9-])(?P<id>[0-9]{4}(?:[ -]?[0-9]{4}){2,3}(?:[ -]?[0-9]{1,3})?"
         "|[0-9]{13,19})(?P<trail>$|[^0-9-])",
         whole_bytes=(13, 19),
+        shape=vec.digits_shape,
+        match_digits=12,
+        match_bytes=12,
     ),
     "cn_mobile": Rule(
         "cn_mobile",

@@ -363,3 +363,22 @@ def test_one_set_pass_finds_the_rules_each_pass_finds(values: list[str | None]) 
     )
     batch = Batch.of(to_strings(values))
     assert batch_rules(batch, rules) == {n for n, r in rules.items() if batch_may_match(batch, r)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet=ALPHABET, max_size=22),
+            identifier,
+            st.text("0123456789Xx", max_size=20),
+        ),
+        max_size=30,
+    ),
+)
+def test_numpy_shapes_equal_their_regex(values: list[str]) -> None:
+    column = pc.utf8_trim(pa.array(values, type=pa.string()), " \t")
+    for rule in SHAPED:
+        if rule.shape is not None:
+            want = pc.match_substring_regex(column, rule.whole).to_pylist()
+            assert rule.shape(column).tolist() == want, rule.name
