@@ -73,6 +73,18 @@ def _byte_lengths(column: pa.Array) -> np.ndarray:
     return np.diff(offsets)
 
 
+def _first_bytes(column: pa.Array) -> np.ndarray:
+    """Each cell's first byte (0 for an empty cell): U+4E00-U+9FFF start with 0xE4-0xE9."""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    offsets = offsets[column.offset : column.offset + len(column) + 1]
+    data = column.buffers()[2]
+    if data is None or not len(data):
+        return np.zeros(len(column), dtype=np.uint8)
+    body = np.frombuffer(data, dtype=np.uint8)
+    first = body[np.minimum(offsets[:-1], len(body) - 1)]
+    return np.where(offsets[1:] > offsets[:-1], first, 0)
+
+
 def _where(pool: Mask, cells: pa.Array, test: Callable[[pa.Array], Mask]) -> Mask:
     """``test`` over the cells of ``pool`` only; False elsewhere."""
     out = np.zeros(len(cells), dtype=bool)
@@ -103,11 +115,14 @@ def _english_names(cells: pa.Array) -> tuple[Mask, Mask]:
 def _fast_names(trimmed: pa.Array) -> tuple[Mask, Mask]:
     """(cells of a common shape, which of them are names) over cells trimmed of spaces/tabs.
 
-    Each shape is tried only on the cells of its byte length: 2-4 Han characters are 6-12
-    bytes, two or three ASCII words of at most 40 characters 5-40 bytes."""
-    size = _byte_lengths(trimmed)
-    han, han_name = _pair(trimmed, (size >= 6) & (size <= 12), _han_names)
-    english, en_name = _pair(trimmed, (size >= 5) & (size <= 40), _english_names)
+    Each shape is tried only on the cells of its byte lengths and first bytes: 2-4 Han
+    characters are 6-12 bytes starting with 0xE4-0xE9, two or three capitalised ASCII words
+    of at most 40 characters 5-40 bytes starting with A-Z."""
+    size, first = _byte_lengths(trimmed), _first_bytes(trimmed)
+    han_pool = (size >= 6) & (size <= 12) & (first >= 0xE4) & (first <= 0xE9)
+    han, han_name = _pair(trimmed, han_pool, _han_names)
+    en_pool = (size >= 5) & (size <= 40) & (first >= ord("A")) & (first <= ord("Z"))
+    english, en_name = _pair(trimmed, en_pool, _english_names)
     shaped = han | english
     company = _where(shaped, trimmed, lambda c: _match(c, _COMPANY))
     return shaped, ~company & (han_name | en_name)
