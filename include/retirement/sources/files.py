@@ -167,11 +167,31 @@ class TabularObjects(Source):
             yield batch
 
     def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
-        """A Parquet file's columns as Arrow arrays (a ColumnReader); None for other files."""
+        """A Parquet, CSV or TSV file's columns as Arrow arrays (a ColumnReader); None for
+        other files, and for CSV files only the row path reads exactly (csv_arrow)."""
         path, _sheet, fmt = self._split(dataset)
-        if fmt != "parquet":
+        if fmt == "parquet":
+            return self._parquet_batches(path, batch_rows)
+        if fmt in ("csv", "tsv"):
+            return self._csv_batches(dataset, path, fmt)
+        return None
+
+    def _csv_batches(self, dataset: Named, path: str, fmt: str) -> Iterator[list[pa.Array]] | None:
+        from retirement.sources.csv_arrow import csv_columns
+
+        header = [str(h) for h in next(self._rows(dataset), None) or []]
+
+        def row_error() -> None:
+            for _ in self.batches(dataset):
+                pass
+
+        raw = self._open(path)
+        where = f"source {self.name}: {path}"
+        columns = csv_columns(raw, header, "\t" if fmt == "tsv" else ",", where, row_error)
+        if columns is None:
+            raw.close()
             return None
-        return self._parquet_batches(path, batch_rows)
+        return _closing(columns, raw)
 
     def _parquet_batches(self, path: str, batch_rows: int) -> Iterator[list[pa.Array]]:
         try:
@@ -329,3 +349,11 @@ class FileSource(TabularObjects):
         if not same or (before.st_size, before.st_mtime_ns) != (now.st_size, now.st_mtime_ns):
             raise DeletionRefused(f"{ds}: the file changed while it was checked; nothing deleted")
         os.unlink(opened.leaf, dir_fd=opened.folder)
+
+
+def _closing(batches: Iterator[list[pa.Array]], raw: IO[bytes]) -> Iterator[list[pa.Array]]:
+    """``batches``, then ``raw`` closed (also when the reader stops early)."""
+    try:
+        yield from batches
+    finally:
+        raw.close()

@@ -46,9 +46,15 @@ def _text(raw: IO[bytes]) -> IO[str]:
         codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError:
         encoding = "gb18030"
-    raw.seek(0) if raw.seekable() else None
-    stream = raw if raw.seekable() else io.BufferedReader(_Prepend(head, raw))
-    return io.TextIOWrapper(stream, encoding=encoding, newline="")
+    return io.TextIOWrapper(prepended(head, raw), encoding=encoding, newline="")
+
+
+def prepended(head: bytes, raw: IO[bytes]) -> IO[bytes]:
+    """``raw`` from its start again, ``head`` having been read from it."""
+    if raw.seekable():
+        raw.seek(0)
+        return raw
+    return io.BufferedReader(_Prepend(head, raw))
 
 
 class _Prepend(io.RawIOBase):

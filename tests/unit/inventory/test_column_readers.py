@@ -20,6 +20,7 @@ from retirement.sources.capabilities import ColumnReader
 from retirement.sources.files import FileSource
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 COLUMNS = {
@@ -76,11 +77,76 @@ def test_parquet_columns_are_the_rows_strings(tmp_path: Path, data: st.DataObjec
 
 
 def test_other_files_have_no_columnar_form(tmp_path: Path) -> None:
+    """JSON lines, and a one-column CSV (a blank line is a row to pyarrow, an error to
+    csv.reader), are read row by row."""
     (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"x": 1}\n', encoding="utf-8")
     with FileSource("files", tmp_path) as source:
-        (ref,) = source.datasets()
-        assert source.arrow_batches(ref.id, 10) is None
-        assert [c.to_pylist() for c in next(column_batches(source, ref, 10))] == [["1"]]
+        for ref in source.datasets():
+            assert source.arrow_batches(ref.id, 10) is None
+            assert [c.to_pylist() for c in next(column_batches(source, ref, 10))] == [["1"]]
+
+
+FIELD = st.text(alphabet='ab,"\n\r\t 王１é;', max_size=6)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.data(),
+    st.sampled_from(["csv", "tsv"]),
+    st.sampled_from(["utf-8", "utf-8-sig", "gb18030"]),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_csv_columns_are_the_rows_strings(
+    tmp_path: Path, data: st.DataObject, fmt: str, encoding: str, newline: str
+) -> None:
+    """Written by csv.writer (quotes, delimiters and line breaks inside fields, empty
+    fields, several encodings): the columnar path gives csv.reader's strings."""
+    import csv
+    import io
+
+    ncols = data.draw(st.integers(2, 4))
+    header = data.draw(
+        st.lists(st.text("xyz_名", min_size=1, max_size=3), min_size=ncols, max_size=ncols)
+    )
+    rows = data.draw(st.lists(st.lists(FIELD, min_size=ncols, max_size=ncols), max_size=12))
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter="\t" if fmt == "tsv" else ",", lineterminator=newline)
+    writer.writerow(header)
+    writer.writerows(rows)
+    name = f"t.{fmt}"
+    (tmp_path / name).write_bytes(out.getvalue().encode(encoding))
+    with FileSource("files", tmp_path) as source:
+        (ref,) = [r for r in source.datasets() if r.name == name]
+        assert source.arrow_batches(ref.id, 3) is not None
+        _assert_same(source, name)
+
+
+def _outcome(read: Callable[[], list[list[str | None]]]) -> object:
+    try:
+        return read()
+    except SourceError as exc:
+        return f"SourceError: {exc}"
+
+
+def _assert_same(source: FileSource, name: str) -> None:
+    """Both paths give the same strings, or the same error."""
+    rows = _outcome(lambda: _rows_path(source, name))
+    assert _outcome(lambda: _columns_path(source, name)) == rows
+
+
+@given(st.text(alphabet='ab,"\n\r 王', max_size=30))
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_csv_columns_of_any_text_are_the_rows_or_its_error(tmp_path: Path, body: str) -> None:
+    """Any text after a two-column header: the same strings as the row path, or an error
+    (the row path's where it has one)."""
+    (tmp_path / "f.csv").write_text("a,b\n" + body, encoding="utf-8")
+    with FileSource("files", tmp_path) as source:
+        _assert_same(source, "f.csv")
 
 
 def test_a_broken_parquet_file_is_named(tmp_path: Path) -> None:
