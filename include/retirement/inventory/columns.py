@@ -58,7 +58,7 @@ _END = object()
 WORKER_MIN_BYTES = 16 << 20
 # The part of the engine's work the worker takes: this process also reads the batches
 # (the reader thread) and writes the worker's columns to it.
-WORKER_SHARE = 0.5
+WORKER_SHARE = 0.6
 WORKERS_ENV = "RETIREMENT_SCAN_WORKERS"
 
 
