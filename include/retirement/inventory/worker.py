@@ -27,6 +27,7 @@ import logging
 import os
 import queue
 import select
+import site
 import subprocess
 import sys
 import tempfile
@@ -190,9 +191,11 @@ class ScanWorker:
         """A worker that was sent its detectors, or None (logged) when none can start."""
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         env = dict(os.environ)
-        # The worker imports this very copy of the library, wherever it was imported from.
+        # The worker imports this very copy of the library, wherever it was imported from
+        # (a folder on PYTHONPATH or sys.path; site-packages itself is never put first).
         here = str(Path(retirement.__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+        if here not in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+            env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
         command = list(cls.command)
         try:
             proc = subprocess.Popen(
