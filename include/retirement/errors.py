@@ -8,6 +8,7 @@
     │   ├── ChainBroken             no   the audit chain does not verify (names the event)
     │   └── TableEdited             no   a datasets or artifacts row disagrees with the chain
     ├── SourceError                 yes  a source cannot be read (unreachable, missing, malformed)
+    │   └── ScanWorkerFailed        yes  the inventory's scan worker died or answered garbage
     ├── KeyStoreError               no   a key is missing or cannot be decrypted
     │   └── KeyDestroyed            no   ... because it was crypto-erased
     ├── BackupError                 yes  a backup could not be made; nothing was kept
@@ -97,6 +98,12 @@ class SourceError(RetirementError):
     """A source cannot be read: unreachable, a missing table or file, a malformed file."""
 
     retryable = True
+
+
+class ScanWorkerFailed(SourceError):
+    """The inventory's second scan process (:mod:`retirement.inventory.worker`) died, stopped
+    reading, or answered something that is not a whole result: the dataset was not scanned
+    (no partial result is reported). Says what happened and what the process wrote last."""
 
 
 class KeyStoreError(RetirementError):

@@ -1,33 +1,65 @@
-"""A dataset read as Arrow columns, batch by batch, with reading and detecting overlapping.
+"""A dataset read as Arrow columns, batch by batch, with reading and detecting overlapping,
+a large full scan on two cores.
 
 PostgreSQL tables come straight from ``COPY ... TO STDOUT (FORMAT csv)`` parsed by
 pyarrow's CSV reader (:mod:`retirement.sources.pg_arrow`), Parquet files as their own Arrow
 columns (any source that is a ``ColumnReader``): no Python object per cell. Other
 sources hand rows, turned into one Arrow string array per column. Either way a reader
-thread fills a small queue (two batches) while this thread runs the engine: pyarrow and
-numpy release the GIL, so both cores work, and memory stays a few batches whatever the size.
+thread fills a small queue (two batches) while this thread runs the engine, and memory
+stays a few batches whatever the size.
+
+The engine holds the GIL most of the time, so a second thread would not give it a second
+core. A full scan that has read ``WORKER_MIN_BYTES`` of columns and goes on splits the
+columns with a worker process (:mod:`retirement.inventory.worker`): from the next batch on
+the worker scans its columns of every batch, sent over a pipe as Arrow IPC, while this
+process reads and scans the others. The split is by cost, each column's CPU time over the
+batches read so far (the worker takes about ``WORKER_SHARE`` of it). At the end the
+worker's counts for its columns (full scan and sample) are added to this process's counts
+of the batches read before it started: every cell is counted once, and the answer is the
+one-process answer exactly. Small datasets, sampled scans, one column, a detector the worker
+cannot rebuild, or ``RETIREMENT_SCAN_WORKERS=0`` stay in one process (unset: a worker where
+the process may use two cores). A worker that cannot start is logged and the scan goes on
+in one process (nothing was handed to it yet); one that dies or answers anything but a
+whole result later is a :class:`~retirement.errors.ScanWorkerFailed` (never a result short
+of columns or batches). However the scan ends, the worker is killed if still running and
+reaped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import queue
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from retirement.inventory import worker
 from retirement.inventory.engine import EngineScanner, to_strings
 from retirement.inventory.rules import rules_for
 from retirement.sources.base import BATCH_ROWS
 from retirement.sources.capabilities import ColumnReader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from retirement.inventory.detect import ColumnScan, Detector
     from retirement.sources.base import DatasetRef, Source
 
+log = logging.getLogger(__name__)
+
 _END = object()
+# A full scan starts its worker process once it has read this many bytes of Arrow columns
+# and the dataset goes on (smaller datasets stay in one process: starting one costs about
+# half a second of CPU); tests lower it.
+WORKER_MIN_BYTES = 16 << 20
+# The part of the engine's work the worker takes: this process also reads the batches
+# (the reader thread) and writes the worker's columns to it.
+WORKER_SHARE = 0.6
+WORKERS_ENV = "RETIREMENT_SCAN_WORKERS"
 
 
 def column_batches(
@@ -104,6 +136,36 @@ def prefetched(
         reader.join()
 
 
+def scan_workers_wanted() -> bool:
+    """Whether a large full scan may use a worker process: ``RETIREMENT_SCAN_WORKERS`` 0 or 1
+    says so; unset, when this process may run on two cores or more."""
+    value = os.environ.get(WORKERS_ENV, "").strip()
+    if value in ("0", "1"):
+        return value == "1"
+    if value:
+        log.warning("%s=%r: expected 0 or 1; using the default", WORKERS_ENV, value)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return (cores or 1) >= 2
+
+
+def split_columns(costs: Sequence[float], share: float = WORKER_SHARE) -> list[int]:
+    """The columns the worker takes: about ``share`` of the total cost, the costliest first
+    each to the side further below its share; never all nor none (at least two columns)."""
+    theirs: list[int] = []
+    load = [0.0, 0.0]  # mine, theirs
+    want = [1.0 - share, share]
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        side = 0 if load[0] / want[0] <= load[1] / want[1] else 1
+        load[side] += costs[i] or 1e-9
+        if side:
+            theirs.append(i)
+    if len(theirs) == len(costs):
+        theirs.remove(min(theirs, key=lambda i: costs[i]))
+    elif not theirs:
+        theirs.append(min(range(len(costs)), key=lambda i: costs[i]))
+    return sorted(theirs)
+
+
 def scan_columns(
     source: Source,
     ref: DatasetRef,
@@ -114,25 +176,69 @@ def scan_columns(
     full: bool,
     on_rows: Callable[[int], None] | None = None,
 ) -> tuple[list[ColumnScan], list[ColumnScan], int]:
-    """(full scan, sample scan, rows read) of every column; the sample is the first rows."""
+    """(full scan, sample scan, rows read) of every column; the sample is the first rows.
+
+    A full scan that has read ``WORKER_MIN_BYTES`` and goes on hands part of the columns to
+    a worker process (module docstring)."""
     rules = rules_for(detectors)
+    names = list(detectors)
     fulls = [EngineScanner(detectors, rules) for _ in range(ncols)]
     samples = [EngineScanner(detectors, rules) for _ in range(ncols)]
     rows = 0
     batch_rows = BATCH_ROWS if full else min(BATCH_ROWS, sample_rows)
-    for arrays in prefetched(lambda: column_batches(source, ref, batch_rows, full=full)):
-        n = len(arrays[0]) if arrays else 0
-        in_sample = max(0, min(n, sample_rows - rows))
-        for i, column in enumerate(arrays):
-            if in_sample:
-                samples[i].feed(column.slice(0, in_sample))
-            if full:
-                fulls[i].feed(column)
-        rows += n
-        if on_rows:
-            on_rows(n)
-        if not full and rows >= sample_rows:
-            break
+    # The worker: its detectors (None: no worker for this scan), what each column cost so
+    # far (CPU seconds of this thread; bytes when too fast to tell), the columns it takes.
+    described = (
+        worker.describe(detectors) if full and ncols >= 2 and scan_workers_wanted() else None
+    )
+    costs, sizes, seen = [0.0] * ncols, [0] * ncols, 0
+    helper: worker.ScanWorker | None = None
+    theirs: list[int] = []
+    mine = list(range(ncols))
+    with contextlib.ExitStack() as stack:
+        for arrays in prefetched(lambda: column_batches(source, ref, batch_rows, full=full)):
+            n = len(arrays[0]) if arrays else 0
+            in_sample = max(0, min(n, sample_rows - rows))
+            if helper is not None and not theirs:  # started at the last batch
+                if helper.ready():
+                    theirs = split_columns(costs if sum(costs) > 0 else sizes, WORKER_SHARE)
+                    mine = [i for i in range(ncols) if i not in theirs]
+                    log.info("inventory scan worker %d scans columns %s", helper.pid, theirs)
+                else:
+                    helper, described = None, None
+            if theirs:
+                assert helper is not None
+                helper.send([arrays[i] for i in theirs])
+            for i in mine:
+                column = arrays[i]
+                began = time.thread_time()
+                if in_sample:
+                    samples[i].feed(column.slice(0, in_sample))
+                if full:
+                    fulls[i].feed(column)
+                if described is not None and not theirs:
+                    costs[i] += time.thread_time() - began
+                    sizes[i] += column.nbytes
+            rows += n
+            if on_rows:
+                on_rows(n)
+            if not full and rows >= sample_rows:
+                break
+            if helper is None and described is not None:
+                seen += sum(a.nbytes for a in arrays)
+                if seen >= WORKER_MIN_BYTES:
+                    helper = worker.ScanWorker.start(described, max(0, sample_rows - rows))
+                    if helper is None:
+                        described = None
+                    else:
+                        stack.enter_context(helper)
+        their: tuple[list[ColumnScan], list[ColumnScan]] = ([], [])
+        if theirs:
+            assert helper is not None
+            their = helper.finish()
     sample_scans = [s.result() for s in samples]
     full_scans = [f.result() for f in fulls] if full else sample_scans
+    for j, i in enumerate(theirs):  # the worker's part of those columns
+        full_scans[i] = worker.merged(full_scans[i], their[0][j], names)
+        sample_scans[i] = worker.merged(sample_scans[i], their[1][j], names)
     return full_scans, sample_scans, rows

@@ -1,0 +1,390 @@
+"""The inventory's second scan process: the column engine over some of a dataset's columns.
+
+The engine holds the GIL most of the time, so a thread does not give the scan a second core;
+a process does. :mod:`retirement.inventory.columns` starts this module as
+``sys.executable -m retirement.inventory.worker`` with :class:`ScanWorker` (a plain
+subprocess, not multiprocessing: Airflow's Celery workers run tasks in daemonic processes,
+which multiprocessing refuses to give children) and talks over its standard streams:
+
+1. in: one line of JSON, ``{"protocol": 1, "detectors": [...], "sample_rows": n}``: the
+   detectors by definition (:func:`describe`; a plan's own detectors are rebuilt from their
+   pattern and validator name), and how many of the rows still to come are the sample;
+2. out: ``{"ready": 1}`` once the detectors are built;
+3. in: an Arrow IPC stream of record batches, the worker's columns of each batch as read,
+   until the end of the stream;
+4. out: one line of JSON, ``{"batches", "rows", "full", "sample"}``: what it read, and a
+   :class:`~retirement.inventory.detect.ColumnScan` per column (full scan and sample).
+
+Its standard error goes to a temporary file, quoted in the error when it fails. The pipe's
+back-pressure keeps a couple of batches in flight, whatever the dataset's size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import select
+import site
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+
+import retirement
+from retirement.errors import ScanWorkerFailed
+from retirement.inventory.detect import BUILTIN, VALIDATORS, ColumnScan, Detector, custom_detector
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = 1
+READY_SECONDS = 60.0  # how long the worker may take to start (import, build its detectors)
+_QUEUE_DEPTH = 2
+_END = object()
+
+
+# ---------------------------------------------------------------------- detectors
+
+
+def describe(detectors: Mapping[str, Detector]) -> list[dict[str, Any]] | None:
+    """The detectors as JSON the worker rebuilds exactly (:func:`rebuild`), or None when one
+    of them is neither built-in nor a plan's (``custom_detector``): then no worker."""
+    out: list[dict[str, Any]] = []
+    for key, det in detectors.items():
+        if BUILTIN.get(key) is det:
+            out.append({"key": key, "builtin": True})
+            continue
+        check = det._check  # noqa: SLF001 (the definition of a plan's detector)
+        validator = next((k for k, fn in VALIDATORS.items() if fn is check), None)
+        if check is not None and validator is None:
+            return None
+        pattern = det._pattern.pattern  # noqa: SLF001
+        try:
+            same = custom_detector(det.name, pattern, validator) == det
+        except ValueError:
+            same = False
+        if not same:
+            return None
+        out.append({"key": key, "name": det.name, "pattern": pattern, "validator": validator})
+    return out
+
+
+def rebuild(described: Sequence[Mapping[str, Any]]) -> dict[str, Detector]:
+    """The detectors :func:`describe` described, in the same order."""
+    out: dict[str, Detector] = {}
+    for d in described:
+        key = d["key"]
+        if d.get("builtin"):
+            out[key] = BUILTIN[key]
+        else:
+            out[key] = custom_detector(d["name"], d["pattern"], d["validator"])
+    return out
+
+
+# ---------------------------------------------------------------------- results
+
+
+def scan_json(scan: ColumnScan) -> dict[str, Any]:
+    return {"non_empty": scan.non_empty, "hits": scan.hits, "whole": scan.whole}
+
+
+def scan_from_json(data: object, names: Sequence[str], rows: int) -> ColumnScan:
+    """A ColumnScan the worker sent, checked: counts that are whole numbers no larger than
+    the rows it read, of known detectors (ValueError otherwise)."""
+    if not isinstance(data, dict) or set(data) != {"non_empty", "hits", "whole"}:
+        raise ValueError(f"not a column scan: {str(data)[:200]}")
+    non_empty = data["non_empty"]
+    if not _count(non_empty) or non_empty > rows:
+        raise ValueError(f"non_empty {non_empty!r} for {rows} rows")
+    counts: list[dict[str, int]] = []
+    for field in ("hits", "whole"):
+        value = data[field]
+        if not isinstance(value, dict) or not all(
+            k in names and _count(v) and 0 < v <= non_empty for k, v in value.items()
+        ):
+            raise ValueError(f"{field}: {str(value)[:200]}")
+        counts.append({k: value[k] for k in names if k in value})
+    hits, whole = counts
+    if any(v > hits.get(k, 0) for k, v in whole.items()):
+        raise ValueError(f"more whole hits than hits: {whole} of {hits}")
+    return ColumnScan(non_empty, hits, whole)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_answer(
+    line: bytes, names: Sequence[str], batches: int, rows: int, ncols: int
+) -> tuple[list[ColumnScan], list[ColumnScan]]:
+    """(full scans, sample scans) of the worker's last line, which must account for every
+    batch, row and column sent (ValueError otherwise)."""
+    answer = json.loads(line) if line.strip() else None
+    if not isinstance(answer, dict):
+        raise ValueError(f"not a JSON object: {line[:200]!r}")  # noqa: TRY004 (garbage)
+    if (answer.get("batches"), answer.get("rows")) != (batches, rows):
+        raise ValueError(
+            f"read {answer.get('batches')} batches and {answer.get('rows')} rows; "
+            f"{batches} and {rows} were sent"
+        )
+    fulls, samples = answer.get("full"), answer.get("sample")
+    if not isinstance(fulls, list) or not isinstance(samples, list):
+        raise ValueError("no lists of full and sample scans")  # noqa: TRY004 (garbage)
+    if len(fulls) != ncols or len(samples) != ncols:
+        raise ValueError(f"{len(fulls)} full and {len(samples)} sample scans for {ncols} columns")
+    return (
+        [scan_from_json(s, names, rows) for s in fulls],
+        [scan_from_json(s, names, rows) for s in samples],
+    )
+
+
+def merged(a: ColumnScan, b: ColumnScan, names: Sequence[str]) -> ColumnScan:
+    """One column's scan of two parts of its rows (counts add), detectors in ``names`` order
+    as :class:`~retirement.inventory.engine.EngineScanner` gives them."""
+
+    def add(x: Mapping[str, int], y: Mapping[str, int]) -> dict[str, int]:
+        return {k: x.get(k, 0) + y.get(k, 0) for k in names if x.get(k, 0) + y.get(k, 0)}
+
+    return ColumnScan(a.non_empty + b.non_empty, add(a.hits, b.hits), add(a.whole, b.whole))
+
+
+# ---------------------------------------------------------------------- the parent's side
+
+
+class ScanWorker:
+    """The parent's handle on one worker process: :meth:`start`, wait until :meth:`ready`,
+    :meth:`send` each batch's columns, :meth:`finish` for the results; :meth:`close` (or
+    leaving the ``with`` block) kills and reaps it whatever happened."""
+
+    # The worker's command line (tests put a stand-in here).
+    command: ClassVar[tuple[str, ...]] = (sys.executable, "-m", "retirement.inventory.worker")
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], stderr: IO[bytes], names: Sequence[str]
+    ) -> None:
+        self._proc = proc
+        self._stderr = stderr
+        self._names = list(names)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._failure: BaseException | None = None
+        self.batches = 0
+        self.rows = 0
+        self.ncols = 0
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    @classmethod
+    def start(cls, described: list[dict[str, Any]], sample_rows: int) -> ScanWorker | None:
+        """A worker that was sent its detectors, or None (logged) when none can start."""
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        env = dict(os.environ)
+        # The worker imports this very copy of the library, wherever it was imported from
+        # (a folder on PYTHONPATH or sys.path; site-packages itself is never put first).
+        here = str(Path(retirement.__file__).resolve().parents[1])
+        if here not in {str(Path(p).resolve()) for p in site.getsitepackages()}:
+            env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+        command = list(cls.command)
+        try:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+            )
+        except OSError as exc:
+            stderr.close()
+            log.warning("inventory scan worker cannot start (%s): scanning in one process", exc)
+            return None
+        worker = cls(proc, stderr, [d["key"] for d in described])
+        header = {"protocol": PROTOCOL, "detectors": described, "sample_rows": sample_rows}
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(header).encode() + b"\n")
+            proc.stdin.flush()
+        except OSError as exc:
+            log.warning("inventory scan worker: %s", worker._why(f"exited at once ({exc})"))
+            worker.close()
+            return None
+        log.info("inventory scan worker %d started", proc.pid)
+        return worker
+
+    def ready(self, timeout: float = READY_SECONDS) -> bool:
+        """True once the worker said it is ready; False (logged, worker closed) when it
+        exited or said anything else, or did not answer within ``timeout`` seconds."""
+        assert self._proc.stdout is not None
+        answer = b""
+        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        if ready:
+            answer = self._proc.stdout.readline()
+        if answer.strip() == json.dumps({"ready": PROTOCOL}).encode():
+            return True
+        said = f"answered {answer[:200]!r}" if answer else "did not answer"
+        log.warning("inventory scan worker: %s; scanning in one process", self._why(said))
+        self.close()
+        return False
+
+    def send(self, columns: list[pa.Array]) -> None:
+        """Hand the worker its columns of the next batch (returns once queued: the writer
+        thread feeds the pipe while the caller scans its own columns)."""
+        if self._writer is None:
+            self.ncols = len(columns)
+            schema = pa.schema([(f"c{i}", pa.string()) for i in range(len(columns))])
+            self._writer = threading.Thread(
+                target=self._write, args=(schema,), name="inventory-worker-writer", daemon=True
+            )
+            self._writer.start()
+        batch = pa.RecordBatch.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+        self._put(batch)
+        self.batches += 1
+        self.rows += batch.num_rows
+
+    def _put(self, item: object) -> None:
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put(item, timeout=0.1)
+            except queue.Full:
+                continue
+            return
+
+    def _write(self, schema: pa.Schema) -> None:
+        try:
+            assert self._proc.stdin is not None
+            with pa.ipc.new_stream(self._proc.stdin, schema) as writer:
+                while not self._stop.is_set():
+                    try:
+                        item = self._queue.get(timeout=0.1)
+                    except queue.Empty:
+                        continue
+                    if item is _END:
+                        break
+                    writer.write_batch(item)
+            self._proc.stdin.close()
+        except BaseException as exc:  # noqa: BLE001 (handed to the scanning thread)
+            self._failure = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise ScanWorkerFailed(
+                self._why(f"stopped reading ({self._failure})")
+            ) from self._failure
+
+    def finish(self) -> tuple[list[ColumnScan], list[ColumnScan]]:
+        """(full scan, sample scan) of each column sent, once the worker has read them all;
+        ScanWorkerFailed when it died or answered anything but that."""
+        if self._writer is None:
+            raise ScanWorkerFailed("inventory scan worker: finish() before any batch was sent")
+        self._put(_END)
+        self._writer.join()
+        self._raise_if_failed()
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        code = self._proc.wait()
+        if code != 0:
+            raise ScanWorkerFailed(self._why("exited before its answer"))
+        try:
+            return parse_answer(line, self._names, self.batches, self.rows, self.ncols)
+        except ValueError as exc:
+            raise ScanWorkerFailed(f"inventory scan worker answered garbage: {exc}") from exc
+
+    def _why(self, what: str) -> str:
+        """``what`` happened to the worker, with its exit status and the end of its stderr."""
+        code = self._proc.poll()
+        try:
+            self._stderr.seek(0)
+            tail = self._stderr.read()[-2000:].decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            tail = ""
+        status = (
+            "still running"
+            if code is None
+            else f"killed by signal {-code}"
+            if code < 0
+            else f"exit status {code}"
+        )
+        said = f"; its stderr ends:\n{tail}" if tail else ""
+        return f"inventory scan worker {self._proc.pid} {what} ({status}){said}"
+
+    def close(self) -> None:
+        """Kill the worker if it still runs, and reap it (no zombie, no orphan)."""
+        self._stop.set()
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        if self._writer is not None:
+            self._writer.join()
+        for stream in (self._proc.stdin, self._proc.stdout, self._stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def __enter__(self) -> ScanWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------------- the worker's side
+
+
+def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
+    """Read the header and the batches from ``stdin``, write the answers to ``out``."""
+    from retirement.inventory.columns import prefetched
+    from retirement.inventory.engine import EngineScanner
+    from retirement.inventory.rules import rules_for
+
+    header = json.loads(stdin.readline())
+    if header.get("protocol") != PROTOCOL:
+        raise ValueError(f"protocol {header.get('protocol')!r}, expected {PROTOCOL}")
+    detectors = rebuild(header["detectors"])
+    sample_rows = int(header["sample_rows"])
+    rules = rules_for(detectors)
+    out.write(json.dumps({"ready": PROTOCOL}).encode() + b"\n")
+    out.flush()
+    reader = pa.ipc.open_stream(stdin)
+    ncols = len(reader.schema)
+    fulls = [EngineScanner(detectors, rules) for _ in range(ncols)]
+    samples = [EngineScanner(detectors, rules) for _ in range(ncols)]
+    rows = batches = 0
+    for columns in prefetched(lambda: (b.columns for b in reader)):
+        n = len(columns[0]) if columns else 0
+        in_sample = max(0, min(n, sample_rows - rows))
+        for i, column in enumerate(columns):
+            if in_sample:
+                samples[i].feed(column.slice(0, in_sample))
+            fulls[i].feed(column)
+        rows += n
+        batches += 1
+    answer = {
+        "batches": batches,
+        "rows": rows,
+        "full": [scan_json(f.result()) for f in fulls],
+        "sample": [scan_json(s.result()) for s in samples],
+    }
+    out.write(json.dumps(answer).encode() + b"\n")
+    out.flush()
+
+
+def main() -> None:
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr: standard output carries the answers
+    serve(sys.stdin.buffer, out)
+
+
+if __name__ == "__main__":
+    main()
