@@ -166,6 +166,58 @@ def split_columns(costs: Sequence[float], share: float = WORKER_SHARE) -> list[i
     return sorted(theirs)
 
 
+class _Handover:
+    """The worker of one scan: started once the scan has read ``WORKER_MIN_BYTES``, then
+    given the columns that cost about ``WORKER_SHARE`` of this thread's time so far."""
+
+    def __init__(self, detectors: Mapping[str, Detector], ncols: int, full: bool) -> None:
+        wanted = full and ncols >= 2 and scan_workers_wanted()
+        # its detectors (None: no worker for this scan); each column's cost so far (CPU
+        # seconds of this thread; bytes when too fast to tell); the columns it takes
+        self.described = worker.describe(detectors) if wanted else None
+        self.costs, self.sizes, self.seen = [0.0] * ncols, [0] * ncols, 0
+        self.helper: worker.ScanWorker | None = None
+        self.theirs: list[int] = []
+        self.mine = list(range(ncols))
+
+    def send(self, arrays: list[pa.Array]) -> None:
+        """Hand the worker its columns of this batch (taking them over once it is ready)."""
+        if self.helper is not None and not self.theirs:  # started at the last batch
+            if self.helper.ready():
+                self.theirs = split_columns(
+                    self.costs if sum(self.costs) > 0 else self.sizes, WORKER_SHARE
+                )
+                self.mine = [i for i in range(len(self.costs)) if i not in self.theirs]
+                log.info("inventory scan worker %d scans columns %s", self.helper.pid, self.theirs)
+            else:
+                self.helper, self.described = None, None
+        if self.helper is not None and self.theirs:
+            self.helper.send([arrays[i] for i in self.theirs])
+
+    def measured(self, i: int, began: float, column: pa.Array) -> None:
+        if self.described is not None and not self.theirs:
+            self.costs[i] += time.thread_time() - began
+            self.sizes[i] += column.nbytes
+
+    def after(self, arrays: list[pa.Array], sample_left: int, stack: contextlib.ExitStack) -> None:
+        """Start the worker once enough was read (it takes over from the next batch)."""
+        if self.helper is not None or self.described is None:
+            return
+        self.seen += sum(a.nbytes for a in arrays)
+        if self.seen >= WORKER_MIN_BYTES:
+            self.helper = worker.ScanWorker.start(self.described, sample_left)
+            if self.helper is None:
+                self.described = None
+            else:
+                stack.enter_context(self.helper)
+
+    def finish(self) -> tuple[list[ColumnScan], list[ColumnScan]]:
+        """The worker's (full, sample) scans of its columns (none when it took none)."""
+        if self.helper is None or not self.theirs:
+            return [], []
+        return self.helper.finish()
+
+
 def scan_columns(
     source: Source,
     ref: DatasetRef,
@@ -181,64 +233,34 @@ def scan_columns(
     A full scan that has read ``WORKER_MIN_BYTES`` and goes on hands part of the columns to
     a worker process (module docstring)."""
     rules = rules_for(detectors)
-    names = list(detectors)
     fulls = [EngineScanner(detectors, rules) for _ in range(ncols)]
     samples = [EngineScanner(detectors, rules) for _ in range(ncols)]
     rows = 0
     batch_rows = BATCH_ROWS if full else min(BATCH_ROWS, sample_rows)
-    # The worker: its detectors (None: no worker for this scan), what each column cost so
-    # far (CPU seconds of this thread; bytes when too fast to tell), the columns it takes.
-    described = (
-        worker.describe(detectors) if full and ncols >= 2 and scan_workers_wanted() else None
-    )
-    costs, sizes, seen = [0.0] * ncols, [0] * ncols, 0
-    helper: worker.ScanWorker | None = None
-    theirs: list[int] = []
-    mine = list(range(ncols))
+    split = _Handover(detectors, ncols, full)
     with contextlib.ExitStack() as stack:
         for arrays in prefetched(lambda: column_batches(source, ref, batch_rows, full=full)):
             n = len(arrays[0]) if arrays else 0
             in_sample = max(0, min(n, sample_rows - rows))
-            if helper is not None and not theirs:  # started at the last batch
-                if helper.ready():
-                    theirs = split_columns(costs if sum(costs) > 0 else sizes, WORKER_SHARE)
-                    mine = [i for i in range(ncols) if i not in theirs]
-                    log.info("inventory scan worker %d scans columns %s", helper.pid, theirs)
-                else:
-                    helper, described = None, None
-            if theirs:
-                assert helper is not None
-                helper.send([arrays[i] for i in theirs])
-            for i in mine:
-                column = arrays[i]
+            split.send(arrays)
+            for i in split.mine:
                 began = time.thread_time()
                 if in_sample:
-                    samples[i].feed(column.slice(0, in_sample))
+                    samples[i].feed(arrays[i].slice(0, in_sample))
                 if full:
-                    fulls[i].feed(column)
-                if described is not None and not theirs:
-                    costs[i] += time.thread_time() - began
-                    sizes[i] += column.nbytes
+                    fulls[i].feed(arrays[i])
+                split.measured(i, began, arrays[i])
             rows += n
             if on_rows:
                 on_rows(n)
             if not full and rows >= sample_rows:
                 break
-            if helper is None and described is not None:
-                seen += sum(a.nbytes for a in arrays)
-                if seen >= WORKER_MIN_BYTES:
-                    helper = worker.ScanWorker.start(described, max(0, sample_rows - rows))
-                    if helper is None:
-                        described = None
-                    else:
-                        stack.enter_context(helper)
-        their: tuple[list[ColumnScan], list[ColumnScan]] = ([], [])
-        if theirs:
-            assert helper is not None
-            their = helper.finish()
+            split.after(arrays, max(0, sample_rows - rows), stack)
+        their = split.finish()
     sample_scans = [s.result() for s in samples]
     full_scans = [f.result() for f in fulls] if full else sample_scans
-    for j, i in enumerate(theirs):  # the worker's part of those columns
+    names = list(detectors)
+    for j, i in enumerate(split.theirs):  # the worker's part of those columns
         full_scans[i] = worker.merged(full_scans[i], their[0][j], names)
         sample_scans[i] = worker.merged(sample_scans[i], their[1][j], names)
     return full_scans, sample_scans, rows

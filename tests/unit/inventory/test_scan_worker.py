@@ -21,6 +21,7 @@ from retirement.errors import ScanWorkerFailed, SourceError
 from retirement.inventory import columns, worker
 from retirement.inventory.detect import BUILTIN, ColumnScan, Detector, custom_detector
 from retirement.inventory.scan import scan_dataset
+from retirement.sources import csv_arrow
 from retirement.sources.files import FileSource
 from retirement.sources.sql import SqlSource
 from tests.support.scan_workers import HEADERS, POLICY, N, Seen, gone, record_workers, table_rows
@@ -85,14 +86,20 @@ def _scan(source: Source, **kw: Any) -> Any:
     return scan_dataset(source, ref, POLICY, **kw)
 
 
-def _both(source: Source, monkeypatch: pytest.MonkeyPatch, seen: Seen) -> None:
+def _both(
+    source: Source, monkeypatch: pytest.MonkeyPatch, seen: Seen, *, rows_of: int = 500
+) -> None:
+    """``rows_of``: rows a batch (0: batches of the reader's own size, as CSV blocks)."""
     monkeypatch.setenv("RETIREMENT_SCAN_WORKERS", "0")
     alone = _scan(source)
     assert seen.workers == []
     monkeypatch.setenv("RETIREMENT_SCAN_WORKERS", "1")
     split = _scan(source)
     assert len(seen.workers) == 1
-    assert seen.sent == N // 500 - 1  # every batch but the first, read before it started
+    if rows_of:
+        assert seen.sent == N // rows_of - 1  # every batch but the first, read before it
+    else:
+        assert seen.sent >= 2
     assert all(gone(w) for w in seen.workers)
     assert split == alone
     assert json.dumps(split.to_json()) == json.dumps(alone.to_json())  # key order too
@@ -110,6 +117,15 @@ def test_sqlite_same_answer_with_the_worker(
 def test_csv_same_answer_with_the_worker(
     csv_source: Source, monkeypatch: pytest.MonkeyPatch, seen: Seen
 ) -> None:
+    """Read as columns (pyarrow's CSV blocks, made small here for several batches)."""
+    monkeypatch.setattr(csv_arrow, "BLOCK_BYTES", 16 << 10)
+    _both(csv_source, monkeypatch, seen, rows_of=0)
+
+
+def test_csv_read_row_by_row_same_answer_with_the_worker(
+    csv_source: Source, monkeypatch: pytest.MonkeyPatch, seen: Seen
+) -> None:
+    monkeypatch.setattr(FileSource, "arrow_batches", lambda *_: None)
     _both(csv_source, monkeypatch, seen)
 
 
