@@ -64,7 +64,8 @@ def copy_columns(source: SqlSource, dataset: Named) -> Iterator[list[pa.Array]]:
         quoted_strings_can_be_null=False,
     )
     read = pacsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES, use_threads=False)
-    parse = pacsv.ParseOptions(newlines_in_values=True)
+    # a one-column table's NULL is an empty line: a row, not a line to skip
+    parse = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
     with source.connect() as conn:
         prep = conn.dialect.identifier_preparer
         select = f"SELECT {', '.join(prep.quote(n) for n in names)} FROM {source.quoted(dataset)}"
