@@ -95,6 +95,18 @@ def test_postgres_free_text_read_as_columns(pg_url: str) -> None:
     assert cols["id_no"].embedded == {}
 
 
+def test_postgres_one_column_nulls_are_rows(pg_url: str) -> None:
+    """COPY writes a one-column row holding NULL as an empty line: a row, not a line to skip."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE single (note text)")
+        conn.execute("INSERT INTO single VALUES (NULL), (''), ('x'), (NULL)")
+    with SqlSource("pg", pg_url) as source:
+        batches = source.arrow_batches("single", 10)
+        assert batches is not None
+        values = [v for batch in batches for v in batch[0].to_pylist()]
+    assert values == [None, "", "x", None]
+
+
 def test_mariadb(mysql_url: str) -> None:
     engine = sa.create_engine(mysql_url)
     db = engine.url.database

@@ -62,7 +62,8 @@ class CopyExporter(Protocol):
 @runtime_checkable
 class ColumnReader(Protocol):
     """The source can hand a whole dataset as Arrow columns, batch by batch, without a
-    Python object per cell (PostgreSQL's COPY parsed by pyarrow; Parquet files)."""
+    Python object per cell (PostgreSQL's COPY and MariaDB's server-written CSV lines parsed by
+    pyarrow; Parquet files)."""
 
     def arrow_batches(
         self, dataset: DatasetId | str, batch_rows: int

@@ -76,9 +76,9 @@ def _field(quoted: str, kind: str) -> str:
     elif kind == "bytes":
         value = f"CONCAT('\\\\x', LOWER(HEX({quoted})))"
     elif kind == "date":
-        value = _date_or_text(quoted, f"DATE_FORMAT({quoted}, '%Y-%m-%d')")
+        value = date_or_text(quoted, f"DATE_FORMAT({quoted}, '%Y-%m-%d')")
     else:  # datetime: isoformat(), microseconds only when there are some
-        value = _date_or_text(
+        value = date_or_text(
             quoted,
             f"CONCAT(DATE_FORMAT({quoted}, '%Y-%m-%dT%H:%i:%s'), IF(MICROSECOND({quoted}) = 0, "
             f"'', CONCAT('.', LPAD(MICROSECOND({quoted}), 6, '0'))))",
@@ -86,7 +86,7 @@ def _field(quoted: str, kind: str) -> str:
     return f"IFNULL({value}, '')"
 
 
-def _date_or_text(quoted: str, iso: str) -> str:
+def date_or_text(quoted: str, iso: str) -> str:
     """``iso`` for a real date; else the server's text, quoted (what the row path writes:
     the drivers give such a value as the text they received)."""
     real = (

@@ -15,9 +15,7 @@ psql's process works on the other core. The bytes are the same as the per-row pa
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,11 +24,11 @@ import sqlalchemy as sa
 
 from retirement.errors import SourceError
 from retirement.formats.digests import CHUNK
+from retirement.sources.psql import PsqlCopy, output_settings, psql_copy, psql_env
 from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from typing import Any
 
     from psycopg import Copy
     from psycopg.abc import Buffer
@@ -47,17 +45,6 @@ class CopyExport:
     key_max: object
     blocks: Iterator[bytes] | None = None  # or the same bytes in blocks cut anywhere
     rows: int = 0  # count(*) in the export's snapshot
-
-
-# Session settings that shape COPY's text output: psql's session gets ours.
-_OUTPUT_SETTINGS = (
-    "client_encoding",
-    "DateStyle",
-    "IntervalStyle",
-    "TimeZone",
-    "extra_float_digits",
-    "bytea_output",
-)
 
 
 @contextmanager
@@ -93,8 +80,9 @@ def copy_export(
             nulls, rows = tuple(int(v) for v in values[:ncols]), int(values[ncols])
             raw = driver_connection(conn)
             if psql is not None:
-                with _psql_copy(psql, script, raw, str(dataset)) as chunks:
-                    yield CopyExport(None, nulls, key_min, key_max, chunks, rows)
+                where = f"source {source.name}: cannot read table {dataset}"
+                with psql_copy(psql, script, psql_env(raw), where) as run:
+                    yield CopyExport(None, nulls, key_min, key_max, _blocks(run), rows)
                 return
             with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
                 yield CopyExport(_records(copy), nulls, key_min, key_max, None, rows)
@@ -106,61 +94,24 @@ def _records(copy: Copy) -> Iterator[Buffer]:
         yield row
 
 
-def _psql_env(raw: Any) -> dict[str, str]:
-    """psql's environment: our connection's parameters (password included) as libpq's
-    environment variables, so that nothing secret is on its command line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    for option in raw.pgconn.info:
-        if option.val is not None and option.envvar:
-            env[option.envvar.decode()] = option.val.decode()
-    return env
-
-
 def _psql_script(conn: sa.Connection, copy_sql: str) -> bytes:
     """COPY in this transaction's snapshot, with this session's output settings."""
     snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
     lines = [
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",
         f"SET TRANSACTION SNAPSHOT '{snapshot}';",
+        *output_settings(conn),
+        f"{copy_sql};",
+        "COMMIT;",
     ]
-    for name in _OUTPUT_SETTINGS:
-        value = conn.execute(sa.text("SELECT current_setting(:n)"), {"n": name}).scalar()
-        lines.append(f"SET {name} = '{str(value).replace(chr(39), chr(39) * 2)}';")
-    lines += [f"{copy_sql};", "COMMIT;"]
     return ("\n".join(lines) + "\n").encode()
 
 
-@contextmanager
-def _psql_copy(psql: str, script: bytes, raw: Any, where: str) -> Iterator[Iterator[bytes]]:
-    """psql running ``script`` (``_psql_script``); its output in blocks of 1 MiB."""
-    proc = subprocess.Popen(  # a fixed argv; the connection goes in the environment
-        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_psql_env(raw),
-    )
-    stdin, out, err = proc.stdin, proc.stdout, proc.stderr
-    if stdin is None or out is None or err is None:  # never: all three are pipes
-        raise SourceError(f"cannot read table {where} with psql: no pipes")
-    stdin.write(script)
-    stdin.close()
-
-    def blocks() -> Iterator[bytes]:
-        while block := out.read(CHUNK):
-            yield block
-        error = err.read().decode(errors="replace").strip()
-        if proc.wait() != 0:
-            raise SourceError(f"cannot read table {where} with psql: {error}")
-
-    try:
-        yield blocks()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        out.close()
-        err.close()
+def _blocks(run: PsqlCopy) -> Iterator[bytes]:
+    """psql's output in blocks of 1 MiB; SourceError at the end if psql failed."""
+    while block := run.stdout.read(CHUNK):
+        yield block
+    run.finish()
 
 
 def _key_range(

@@ -249,7 +249,12 @@ class SqlSource(Source):
 
     def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
         """PostgreSQL: the table through COPY into Arrow (``sources.pg_arrow``; blocks of about
-        a MiB, whatever ``batch_rows``); None elsewhere."""
+        a MiB, whatever ``batch_rows``); MySQL/MariaDB: CSV lines written by the server
+        (``sources.mysql_arrow``, where the column types allow); None elsewhere."""
+        if self.dialect == "mysql":
+            from retirement.sources.mysql_arrow import line_columns
+
+            return line_columns(self, dataset, batch_rows)
         if self.dialect != "postgresql":
             return None
         from retirement.sources.pg_arrow import copy_columns
