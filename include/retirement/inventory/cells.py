@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -173,6 +173,8 @@ class Batch:
     filled: Mask  # non-empty cells
     text: pa.Array  # the cells :func:`joined`
     ascii_digits: bool  # no digit but 0-9 in any cell
+    # patterns searched in ``text`` so far, and whether they matched (``has``, ``search``)
+    _known: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, column: pa.Array) -> Batch:
@@ -194,6 +196,23 @@ class Batch:
     def trimmed_bytes(self) -> np.ndarray:
         """Each trimmed cell's length in bytes."""
         return np.diff(cell_offsets(self.trimmed))
+
+    def has(self, pattern: str) -> bool:
+        """``pattern`` matches somewhere in ``text`` in multi-line mode (``^`` and ``$`` at
+        each cell's edges): some cell may match it."""
+        if pattern not in self._known:
+            found = pc.match_substring_regex(self.text, f"(?m){pattern}")[0].as_py()
+            self._known[pattern] = bool(found)
+        return self._known[pattern]
+
+    def search(self, patterns: Iterable[str]) -> None:
+        """Find out ``has`` of every pattern in one pass of an RE2::Set over ``text``."""
+        todo = tuple(dict.fromkeys(p for p in patterns if p not in self._known))
+        found = search_set(todo) if todo else None
+        if found is None:
+            return  # nothing to do, or a pattern the set refuses: ``has`` one by one
+        hits = set(found.Match(self.text_bytes) or ())
+        self._known.update((p, i in hits) for i, p in enumerate(todo))
 
     def loose(self, rule: Rule) -> str | None:
         """The rule's prefilter, in its ASCII-digit form when the batch allows it."""

@@ -28,7 +28,6 @@ from retirement.inventory.cells import (
     ascii_digits,
     cell_offsets,
     match,
-    search_set,
     to_strings,
 )
 from retirement.inventory.detect import BUILTIN, ColumnScan
@@ -52,10 +51,6 @@ class Hits:
     whole: Mask
 
 
-def _text(batch: Batch | None) -> pa.Array | None:
-    return None if batch is None else batch.text
-
-
 def batch_may_match(batch: Batch, rule: Rule) -> bool:
     """False only when no cell of the batch (``text``: :func:`joined`) can match
     ``rule.loose``: one RE2 pass over the batch instead of one search per cell.
@@ -66,23 +61,16 @@ def batch_may_match(batch: Batch, rule: Rule) -> bool:
     loose = batch.loose(rule)
     if not rule.joinable or loose is None:
         return True
-    return bool(pc.match_substring_regex(batch.text, f"(?m){loose}")[0].as_py())
+    return batch.has(loose)
 
 
 def batch_rules(batch: Batch, rules: Mapping[str, Rule]) -> set[str]:
     """The rules that may match some cell of the batch, as :func:`batch_may_match` decides
-    them, all joinable rules tested in one pass of an RE2::Set over the joined text."""
-    tested = {
-        name: loose
-        for name, rule in rules.items()
-        if rule.joinable and (loose := batch.loose(rule)) is not None
-    }
-    may = set(rules) - set(tested)
-    found = search_set(tuple(tested.values()))
-    if found is None:  # a pattern the set cannot take: rule by rule
-        return may | {n for n in tested if batch_may_match(batch, rules[n])}
-    names = list(tested)
-    return may | {names[i] for i in found.Match(batch.text_bytes) or ()}
+    them; every joinable rule's pattern, and the names' and addresses' batch patterns, are
+    searched together in one pass of an RE2::Set over the joined text."""
+    looses = (batch.loose(r) for r in rules.values() if r.joinable)
+    batch.search([*(p for p in looses if p is not None), *names.BATCH_PATTERNS])
+    return {name for name, rule in rules.items() if batch_may_match(batch, rule)}
 
 
 def rule_hits(
@@ -101,9 +89,9 @@ def rule_hits(
         none = np.zeros(len(column), dtype=bool)
         return Hits(none, none.copy())
     if rule.kind == "person_name":
-        return names.person_name(rule.reference, column, filled, _text(batch))
+        return names.person_name(rule.reference, column, filled, batch)
     if rule.kind == "address":
-        hit = names.address(column, filled, _text(batch))
+        hit = names.address(column, filled, batch)
         return Hits(hit, hit)
     batch = Batch.of(column) if batch is None else batch
     hit = np.zeros(len(column), dtype=bool)

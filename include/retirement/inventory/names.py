@@ -21,6 +21,7 @@ from retirement.inventory import dictionaries as data
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from retirement.inventory.cells import Batch
     from retirement.inventory.detect import Detector
     from retirement.inventory.engine import Hits
     from retirement.inventory.vectorized import Mask
@@ -38,6 +39,8 @@ _NAME_LIKE = f"^[\\p{{L}}{_SPACE}]*[^\\x00-\\x40\\x5b-\\x7f][\\p{{L}}{_SPACE}]*$
 _MAY_NAME = "[A-Z\\x{80}-\\x{10ffff}]"
 _MARKER = "(?:" + "|".join(data.NAME_MARKERS) + f")[{_SPACE}]*[:：]"
 _NAME_LIKE_OR_MARKED = f"(?:{_NAME_LIKE})|{_MARKER}"
+# An ASCII character no name-like cell holds (not a letter, not whitespace).
+_ASCII_NOT_LETTER_OR_SPACE = "[\\x00-\\x08\\x0e-\\x1b!-@\\[-`{-\\x7f]"
 _SURNAMES = pa.array(sorted(data.SURNAMES), type=pa.string())
 _COMPOUND = pa.array(sorted(data.COMPOUND_SURNAMES), type=pa.string())
 _ADDRESS_ZH = (
@@ -50,6 +53,8 @@ _ADDRESS_EN = (
     + "|".join(w.capitalize() for w in data.EN_STREET_WORDS)
     + r")\b"
 )
+# What a batch is searched for before its cells are (``Batch.search``, with the rules').
+BATCH_PATTERNS = (_MAY_NAME, _ADDRESS_ZH, _ADDRESS_EN)
 
 
 def _mask(values: pa.Array) -> Mask:
@@ -60,11 +65,10 @@ def _match(column: pa.Array, pattern: str) -> Mask:
     return _mask(pc.match_substring_regex(column, pattern))
 
 
-def _in_batch(text: pa.Array | None, pattern: str) -> bool:
-    """Whether ``pattern`` can match a cell of the batch (``text``: its cells joined by line
-    breaks; None: unknown). The patterns here have no anchors, so a cell's match is a match
-    of the joined text."""
-    return text is None or bool(pc.match_substring_regex(text, pattern)[0].as_py())
+def _in_batch(batch: Batch | None, pattern: str) -> bool:
+    """Whether ``pattern`` can match a cell of the batch (None: unknown). The patterns here
+    have no anchors, so a cell's match is a match of the cells joined."""
+    return batch is None or batch.has(pattern)
 
 
 def _byte_lengths(column: pa.Array) -> np.ndarray:
@@ -141,15 +145,32 @@ def _pair(
     return first, second
 
 
+def _name_like_or_marked(cells: pa.Array, pool: Mask) -> Mask:
+    """``_NAME_LIKE`` or ``_MARKER`` over the ``pool`` cells. A name-like cell has no ASCII
+    character but letters and whitespace, and a marked one a colon: cheap tests pick the
+    cells worth the Unicode-class regex (slow over Han text)."""
+    out = np.zeros(len(cells), dtype=bool)
+    index = np.flatnonzero(pool)
+    if not len(index):
+        return out
+    some = cells.take(pa.array(index))
+    other_ascii = _match(some, _ASCII_NOT_LETTER_OR_SPACE)
+    marked = _mask(pc.match_substring(some, ":")) | _mask(pc.match_substring(some, "："))
+    worth = np.flatnonzero(~other_ascii | marked)
+    if len(worth):
+        out[index[worth]] = _match(some.take(pa.array(worth)), _NAME_LIKE_OR_MARKED)
+    return out
+
+
 def person_name(
-    reference: Detector, column: pa.Array, filled: Mask, text: pa.Array | None = None
+    reference: Detector, column: pa.Array, filled: Mask, batch: Batch | None = None
 ) -> Hits:
     """Name hits: common shapes in C, other name-like or marked cells by the reference."""
     from retirement.inventory.engine import Hits
 
     hit = np.zeros(len(column), dtype=bool)
     whole = np.zeros(len(column), dtype=bool)
-    if not _in_batch(text, _MAY_NAME):
+    if not _in_batch(batch, _MAY_NAME):
         return Hits(hit, whole)
     index = np.flatnonzero(filled & _match(column, _MAY_NAME))
     if not len(index):
@@ -158,7 +179,7 @@ def person_name(
     shaped, named = _fast_names(pc.utf8_trim(cells, " \t"))
     hit[index[shaped & named]] = True
     whole[index[shaped & named]] = True
-    rest = ~shaped & _match(cells, _NAME_LIKE_OR_MARKED)
+    rest = ~shaped & _name_like_or_marked(cells, ~shaped)
     for i, text in zip(index[rest].tolist(), cells.filter(pa.array(rest)).to_pylist(), strict=True):
         found = reference.find(text)
         if found:
@@ -167,15 +188,15 @@ def person_name(
     return Hits(hit, whole)
 
 
-def address(column: pa.Array, filled: Mask, text: pa.Array | None = None) -> Mask:
+def address(column: pa.Array, filled: Mask, batch: Batch | None = None) -> Mask:
     """Address hits, exactly as the reference: a Chinese address in a cell of 6+ characters,
-    or an English street address in an ASCII cell (``text``: the batch joined, to skip a
-    pattern no cell can match in one pass)."""
+    or an English street address in an ASCII cell (``batch``: the batch's shared state, to
+    skip a pattern no cell can match in one pass)."""
     none = np.zeros(len(column), dtype=bool)
-    zh = _match(column, _ADDRESS_ZH) if _in_batch(text, _ADDRESS_ZH) else none
+    zh = _match(column, _ADDRESS_ZH) if _in_batch(batch, _ADDRESS_ZH) else none
     en = (
         _mask(pc.string_is_ascii(column)) & _match(column, _ADDRESS_EN)
-        if _in_batch(text, _ADDRESS_EN)
+        if _in_batch(batch, _ADDRESS_EN)
         else none
     )
     if not (zh.any() or en.any()):
