@@ -16,7 +16,7 @@ BASE = ClassificationPolicy.default()
 POLICY = ClassificationPolicy.model_validate(
     {
         **BASE.model_dump(by_alias=True),
-        "sample_rows": 1200,  # the sample goes on after the worker took over (batches of 500)
+        "sample_rows": 1200,  # the sample goes on after the worker started (batches of 500)
         "custom_detectors": {"vip_card": {"pattern": r"VIP-(\d{16})", "validator": "luhn"}},
         "detectors": {**BASE.detectors, "vip_card": "core"},
     }
@@ -45,8 +45,10 @@ class Seen:
 
 
 def record_workers(monkeypatch: pytest.MonkeyPatch) -> Seen:
-    """A worker from the first batch on, every worker started recorded."""
+    """A worker started after the first batch and given every batch past the sample, every
+    worker started recorded."""
     monkeypatch.setattr(columns, "WORKER_MIN_BYTES", 1)
+    monkeypatch.setattr(columns, "WORKER_TAKES_ALL", True)
     monkeypatch.setenv("RETIREMENT_SCAN_WORKERS", "1")
     record = Seen()
     start = worker.ScanWorker.start.__func__  # type: ignore[attr-defined]

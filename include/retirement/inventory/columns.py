@@ -1,28 +1,28 @@
 """A dataset read as Arrow columns, batch by batch, with reading and detecting overlapping,
 a large full scan on two cores.
 
-PostgreSQL tables come straight from ``COPY ... TO STDOUT (FORMAT csv)`` parsed by
-pyarrow's CSV reader (:mod:`retirement.sources.pg_arrow`), Parquet files as their own Arrow
-columns (any source that is a ``ColumnReader``): no Python object per cell. Other
-sources hand rows, turned into one Arrow string array per column. Either way a reader
-thread fills a small queue (two batches) while this thread runs the engine, and memory
-stays a few batches whatever the size.
+PostgreSQL tables come from ``COPY ... TO STDOUT (FORMAT csv)`` through psql, MariaDB tables
+as CSV lines the server formats, CSV and TSV files, all parsed by pyarrow's CSV reader
+(:mod:`retirement.sources.pg_arrow`, :mod:`~retirement.sources.mysql_arrow`,
+:mod:`~retirement.sources.csv_arrow`), and Parquet files as their own Arrow columns (any
+source that is a ``ColumnReader``): no Python object per cell. Other sources hand rows,
+turned into one Arrow string array per column. Either way a reader thread fills a small
+queue (two batches) while this thread runs the engine, and memory stays a few batches
+whatever the size.
 
 The engine holds the GIL most of the time, so a second thread would not give it a second
-core. A full scan that has read ``WORKER_MIN_BYTES`` of columns and goes on splits the
-columns with a worker process (:mod:`retirement.inventory.worker`): from the next batch on
-the worker scans its columns of every batch, sent over a pipe as Arrow IPC, while this
-process reads and scans the others. The split is by cost, each column's CPU time over the
-batches read so far (the worker takes about ``WORKER_SHARE`` of it). At the end the
-worker's counts for its columns (full scan and sample) are added to this process's counts
-of the batches read before it started: every cell is counted once, and the answer is the
-one-process answer exactly. Small datasets, sampled scans, one column, a detector the worker
-cannot rebuild, or ``RETIREMENT_SCAN_WORKERS=0`` stay in one process (unset: a worker where
-the process may use two cores). A worker that cannot start is logged and the scan goes on
-in one process (nothing was handed to it yet); one that dies or answers anything but a
-whole result later is a :class:`~retirement.errors.ScanWorkerFailed` (never a result short
-of columns or batches). However the scan ends, the worker is killed if still running and
-reaped.
+core. A full scan that has read ``WORKER_MIN_BYTES`` of columns and goes on starts a worker
+process (:mod:`retirement.inventory.worker`) and scans on while it starts. Once it is ready,
+every batch past the sample goes to it, sent over a pipe as Arrow IPC, whenever it keeps up
+(its queue of two batches has room); otherwise this process scans the batch: both cores
+stay busy, whichever is faster. At the end the worker's counts per column are added to this
+process's: every cell is counted once, and the answer is the one-process answer exactly.
+Small datasets, sampled scans, one column, a detector the worker cannot rebuild, or
+``RETIREMENT_SCAN_WORKERS=0`` stay in one process (unset: a worker where the process may use
+two cores). A worker that cannot start is logged and the scan goes on in one process
+(nothing was handed to it yet); one that dies or answers anything but a whole result later
+is a :class:`~retirement.errors.ScanWorkerFailed` (never a result short of batches). However
+the scan ends, the worker is killed if still running and reaped.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -44,7 +43,7 @@ from retirement.sources.base import BATCH_ROWS
 from retirement.sources.capabilities import ColumnReader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping
 
     from retirement.inventory.detect import ColumnScan, Detector
     from retirement.sources.base import DatasetRef, Source
@@ -55,10 +54,10 @@ _END = object()
 # A full scan starts its worker process once it has read this many bytes of Arrow columns
 # and the dataset goes on (smaller datasets stay in one process: starting one costs about
 # half a second of CPU); tests lower it.
-WORKER_MIN_BYTES = 16 << 20
-# The part of the engine's work the worker takes: this process also reads the batches
-# (the reader thread) and writes the worker's columns to it.
-WORKER_SHARE = 0.6
+WORKER_MIN_BYTES = 4 << 20
+# Tests: once started, the worker takes every batch past the sample (waiting for it), so
+# which batches it scans does not depend on timing.
+WORKER_TAKES_ALL = False
 WORKERS_ENV = "RETIREMENT_SCAN_WORKERS"
 
 
@@ -148,74 +147,53 @@ def scan_workers_wanted() -> bool:
     return (cores or 1) >= 2
 
 
-def split_columns(costs: Sequence[float], share: float = WORKER_SHARE) -> list[int]:
-    """The columns the worker takes: about ``share`` of the total cost, the costliest first
-    each to the side further below its share; never all nor none (at least two columns)."""
-    theirs: list[int] = []
-    load = [0.0, 0.0]  # mine, theirs
-    want = [1.0 - share, share]
-    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
-        side = 0 if load[0] / want[0] <= load[1] / want[1] else 1
-        load[side] += costs[i] or 1e-9
-        if side:
-            theirs.append(i)
-    if len(theirs) == len(costs):
-        theirs.remove(min(theirs, key=lambda i: costs[i]))
-    elif not theirs:
-        theirs.append(min(range(len(costs)), key=lambda i: costs[i]))
-    return sorted(theirs)
-
-
 class _Handover:
-    """The worker of one scan: started once the scan has read ``WORKER_MIN_BYTES``, then
-    given the columns that cost about ``WORKER_SHARE`` of this thread's time so far."""
+    """The worker of one scan: started once the scan has read ``WORKER_MIN_BYTES``; once it
+    is ready, each batch past the sample goes to it whenever it keeps up (its queue has
+    room), else this thread scans it: both cores stay busy whatever either costs."""
 
     def __init__(self, detectors: Mapping[str, Detector], ncols: int, full: bool) -> None:
         wanted = full and ncols >= 2 and scan_workers_wanted()
-        # its detectors (None: no worker for this scan); each column's cost so far (CPU
-        # seconds of this thread; bytes when too fast to tell); the columns it takes
+        # its detectors (None: no worker for this scan)
         self.described = worker.describe(detectors) if wanted else None
-        self.costs, self.sizes, self.seen = [0.0] * ncols, [0] * ncols, 0
+        self.seen = 0
         self.helper: worker.ScanWorker | None = None
-        self.theirs: list[int] = []
-        self.mine = list(range(ncols))
+        self.ready = False
 
-    def send(self, arrays: list[pa.Array]) -> None:
-        """Hand the worker its columns of this batch (taking them over once it is ready)."""
-        if self.helper is not None and not self.theirs:  # started at the last batch
-            if self.helper.ready():
-                self.theirs = split_columns(
-                    self.costs if sum(self.costs) > 0 else self.sizes, WORKER_SHARE
-                )
-                self.mine = [i for i in range(len(self.costs)) if i not in self.theirs]
-                log.info("inventory scan worker %d scans columns %s", self.helper.pid, self.theirs)
-            else:
+    def take(self, arrays: list[pa.Array]) -> bool:
+        """True when the worker took this batch (every column of it)."""
+        if self.helper is None:
+            return False
+        if not self.ready:
+            if not WORKER_TAKES_ALL and not self.helper.started(0):
+                return False  # still starting: this thread scans on meanwhile
+            if not self.helper.ready():
                 self.helper, self.described = None, None
-        if self.helper is not None and self.theirs:
-            self.helper.send([arrays[i] for i in self.theirs])
+                return False
+            self.ready = True
+            log.info("inventory scan worker %d takes batches", self.helper.pid)
+        if WORKER_TAKES_ALL:
+            self.helper.send(arrays)
+            return True
+        return self.helper.offer(arrays)
 
-    def measured(self, i: int, began: float, column: pa.Array) -> None:
-        if self.described is not None and not self.theirs:
-            self.costs[i] += time.thread_time() - began
-            self.sizes[i] += column.nbytes
-
-    def after(self, arrays: list[pa.Array], sample_left: int, stack: contextlib.ExitStack) -> None:
-        """Start the worker once enough was read (it takes over from the next batch)."""
+    def after(self, arrays: list[pa.Array], stack: contextlib.ExitStack) -> None:
+        """Start the worker once enough was read."""
         if self.helper is not None or self.described is None:
             return
         self.seen += sum(a.nbytes for a in arrays)
         if self.seen >= WORKER_MIN_BYTES:
-            self.helper = worker.ScanWorker.start(self.described, sample_left)
+            self.helper = worker.ScanWorker.start(self.described, 0)
             if self.helper is None:
                 self.described = None
             else:
                 stack.enter_context(self.helper)
 
-    def finish(self) -> tuple[list[ColumnScan], list[ColumnScan]]:
-        """The worker's (full, sample) scans of its columns (none when it took none)."""
-        if self.helper is None or not self.theirs:
-            return [], []
-        return self.helper.finish()
+    def finish(self) -> list[ColumnScan] | None:
+        """The worker's full scan of each column over the batches it took (None: none)."""
+        if self.helper is None or not self.helper.batches:
+            return None
+        return self.helper.finish()[0]
 
 
 def scan_columns(
@@ -230,8 +208,8 @@ def scan_columns(
 ) -> tuple[list[ColumnScan], list[ColumnScan], int]:
     """(full scan, sample scan, rows read) of every column; the sample is the first rows.
 
-    A full scan that has read ``WORKER_MIN_BYTES`` and goes on hands part of the columns to
-    a worker process (module docstring)."""
+    A full scan that has read ``WORKER_MIN_BYTES`` and goes on shares its batches with a
+    worker process (module docstring)."""
     rules = rules_for(detectors)
     fulls = [EngineScanner(detectors, rules) for _ in range(ncols)]
     samples = [EngineScanner(detectors, rules) for _ in range(ncols)]
@@ -242,25 +220,22 @@ def scan_columns(
         for arrays in prefetched(lambda: column_batches(source, ref, batch_rows, full=full)):
             n = len(arrays[0]) if arrays else 0
             in_sample = max(0, min(n, sample_rows - rows))
-            split.send(arrays)
-            for i in split.mine:
-                began = time.thread_time()
-                if in_sample:
-                    samples[i].feed(arrays[i].slice(0, in_sample))
-                if full:
-                    fulls[i].feed(arrays[i])
-                split.measured(i, began, arrays[i])
+            if in_sample or not split.take(arrays):
+                for i, column in enumerate(arrays):
+                    if in_sample:
+                        samples[i].feed(column.slice(0, in_sample))
+                    if full:
+                        fulls[i].feed(column)
             rows += n
             if on_rows:
                 on_rows(n)
             if not full and rows >= sample_rows:
                 break
-            split.after(arrays, max(0, sample_rows - rows), stack)
-        their = split.finish()
+            split.after(arrays, stack)
+        theirs = split.finish()
     sample_scans = [s.result() for s in samples]
     full_scans = [f.result() for f in fulls] if full else sample_scans
     names = list(detectors)
-    for j, i in enumerate(split.theirs):  # the worker's part of those columns
-        full_scans[i] = worker.merged(full_scans[i], their[0][j], names)
-        sample_scans[i] = worker.merged(sample_scans[i], their[1][j], names)
+    for i, scan in enumerate(theirs or ()):  # the batches the worker took
+        full_scans[i] = worker.merged(full_scans[i], scan, names)
     return full_scans, sample_scans, rows

@@ -222,6 +222,13 @@ class ScanWorker:
         log.info("inventory scan worker %d started", proc.pid)
         return worker
 
+    def started(self, timeout: float) -> bool:
+        """The worker has answered (ready or not: :meth:`ready` reads the answer) or exited,
+        within ``timeout`` seconds."""
+        assert self._proc.stdout is not None
+        answered, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        return bool(answered) or self._proc.poll() is not None
+
     def ready(self, timeout: float = READY_SECONDS) -> bool:
         """True once the worker said it is ready; False (logged, worker closed) when it
         exited or said anything else, or did not answer within ``timeout`` seconds."""
@@ -240,6 +247,27 @@ class ScanWorker:
     def send(self, columns: list[pa.Array]) -> None:
         """Hand the worker its columns of the next batch (returns once queued: the writer
         thread feeds the pipe while the caller scans its own columns)."""
+        self._start_writer(columns)
+        batch = pa.RecordBatch.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+        self._put(batch)
+        self.batches += 1
+        self.rows += batch.num_rows
+
+    def offer(self, columns: list[pa.Array]) -> bool:
+        """Hand the worker this batch if it keeps up (its queue has room): True; else False
+        at once, and the caller scans the batch itself."""
+        self._raise_if_failed()
+        self._start_writer(columns)
+        batch = pa.RecordBatch.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            return False
+        self.batches += 1
+        self.rows += batch.num_rows
+        return True
+
+    def _start_writer(self, columns: list[pa.Array]) -> None:
         if self._writer is None:
             self.ncols = len(columns)
             schema = pa.schema([(f"c{i}", pa.string()) for i in range(len(columns))])
@@ -247,10 +275,6 @@ class ScanWorker:
                 target=self._write, args=(schema,), name="inventory-worker-writer", daemon=True
             )
             self._writer.start()
-        batch = pa.RecordBatch.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
-        self._put(batch)
-        self.batches += 1
-        self.rows += batch.num_rows
 
     def _put(self, item: object) -> None:
         while True:

@@ -97,7 +97,8 @@ def _both(
     split = _scan(source)
     assert len(seen.workers) == 1
     if rows_of:
-        assert seen.sent == N // rows_of - 1  # every batch but the first, read before it
+        # every batch past the sample: the first three hold its 1,200 rows
+        assert seen.sent == N // rows_of - 3
     else:
         assert seen.sent >= 2
     assert all(gone(w) for w in seen.workers)
@@ -202,18 +203,34 @@ def test_a_detector_without_a_definition_stays_in_process(
     assert seen.workers == []
 
 
-def test_split_balances_the_cost() -> None:
-    def halves(costs: list[float], share: float = 0.5) -> tuple[float, float]:
-        theirs = columns.split_columns(costs, share)
-        assert theirs == sorted(theirs)
-        assert 0 < len(theirs) < len(costs)
-        return sum(costs) - sum(costs[i] for i in theirs), sum(costs[i] for i in theirs)
+def test_batches_go_to_the_worker_only_while_it_keeps_up(
+    sqlite_source: Source, monkeypatch: pytest.MonkeyPatch, seen: Seen
+) -> None:
+    """Without the tests' every-batch rule, the worker takes a batch when its queue has room
+    and this process scans the rest: whichever batches it took, the same answer."""
+    monkeypatch.setattr(columns, "WORKER_TAKES_ALL", False)
+    monkeypatch.setenv("RETIREMENT_SCAN_WORKERS", "0")
+    alone = _scan(sqlite_source)
+    monkeypatch.setenv("RETIREMENT_SCAN_WORKERS", "1")
+    assert _scan(sqlite_source) == alone
+    assert all(gone(w) for w in seen.workers)
 
-    assert sorted(halves([5, 1, 1, 1, 1, 1])) == [5, 5]
-    assert sorted(halves([3, 3, 2, 2, 2, 2])) == [7, 7]
-    assert halves([1, 1, 1, 1, 1, 1, 1, 1], 0.75) == (2, 6)
-    assert halves([9, 0.1]) in ((9, 0.1), (0.1, 9))
-    assert halves([0, 0]) == (0, 0)
+
+def test_a_worker_that_does_not_keep_up_is_offered_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """offer() never waits: once the worker's queue is full it says no at once."""
+    _stand_in(monkeypatch, READY + "import time; time.sleep(60)")
+    w = worker.ScanWorker.start(worker.describe(BUILTIN) or [], 0)
+    assert w is not None
+    with w:
+        assert w.ready()
+        big = [pa.array(["x" * 1000] * 1000), pa.array(["y" * 1000] * 1000)]
+        taken = [w.offer(big) for _ in range(6)]
+        assert taken[0]
+        assert not taken[-1]
+        assert w.batches == sum(taken)
+    assert gone(w)
 
 
 def test_a_killed_worker_is_a_clear_error_and_reaped(sqlite_source: Source, seen: Seen) -> None:
@@ -258,7 +275,7 @@ READY = "import sys; sys.stdin.readline(); print('{\"ready\": 1}', flush=True); 
         pytest.param(READY + "sys.stdin.buffer.read(); print('hello')", "garbage", id="garbage"),
         pytest.param(
             READY + 'sys.stdin.buffer.read(); print(\'{"batches": 1, "rows": 500}\')',
-            r"garbage: read 1 batches and 500 rows; 5 and 2500 were sent",
+            r"garbage: read 1 batches and 500 rows; 3 and 1500 were sent",
             id="missed-batches",
         ),
         pytest.param(
