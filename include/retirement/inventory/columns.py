@@ -39,6 +39,7 @@ import pyarrow as pa
 from retirement.inventory import worker
 from retirement.inventory.engine import EngineScanner, to_strings
 from retirement.inventory.rules import rules_for
+from retirement.inventory.worker_protocol import describe, merged
 from retirement.sources.base import BATCH_ROWS
 from retirement.sources.capabilities import ColumnReader
 
@@ -155,7 +156,7 @@ class _Handover:
     def __init__(self, detectors: Mapping[str, Detector], ncols: int, full: bool) -> None:
         wanted = full and ncols >= 2 and scan_workers_wanted()
         # its detectors (None: no worker for this scan)
-        self.described = worker.describe(detectors) if wanted else None
+        self.described = describe(detectors) if wanted else None
         self.seen = 0
         self.helper: worker.ScanWorker | None = None
         self.ready = False
@@ -237,5 +238,5 @@ def scan_columns(
     full_scans = [f.result() for f in fulls] if full else sample_scans
     names = list(detectors)
     for i, scan in enumerate(theirs or ()):  # the batches the worker took
-        full_scans[i] = worker.merged(full_scans[i], scan, names)
+        full_scans[i] = merged(full_scans[i], scan, names)
     return full_scans, sample_scans, rows

@@ -19,6 +19,7 @@ import pytest
 
 from retirement.errors import ScanWorkerFailed, SourceError
 from retirement.inventory import columns, worker
+from retirement.inventory import worker_protocol as protocol
 from retirement.inventory.detect import BUILTIN, ColumnScan, Detector, custom_detector
 from retirement.inventory.scan import scan_dataset
 from retirement.sources import csv_arrow
@@ -194,9 +195,9 @@ def test_a_detector_without_a_definition_stays_in_process(
     """A detector the worker cannot rebuild (a check that is no named validator): no worker,
     the same answer."""
     plan_own = POLICY.detectors_used()
-    assert worker.rebuild(json.loads(json.dumps(worker.describe(plan_own)))) == plan_own
+    assert protocol.rebuild(json.loads(json.dumps(protocol.describe(plan_own)))) == plan_own
     odd = {**BUILTIN, "odd": Detector("odd", True, custom_detector("x", "VIP")._pattern, bool)}  # noqa: SLF001
-    assert worker.describe(odd) is None
+    assert protocol.describe(odd) is None
     (ref,) = sqlite_source.datasets()
     full, _, _ = columns.scan_columns(sqlite_source, ref, odd, len(HEADERS), 10, full=True)
     assert full[HEADERS.index("member_card")].hits["odd"] == N
@@ -221,7 +222,7 @@ def test_a_worker_that_does_not_keep_up_is_offered_no_more(
 ) -> None:
     """offer() never waits: once the worker's queue is full it says no at once."""
     _stand_in(monkeypatch, READY + "import time; time.sleep(60)")
-    w = worker.ScanWorker.start(worker.describe(BUILTIN) or [], 0)
+    w = worker.ScanWorker.start(protocol.describe(BUILTIN) or [], 0)
     assert w is not None
     with w:
         assert w.ready()
@@ -347,7 +348,7 @@ def test_a_worker_that_cannot_be_run_falls_back(
 )
 def test_answers_that_do_not_account_for_everything_are_refused(line: bytes) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 (each its own message)
-        worker.parse_answer(line, ["email"], 2, 10, 1)
+        protocol.parse_answer(line, ["email"], 2, 10, 1)
 
 
 def test_a_whole_answer_is_read() -> None:
@@ -355,6 +356,6 @@ def test_a_whole_answer_is_read() -> None:
         b'{"batches": 2, "rows": 10, "full": [{"non_empty": 5, "hits": {"email": 3},'
         b' "whole": {"email": 2}}], "sample": [{"non_empty": 1, "hits": {}, "whole": {}}]}'
     )
-    full, sample = worker.parse_answer(line, ["email"], 2, 10, 1)
+    full, sample = protocol.parse_answer(line, ["email"], 2, 10, 1)
     assert full == [ColumnScan(5, {"email": 3}, {"email": 2})]
     assert sample == [ColumnScan(1, {}, {})]
