@@ -116,8 +116,13 @@ def _other_digits() -> str:
     reference's regexes takes), as code point ranges."""
     import sys
 
-    found = re.finditer(r"\d", "".join(map(chr, range(0x80, sys.maxunicode + 1))))
-    points = [m.start() + 0x80 for m in found]
+    top = sys.maxunicode + 1
+    step = 1 << 16  # a plane at a time: the whole range as one string would take 100 MB
+    points = [
+        m.start() + start
+        for start in range(0x80, top, step)
+        for m in re.finditer(r"\d", "".join(map(chr, range(start, min(start + step, top)))))
+    ]
     ranges: list[list[int]] = []
     for c in points:
         if ranges and ranges[-1][1] == c - 1:
