@@ -17,10 +17,8 @@ Results go to stdout and to bench/RESULTS.md ("## Inventory scan").
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import subprocess
 import sys
 import time
 from datetime import date, timedelta
@@ -30,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "include"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import inventory_e2e as e2e  # noqa: E402
 from inventory_hard import hard_labeled  # noqa: E402
 from inventory_report import report_lines  # noqa: E402
 
@@ -256,71 +255,31 @@ def engine_rate(cells: list[str]) -> tuple[float, float, str]:
 # ---------------------------------------------------------------------------- PostgreSQL
 
 
-def load_table(db: str, rows: int) -> float:
-    import psycopg
-
-    admin = psycopg.connect(f"{PG}/postgres", autocommit=True)
-    admin.execute(f'DROP DATABASE IF EXISTS "{db}"')
-    admin.execute(f'CREATE DATABASE "{db}"')
-    admin.close()
-    rng = random.Random(3)
-    start = time.perf_counter()
-    with psycopg.connect(f"{PG}/{db}") as conn:
-        conn.execute(
-            "CREATE TABLE customers (id bigint PRIMARY KEY, name text, id_card text, "
-            "mobile text, email text, address text, card_no text, ip text, remark text, "
-            "amount numeric)"
-        )
-        with conn.cursor().copy("COPY customers FROM STDIN") as copy:
-            for i in range(rows):
-                card = "62" + "".join(str(rng.randrange(10)) for _ in range(15))
-                copy.write_row(
-                    (
-                        i,
-                        rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
-                        _rid(rng),
-                        f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
-                        f"u{i}@example.com",
-                        f"上海市浦东新区世纪大道{i % 999 + 1}号",
-                        card + luhn_check_digit(card),
-                        f"10.{i % 256}.{i // 256 % 256}.{i % 250 + 1}",
-                        "物流太慢" if i % 3 else f"客户 {_rid(rng)} 来电",
-                        f"{i % 10000}.50",
-                    )
-                )
-    return time.perf_counter() - start
-
-
-def scan_in_subprocess(db: str, full: bool) -> dict:
-    """Scan the table in a fresh process; return seconds, rows and that process's peak RSS."""
-    code = f"""
-import json, os, resource, sys, time
-sys.path.insert(0, {str(ROOT / "include")!r})
-from retirement.inventory.scan import scan_dataset
-from retirement.plan.policy import ClassificationPolicy
-from retirement.sources.sql import SqlSource
-src = SqlSource("pg", "{PG}/{db}")
-(ref,) = src.datasets()
-t = time.perf_counter()
-rep = scan_dataset(src, ref, ClassificationPolicy.default(), full={full})
-dt = time.perf_counter() - t
-print(json.dumps({{"seconds": dt, "rows": rep.rows,
-                   "detected": {{c.name: c.detected for c in rep.columns}},
-                   "load": "{{:.1f}}/{{:.1f}}/{{:.1f}}".format(*os.getloadavg()),
-                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def pg_dump_seconds(db: str) -> float:
-    start = time.perf_counter()
-    subprocess.run(
-        ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", "-t", "customers", db],
-        stdout=subprocess.DEVNULL,
-        check=True,
+def customer_row(rng: random.Random, i: int) -> tuple:
+    """Row ``i`` of the benchmark's ``customers`` table (10 columns)."""
+    card = "62" + "".join(str(rng.randrange(10)) for _ in range(15))
+    return (
+        i,
+        rng.choice(SURNAMES) + rng.choice(GIVEN) + rng.choice(GIVEN),
+        _rid(rng),
+        f"1{rng.choice('3589')}{rng.randrange(10**9):09d}",
+        f"u{i}@example.com",
+        f"上海市浦东新区世纪大道{i % 999 + 1}号",
+        card + luhn_check_digit(card),
+        f"10.{i % 256}.{i // 256 % 256}.{i % 250 + 1}",
+        "物流太慢" if i % 3 else f"客户 {_rid(rng)} 来电",
+        f"{i % 10000}.50",
     )
-    return time.perf_counter() - start
+
+
+def load_table(db: str, rows: int) -> float:
+    """A fresh PostgreSQL database ``db`` with ``rows`` generated customers (other benchmarks
+    use it); seconds taken."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "customers.csv"
+        return e2e.write_rows(data, rows, customer_row) + e2e.load_pg(db, data)
 
 
 # ---------------------------------------------------------------------------- main
@@ -372,20 +331,33 @@ def _throughput() -> dict:
 
 
 def _end_to_end(args: argparse.Namespace) -> dict:
-    db, small_db = "bench_inventory", "bench_inventory_small"
-    out = {"load_s": load_table(db, args.rows)}
-    out["full"] = scan_in_subprocess(db, True)
-    out["sampled"] = scan_in_subprocess(db, False)
-    out["dump_s"], out["dump_load"] = pg_dump_seconds(db), load()
-    load_table(small_db, args.rows // 5)
-    out["small"] = scan_in_subprocess(small_db, True)
-    out["small_dump_s"], out["small_dump_load"] = pg_dump_seconds(small_db), load()
+    """The same generated rows in PostgreSQL (``--rows`` and a fifth of them), MariaDB and a
+    folder of CSV and JSON-lines files, each scanned in full against its standard client."""
+    pg_db, small_db, my_db = "bench_inventory", "bench_inventory_small", "bench_inventory"
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "customers.csv"
+    out: dict = {"rows": args.rows, "generate_s": e2e.write_rows(data, args.rows, customer_row)}
+    out["load_s"] = e2e.load_pg(pg_db, data)
+    out["full"] = e2e.scan("sql", f"{e2e.PG}/{pg_db}")
+    out["full_one"] = e2e.scan("sql", f"{e2e.PG}/{pg_db}", workers=False)
+    out["sampled"] = e2e.scan("sql", f"{e2e.PG}/{pg_db}", full=False)
+    out["dump"] = e2e.pg_dump(pg_db)
+    e2e.load_pg(small_db, data, args.rows // 5)
+    out["small"] = e2e.scan("sql", f"{e2e.PG}/{small_db}")
+    out["small_dump"] = e2e.pg_dump(small_db)
+    out["my_load_s"] = e2e.load_my(my_db, data)
+    out["my"] = e2e.scan("sql", f"{e2e.MY}/{my_db}")
+    out["my_peer"] = e2e.mysql_quick(my_db)
+    folder = work / "folder"
+    out["folder_files"] = e2e.make_folder(folder, data, args.csv_copies, args.jsonl_rows)
+    out["folder"] = e2e.scan("files", str(folder))
+    out["cat"] = e2e.cat(folder)
     if not args.keep:
-        import psycopg
-
-        with psycopg.connect(f"{PG}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{db}"')
-            admin.execute(f'DROP DATABASE IF EXISTS "{small_db}"')
+        e2e.drop([pg_db, small_db], [my_db])
+        for f in folder.iterdir():
+            f.unlink()
+        data.unlink()
     return out
 
 
@@ -395,7 +367,10 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=20_000, help="labeled cells for quality")
     ap.add_argument("--hard-cells", type=int, default=2_000, help="cells of the harder set")
     ap.add_argument("--presidio-cells", type=int, default=5_000)
-    ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
+    ap.add_argument("--keep", action="store_true", help="keep the databases and files")
+    ap.add_argument("--work", default="/tmp/inventory_bench", help="where the files go")
+    ap.add_argument("--csv-copies", type=int, default=2, help="copies of the rows as CSV files")
+    ap.add_argument("--jsonl-rows", type=int, default=1_000_000, help="rows as JSON lines")
     ap.add_argument("--no-write", action="store_true", help="do not update bench/RESULTS.md")
     args = ap.parse_args()
     q = _quality(args)

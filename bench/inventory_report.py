@@ -80,32 +80,74 @@ def _throughput(q: dict, tp: dict) -> list[str]:
     ]
 
 
+def _row(name: str, r: dict, cells: int, peer_s: float | None) -> str:
+    ratio = f"{r['seconds'] / peer_s:.1f}x" if peer_s else ""
+    rss = f"{r['rss_mb']:.0f} / {r['children_rss_mb']:.0f}"
+    cpu = f"{r['cpu']:.1f} / {r['children_cpu']:.1f}"
+    return (
+        f"| {name} | {r['rows']:,} | {r['seconds']:.1f} | {cells / r['seconds']:,.0f} | "
+        f"{ratio} | {rss} | {cpu} | {r['load']} |"
+    )
+
+
+def _peer(name: str, r: dict, rows: int, cells: int) -> str:
+    return (
+        f"| {name} | {rows:,} | {r['seconds']:.1f} | {cells / r['seconds']:,.0f} | | - | - | "
+        f"{r['load']} |"
+    )
+
+
 def _end_to_end(args, e2e: dict) -> list[str]:
-    full, small, sampled = e2e["full"], e2e["small"], e2e["sampled"]
-    cells = args.rows * 10
-    small_cells = small["rows"] * 10
+    rows, small = e2e["rows"], e2e["small"]["rows"]
+    cells, small_cells = rows * 10, small * 10
+    files = e2e["folder_files"]
+    folder, parts = e2e["folder"], e2e["folder"]["parts"]
+    folder_cells = folder["rows"] * 10
+    dump, small_dump = e2e["dump"]["seconds"], e2e["small_dump"]["seconds"]
     return [
-        f"End to end on PostgreSQL (`customers`, {args.rows:,} rows x 10 columns = {cells:,} "
-        f"cells; loaded with COPY in {e2e['load_s']:.0f} s). A full scan reads the table with "
-        "COPY ... (FORMAT csv) into Arrow in a reader thread while the engine runs:",
+        f"End to end: the same generated `customers` rows ({rows:,} x 10 columns; generated "
+        f"as CSV in {e2e['generate_s']:.0f} s) in PostgreSQL (COPY, {e2e['load_s']:.0f} s), "
+        f"in MariaDB (LOAD DATA, {e2e['my_load_s']:.0f} s) and as a folder of "
+        f"{files['files']} files ({files['bytes'] / 2**30:.2f} GiB: {args.csv_copies} copies "
+        f"of the rows as CSV files of about 256 MiB, {files['csv_bytes'] / 2**30:.2f} GiB, and "
+        f"the first {args.jsonl_rows:,} rows as JSON lines, "
+        f"{files['jsonl_bytes'] / 2**30:.2f} GiB). Each scan is `scan_dataset` full in a fresh "
+        "process (two processes where it starts its worker: peak RSS and CPU seconds are "
+        "given for the scanning process / its children, the worker and psql); each peer is "
+        "the standard client writing the same data to /dev/null.",
         "",
-        "| run | rows | seconds | cells/s | peak RSS MB | load at end | scan / pg_dump |",
-        "|---|---:|---:|---:|---:|---|---:|",
-        f"| scan_dataset full | {full['rows']:,} | {full['seconds']:.1f} | "
-        f"{cells / full['seconds']:,.0f} | {full['rss_mb']:.0f} | {full['load']} | "
-        f"{full['seconds'] / e2e['dump_s']:.1f}x |",
-        f"| `pg_dump -t customers > /dev/null` | {args.rows:,} | {e2e['dump_s']:.1f} | "
-        f"{cells / e2e['dump_s']:,.0f} | - | {e2e['dump_load']} | |",
-        f"| scan_dataset full | {small['rows']:,} | {small['seconds']:.1f} | "
-        f"{small_cells / small['seconds']:,.0f} | {small['rss_mb']:.0f} | {small['load']} | "
-        f"{small['seconds'] / e2e['small_dump_s']:.1f}x |",
-        f"| `pg_dump -t customers > /dev/null` | {small['rows']:,} | "
-        f"{e2e['small_dump_s']:.1f} | {small_cells / e2e['small_dump_s']:,.0f} | - | "
-        f"{e2e['small_dump_load']} | |",
-        f"| scan_dataset sampled (1,000 rows + exact count) | {sampled['rows']:,} | "
-        f"{sampled['seconds']:.1f} | - | {sampled['rss_mb']:.0f} | {sampled['load']} | |",
+        "| run | rows | seconds | cells/s | ours / peer | peak RSS MB | CPU s | load at end |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        _row("PostgreSQL, scan_dataset full (two processes)", e2e["full"], cells, dump),
+        _row("PostgreSQL, scan_dataset full (one process)", e2e["full_one"], cells, dump),
+        _peer("`pg_dump -t customers > /dev/null`", e2e["dump"], rows, cells),
+        _row(
+            "PostgreSQL, scan_dataset full, a fifth of the rows",
+            e2e["small"],
+            small_cells,
+            small_dump,
+        ),  # fmt: skip
+        _peer("`pg_dump -t customers > /dev/null`", e2e["small_dump"], small, small_cells),
+        _row("MariaDB, scan_dataset full", e2e["my"], cells, e2e["my_peer"]["seconds"]),
+        _peer(
+            "`mysql --quick -e 'select * from customers' > /dev/null`", e2e["my_peer"], rows, cells
+        ),  # fmt: skip
+        _row("folder, scan_dataset of every file", folder, folder_cells, e2e["cat"]["seconds"]),
+        _peer("`cat FILES > /dev/null`", e2e["cat"], folder["rows"], folder_cells),
+        f"| scan_dataset sampled (first rows + exact count), PostgreSQL | "
+        f"{e2e['sampled']['rows']:,} | {e2e['sampled']['seconds']:.1f} | - | | "
+        f"{e2e['sampled']['rss_mb']:.0f} | - | {e2e['sampled']['load']} |",
         "",
-        f"Columns detected on the full scan: {json.dumps(full['detected'], ensure_ascii=False)}",
+        "The folder by format: "
+        + "; ".join(
+            f"{fmt}: {part['rows']:,} rows in {part['seconds']:.1f} s "
+            f"({part['rows'] * 10 / part['seconds']:,.0f} cells/s)"
+            for fmt, part in sorted(parts.items())
+        )
+        + ".",
+        "",
+        f"Columns detected on the PostgreSQL full scan: "
+        f"{json.dumps(e2e['full']['detected'], ensure_ascii=False)}",
     ]
 
 
@@ -114,11 +156,11 @@ def report_lines(args, q: dict, tp: dict, e2e: dict) -> list[str]:
         "## Inventory scan",
         "",
         f"Command: `.venv/bin/python bench/inventory_bench.py --rows {args.rows} "
-        f"--presidio-cells {args.presidio_cells} --hard-cells {args.hard_cells}` "
+        f"--presidio-cells {args.presidio_cells} --hard-cells {args.hard_cells} "
+        f"--csv-copies {args.csv_copies} --jsonl-rows {args.jsonl_rows}` "
         f"({date.today()}, {os.cpu_count()} cores, Python {platform.python_version()}). "
-        "The machine was shared with other work during the run: the load average is recorded "
-        "with each number, and on 2 cores a load above 2 means the numbers are below what an "
-        "idle machine gives.",
+        "The load average is recorded with each number: on 2 cores a load above 2 means the "
+        "numbers are below what an idle machine gives.",
         "",
         *_quality(q),
         "",
@@ -128,7 +170,7 @@ def report_lines(args, q: dict, tp: dict, e2e: dict) -> list[str]:
         "",
         "Notes: Presidio ships no mainland-China recognizers and needs an NLP pipeline; it ran "
         'with `spacy.blank("zh")` (no NER), so names and addresses are regex/dictionary '
-        "recognizers in both engines. Peak RSS is the scanning process's own (fresh process "
-        "per run): compare the two table sizes to see that memory stays flat.",
+        "recognizers in both engines. Peak RSS is per process (fresh processes per run): "
+        "compare the two table sizes to see that memory stays flat.",
         "",
     ]
