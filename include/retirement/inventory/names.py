@@ -35,8 +35,9 @@ _COMPANY = "(?i)(?:" + "|".join(re.escape(w) for w in data.COMPANY_WORDS) + ")"
 _PINYIN = "(?i)(?:^| )(?:" + "|".join(sorted(data.PINYIN_SURNAMES)) + ")(?: |$)"
 # Could be a whole name after Python's strip(): letters and whitespace, not all ASCII lowercase.
 _NAME_LIKE = f"^[\\p{{L}}{_SPACE}]*[^\\x00-\\x40\\x5b-\\x7f][\\p{{L}}{_SPACE}]*$"
-# Every name, and every marker, has an ASCII capital or a non-ASCII character.
-_MAY_NAME = "[A-Z\\x{80}-\\x{10ffff}]"
+# Every name, and every marker, has a non-ASCII character or an ASCII capital followed by a
+# small letter (an ASCII name is two or three capitalised words).
+_MAY_NAME = "[A-Z][a-z]|[\\x{80}-\\x{10ffff}]"
 _MARKER = "(?:" + "|".join(data.NAME_MARKERS) + f")[{_SPACE}]*[:：]"
 _NAME_LIKE_OR_MARKED = f"(?:{_NAME_LIKE})|{_MARKER}"
 # An ASCII character no name-like cell holds (not a letter, not whitespace).
