@@ -138,6 +138,26 @@ def test_a_one_column_tables_nulls_and_empty_strings(
         assert _strings(source, "single", full=True) == [[None, "", "x", None, '"']]
 
 
+def test_lines_that_parse_as_another_number_of_rows_are_an_error(
+    mysql_db: tuple[str, pymysql.Connection[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch whose lines would parse as fewer rows than the server sent stops the scan
+    instead of counting short. A fake parser: no server sends such lines."""
+    import pyarrow.csv as pacsv
+
+    from retirement.errors import SourceError
+    from retirement.sources import mysql_arrow
+
+    url, conn = mysql_db
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE pairs (a TEXT, b INT)")
+        cur.execute("INSERT INTO pairs VALUES ('x', 1), ('y', 2), ('z', 3)")
+    real = pacsv.read_csv
+    monkeypatch.setattr(mysql_arrow.pacsv, "read_csv", lambda data, **kw: real(data, **kw).slice(1))
+    with SqlSource("my", url) as source, pytest.raises(SourceError, match="sent 3 rows"):
+        _strings(source, "pairs", full=True)
+
+
 @pytest.mark.parametrize(
     "kind", ["FLOAT", "DOUBLE", "TIME", "BIT(3)", "SET('a','b')", "BLOB", "DECIMAL(20,7)"]
 )

@@ -150,6 +150,11 @@ def _reading(
             while part := cursor.fetchmany(batch_rows):
                 block = b"\n".join([row[0] for row in part]) + b"\n"
                 batch = pacsv.read_csv(io.BytesIO(block), **options)
+                if batch.num_rows != len(part):  # one line a row, as the server wrote them
+                    raise SourceError(
+                        f"{where}: the server sent {len(part)} rows, their CSV lines parsed "
+                        f"as {batch.num_rows}: nothing of this table is counted"
+                    )
                 yield [c.combine_chunks() for c in batch.columns]
             cursor.close()
             finished = True
