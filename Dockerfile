@@ -22,10 +22,11 @@ FROM apache/airflow:3.3.2-python3.11
 USER 0
 # The `runtime` list of scripts/system-deps.sh (a test keeps them equal): Pango and a CJK font
 # for the dossier's PDF, age and zstd to check a backup by hand, the OpenSSH client, MariaDB's
-# client library.
+# client library, psql (PostgreSQL tables are exported and scanned through it).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
        libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei libmariadb3 age zstd openssh-client \
+       postgresql-client \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY deploy/airflow/init.sh /opt/retirement/init.sh
 USER 50000

@@ -29,6 +29,7 @@ runtime=(
   age:/usr/bin/age
   zstd:/usr/bin/zstd
   openssh-client:/usr/bin/sftp
+  postgresql-client:/usr/bin/psql
 )
 servers=(
   openssh-server:/usr/sbin/sshd
