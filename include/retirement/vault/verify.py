@@ -18,7 +18,7 @@ from retirement.errors import IntegrityError
 from retirement.formats.csv import KEY_ORDER_METHOD, csv_records, physical_lines
 from retirement.formats.csv import row_digest as new_row_digest
 from retirement.formats.digests import file_sha256
-from retirement.vault.verify_blocks import BlockProfile, profile_blocks
+from retirement.vault.verify_blocks import BlockProfile, KeysOutOfOrder, profile_blocks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -111,12 +111,31 @@ def verify_backup(
             f"manifest says {manifest.ciphertext_size} bytes, "
             f"{manifest.ciphertext_sha256} (altered or truncated)"
         )
+    # A restore's plaintext goes to ``sink`` once: it keeps every key from the start. Else
+    # the flat duplicate check first, and only keys out of order read the backup again.
+    if sink is not None:
+        return _decrypt_and_check(manifest, cipher, identities, on_bytes, sink, keep_keys=True)
+    try:
+        return _decrypt_and_check(manifest, cipher, identities, on_bytes, None, keep_keys=False)
+    except KeysOutOfOrder:
+        return _decrypt_and_check(manifest, cipher, identities, on_bytes, None, keep_keys=True)
+
+
+def _decrypt_and_check(
+    manifest: Manifest,
+    cipher: Path,
+    identities: list[Any],
+    on_bytes: Callable[[int], None] | None,
+    sink: Callable[[bytes], object] | None,
+    *,
+    keep_keys: bool,
+) -> VerifyReport:
     plain_sha, counter = hashlib.sha256(), [0]
     chunks = decrypted_chunks(cipher, identities)
     if on_bytes is not None or sink is not None:
         chunks = _tap(chunks, on_bytes, sink)
     if manifest.format == "csv":
-        got = _read_csv(manifest, chunks, plain_sha, counter)
+        got = _read_csv(manifest, chunks, plain_sha, counter, keep_keys=keep_keys)
     else:
         for _ in physical_lines(chunks, plain_sha, counter):
             pass
@@ -136,7 +155,12 @@ def verify_backup(
 
 
 def _read_csv(
-    manifest: Manifest, chunks: Iterator[bytes], plain_sha: Any, counter: list[int]
+    manifest: Manifest,
+    chunks: Iterator[bytes],
+    plain_sha: Any,
+    counter: list[int],
+    *,
+    keep_keys: bool,
 ) -> BlockProfile:
     """Count, profile and digest the records: in blocks for a key-order digest, else one
     record at a time (the order-free sum needs each record's own hash)."""
@@ -144,7 +168,7 @@ def _read_csv(
     key_index = [names.index(k) for k in manifest.fingerprint.key_columns if k in names]
     method = manifest.fingerprint.row_digest_method
     if method == KEY_ORDER_METHOD:
-        return profile_blocks(chunks, names, key_index, plain_sha, counter)
+        return profile_blocks(chunks, names, key_index, plain_sha, counter, keep_keys=keep_keys)
     profile = _Profile(len(names), key_index)
     records = csv_records(physical_lines(chunks, plain_sha, counter))
     next(records, None)  # the header

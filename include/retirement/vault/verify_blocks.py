@@ -2,9 +2,11 @@
 
 The row digest of such a backup is the SHA-256 of the records one after the other, so it is
 hashed over the decrypted blocks. The records are counted and profiled (NULLs per column,
-key NULLs and duplicates) by pyarrow's CSV reader, C++ on both cores, in 1 MiB blocks
-(memory stays flat): an empty unquoted field is NULL, a quoted one (``""``) is not, exactly
-as the backup's dialect says (formats/csv.py).
+key NULLs and duplicates) by pyarrow's CSV reader in 1 MiB blocks: an empty unquoted field
+is NULL, a quoted one (``""``) is not, exactly as the backup's dialect says (formats/csv.py).
+Memory stays flat: integer keys come in ascending order in a key-order backup, so each is
+compared with the one before it; other keys (texts, several columns) are kept as 64-bit
+hashes, 8 bytes a row, and sorted at the end.
 """
 
 from __future__ import annotations
@@ -111,8 +113,52 @@ def _reader(body: _Body, width: int) -> Any:
     )
 
 
-def _key_hashes(batch: Any, key_index: list[int]) -> tuple[int, Any]:
-    """(rows with a NULL key part, 64-bit hashes of the complete keys) of one batch."""
+class KeysOutOfOrder(Exception):  # noqa: N818 (a signal to the caller, not an error)
+    """The integer keys did not come in ascending order: the flat duplicate check cannot
+    tell; verify again keeping every key (``profile_blocks(..., keep_keys=True)``)."""
+
+
+class _Duplicates:
+    """Duplicate keys among all rows. Integer keys in ascending order (a key-order backup
+    of an integer key) are checked against their neighbours, in flat memory; any other keys
+    are kept, 8 bytes a row, and sorted at the end."""
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.kept = array("Q")
+        self.last: int | None = None
+        self.adjacent = 0
+
+    def add(self, values: Any, exact: bool) -> None:
+        import numpy as np
+
+        if not len(values):
+            return
+        if self.keep or not exact:
+            if not self.keep and self.last is not None:
+                raise KeysOutOfOrder  # integers so far, now hashes: start again keeping all
+            self.keep = True
+            self.kept.frombytes(values.astype(np.uint64).tobytes())
+            return
+        ordered = values[1:] >= values[:-1]
+        if not bool(ordered.all()) or (self.last is not None and int(values[0]) < self.last):
+            raise KeysOutOfOrder
+        self.adjacent += int(np.count_nonzero(values[1:] == values[:-1]))
+        self.adjacent += int(self.last is not None and int(values[0]) == self.last)
+        self.last = int(values[-1])
+
+    def count(self) -> int:
+        import numpy as np
+
+        if not self.keep:
+            return self.adjacent
+        ordered = np.sort(np.frombuffer(self.kept, dtype=np.uint64))
+        return int(np.count_nonzero(ordered[1:] == ordered[:-1])) if len(ordered) > 1 else 0
+
+
+def _key_hashes(batch: Any, key_index: list[int]) -> tuple[int, Any, bool]:
+    """(rows with a NULL key part, the complete keys as 64-bit values, whether those are the
+    integers themselves: else 64-bit hashes) of one batch."""
     import pyarrow.compute as pc
 
     parts = [batch.column(i) for i in key_index]
@@ -124,10 +170,10 @@ def _key_hashes(batch: Any, key_index: list[int]) -> tuple[int, Any]:
     missing_rows = int(pc.sum(missing).as_py() or 0)
     exact = _integer_keys(complete)
     if exact is not None:
-        return missing_rows, exact
+        return missing_rows, exact, True
     import pandas as pd  # only for keys other than integers: its import takes a while
 
-    return missing_rows, pd.util.hash_array(complete.to_numpy(zero_copy_only=False))
+    return missing_rows, pd.util.hash_array(complete.to_numpy(zero_copy_only=False)), False
 
 
 def _integer_keys(keys: Any) -> Any:
@@ -143,18 +189,27 @@ def _integer_keys(keys: Any) -> Any:
         numbers = pc.cast(keys, pa.int64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return numbers.to_numpy(zero_copy_only=False).view("u8")
+    return numbers.to_numpy(zero_copy_only=False)
 
 
 def profile_blocks(
-    chunks: Iterator[bytes], names: list[str], key_index: list[int], sha: Any, counter: list[int]
+    chunks: Iterator[bytes],
+    names: list[str],
+    key_index: list[int],
+    sha: Any,
+    counter: list[int],
+    *,
+    keep_keys: bool = False,
 ) -> BlockProfile:
-    """Count, profile and digest the CSV records of a key-order backup's plaintext."""
-    import numpy as np
+    """Count, profile and digest the CSV records of a key-order backup's plaintext.
+
+    Integer keys in ascending order are checked for duplicates in flat memory; where they
+    turn out not to be ascending this raises :class:`KeysOutOfOrder` (nothing is decided:
+    verify again with ``keep_keys``, which keeps every key, 8 bytes a row)."""
     import pyarrow as pa
 
     body = _Body(chunks, header_bytes(names), sha, counter)
-    rows, nulls, key_nulls, keys = 0, [0] * len(names), 0, array("Q")
+    rows, nulls, key_nulls, keys = 0, [0] * len(names), 0, _Duplicates(keep_keys)
     if body.empty():
         return BlockProfile(0, body.digest.hexdigest(), tuple(nulls), 0, 0)
     try:
@@ -163,11 +218,9 @@ def profile_blocks(
             for i in range(len(names)):
                 nulls[i] += batch.column(i).null_count
             if key_index:
-                missing, hashes = _key_hashes(batch, key_index)
+                missing, values, exact = _key_hashes(batch, key_index)
                 key_nulls += missing
-                keys.frombytes(hashes.astype(np.uint64).tobytes())
+                keys.add(values, exact)
     except pa.ArrowInvalid as exc:
         raise IntegrityError(f"the CSV cannot be read: {exc}") from exc
-    ordered = np.sort(np.frombuffer(keys, dtype=np.uint64)) if keys else np.zeros(0, "u8")
-    duplicates = int(np.count_nonzero(ordered[1:] == ordered[:-1])) if len(ordered) > 1 else 0
-    return BlockProfile(rows, body.digest.hexdigest(), tuple(nulls), key_nulls, duplicates)
+    return BlockProfile(rows, body.digest.hexdigest(), tuple(nulls), key_nulls, keys.count())

@@ -12,9 +12,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pyrage
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from retirement.crypto.keys import KeyStore, load_public_key
 from retirement.crypto.signing import write_detached
@@ -461,7 +464,60 @@ def test_integer_keys_are_compared_as_integers_and_never_hide_a_duplicate(
 
     body = "".join(f'{k},"v{i}"\n' for i, k in enumerate(keys_text)).encode()
     chunks = iter([header_bytes(["id", "v"]) + body])
-    profile = profile_blocks(chunks, ["id", "v"], [0], hashlib.sha256(), [0])
+    profile = profile_blocks(chunks, ["id", "v"], [0], hashlib.sha256(), [0], keep_keys=True)
     assert profile.rows == len(keys_text)
     assert profile.key_duplicates == duplicates
     assert profile.row_digest == hashlib.sha256(body).hexdigest()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=60)
+    | st.lists(st.integers(-3, 3), min_size=20, max_size=400),
+    st.booleans(),
+)
+@example([1] * 40, True)  # one key, across every block
+def test_ascending_integer_keys_are_checked_in_flat_memory(keys_: list[int], order: bool) -> None:
+    """Integer keys in ascending order (what a key-order backup of an integer key holds) are
+    compared with their neighbours, across blocks: the same duplicates as keeping every key.
+    Keys out of order raise KeysOutOfOrder (nothing decided) unless every key is kept."""
+    import hashlib
+
+    from retirement.vault import verify_blocks
+    from retirement.vault.verify_blocks import KeysOutOfOrder, header_bytes, profile_blocks
+
+    keys_ = sorted(keys_) if order else keys_
+    body = "".join(f'{k},"v{i}"\n' for i, k in enumerate(keys_)).encode()
+    duplicates = len(keys_) - len(set(keys_))
+
+    def profile(keep: bool) -> Any:
+        parts = [body[i : i + 97] for i in range(0, len(body), 97)]
+        chunks = iter([header_bytes(["id", "v"]), *parts])
+        return profile_blocks(chunks, ["id", "v"], [0], hashlib.sha256(), [0], keep_keys=keep)
+
+    old = verify_blocks.CHUNK
+    verify_blocks.CHUNK = 256  # several pyarrow blocks: neighbours across a block's edge
+    try:
+        assert profile(keep=True).key_duplicates == duplicates
+        if keys_ == sorted(keys_):
+            assert profile(keep=False).key_duplicates == duplicates
+        else:
+            with pytest.raises(KeysOutOfOrder):
+                profile(keep=False)
+    finally:
+        verify_blocks.CHUNK = old
+
+
+def test_keys_out_of_order_are_verified_keeping_every_key(keys: KeyStore, tmp_path: Path) -> None:
+    """A text key of numbers sorts as text ("10" before "9"): out of order as integers, so
+    verification reads the backup again keeping every key, and passes."""
+    db = tmp_path / "texts.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE customers (id TEXT PRIMARY KEY, note TEXT)")
+        conn.executemany(
+            "INSERT INTO customers VALUES (?, ?)", [(str(i), f"n{i}") for i in range(1, 40)]
+        )
+    result = _backup(keys, db, tmp_path / "vault")
+    assert result.manifest.fingerprint.row_digest_method == KEY_ORDER_METHOD
+    report = _verify(keys, result.manifest_path)
+    assert (report.rows, report.key_duplicates) == (39, 0)
