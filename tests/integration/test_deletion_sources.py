@@ -5,6 +5,7 @@ is left counted independently (line by line against the backup)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pymysql
@@ -217,6 +218,51 @@ def test_postgres_rows_compared_with_their_backup_before_deletion(
         with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 3\)"):
             delete_table_rows(source, "awkward2", manifest, cipher, ids)
         assert source.count("awkward2") == len(AWKWARD)  # the batch was not deleted
+
+
+def test_postgres_batches_compare_in_one_piece_and_line_by_line_when_they_must(
+    pg_url: str, keys: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual batch (every backed-up row still there, returned in key order) is compared
+    with its backed-up lines in one piece; a batch some of whose rows an earlier try already
+    deleted, or with a row that changed, is compared line by line: the rest is deleted, the
+    changed row refused."""
+    from retirement.deletion import keyed
+
+    line_by_line: list[int] = []
+    real = keyed._compare_lines  # noqa: SLF001
+
+    def spy(lines: list[bytes], *args: Any) -> None:
+        line_by_line.append(len(lines))
+        real(lines, *args)
+
+    monkeypatch.setattr(keyed, "_compare_lines", spy)
+    monkeypatch.setattr(keyed, "BATCH", 400)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE calls (id int PRIMARY KEY, phone text, note text)")
+        conn.execute(
+            "INSERT INTO calls SELECT i, '1381234' || i, CASE WHEN i % 7 = 0 THEN NULL "
+            "ELSE E'line\\nbreak \"' || i || '\"' END FROM generate_series(1, 1000) i"
+        )
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        ids = [keys.identity("demo", "erase")]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM calls WHERE id IN (5, 6, 900)")  # an earlier try's
+        result = delete_table_rows(source, "calls", manifest, cipher, ids)
+        assert (result.deleted, result.remaining) == (997, 0)
+        assert line_by_line == [398, 199]  # batches 1 and 3; batch 2 compared in one piece
+
+        line_by_line.clear()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO calls SELECT i, 'x', 'y' FROM generate_series(1, 1000) i")
+        manifest, cipher = _backup(source, "calls", keys, tmp_path / "w", ("id",))
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("UPDATE calls SET note = 'changed' WHERE id = 450")
+        with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 450\)"):
+            delete_table_rows(source, "calls", manifest, cipher, ids)
+        assert line_by_line == [400]  # batch 1 deleted in one piece, batch 2 refused
+        assert source.count("calls") == 600
 
 
 @pytest.mark.parametrize("rewrite", [None, "vacuum_full"])

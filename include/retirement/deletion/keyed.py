@@ -50,20 +50,9 @@ def _field(match: re.Match[bytes], i: int) -> tuple[str | None, bool]:
 
 
 def _keyed(records: list[bytes], index: list[int]) -> list[tuple[Any, bytes]]:
-    """Each record's key (as ``_key_of`` reads it) and the SHA-256 of its line: one regular
-    expression over the leading fields of each, ``_key_of`` for one it does not fit."""
-    sha256, field, one = hashlib.sha256, _field, index[0]
-    matches = map(_leading(max(index) + 1).match, records)
-    out = []
-    for record, match in zip(records, matches, strict=True):
-        if match is None:
-            key = _key_of(record, index)
-        elif len(index) == 1:
-            key = (field(match, one),)
-        else:
-            key = tuple(field(match, i) for i in index)
-        out.append((key, sha256(record).digest()))
-    return out
+    """Each record's key (as ``_key_of`` reads it) and the SHA-256 of its line."""
+    sha256 = hashlib.sha256
+    return [(_key_of_record(record, index), sha256(record).digest()) for record in records]
 
 
 def _batches(items: Iterator[Any], size: int = BATCH) -> Iterator[list[Any]]:
@@ -98,16 +87,16 @@ def delete_by_key(
     index = [names.index(k) for k in columns]
     deleted = 0
     for records in _batches(backup.records(), BATCH):
-        batch = _keyed(records, index)
         with source.begin() as conn:
             if conn.dialect.name == "postgresql":
-                deleted += _pg_batch(conn, table, columns, batch, manifest, secret_key)
+                deleted += _pg_batch(conn, table, columns, index, records, manifest, secret_key)
             else:
+                batch = _keyed(records, index)
                 deleted += _locked_batch(
                     source, dataset, conn, table, columns, index, batch, manifest, secret_key
                 )
         if on_rows:
-            on_rows(len(batch))
+            on_rows(len(records))
     return deleted
 
 
@@ -124,33 +113,68 @@ def _pg_batch(
     conn: sa.Connection,
     table: sa.Table,
     columns: tuple[str, ...],
-    batch: list[tuple[Any, bytes]],
+    index: list[int],
+    records: list[bytes],
     manifest: Manifest,
     secret: bool,
 ) -> int:
+    """Delete the batch's keys, the deleted rows returned in key order through COPY, and
+    compare them with the batch's backed-up lines before the transaction commits.
+
+    A key-order backup holds the batch's lines in the order PostgreSQL sorts their keys: the
+    usual batch deletes exactly those rows, and the returned bytes equal the lines joined,
+    one comparison in C. CSV records delimit themselves, so equal bytes are equal records one
+    by one. Anything else (a row deleted by an earlier try, a backup in another order, a row
+    that changed) is compared line by line (``_compare_lines``), which refuses a changed
+    row."""
     prep = conn.dialect.identifier_preparer
     types = pg_types(conn, table, columns)
+    keys = [_key_of_record(record, index) for record in records]
     if len(columns) == 1:
         cond = f"{prep.quote(columns[0])} = ANY(CAST(%s AS {types[0]}[]))"
     else:
         casts = ", ".join(f"CAST(%s AS {t}[])" for t in types)
         cond = f"({', '.join(prep.quote(c) for c in columns)}) IN (SELECT * FROM unnest({casts}))"
-    params = [_array([k[i][0] for k, _ in batch]) for i in range(len(columns))]
+    params = [_array([k[i][0] for k in keys]) for i in range(len(columns))]
+    order = ", ".join(prep.quote(c) for c in columns)
     query = (
-        f"DELETE FROM {prep.format_table(table)} WHERE {cond} RETURNING {pg_columns(conn, table)}"
+        f"WITH gone AS (DELETE FROM {prep.format_table(table)} WHERE {cond} "
+        f"RETURNING {pg_columns(conn, table)}) SELECT * FROM gone ORDER BY {order}"
     )
+    lines = list(pg_copy_lines(conn, query, params))  # COPY quotes every value, both times
+    if b"".join(lines) == b"".join(records):
+        return len(lines)
+    backed_up = [(k, hashlib.sha256(r).digest()) for k, r in zip(keys, records, strict=True)]
+    at = [[c.name for c in table.columns].index(k) for k in columns]
+    _compare_lines(lines, backed_up, at, manifest, secret)
+    return len(lines)
+
+
+def _key_of_record(record: bytes, index: list[int]) -> tuple[tuple[str | None, bool], ...]:
+    match = _leading(max(index) + 1).match(record)
+    if match is None:
+        return _key_of(record, index)
+    return tuple(_field(match, i) for i in index)
+
+
+def _compare_lines(
+    lines: list[bytes],
+    batch: list[tuple[Any, bytes]],
+    index: list[int],
+    manifest: Manifest,
+    secret: bool,
+) -> None:
+    """Refuse (the transaction rolls back) unless every deleted line is its key's backed-up
+    line, once."""
     # Each key's backed-up line (the last, should the backup hold a key twice), found by its
     # SHA-256: a deleted line whose digest is one of these is that key's backed-up line (the
     # key is in the line), so a line matches once at most and no key is taken twice.
     wanted = {k: sha for k, sha in batch}
     expected = {sha for sha in wanted.values()}
-    index = [[c.name for c in table.columns].index(k) for k in columns]
     seen: set[bytes] = set()
     changed: list[Any] = []
-    count = 0
     sha256 = hashlib.sha256
-    for line in pg_copy_lines(conn, query, params):  # COPY quotes every value, both times
-        count += 1
+    for line in lines:
         sha = sha256(line).digest()
         if sha in seen or sha not in expected:
             changed.append(_key_of(line, index))
@@ -159,7 +183,6 @@ def _pg_batch(
         raise _refuse_changed(
             manifest, changed, "of the backup changed at the source since it was made", secret
         )
-    return count
 
 
 def _array(values: list[str | None]) -> str:
