@@ -341,6 +341,59 @@ def test_postgres_a_row_changed_after_the_backup_is_caught_by_either_digest(
             check_unchanged(source, "people", "table", manifest)
 
 
+def test_mariadb_batches_compare_in_one_piece_and_row_by_row_when_they_must(
+    mysql_url: str, keys: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The usual batch (every backed-up row still there; the server writes the locked rows'
+    lines in key order) is compared with its backed-up lines in one piece; a batch some of
+    whose rows an earlier try already deleted, or with a row that changed, row by row: the
+    rest is deleted, the changed row refused."""
+    from retirement.deletion import keyed
+
+    row_by_row: list[int] = []
+    real = keyed._keyed  # noqa: SLF001
+
+    def spy(lines: list[bytes], index: list[int]) -> Any:
+        row_by_row.append(len(lines))
+        return real(lines, index)
+
+    monkeypatch.setattr(keyed, "_keyed", spy)
+    monkeypatch.setattr(keyed, "BATCH", 400)
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE calls (id bigint PRIMARY KEY, phone text, note text)"))
+        conn.execute(
+            sa.text("INSERT INTO calls VALUES (:i, :p, :n)"),
+            [
+                {"i": i, "p": f"1381234{i}", "n": None if i % 7 == 0 else f'line\nbreak "{i}"'}
+                for i in range(1, 1001)
+            ],
+        )
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        ids = [keys.identity("demo", "erase")]
+        with engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM calls WHERE id IN (5, 6, 900)"))  # an earlier try's
+        result = delete_table_rows(source, "calls", manifest, cipher, ids)
+        assert (result.deleted, result.remaining) == (997, 0)
+        assert row_by_row == [398, 199]  # batches 1 and 3; batch 2 compared in one piece
+
+        row_by_row.clear()
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO calls VALUES (:i, 'x', 'y')"),
+                [{"i": i} for i in range(1, 1001)],
+            )
+        manifest, cipher = _backup(source, "calls", keys, tmp_path / "w", ("id",))
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE calls SET note = 'changed' WHERE id = 450"))
+        with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 450\)"):
+            delete_table_rows(source, "calls", manifest, cipher, ids)
+        assert row_by_row == [400]  # batch 1 deleted in one piece, batch 2 refused
+        assert source.count("calls") == 600
+    engine.dispose()
+
+
 def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
     mysql_url: str, keys: KeyStore, tmp_path: Path
 ) -> None:

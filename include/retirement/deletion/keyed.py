@@ -14,6 +14,7 @@ from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
 from retirement.sources.keys import pg_types, python_value
+from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -91,9 +92,8 @@ def delete_by_key(
             if conn.dialect.name == "postgresql":
                 deleted += _pg_batch(conn, table, columns, index, records, manifest, secret_key)
             else:
-                batch = _keyed(records, index)
                 deleted += _locked_batch(
-                    source, dataset, conn, table, columns, index, batch, manifest, secret_key
+                    source, dataset, conn, table, columns, index, records, manifest, secret_key
                 )
         if on_rows:
             on_rows(len(records))
@@ -205,10 +205,16 @@ def _locked_batch(
     table: sa.Table,
     columns: tuple[str, ...],
     index: list[int],
-    batch: list[tuple[Any, bytes]],
+    records: list[bytes],
     manifest: Manifest,
     secret: bool,
 ) -> int:
+    """The batch's rows locked, compared with their backed-up lines and deleted by key.
+
+    MySQL/MariaDB, where the server can write the table's lines (``line_sql``): the locked
+    rows come back as their lines in key order, and a batch whose lines joined equal the
+    backed-up lines joined is deleted after one comparison (CSV records delimit themselves);
+    any other batch, and other databases, are compared row by row."""
     dialect = conn.dialect.name
     cols = [sa.type_coerce(table.c[c], sa.types.NullType()) for c in columns]
 
@@ -217,14 +223,23 @@ def _locked_batch(
             python_value(dialect, table.c[c], v, q) for c, (v, q) in zip(columns, key, strict=True)
         )
 
-    keys = [typed(k) for k, _ in batch]
+    texts = [_key_of_record(record, index) for record in records]
+    keys = [typed(k) for k in texts]
     where = cols[0].in_([k[0] for k in keys]) if len(cols) == 1 else sa.tuple_(*cols).in_(keys)
+    line = line_sql(conn.dialect.identifier_preparer, table) if dialect == "mysql" else None
     if dialect == "sqlite":
         conn.exec_driver_sql("SELECT 1")  # the transaction's snapshot; the write lock below
+    elif line is not None:
+        locked: sa.Select[Any] = sa.select(sa.literal_column(line)).select_from(table)
+        got = conn.execute(locked.where(where).order_by(*cols).with_for_update()).scalars()
+        if "".join(got.all()).encode("utf-8") == b"".join(records):
+            return _delete_present(conn, table, cols, keys, manifest)
     else:
         conn.execute(
             sa.select(sa.literal(1)).select_from(table).where(where).with_for_update()
         ).all()
+    sha256 = hashlib.sha256
+    batch = [(k, sha256(r).digest()) for k, r in zip(texts, records, strict=True)]
     now: dict[tuple[Any, ...], list[bytes]] = {}
     lines = [csv_line(row) for row in conn.execute(source.selectable(dataset).where(where))]
     for key, sha in _keyed(lines, index):
@@ -241,7 +256,13 @@ def _locked_batch(
             "of the backup changed at the source since it was made, or share their key",
             secret,
         )
-    present = [t for t in keys if t in now]
+    return _delete_present(conn, table, cols, [t for t in keys if t in now], manifest)
+
+
+def _delete_present(
+    conn: sa.Connection, table: sa.Table, cols: list[Any], present: list[Any], manifest: Manifest
+) -> int:
+    """Delete the rows of these keys (each checked equal to its backup), one row a key."""
     if not present:
         return 0
     gone_where = (

@@ -86,6 +86,20 @@ def _field(quoted: str, kind: str) -> str:
     return f"IFNULL({value}, '')"
 
 
+def _line(prep: Any, columns: list[sa.Column[Any]], kinds: list[str]) -> str:
+    fields = ", ".join(_field(prep.quote(c.name), k) for c, k in zip(columns, kinds, strict=True))
+    return f"CONCAT(CONCAT_WS(',', {fields}), '\\n')"
+
+
+def line_sql(prep: Any, table: sa.Table) -> str | None:
+    """The SQL expression of a row's backup line as the server writes it (what
+    ``line_export`` selects), or None when a column's type needs the row path."""
+    kinds = [_kind(c) for c in table.columns]
+    if not kinds or any(k is None for k in kinds):
+        return None
+    return _line(prep, list(table.columns), [k or "" for k in kinds])
+
+
 def date_or_text(quoted: str, iso: str) -> str:
     """``iso`` for a real date; else the server's text, quoted (what the row path writes:
     the drivers give such a value as the text they received)."""
@@ -143,15 +157,9 @@ def _exporting(
             n = len(columns)
             nulls, rows = tuple(int(v) for v in values[:n]), int(values[n])
             key_min, key_max = (values[n + 1], values[n + 2]) if limits else (None, None)
-            fields = ", ".join(
-                _field(prep.quote(c.name), k) for c, k in zip(columns, kinds, strict=True)
-            )
             keys = source.key_columns(dataset)
             order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""
-            sql = (
-                f"SELECT CONCAT(CONCAT_WS(',', {fields}), '\\n') "
-                f"FROM {prep.format_table(table)}{order}"
-            )
+            sql = f"SELECT {_line(prep, columns, kinds)} FROM {prep.format_table(table)}{order}"
             lines = _lines(driver_connection(conn), sql)
             if blocks:
                 yield CopyExport(None, nulls, key_min, key_max, _blocks(lines), rows)
