@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from retirement.deletion.key_literals import key_literals
 from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
@@ -129,21 +130,25 @@ def _pg_batch(
     row."""
     prep = conn.dialect.identifier_preparer
     types = pg_types(conn, table, columns)
-    keys = [_key_of_record(record, index) for record in records]
+    block = b"".join(records)
+    params = key_literals(block, len(records), len(table.columns), index)
+    keys = [] if params is not None else [_key_of_record(record, index) for record in records]
     if len(columns) == 1:
         cond = f"{prep.quote(columns[0])} = ANY(CAST(%s AS {types[0]}[]))"
     else:
         casts = ", ".join(f"CAST(%s AS {t}[])" for t in types)
         cond = f"({', '.join(prep.quote(c) for c in columns)}) IN (SELECT * FROM unnest({casts}))"
-    params = [_array([k[i][0] for k in keys]) for i in range(len(columns))]
+    if params is None:
+        params = [_array([k[i][0] for k in keys]) for i in range(len(columns))]
     order = ", ".join(prep.quote(c) for c in columns)
     query = (
         f"WITH gone AS (DELETE FROM {prep.format_table(table)} WHERE {cond} "
         f"RETURNING {pg_columns(conn, table)}) SELECT * FROM gone ORDER BY {order}"
     )
     lines = list(pg_copy_lines(conn, query, params))  # COPY quotes every value, both times
-    if b"".join(lines) == b"".join(records):
+    if b"".join(lines) == block:
         return len(lines)
+    keys = keys or [_key_of_record(record, index) for record in records]
     backed_up = [(k, hashlib.sha256(r).digest()) for k, r in zip(keys, records, strict=True)]
     at = [[c.name for c in table.columns].index(k) for k in columns]
     _compare_lines(lines, backed_up, at, manifest, secret)

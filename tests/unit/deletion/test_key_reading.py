@@ -39,3 +39,23 @@ def test_a_record_without_the_key_field_is_an_error() -> None:
     except IndexError:
         return
     raise AssertionError("a missing key field was read as a key")
+
+
+@given(
+    st.lists(st.lists(_value, min_size=3, max_size=3).map(csv_line), min_size=1, max_size=12),
+    _indexes.map(lambda ix: [i % 3 for i in ix]),
+)
+def test_key_literals_read_in_c_are_the_records_keys(
+    records: list[bytes], index: list[int]
+) -> None:
+    """The batch's array literals pyarrow builds are those of the keys read record by record
+    (or None: the caller then reads them record by record)."""
+    from retirement.deletion.key_literals import key_literals
+    from retirement.deletion.keyed import _array, _key_of_record
+
+    got = key_literals(b"".join(records), len(records), 3, index)
+    keys = [_key_of_record(r, index) for r in records]
+    want = [_array([k[i][0] for k in keys]) for i in range(len(index))]
+    assert got is None or got == want
+    if all(b"\n" not in r[:-1] for r in records):
+        assert got == want  # lines without a line break inside: always read in C
