@@ -394,6 +394,53 @@ def test_mariadb_batches_compare_in_one_piece_and_row_by_row_when_they_must(
     engine.dispose()
 
 
+def test_mariadb_dates_decimals_and_bytes_compare_in_one_piece(
+    mysql_url: str, keys: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server writes dates, date-times with and without microseconds, decimals and
+    bytes as the backup has them: such a table's batches are compared in one piece."""
+    from retirement.deletion import keyed
+
+    row_by_row: list[int] = []
+    real = keyed._keyed  # noqa: SLF001
+
+    def spy(lines: list[bytes], index: list[int]) -> Any:
+        row_by_row.append(len(lines))
+        return real(lines, index)
+
+    monkeypatch.setattr(keyed, "_keyed", spy)
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE TABLE ledger (id int PRIMARY KEY, day date, at datetime(6), "
+                "amount decimal(12,2), raw varbinary(8), note varchar(20))"
+            )
+        )
+        conn.execute(
+            sa.text("INSERT INTO ledger VALUES (:i, :d, :a, :m, :r, :n)"),
+            [
+                {
+                    "i": i,
+                    "d": f"2024-0{i % 9 + 1}-1{i % 10}",
+                    "a": f"2024-01-02 03:04:0{i % 10}" + (".000123" if i % 2 else ""),
+                    "m": None if i % 5 == 0 else f"{i}.5{i % 10}",
+                    "r": bytes([i % 256, 0, 255]),
+                    "n": "" if i % 3 == 0 else f'"q{i}"',
+                }
+                for i in range(1, 301)
+            ],
+        )
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "ledger", keys, tmp_path / "v", ("id",))
+        result = delete_table_rows(
+            source, "ledger", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert (result.deleted, result.remaining) == (300, 0)
+    assert row_by_row == []  # no batch needed the row-by-row comparison
+    engine.dispose()
+
+
 def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
     mysql_url: str, keys: KeyStore, tmp_path: Path
 ) -> None:
