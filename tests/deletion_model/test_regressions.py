@@ -155,6 +155,22 @@ def test_a_removed_backup_stops_the_deletion(tmp_path: Path) -> None:
     assert sum(world.current()["applog"].values()) == 6
 
 
+@pytest.mark.parametrize("rows", [0, 5])
+def test_a_backup_removed_before_its_transfer_is_named(tmp_path: Path, rows: int) -> None:
+    """Found by the hunt (postgres, an empty archived table): the vault's .age file removed
+    before transfer failed it with a bare FileNotFoundError; now the refusal says which
+    backup is gone and what to do, and nothing is deleted."""
+    scn = Scenario(
+        "sqlite",
+        tables=(_keyed(n=rows, rule=Rule("archive", (), True)),),
+        faults=(("before:transfer", Fault("remove_backup", 0)),),
+        retries=0,
+    )
+    world = _clean(hunt(scn, tmp_path))
+    assert any("is gone from the vault" in e for e in _refusals(world, "transfer"))
+    assert sum(world.current()["people"].values()) == rows
+
+
 def test_a_corrupted_backup_stops_the_deletion_before_any_row_goes(tmp_path: Path) -> None:
     """#4: 4 bytes flipped at 80% of a backup; 20,000 rows went before the decrypt error."""
     many = Table("people", KEYED, ("k0",), tuple((i, f"v{i}") for i in range(300)))

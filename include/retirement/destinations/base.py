@@ -75,7 +75,14 @@ class Destination(ABC):
                 return self.accepted(item, self.verify(item))  # delivered by an earlier attempt
             except IntegrityError:
                 replaced = True  # altered since: sent again, the altered copy replaced
-        with item.path.open("rb") as source, self.store(item) as store:
+        try:
+            source_file = item.path.open("rb")
+        except FileNotFoundError as exc:
+            raise IntegrityError(
+                f"{item.path} is gone from the vault: nothing was delivered; run backup and "
+                "gate_backup again, then the transfer"
+            ) from exc
+        with source_file as source, self.store(item) as store:
             sent = deliver_verified(
                 store, item.name, source, item.sha256, size=item.size, on_bytes=on_bytes
             )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retirement.destinations.base import Delivery
-from retirement.errors import TransferError
+from retirement.errors import IntegrityError, TransferError
 from retirement.model.manifest import Manifest
 from retirement.phases.preview import refuse_preview
 from retirement.plan.retention import retain_until
@@ -74,7 +74,9 @@ def delivery_files(
             f"{state.state}): run backup and gate_backup first"
         )
     manifest_path = Path(backup.manifest)
-    manifest = Manifest.from_bytes(manifest_path.read_bytes(), where=str(manifest_path))
+    manifest = Manifest.from_bytes(
+        _vault_bytes(manifest_path, state.dataset), where=str(manifest_path)
+    )
     disposition = plan.dispositions[str(state.disposition)]
     until = (
         retain_until(disposition.retention, retired_on) if disposition.action == "retain" else None
@@ -95,14 +97,31 @@ def delivery_files(
             ),
         )
     ]
+    if not cipher.is_file():
+        raise _gone(cipher, state.dataset)
     for role, path in (
         ("manifest", manifest_path),
         ("signature", manifest_path.with_name(manifest_path.name + ".sig")),
     ):
-        data = path.read_bytes()
+        data = _vault_bytes(path, state.dataset)
         sha = hashlib.sha256(data).hexdigest()
         items.append((role, Delivery(path, f"{folder}/{path.name}", len(data), sha, meta, until)))
     return items
+
+
+def _gone(path: Path, dataset: str) -> IntegrityError:
+    return IntegrityError(
+        f"{dataset}: {path} is gone from the vault since gate_backup verified it: nothing "
+        "was delivered or deleted; run backup and gate_backup again (a new version), then "
+        "the transfer"
+    )
+
+
+def _vault_bytes(path: Path, dataset: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise _gone(path, dataset) from exc
 
 
 def transfer_dataset(
