@@ -17,6 +17,7 @@ from retirement.vault.verify import verify_backup
 from retirement.vault.write import back_up
 from tests.pii_data import COLUMNS, rows
 from tests.support.awkward import AWKWARD, awkward_table
+from tests.support.backups import back_up_table
 
 pytestmark = pytest.mark.integration
 ROWS = rows(300)
@@ -36,19 +37,7 @@ def _round_trip(
     out: Path,
     key_columns: tuple[str, ...] = (),
 ) -> int:
-    result = back_up(
-        source,
-        name,
-        qualified=f"{source.name}.{name}",
-        kind=kind,
-        plan="demo",
-        disposition="erase",
-        recipients=[keys.archive_key("demo", "erase").recipient],
-        out_dir=out,
-        signing_key=keys.signing_key(),
-        created_at="2026-11-23T00:00:00Z",
-        key_columns=key_columns,
-    )
+    result = back_up_table(source, name, keys, out, key_columns, kind)
     report = verify_backup(
         result.manifest_path,
         load_public_key(keys.public_signing_key_pem()),

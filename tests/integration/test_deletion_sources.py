@@ -21,8 +21,8 @@ from retirement.formats.csv import KEY_ORDER_METHOD, SUM_METHOD
 from retirement.model.ids import DatasetId
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
-from retirement.vault.write import back_up
 from tests.support.awkward import AWKWARD, awkward_table
+from tests.support.backups import table_backup
 
 pytestmark = pytest.mark.integration
 
@@ -30,32 +30,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def keys(tmp_path: Path) -> KeyStore:
     return KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
-
-
-def _backup(
-    source,
-    name,
-    keys: KeyStore,
-    out: Path,
-    key: tuple[str, ...],
-    kind: str = "table",
-    method: str | None = None,
-):
-    result = back_up(
-        source,
-        name,
-        qualified=str(source.id_of(name)),
-        kind=kind,
-        plan="demo",
-        disposition="erase",
-        recipients=[keys.archive_key("demo", "erase").recipient],
-        out_dir=out,
-        signing_key=keys.signing_key(),
-        created_at="2026-11-23T00:00:00Z",
-        key_columns=key,
-        row_digest_method=method,
-    )
-    return result.manifest, result.ciphertext_path
 
 
 def test_postgres_deletes_the_backed_up_rows_only_then_vacuums(
@@ -68,7 +42,7 @@ def test_postgres_deletes_the_backed_up_rows_only_then_vacuums(
             "FROM generate_series(1, 12345) i"
         )
     with SqlSource("pg", pg_url) as source:
-        manifest, cipher = _backup(source, "people", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
         check_unchanged(source, "people", "table", manifest)
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("INSERT INTO people VALUES (99999, 'after the backup', NULL)")
@@ -98,7 +72,7 @@ def test_postgres_drop_table_only_when_nothing_else_is_left(
             conn.execute(f"INSERT INTO {name} SELECT i, 'x' FROM generate_series(1, 50) i")
     with SqlSource("pg", pg_url) as source:
         for name in ("old_log", "busy_log"):
-            manifest, cipher = _backup(source, name, keys, tmp_path / "v", ("id",))
+            manifest, cipher = table_backup(source, name, keys, tmp_path / "v", ("id",))
             ids = [keys.identity("demo", "erase")]
             if name == "busy_log":
                 with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -138,7 +112,7 @@ def test_mariadb_composite_key_reserved_word_table_and_optimize(
             [(f"INV-{i // 3}", i % 3, i * 1.5) for i in range(600)],
         )
     with SqlSource("my", mysql_url) as source:
-        manifest, cipher = _backup(source, "lines", keys, tmp_path / "v", ("invoice", "line"))
+        manifest, cipher = table_backup(source, "lines", keys, tmp_path / "v", ("invoice", "line"))
         with (
             pymysql.connect(
                 host="127.0.0.1", user="root", password="", database=db, autocommit=True
@@ -170,7 +144,7 @@ def test_s3_deletes_exactly_the_backed_up_version(
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
         (ref,) = [r for r in source.datasets() if r.id.object == "a#1.txt"]
         assert ref.qualified == "bucket.a%231.txt"
-        manifest, _ = _backup(source, ref.id, keys, tmp_path / "v", (), kind="document")
+        manifest, _ = table_backup(source, ref.id, keys, tmp_path / "v", (), kind="document")
         result = delete_object(source, ref.id, manifest, sibling=lambda _d: manifest)
         assert result.deleted == 1
         again = delete_object(source, ref.id, manifest, sibling=lambda _d: manifest)
@@ -190,7 +164,7 @@ def test_s3_a_replaced_object_is_refused(
     client.put_object(Bucket=s3_bucket, Key="docs/b.txt", Body=b"backed up")
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
         ds = DatasetId("bucket", "b.txt")
-        manifest, _ = _backup(source, ds, keys, tmp_path / "v", (), kind="document")
+        manifest, _ = table_backup(source, ds, keys, tmp_path / "v", (), kind="document")
     client.put_object(Bucket=s3_bucket, Key="docs/b.txt", Body=b"written after the backup")
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
         deleted = delete_object(source, ds, manifest, sibling=lambda _d: manifest)
@@ -207,12 +181,12 @@ def test_postgres_rows_compared_with_their_backup_before_deletion(
     awkward_table(pg_url, "awkward")
     awkward_table(pg_url, "awkward2")
     with SqlSource("pg", pg_url) as source:
-        manifest, cipher = _backup(source, "awkward", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "awkward", keys, tmp_path / "v", ("id",))
         ids = [keys.identity("demo", "erase")]
         result = delete_table_rows(source, "awkward", manifest, cipher, ids)
         assert (result.deleted, result.remaining) == (len(AWKWARD), 0)
 
-        manifest, cipher = _backup(source, "awkward2", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "awkward2", keys, tmp_path / "v", ("id",))
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("UPDATE awkward2 SET a = 'changed after the check' WHERE id = 3")
         with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 3\)"):
@@ -245,7 +219,7 @@ def test_postgres_batches_compare_in_one_piece_and_line_by_line_when_they_must(
             "ELSE E'line\\nbreak \"' || i || '\"' END FROM generate_series(1, 1000) i"
         )
     with SqlSource("pg", pg_url) as source:
-        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "calls", keys, tmp_path / "v", ("id",))
         ids = [keys.identity("demo", "erase")]
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("DELETE FROM calls WHERE id IN (5, 6, 900)")  # an earlier try's
@@ -256,7 +230,7 @@ def test_postgres_batches_compare_in_one_piece_and_line_by_line_when_they_must(
         line_by_line.clear()
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("INSERT INTO calls SELECT i, 'x', 'y' FROM generate_series(1, 1000) i")
-        manifest, cipher = _backup(source, "calls", keys, tmp_path / "w", ("id",))
+        manifest, cipher = table_backup(source, "calls", keys, tmp_path / "w", ("id",))
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("UPDATE calls SET note = 'changed' WHERE id = 450")
         with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 450\)"):
@@ -278,7 +252,7 @@ def test_postgres_only_vacuum_full_rewrites_the_table(
     with psycopg.connect(pg_url, autocommit=True) as conn:
         before = conn.execute(file_of).fetchone()
     with SqlSource("pg", pg_url) as source:
-        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "calls", keys, tmp_path / "v", ("id",))
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("INSERT INTO calls VALUES (9001, 'after the backup')")
         ids = [keys.identity("demo", "erase")]
@@ -303,7 +277,7 @@ def test_mariadb_rewrite_none_skips_optimize(
         conn.exec_driver_sql("INSERT INTO calls VALUES (1, '13812345678'), (2, '13812345679')")
     engine.dispose()
     with SqlSource("my", mysql_url) as source:
-        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "calls", keys, tmp_path / "v", ("id",))
         ids = [keys.identity("demo", "erase")]
         result = delete_table_rows(source, "calls", manifest, cipher, ids, rewrite="none")
     assert result.deleted == 2
@@ -332,7 +306,7 @@ def test_postgres_a_row_changed_after_the_backup_is_caught_by_either_digest(
         conn.execute("CREATE TABLE people (id bigint PRIMARY KEY, name text)")
         conn.execute("INSERT INTO people SELECT i, 'p' || i FROM generate_series(1, 20000) i")
     with SqlSource("pg", pg_url) as source:
-        manifest, _ = _backup(source, "people", keys, tmp_path / "v", ("id",), method=method)
+        manifest, _ = table_backup(source, "people", keys, tmp_path / "v", ("id",), method=method)
         assert manifest.fingerprint.row_digest_method == (method or KEY_ORDER_METHOD)
         check_unchanged(source, "people", "table", manifest)
         with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -370,7 +344,7 @@ def test_mariadb_batches_compare_in_one_piece_and_row_by_row_when_they_must(
             ],
         )
     with SqlSource("my", mysql_url) as source:
-        manifest, cipher = _backup(source, "calls", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "calls", keys, tmp_path / "v", ("id",))
         ids = [keys.identity("demo", "erase")]
         with engine.begin() as conn:
             conn.execute(sa.text("DELETE FROM calls WHERE id IN (5, 6, 900)"))  # an earlier try's
@@ -384,7 +358,7 @@ def test_mariadb_batches_compare_in_one_piece_and_row_by_row_when_they_must(
                 sa.text("INSERT INTO calls VALUES (:i, 'x', 'y')"),
                 [{"i": i} for i in range(1, 1001)],
             )
-        manifest, cipher = _backup(source, "calls", keys, tmp_path / "w", ("id",))
+        manifest, cipher = table_backup(source, "calls", keys, tmp_path / "w", ("id",))
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE calls SET note = 'changed' WHERE id = 450"))
         with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 450\)"):
@@ -432,7 +406,7 @@ def test_mariadb_dates_decimals_and_bytes_compare_in_one_piece(
             ],
         )
     with SqlSource("my", mysql_url) as source:
-        manifest, cipher = _backup(source, "ledger", keys, tmp_path / "v", ("id",))
+        manifest, cipher = table_backup(source, "ledger", keys, tmp_path / "v", ("id",))
         result = delete_table_rows(
             source, "ledger", manifest, cipher, [keys.identity("demo", "erase")]
         )
@@ -452,7 +426,7 @@ def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
             [{"i": i, "n": f"p{i}"} for i in range(1, 3001)],
         )
     with SqlSource("my", mysql_url) as source:
-        manifest, _ = _backup(source, "people", keys, tmp_path / "v", ("id",))
+        manifest, _ = table_backup(source, "people", keys, tmp_path / "v", ("id",))
         assert manifest.fingerprint.row_digest_method == KEY_ORDER_METHOD
         check_unchanged(source, "people", "table", manifest)
         with engine.begin() as conn:

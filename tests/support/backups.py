@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from retirement.crypto.keys import KeyStore
+    from retirement.model.manifest import Manifest
     from retirement.vault.write import BackupResult
 
 
@@ -47,3 +49,44 @@ def backed_up(tmp_path: Path) -> tuple[BackupResult, Path]:
             created_at="2026-11-23T00:00:00+00:00",
         )
     return result, master_file
+
+
+def table_backup(
+    source: Any,
+    name: str,
+    keys: KeyStore,
+    out: Path,
+    key: tuple[str, ...],
+    kind: str = "table",
+    method: str | None = None,
+) -> tuple[Manifest, Path]:
+    """One table backed up for the plan "demo" (disposition erase): its manifest and age file."""
+    result = back_up_table(source, name, keys, out, key, kind, method)
+    return result.manifest, result.ciphertext_path
+
+
+def back_up_table(
+    source: Any,
+    name: str,
+    keys: KeyStore,
+    out: Path,
+    key: tuple[str, ...] = (),
+    kind: str = "table",
+    method: str | None = None,
+) -> BackupResult:
+    from retirement.vault.write import back_up
+
+    return back_up(
+        source,
+        name,
+        qualified=str(source.id_of(name)),
+        kind=kind,
+        plan="demo",
+        disposition="erase",
+        recipients=[keys.archive_key("demo", "erase").recipient],
+        out_dir=out,
+        signing_key=keys.signing_key(),
+        created_at="2026-11-23T00:00:00Z",
+        key_columns=key,
+        row_digest_method=method,
+    )

@@ -4,6 +4,11 @@ Scope: exactly the rows of the verified backup. Whatever the attempt (first, ret
 crash, resumed by an operator), nothing is deleted that was not checked, in the same
 transaction, to be a row of the backup as it was backed up:
 
+* **A table that is exactly its backup** (PostgreSQL, a key-order backup) is emptied at
+  once: TRUNCATE, in the transaction that holds the table against writers while its rows are
+  read and found to give the backup's row count and key-order SHA-256 (``deletion.at_once``;
+  declined where TRUNCATE would do more than the DELETE: triggers, a foreign key onto the
+  table, row-level security, inheritance). Any other table goes by the ways below.
 * **A table with a key** is deleted by key in batches of ``BATCH``, one short transaction
   each. PostgreSQL: ``COPY (DELETE ... WHERE key = ANY(CAST(... AS <type>[])) RETURNING
   ...)`` streams back exactly the rows it deleted, in the backup's own line format; any line
@@ -32,6 +37,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from retirement.deletion import keyed
+from retirement.deletion.at_once import truncate_unchanged
 from retirement.deletion.keyed import delete_by_key
 from retirement.deletion.result import DeletionResult
 from retirement.deletion.rows import Backup
@@ -60,11 +66,20 @@ def delete_table_rows(
     secret_key: bool = False,
     on_rows: Callable[[int], None] | None = None,
     rewrite: str | None = None,
+    at_once: bool = True,
 ) -> DeletionResult:
     """Delete exactly the backed-up rows of one table; then reclaim the space (and rewrite
-    the table if the plan asks)."""
+    the table if the plan asks). ``at_once``: a table that is exactly its backup is emptied
+    at once where the source can (``deletion.at_once``), else by batches."""
     columns = tuple(manifest.fingerprint.key_columns)
     backup = Backup(manifest, cipher, identities)
+    emptied = truncate_unchanged(source, dataset, manifest) if at_once else None
+    if emptied is not None:
+        deleted, technique = emptied
+        if on_rows:
+            on_rows(deleted)
+        technique += "; the table's files replaced by new empty ones (nothing to reclaim)"
+        return DeletionResult("clear", technique, deleted, 0, source.count(dataset))
     if columns:
         deleted = delete_by_key(source, dataset, backup, secret_key, on_rows)
         technique = (

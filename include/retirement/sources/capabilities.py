@@ -15,6 +15,7 @@ RowDeleter        yes
 Reclaimer         yes
 ForeignKeyReader  yes
 TableDropper      yes
+CheckedTruncator  yes (PostgreSQL; None elsewhere)
 ObjectSource                 yes         yes
 ObjectDeleter                yes         yes
 ================  =========  ==========  ========
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from contextlib import AbstractContextManager
 
     import pyarrow as pa
@@ -144,6 +145,22 @@ class TableDropper(Protocol):
     def drop_if_empty(self, dataset: DatasetId | str) -> str | None:
         """DROP the table if it holds no rows, in one transaction; what was run, or None when
         rows were there (nothing dropped)."""
+        ...
+
+
+@runtime_checkable
+class CheckedTruncator(Protocol):
+    """A table can be emptied at once (TRUNCATE) in a transaction that holds it against
+    writers, readers reading on, while a check reads its rows."""
+
+    def truncate_checked(
+        self, dataset: DatasetId | str, columns: Sequence[str], check: Callable[[], bool]
+    ) -> str | None:
+        """Hold the table against writers, run ``check`` (which may read the table from
+        another session), and empty the table in the same transaction only if it returns
+        True and the table's columns are ``columns``. What was run, or None when nothing was
+        (the check failed, or emptying at once would do more than delete the rows checked:
+        triggers, a foreign key onto it, row-level security, another database)."""
         ...
 
 

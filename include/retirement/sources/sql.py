@@ -20,7 +20,7 @@ from retirement.errors import SourceError
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     import pyarrow as pa
 
@@ -75,7 +75,7 @@ def database_errors(engine: sa.Engine, where: str) -> Iterator[None]:
 
 class SqlSource(Source):
     """Tables of one schema of a SQL database: a KeyedSource, CopyExporter, RowDeleter,
-    Reclaimer and TableDropper (``sources.capabilities``)."""
+    Reclaimer, TableDropper and CheckedTruncator (``sources.capabilities``)."""
 
     def __init__(
         self,
@@ -290,6 +290,16 @@ class SqlSource(Source):
 
         with self.errors("reading foreign keys"):
             return read_foreign_keys(self._engine, self.db_schema)
+
+    def truncate_checked(
+        self, dataset: Named, columns: Sequence[str], check: Callable[[], bool]
+    ) -> str | None:
+        """PostgreSQL: ``sources.pg_truncate``; None (nothing done) on other databases."""
+        if self.dialect != "postgresql":
+            return None
+        from retirement.sources.pg_truncate import truncate_checked
+
+        return truncate_checked(self._engine, self.quoted(dataset), columns, check)
 
     def drop_if_empty(self, dataset: Named) -> str | None:
         table, name = self.table(dataset), self.quoted(dataset)

@@ -1,0 +1,108 @@
+"""PostgreSQL: empty a table at once (TRUNCATE), only inside a transaction that held it
+against writers while a check ran on its rows (``CheckedTruncator``; the check and why it
+is enough: ``deletion.whole_checked``).
+
+``LOCK TABLE ... IN SHARE MODE`` waits for the writers in progress and keeps every other
+writer out until the transaction ends, while readers (another session's export included)
+read on. Whatever ``check`` reads after the lock is what the table holds until ``TRUNCATE``
+(which then takes the table exclusively for the moment it needs) and ``COMMIT``.
+
+TRUNCATE is declined, and nothing is done, where it would remove or do more than deleting
+the rows the check read: row-level security (the check may not see every row), a foreign
+key from another table, triggers or rules (a DELETE would run them, TRUNCATE does not),
+inheritance children or partitions, a column list that is not the one the backup recorded,
+or a lock that does not come within the timeout (a writer or a long reader in the way).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+# How long the lock against writers, then the exclusive lock for TRUNCATE, may be waited for;
+# readers queue behind a waiting TRUNCATE, so its wait is short.
+HOLD_TIMEOUT = "5s"
+EMPTY_TIMEOUT = "500ms"
+
+_LOCK_NOT_AVAILABLE, _DEADLOCK = "55P03", "40P01"
+
+_BLOCKERS = """
+SELECT c.relkind::text, c.relrowsecurity, c.relhassubclass,
+       EXISTS (SELECT 1 FROM pg_constraint k WHERE k.confrelid = c.oid AND k.contype = 'f'),
+       EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
+       EXISTS (SELECT 1 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN'),
+       ARRAY(SELECT a.attname::text FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attnum)
+FROM pg_class c WHERE c.oid = CAST(%(name)s AS regclass)
+"""
+
+
+class _Declined(Exception):
+    """TRUNCATE is not for this table now (the transaction rolls back; nothing was done)."""
+
+
+def why_not(row: Sequence[Any], columns: Sequence[str]) -> str | None:
+    """Why TRUNCATE would do more than delete the checked rows, or None."""
+    kind, secured, children, referenced, triggers, rules, names = row
+    reasons = [
+        (kind != "r", "it is not a plain table"),
+        (bool(secured), "row-level security is on"),
+        (bool(children), "it has inheritance children or partitions"),
+        (bool(referenced), "another table's foreign key references it"),
+        (bool(triggers), "it has triggers (a DELETE runs them)"),
+        (bool(rules), "it has rules"),
+        (list(names or ()) != list(columns), "its columns are not the backed-up ones"),
+    ]
+    return next((why for hit, why in reasons if hit), None)
+
+
+def truncate_checked(
+    engine: sa.Engine, name: str, columns: Sequence[str], check: Callable[[], bool]
+) -> str | None:
+    """Hold the table ``name`` (quoted) against writers, run ``check``, and TRUNCATE it in
+    the same transaction only when ``check`` returns True. What was run, or None when nothing
+    was (why is logged)."""
+    try:
+        with engine.begin() as conn:
+            _empty_if(conn, name, columns, check)
+    except _Declined as why:
+        log.info("%s: not emptied at once (%s); deleting by batches", name, why)
+        return None
+    return f"TRUNCATE TABLE {name}"
+
+
+def _empty_if(
+    conn: sa.Connection, name: str, columns: Sequence[str], check: Callable[[], bool]
+) -> None:
+    _allowed(conn, name, columns)
+    _locked(conn, f"SET LOCAL lock_timeout = '{HOLD_TIMEOUT}'")
+    _locked(conn, f"LOCK TABLE {name} IN SHARE MODE")
+    _allowed(conn, name, columns)  # again under the lock: a column added just before it
+    if not check():
+        raise _Declined("its rows are not the backed-up rows")
+    _locked(conn, f"SET LOCAL lock_timeout = '{EMPTY_TIMEOUT}'")
+    _locked(conn, f"TRUNCATE TABLE {name}")
+
+
+def _allowed(conn: sa.Connection, name: str, columns: Sequence[str]) -> None:
+    why = why_not(tuple(conn.exec_driver_sql(_BLOCKERS, {"name": name}).one()), columns)
+    if why is not None:
+        raise _Declined(why)
+
+
+def _locked(conn: sa.Connection, sql: str) -> None:
+    """Run ``sql``; a lock not had in time, or a deadlock, declines (rolled back)."""
+    try:
+        conn.exec_driver_sql(sql)
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) in (_LOCK_NOT_AVAILABLE, _DEADLOCK):
+            raise _Declined(f"{sql}: {str(exc.orig).strip()}") from exc
+        raise

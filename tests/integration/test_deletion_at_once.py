@@ -1,0 +1,226 @@
+"""A PostgreSQL table that is exactly its backup is emptied at once (TRUNCATE, in the
+transaction that holds it against writers while its rows are checked); anything else, or
+anything TRUNCATE would do more than the DELETE, goes by the checked batches. Real
+PostgreSQL, real concurrent sessions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from retirement.crypto.keys import KeyStore
+from retirement.deletion.tables import delete_table_rows
+from retirement.errors import DeletionRefused
+from retirement.formats.csv import SUM_METHOD
+from retirement.sources import pg_truncate
+from retirement.sources.sql import SqlSource
+from tests.support.backups import table_backup
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from retirement.model.manifest import Manifest
+
+pytestmark = pytest.mark.integration
+
+ROWS = 3_000
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyStore:
+    return KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+
+
+def _table(pg_url: str, name: str = "people") -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {name} (id bigint PRIMARY KEY, name text, note text)")
+        conn.execute(
+            f"INSERT INTO {name} SELECT i, '客户' || i, CASE WHEN i % 5 = 0 THEN NULL "
+            f"ELSE E'two\\nlines \"' || i || '\"' END FROM generate_series(1, {ROWS}) i"
+        )
+
+
+def _backup(
+    source: SqlSource, name: str, keys: KeyStore, out: Path, method: str | None = None
+) -> tuple[Manifest, Path]:
+    return table_backup(source, name, keys, out, ("id",), method=method)
+
+
+def _count(pg_url: str, name: str = "people") -> int:
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {name}").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_a_table_that_is_its_backup_is_truncated(
+    pg_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    _table(pg_url)
+    file_of = "SELECT pg_relation_filenode('people')"
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        with psycopg.connect(pg_url) as conn:
+            before = conn.execute(file_of).fetchone()
+        ticks: list[int] = []
+        ids = [keys.identity("demo", "erase")]
+        result = delete_table_rows(source, "people", manifest, cipher, ids, on_rows=ticks.append)
+    assert (result.deleted, result.remaining, sum(ticks)) == (ROWS, 0, ROWS)
+    assert result.technique.startswith("TRUNCATE TABLE ")
+    assert f"its {ROWS} rows were read and found to be the backed-up rows" in result.technique
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute(file_of).fetchone() != before  # new, empty files
+    assert _count(pg_url) == 0
+
+
+def test_writers_wait_and_readers_read_while_the_rows_are_checked(pg_url: str) -> None:
+    """Inside ``check``: another session reads the table, and its UPDATE cannot get the
+    lock; a False check leaves every row."""
+    _table(pg_url)
+    seen: list[object] = []
+
+    def check() -> bool:
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            seen.append(other.execute("SELECT count(*) FROM people").fetchone())
+            other.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("UPDATE people SET note = 'a writer' WHERE id = 1")
+        return False
+
+    with SqlSource("pg", pg_url) as source:
+        names = ["id", "name", "note"]
+        assert source.truncate_checked("people", names, check) is None
+        assert seen == [(ROWS,)]
+        assert source.truncate_checked("people", names, lambda: True) is not None
+    assert _count(pg_url) == 0
+
+
+@pytest.mark.parametrize("change", ["added", "removed", "changed"])
+def test_a_table_that_is_not_its_backup_goes_by_batches(
+    pg_url: str, keys: KeyStore, tmp_path: Path, change: str
+) -> None:
+    _table(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                {
+                    "added": "INSERT INTO people VALUES (99999, 'after the backup', NULL)",
+                    "removed": "DELETE FROM people WHERE id = 17",
+                    "changed": "UPDATE people SET note = 'changed' WHERE id = 17",
+                }[change]
+            )
+        ids = [keys.identity("demo", "erase")]
+        if change == "changed":
+            with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed"):
+                delete_table_rows(source, "people", manifest, cipher, ids)
+            assert _count(pg_url) == ROWS  # its batch rolled back, the rest never reached
+            return
+        result = delete_table_rows(source, "people", manifest, cipher, ids)
+    assert result.technique.startswith("DELETE by key (id)")
+    assert (result.deleted, result.remaining) == ((ROWS, 1) if change == "added" else (ROWS - 1, 0))
+
+
+def test_a_writer_that_commits_while_the_lock_waits_is_seen_by_the_check(
+    pg_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    """The rows are read after the lock is had: a change committed while TRUNCATE's
+    transaction waited for the lock is caught (the row is refused, nothing deleted)."""
+    _table(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        writer = psycopg.connect(pg_url)
+        writer.execute("UPDATE people SET note = 'changed while waiting' WHERE id = 2999")
+        timer = threading.Timer(1.0, writer.commit)
+        timer.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(DeletionRefused, match=r"key 2999\)"):
+                delete_table_rows(
+                    source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+                )
+        finally:
+            timer.join()
+            writer.close()
+        assert time.monotonic() - started >= 1.0  # it did wait for the writer
+    assert _count(pg_url) == ROWS  # one batch, refused whole
+
+
+@pytest.mark.parametrize(
+    "setup",
+    [
+        "CREATE TABLE child_rows (id int PRIMARY KEY, parent bigint REFERENCES people)",
+        "CREATE TABLE audit (id bigint); CREATE FUNCTION note_it() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit VALUES (OLD.id); RETURN OLD; END $$; "
+        "CREATE TRIGGER noted AFTER DELETE ON people FOR EACH ROW EXECUTE FUNCTION note_it()",
+        "ALTER TABLE people ENABLE ROW LEVEL SECURITY",
+        "CREATE TABLE more_people () INHERITS (people)",
+        "CREATE RULE kept AS ON DELETE TO people DO ALSO NOTIFY people_gone",
+    ],
+    ids=["foreign_key", "trigger", "row_security", "inheritance", "rule"],
+)
+def test_truncate_is_declined_where_it_would_do_more_than_the_delete(
+    pg_url: str, keys: KeyStore, tmp_path: Path, setup: str
+) -> None:
+    _table(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(setup)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        assert source.truncate_checked("people", ["id", "name", "note"], lambda: True) is None
+        assert _count(pg_url) == ROWS
+        if "RULE" in setup:
+            return  # the batches' DELETE in WITH refuses a DO ALSO rule in its own words
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert result.technique.startswith("DELETE by key (id)")
+    assert (result.deleted, result.remaining) == (ROWS, 0)
+    if "TRIGGER" in setup:
+        assert _count(pg_url, "audit") == ROWS  # the DELETE ran the trigger for each row
+
+
+def test_a_column_the_backup_does_not_have_declines(pg_url: str) -> None:
+    _table(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        source.table("people")  # reflected before the column is added
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE people ADD COLUMN secret text DEFAULT 'not backed up'")
+        assert source.truncate_checked("people", ["id", "name", "note"], lambda: True) is None
+    assert _count(pg_url) == ROWS
+
+
+def test_an_order_independent_backup_goes_by_batches(
+    pg_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    _table(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v", SUM_METHOD)
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert result.technique.startswith("DELETE by key (id)")
+    assert (result.deleted, result.remaining) == (ROWS, 0)
+
+
+def test_a_reader_in_the_way_of_truncate_means_batches(
+    pg_url: str, keys: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long transaction that read the table keeps TRUNCATE from its lock: after the short
+    wait the transaction rolls back (readers queued behind it go on) and the batches, which
+    do not need the table to themselves, delete the rows."""
+    monkeypatch.setattr(pg_truncate, "EMPTY_TIMEOUT", "100ms")
+    _table(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        with psycopg.connect(pg_url) as reader:
+            reader.execute("SELECT count(*) FROM people").fetchone()  # transaction left open
+            result = delete_table_rows(
+                source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+            )
+    assert result.technique.startswith("DELETE by key (id)")
+    assert (result.deleted, result.remaining) == (ROWS, 0)
