@@ -1,7 +1,8 @@
-"""A PostgreSQL table that is exactly its backup is emptied at once (TRUNCATE, in the
-transaction that holds it against writers while its rows are checked); anything else, or
-anything TRUNCATE would do more than the DELETE, goes by the checked batches. Real
-PostgreSQL, real concurrent sessions."""
+"""A table that is exactly its backup is emptied at once, in one transaction that holds its
+rows against writers while they are checked (PostgreSQL: TRUNCATE; MariaDB: DELETE of
+every row, committed only after the check); anything else, or anything TRUNCATE would do
+more than the DELETE, goes by the checked batches. Real PostgreSQL and MariaDB, real
+concurrent sessions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import time
 from typing import TYPE_CHECKING
 
 import psycopg
+import pymysql
 import pytest
+import sqlalchemy as sa
 
 from retirement.crypto.keys import KeyStore
 from retirement.deletion.tables import delete_table_rows
@@ -71,7 +74,7 @@ def test_a_table_that_is_its_backup_is_truncated(
         result = delete_table_rows(source, "people", manifest, cipher, ids, on_rows=ticks.append)
     assert (result.deleted, result.remaining, sum(ticks)) == (ROWS, 0, ROWS)
     assert result.technique.startswith("TRUNCATE TABLE ")
-    assert f"its {ROWS} rows were read and found to be the backed-up rows" in result.technique
+    assert f"the same count, {ROWS}, and SHA-256 of the records in key order" in result.technique
     with psycopg.connect(pg_url) as conn:
         assert conn.execute(file_of).fetchone() != before  # new, empty files
     assert _count(pg_url) == 0
@@ -93,9 +96,9 @@ def test_writers_wait_and_readers_read_while_the_rows_are_checked(pg_url: str) -
 
     with SqlSource("pg", pg_url) as source:
         names = ["id", "name", "note"]
-        assert source.truncate_checked("people", names, check) is None
+        assert source.empty_checked("people", names, ROWS, check) is None
         assert seen == [(ROWS,)]
-        assert source.truncate_checked("people", names, lambda: True) is not None
+        assert source.empty_checked("people", names, ROWS, lambda: True) is not None
     assert _count(pg_url) == 0
 
 
@@ -171,7 +174,7 @@ def test_truncate_is_declined_where_it_would_do_more_than_the_delete(
         conn.execute(setup)
     with SqlSource("pg", pg_url) as source:
         manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
-        assert source.truncate_checked("people", ["id", "name", "note"], lambda: True) is None
+        assert source.empty_checked("people", ["id", "name", "note"], ROWS, lambda: True) is None
         assert _count(pg_url) == ROWS
         if "RULE" in setup:
             return  # the batches' DELETE in WITH refuses a DO ALSO rule in its own words
@@ -190,7 +193,7 @@ def test_a_column_the_backup_does_not_have_declines(pg_url: str) -> None:
         source.table("people")  # reflected before the column is added
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("ALTER TABLE people ADD COLUMN secret text DEFAULT 'not backed up'")
-        assert source.truncate_checked("people", ["id", "name", "note"], lambda: True) is None
+        assert source.empty_checked("people", ["id", "name", "note"], ROWS, lambda: True) is None
     assert _count(pg_url) == ROWS
 
 
@@ -224,3 +227,99 @@ def test_a_reader_in_the_way_of_truncate_means_batches(
             )
     assert result.technique.startswith("DELETE by key (id)")
     assert (result.deleted, result.remaining) == (ROWS, 0)
+
+
+def _mariadb_table(mysql_url: str) -> None:
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE people (id bigint PRIMARY KEY, name varchar(40), note text)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO people SELECT seq, CONCAT('客户', seq), IF(MOD(seq, 5) = 0, NULL, "
+            f"CONCAT('two\\nlines \"', seq, '\"')) FROM seq_1_to_{ROWS}"
+        )
+    engine.dispose()
+
+
+def _mariadb(mysql_url: str, sql: str, *args: object) -> tuple[object, ...] | None:
+    url = sa.make_url(mysql_url)
+    with (
+        pymysql.connect(
+            host=url.host, port=url.port or 3306, user=url.username, database=url.database
+        ) as conn,
+        conn.cursor() as cursor,
+    ):
+        cursor.execute(sql, args or None)
+        conn.commit()
+        return cursor.fetchone()
+
+
+def test_mariadb_a_table_that_is_its_backup_is_deleted_at_once(
+    mysql_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    _mariadb_table(mysql_url)
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert result.technique.startswith("DELETE FROM people (every row, held until the commit)")
+    assert "OPTIMIZE TABLE" in result.technique
+    assert (result.deleted, result.remaining) == (ROWS, 0)
+
+
+def test_mariadb_the_rows_are_held_and_still_read_while_checked(mysql_url: str) -> None:
+    """Inside ``check``: another session still reads every row (its consistent read: what
+    the DELETE removed), and cannot update one; a False check, or a count that is not the
+    backup's, rolls the DELETE back."""
+    _mariadb_table(mysql_url)
+    seen: list[object] = []
+
+    def check() -> bool:
+        seen.append(_mariadb(mysql_url, "SELECT count(*) FROM people"))
+        with pytest.raises(pymysql.err.OperationalError, match="1205"):
+            _mariadb(
+                mysql_url,
+                "SET STATEMENT innodb_lock_wait_timeout = 1 FOR "
+                "UPDATE people SET note = 'a writer' WHERE id = 2",
+            )
+        return False
+
+    names = ["id", "name", "note"]
+    with SqlSource("my", mysql_url) as source:
+        assert source.empty_checked("people", names, ROWS, check) is None
+        assert seen == [(ROWS,)]
+        assert source.empty_checked("people", names, ROWS + 1, lambda: True) is None
+        assert source.count("people") == ROWS
+        _mariadb(mysql_url, "ALTER TABLE people ADD COLUMN secret text DEFAULT 'not backed up'")
+        assert source.empty_checked("people", names, ROWS, lambda: True) is None
+        assert source.count("people") == ROWS
+        emptied = source.empty_checked("people", [*names, "secret"], ROWS, lambda: True)
+    assert emptied is not None
+    assert emptied.new_files is False
+    assert _mariadb(mysql_url, "SELECT count(*) FROM people") == (0,)
+
+
+@pytest.mark.parametrize("change", ["added", "changed"])
+def test_mariadb_a_table_that_is_not_its_backup_goes_by_batches(
+    mysql_url: str, keys: KeyStore, tmp_path: Path, change: str
+) -> None:
+    _mariadb_table(mysql_url)
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        _mariadb(
+            mysql_url,
+            "INSERT INTO people VALUES (99999, 'after the backup', NULL)"
+            if change == "added"
+            else "UPDATE people SET note = 'changed' WHERE id = 17",
+        )
+        ids = [keys.identity("demo", "erase")]
+        if change == "changed":
+            with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed"):
+                delete_table_rows(source, "people", manifest, cipher, ids)
+            assert source.count("people") == ROWS
+            return
+        result = delete_table_rows(source, "people", manifest, cipher, ids)
+    assert result.technique.startswith("DELETE by key (id)")
+    assert (result.deleted, result.remaining) == (ROWS, 1)

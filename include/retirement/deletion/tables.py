@@ -37,7 +37,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from retirement.deletion import keyed
-from retirement.deletion.at_once import truncate_unchanged
+from retirement.deletion.at_once import empty_unchanged
 from retirement.deletion.keyed import delete_by_key
 from retirement.deletion.result import DeletionResult
 from retirement.deletion.rows import Backup
@@ -66,21 +66,18 @@ def delete_table_rows(
     secret_key: bool = False,
     on_rows: Callable[[int], None] | None = None,
     rewrite: str | None = None,
-    at_once: bool = True,
 ) -> DeletionResult:
-    """Delete exactly the backed-up rows of one table; then reclaim the space (and rewrite
-    the table if the plan asks). ``at_once``: a table that is exactly its backup is emptied
-    at once where the source can (``deletion.at_once``), else by batches."""
+    """Delete exactly the backed-up rows of one table (a table that is exactly its backup
+    emptied at once where the source can: ``deletion.at_once``); then reclaim the space (and
+    rewrite the table if the plan asks)."""
     columns = tuple(manifest.fingerprint.key_columns)
     backup = Backup(manifest, cipher, identities)
-    emptied = truncate_unchanged(source, dataset, manifest) if at_once else None
+    emptied = empty_unchanged(source, dataset, manifest)
     if emptied is not None:
-        deleted, technique = emptied
+        deleted, technique = emptied.deleted, emptied.technique
         if on_rows:
             on_rows(deleted)
-        technique += "; the table's files replaced by new empty ones (nothing to reclaim)"
-        return DeletionResult("clear", technique, deleted, 0, source.count(dataset))
-    if columns:
+    elif columns:
         deleted = delete_by_key(source, dataset, backup, secret_key, on_rows)
         technique = (
             f"DELETE by key ({', '.join(columns)}) in batches of {keyed.BATCH}, each deleted row "
@@ -89,7 +86,9 @@ def delete_table_rows(
     else:
         deleted, how = delete_whole(source, dataset, backup)
         technique = f"DELETE of the whole table (no key; {how})"
-    if isinstance(source, Reclaimer):
+    if emptied is not None and emptied.new_files:
+        technique += "; the table's files replaced by new, empty ones (nothing to reclaim)"
+    elif isinstance(source, Reclaimer):
         technique += "; " + source.reclaim(dataset, rewrite)
     else:
         technique += "; no space reclamation for this database"

@@ -15,7 +15,7 @@ RowDeleter        yes
 Reclaimer         yes
 ForeignKeyReader  yes
 TableDropper      yes
-CheckedTruncator  yes (PostgreSQL; None elsewhere)
+TableEmptier      yes (PostgreSQL, MySQL/MariaDB; None elsewhere)
 ObjectSource                 yes         yes
 ObjectDeleter                yes         yes
 ================  =========  ==========  ========
@@ -148,19 +148,30 @@ class TableDropper(Protocol):
         ...
 
 
-@runtime_checkable
-class CheckedTruncator(Protocol):
-    """A table can be emptied at once (TRUNCATE) in a transaction that holds it against
-    writers, readers reading on, while a check reads its rows."""
+@dataclass(frozen=True)
+class Emptied:
+    """What ``TableEmptier.empty_checked`` ran, and whether the table now lies in new files
+    (TRUNCATE: nothing left to reclaim) or the rows were deleted in place (reclaim after)."""
 
-    def truncate_checked(
-        self, dataset: DatasetId | str, columns: Sequence[str], check: Callable[[], bool]
-    ) -> str | None:
-        """Hold the table against writers, run ``check`` (which may read the table from
-        another session), and empty the table in the same transaction only if it returns
-        True and the table's columns are ``columns``. What was run, or None when nothing was
-        (the check failed, or emptying at once would do more than delete the rows checked:
-        triggers, a foreign key onto it, row-level security, another database)."""
+    ran: str
+    new_files: bool
+
+
+@runtime_checkable
+class TableEmptier(Protocol):
+    """A table can be emptied in one transaction that holds its rows against writers,
+    readers reading on, while a check reads them from another session."""
+
+    def empty_checked(
+        self, dataset: DatasetId | str, columns: Sequence[str], rows: int, check: Callable[[], bool]
+    ) -> Emptied | None:
+        """Empty the table in one transaction that commits only if ``check`` returns True,
+        the table's columns are ``columns`` and (where the database counts what it removes)
+        it held ``rows`` rows; ``check`` runs once the table's rows are
+        held against writers (what it reads is what is removed). What was run, or None when
+        nothing was (the check failed, a lock was not had in time, or emptying at once would
+        do more than deleting the rows checked: triggers, a foreign key onto it, row-level
+        security, another database)."""
         ...
 
 

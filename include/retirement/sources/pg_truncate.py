@@ -1,5 +1,5 @@
 """PostgreSQL: empty a table at once (TRUNCATE), only inside a transaction that held it
-against writers while a check ran on its rows (``CheckedTruncator``; the check and why it
+against writers while a check ran on its rows (``TableEmptier``; the check and why it
 is enough: ``deletion.whole_checked``).
 
 ``LOCK TABLE ... IN SHARE MODE`` waits for the writers in progress and keeps every other
@@ -20,6 +20,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+from retirement.sources.capabilities import Emptied
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -66,7 +68,7 @@ def why_not(row: Sequence[Any], columns: Sequence[str]) -> str | None:
 
 def truncate_checked(
     engine: sa.Engine, name: str, columns: Sequence[str], check: Callable[[], bool]
-) -> str | None:
+) -> Emptied | None:
     """Hold the table ``name`` (quoted) against writers, run ``check``, and TRUNCATE it in
     the same transaction only when ``check`` returns True. What was run, or None when nothing
     was (why is logged)."""
@@ -76,7 +78,7 @@ def truncate_checked(
     except _Declined as why:
         log.info("%s: not emptied at once (%s); deleting by batches", name, why)
         return None
-    return f"TRUNCATE TABLE {name}"
+    return Emptied(f"TRUNCATE TABLE {name}", new_files=True)
 
 
 def _empty_if(

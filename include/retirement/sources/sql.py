@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from retirement.deletion.foreign_keys import ForeignKey
+    from retirement.sources.capabilities import Emptied
     from retirement.sources.pg_copy import CopyExport
 
 
@@ -75,7 +76,7 @@ def database_errors(engine: sa.Engine, where: str) -> Iterator[None]:
 
 class SqlSource(Source):
     """Tables of one schema of a SQL database: a KeyedSource, CopyExporter, RowDeleter,
-    Reclaimer, TableDropper and CheckedTruncator (``sources.capabilities``)."""
+    Reclaimer, TableDropper and TableEmptier (``sources.capabilities``)."""
 
     def __init__(
         self,
@@ -291,15 +292,21 @@ class SqlSource(Source):
         with self.errors("reading foreign keys"):
             return read_foreign_keys(self._engine, self.db_schema)
 
-    def truncate_checked(
-        self, dataset: Named, columns: Sequence[str], check: Callable[[], bool]
-    ) -> str | None:
-        """PostgreSQL: ``sources.pg_truncate``; None (nothing done) on other databases."""
-        if self.dialect != "postgresql":
-            return None
-        from retirement.sources.pg_truncate import truncate_checked
+    def empty_checked(
+        self, dataset: Named, columns: Sequence[str], rows: int, check: Callable[[], bool]
+    ) -> Emptied | None:
+        """PostgreSQL: TRUNCATE under a lock against writers (``sources.pg_truncate``);
+        MySQL/MariaDB: every row deleted and held, then checked (``sources.mysql_empty``);
+        None (nothing done) on SQLite."""
+        if self.dialect == "postgresql":
+            from retirement.sources.pg_truncate import truncate_checked
 
-        return truncate_checked(self._engine, self.quoted(dataset), columns, check)
+            return truncate_checked(self._engine, self.quoted(dataset), columns, check)
+        if self.dialect == "mysql":
+            from retirement.sources.mysql_empty import delete_all_checked
+
+            return delete_all_checked(self._engine, self.table(dataset), columns, rows, check)
+        return None
 
     def drop_if_empty(self, dataset: Named) -> str | None:
         table, name = self.table(dataset), self.quoted(dataset)

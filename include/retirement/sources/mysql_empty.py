@@ -1,0 +1,91 @@
+"""MySQL/MariaDB: empty a table at once, in one transaction that commits only after a check
+of the rows it removed (``TableEmptier``; the check and why it is enough:
+``deletion.at_once``).
+
+``DELETE FROM t`` takes an exclusive lock on each row it removes, so when it returns every
+removed row is held against every other writer until the transaction ends. Another
+session's consistent read, begun after that (the check's export), reads the committed
+versions: the rows the DELETE removed, and any row committed beside them since (which the
+check then finds is not the backup's). The transaction commits only when the DELETE removed
+the number of rows the backup holds, the table's columns are still the backed-up ones, and
+the check says the rows are the backup's; otherwise it rolls back and nothing is deleted.
+
+Readers (consistent reads) read on; writers wait for the commit. DELETE triggers and
+``ON DELETE`` foreign-key actions run as for the checked batches, and the table is then
+reclaimed as after them (``OPTIMIZE TABLE``). A lock not had within ``LOCK_WAIT_S`` seconds,
+or a deadlock, declines (rolled back).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+from retirement.sources.capabilities import Emptied
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+LOCK_WAIT_S = 5
+_LOCK_WAIT_TIMEOUT, _DEADLOCK = 1205, 1213
+
+_COLUMNS = sa.text(
+    "SELECT column_name FROM information_schema.columns "
+    "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :table "
+    "ORDER BY ordinal_position"
+)
+
+
+class _Declined(Exception):
+    """Not emptied at once (the transaction rolls back; nothing was deleted)."""
+
+
+def delete_all_checked(
+    engine: sa.Engine, table: sa.Table, columns: Sequence[str], rows: int, check: Callable[[], bool]
+) -> Emptied | None:
+    """Delete every row of ``table`` and commit only if they were ``rows`` rows and
+    ``check``, run while they are held, returns True. What was run, or None (rolled back)."""
+    name = engine.dialect.identifier_preparer.format_table(table)
+    try:
+        with engine.begin() as conn:
+            _empty_if(conn, table, name, columns, rows, check)
+    except _Declined as why:
+        log.info("%s: not emptied at once (%s); deleting by batches", name, why)
+        return None
+    return Emptied(f"DELETE FROM {name} (every row, held until the commit)", new_files=False)
+
+
+def _empty_if(
+    conn: sa.Connection,
+    table: sa.Table,
+    name: str,
+    columns: Sequence[str],
+    rows: int,
+    check: Callable[[], bool],
+) -> None:
+    _same_columns(conn, table, columns)
+    conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
+    try:
+        gone = conn.exec_driver_sql(f"DELETE FROM {name}").rowcount
+    except sa.exc.DBAPIError as exc:
+        code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+        if code in (_LOCK_WAIT_TIMEOUT, _DEADLOCK):
+            raise _Declined(f"DELETE: {exc.orig}") from exc
+        raise
+    finally:
+        conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+    if gone != rows:
+        raise _Declined(f"the DELETE removed {gone} rows, the backup holds {rows}")
+    _same_columns(conn, table, columns)  # again, now that the table's metadata lock is held
+    if not check():
+        raise _Declined("its rows are not the backed-up rows")
+
+
+def _same_columns(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> None:
+    now = conn.execute(_COLUMNS, {"schema": table.schema, "table": table.name}).scalars().all()
+    if list(now) != list(columns):
+        raise _Declined("its columns are not the backed-up ones")
