@@ -24,6 +24,7 @@ from retirement.sources.sql import SqlSource
 from tests.support.backups import table_backup
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from retirement.model.manifest import Manifest
@@ -323,3 +324,135 @@ def test_mariadb_a_table_that_is_not_its_backup_goes_by_batches(
         result = delete_table_rows(source, "people", manifest, cipher, ids)
     assert result.technique.startswith("DELETE by key (id)")
     assert (result.deleted, result.remaining) == (ROWS, 1)
+
+
+# Counterexamples an adversarial review found, kept as plain regression tests. Where one
+# needs another session to act at one exact moment, ``pg_truncate._locked`` is wrapped to
+# act just before the named statement (a hook for the interleaving, not a fake server).
+
+
+def _before(monkeypatch: pytest.MonkeyPatch, statement: str, act: Callable[[], None]) -> None:
+    real = pg_truncate._locked  # noqa: SLF001
+
+    def hooked(conn: sa.Connection, sql: str) -> None:
+        if sql.startswith(statement):
+            act()
+        real(conn, sql)
+
+    monkeypatch.setattr(pg_truncate, "_locked", hooked)
+
+
+@pytest.mark.parametrize("moment", ["LOCK", "TRUNCATE"])
+def test_a_table_of_the_same_name_earlier_on_the_search_path_is_never_truncated(
+    pg_url: str, keys: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    """Another session creates ``postgres.people`` ("$user" comes first on the search path)
+    just before the lock, or just before TRUNCATE: the locked and checked table is the only
+    one TRUNCATE may empty, and the other table keeps its row."""
+    _table(pg_url)
+
+    def shadow() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            other.execute("CREATE SCHEMA postgres")
+            other.execute(
+                "CREATE TABLE postgres.people (id bigint PRIMARY KEY, name text, note text)"
+            )
+            other.execute("INSERT INTO postgres.people VALUES (1, 'never backed up', NULL)")
+
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        _before(monkeypatch, moment, shadow)
+        ids = [keys.identity("demo", "erase")]
+        if moment == "LOCK":  # declined; the batches find the other table's row is not the backup's
+            with pytest.raises(DeletionRefused, match="changed at the source"):
+                delete_table_rows(source, "people", manifest, cipher, ids)
+        else:
+            result = delete_table_rows(source, "people", manifest, cipher, ids)
+            assert result.technique.startswith("TRUNCATE TABLE public.people")
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT id, name FROM postgres.people").fetchall() == [
+            (1, "never backed up")
+        ]
+        kept = conn.execute("SELECT count(*) FROM public.people").fetchone()
+    assert kept == ((ROWS,) if moment == "LOCK" else (0,))
+
+
+def test_a_column_added_just_before_the_lock_is_seen_under_repeatable_read(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database's default isolation is REPEATABLE READ: the catalog is still read after
+    the lock (the transaction is READ COMMITTED), so the new column declines."""
+    _table(pg_url)
+    database = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            f"ALTER DATABASE {database} SET default_transaction_isolation = 'repeatable read'"
+        )
+
+    def add_column() -> None:
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            other.execute("ALTER TABLE people ADD COLUMN secret text DEFAULT 'not backed up'")
+
+    _before(monkeypatch, "LOCK", add_column)
+    with SqlSource("pg", pg_url) as source:
+        assert source.empty_checked("people", ["id", "name", "note"], ROWS, lambda: True) is None
+    assert _count(pg_url) == ROWS
+
+
+def test_a_table_whose_truncate_is_published_is_not_truncated(pg_url: str) -> None:
+    """A logical-replication subscriber would lose rows of its own to a replicated TRUNCATE;
+    per-row deletes replicate as deletes of those rows only."""
+    _table(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE PUBLICATION retiring FOR TABLE people")
+    with SqlSource("pg", pg_url) as source:
+        assert source.empty_checked("people", ["id", "name", "note"], ROWS, lambda: True) is None
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("ALTER PUBLICATION retiring SET (publish = 'insert, update, delete')")
+        assert source.empty_checked("people", ["id", "name", "note"], ROWS, lambda: True)
+    assert _count(pg_url) == 0
+
+
+@pytest.mark.parametrize("engine", ["MyISAM", "Aria"])
+def test_mariadb_a_table_a_rollback_cannot_restore_goes_by_batches(
+    mysql_url: str, keys: KeyStore, tmp_path: Path, engine: str
+) -> None:
+    """Such an engine keeps a DELETE when the transaction rolls back: a row changed since
+    the backup must be refused with every row still there, not deleted and then "declined"."""
+    _mariadb_table(mysql_url)
+    _mariadb(mysql_url, f"ALTER TABLE people ENGINE={engine}")
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        _mariadb(mysql_url, "UPDATE people SET note = 'changed' WHERE id = 17")
+        with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed"):
+            delete_table_rows(source, "people", manifest, cipher, [keys.identity("demo", "erase")])
+        assert source.count("people") == ROWS
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "w")
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert result.technique.startswith("DELETE by key (id)")
+    assert (result.deleted, result.remaining) == (ROWS, 0)
+
+
+def test_mariadb_a_trigger_never_runs_for_a_row_that_is_not_deleted(
+    mysql_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    """A DELETE trigger writing to a MyISAM table: with a row changed since the backup the
+    deletion is refused and the trigger's table is untouched (the batches compare before
+    they delete; a DELETE of every row first would have run it for all)."""
+    _mariadb_table(mysql_url)
+    _mariadb(mysql_url, "CREATE TABLE notes (person bigint, body text) ENGINE=MyISAM")
+    _mariadb(mysql_url, f"INSERT INTO notes SELECT seq, 'kept' FROM seq_1_to_{ROWS}")
+    _mariadb(
+        mysql_url,
+        "CREATE TRIGGER people_gone AFTER DELETE ON people FOR EACH ROW "
+        "DELETE FROM notes WHERE person = OLD.id",
+    )
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = _backup(source, "people", keys, tmp_path / "v")
+        _mariadb(mysql_url, f"UPDATE people SET note = 'changed' WHERE id = {ROWS}")
+        with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed"):
+            delete_table_rows(source, "people", manifest, cipher, [keys.identity("demo", "erase")])
+        assert source.count("people") == ROWS
+    assert _mariadb(mysql_url, "SELECT count(*) FROM notes") == (ROWS,)

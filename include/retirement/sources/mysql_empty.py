@@ -10,10 +10,12 @@ check then finds is not the backup's). The transaction commits only when the DEL
 the number of rows the backup holds, the table's columns are still the backed-up ones, and
 the check says the rows are the backup's; otherwise it rolls back and nothing is deleted.
 
-Readers (consistent reads) read on; writers wait for the commit. DELETE triggers and
-``ON DELETE`` foreign-key actions run as for the checked batches, and the table is then
-reclaimed as after them (``OPTIMIZE TABLE``). A lock not had within ``LOCK_WAIT_S`` seconds,
-or a deadlock, declines (rolled back).
+Only where a rollback undoes everything the DELETE did: an InnoDB base table with no
+triggers and no other table's foreign key onto it (read with the table's metadata lock
+held, so none of that can change before the COMMIT); anything else goes by the checked
+batches. Readers (consistent reads) read on; writers wait for the commit. The table is then
+reclaimed as after the batches (``OPTIMIZE TABLE``). A lock not had within ``LOCK_WAIT_S``
+seconds, or a deadlock, declines (rolled back); the session's own lock wait is restored.
 """
 
 from __future__ import annotations
@@ -37,6 +39,18 @@ _COLUMNS = sa.text(
     "SELECT column_name FROM information_schema.columns "
     "WHERE table_schema = COALESCE(:schema, DATABASE()) AND table_name = :table "
     "ORDER BY ordinal_position"
+)
+
+
+_TABLE = sa.text(
+    "SELECT t.engine, t.table_type, "
+    "(SELECT COUNT(*) FROM information_schema.triggers g "
+    " WHERE g.event_object_schema = t.table_schema AND g.event_object_table = t.table_name), "
+    "(SELECT COUNT(*) FROM information_schema.referential_constraints r "
+    " WHERE r.unique_constraint_schema = t.table_schema "
+    " AND r.referenced_table_name = t.table_name) "
+    "FROM information_schema.tables t "
+    "WHERE t.table_schema = COALESCE(:schema, DATABASE()) AND t.table_name = :table"
 )
 
 
@@ -67,7 +81,11 @@ def _empty_if(
     rows: int,
     check: Callable[[], bool],
 ) -> None:
-    _same_columns(conn, table, columns)
+    # The table's metadata lock, held to the end: no trigger, engine or column can change
+    # between what is read of the catalog below and the COMMIT.
+    conn.exec_driver_sql(f"SELECT 1 FROM {name} LIMIT 0").all()
+    _allowed(conn, table, columns)
+    before = conn.exec_driver_sql("SELECT @@SESSION.innodb_lock_wait_timeout").scalar_one()
     conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {LOCK_WAIT_S}")
     try:
         gone = conn.exec_driver_sql(f"DELETE FROM {name}").rowcount
@@ -77,15 +95,34 @@ def _empty_if(
             raise _Declined(f"DELETE: {exc.orig}") from exc
         raise
     finally:
-        conn.exec_driver_sql("SET SESSION innodb_lock_wait_timeout = DEFAULT")
+        conn.exec_driver_sql(f"SET SESSION innodb_lock_wait_timeout = {int(before)}")
     if gone != rows:
         raise _Declined(f"the DELETE removed {gone} rows, the backup holds {rows}")
-    _same_columns(conn, table, columns)  # again, now that the table's metadata lock is held
+    _allowed(conn, table, columns)
     if not check():
         raise _Declined("its rows are not the backed-up rows")
 
 
-def _same_columns(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> None:
-    now = conn.execute(_COLUMNS, {"schema": table.schema, "table": table.name}).scalars().all()
+def _allowed(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> None:
+    """Refuse where the DELETE's rollback could not undo all it did, or where it would do
+    more than remove the checked rows: not InnoDB (MyISAM, Aria, MEMORY keep a DELETE even
+    when the transaction rolls back), triggers (they run before the check, and may write to
+    such tables), another table's foreign key onto it, a system-versioned table; or where
+    the columns are not the backed-up ones."""
+    where = {"schema": table.schema, "table": table.name}
+    row = conn.execute(_TABLE, where).one_or_none()
+    if row is None:
+        raise _Declined("no such table")
+    engine, kind, triggers, referenced = row
+    reasons = [
+        (str(engine).lower() != "innodb", f"its engine is {engine}, not InnoDB"),
+        (kind != "BASE TABLE", f"it is a {kind}"),
+        (bool(triggers), "it has triggers"),
+        (bool(referenced), "another table's foreign key references it"),
+    ]
+    why = next((why for hit, why in reasons if hit), None)
+    if why is not None:
+        raise _Declined(why)
+    now = conn.execute(_COLUMNS, where).scalars().all()
     if list(now) != list(columns):
         raise _Declined("its columns are not the backed-up ones")
