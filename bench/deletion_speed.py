@@ -14,8 +14,9 @@ For PostgreSQL and MariaDB each, in a database of its own:
    each deleted row compared with its backed-up line, then VACUUM / OPTIMIZE TABLE) runs on
    ``retiree``; ``DELETE FROM peer WHERE id <= N`` then ``VACUUM peer`` (MariaDB: ``OPTIMIZE
    TABLE peer``, what the pipeline does after a delete) on the copy.
-4. A whole retired table (the backed-up rows only): ``delete_table_rows`` then
-   ``drop_table`` against ``TRUNCATE`` and ``DROP TABLE`` of identical copies.
+4. A whole retired table (the backed-up rows only): ``delete_table_rows`` (which empties a
+   table that is exactly its backup at once: ``deletion.at_once``) then ``drop_table``,
+   against ``TRUNCATE`` and ``DROP TABLE`` of identical copies.
 
 Throughout every timed step a reader in another process (as another application would be)
 looks one random row of the table up every 10 ms; its longest single wait is reported.
@@ -359,7 +360,8 @@ def whole_part(db: Db, source: Any, backed: Backed, scope: int) -> list[dict]:
                 peer_sql,
                 peer_s,
                 rss["mb"],
-                f"ours: checked delete + reclaim + DROP; reader's longest wait "
+                f"ours: {result.technique.split(',')[0].split(' (')[0]}, checked, + DROP; "
+                "reader's longest wait "
                 f"{r_ours['longest'] * 1000:.0f} ms ours, {r_peer['longest'] * 1000:.0f} ms peer",
             )
         )
