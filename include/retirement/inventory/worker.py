@@ -72,7 +72,11 @@ class ScanWorker:
     def __init__(
         self, proc: subprocess.Popen[bytes], stderr: IO[bytes], names: Sequence[str]
     ) -> None:
+        if proc.stdin is None or proc.stdout is None:
+            raise ScanWorkerFailed("inventory scan worker: started without pipes to talk over")
         self._proc = proc
+        self._stdin: IO[bytes] = proc.stdin
+        self._stdout: IO[bytes] = proc.stdout
         self._stderr = stderr
         self._names = list(names)
         self._queue: queue.Queue[object] = queue.Queue(maxsize=_QUEUE_DEPTH)
@@ -113,9 +117,8 @@ class ScanWorker:
         worker = cls(proc, stderr, [d["key"] for d in described])
         header = {"protocol": PROTOCOL, "detectors": described, "sample_rows": sample_rows}
         try:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(header).encode() + b"\n")
-            proc.stdin.flush()
+            worker._stdin.write(json.dumps(header).encode() + b"\n")
+            worker._stdin.flush()
         except OSError as exc:
             log.warning("inventory scan worker: %s", worker._why(f"exited at once ({exc})"))
             worker.close()
@@ -126,18 +129,16 @@ class ScanWorker:
     def started(self, timeout: float) -> bool:
         """The worker has answered (ready or not: :meth:`ready` reads the answer) or exited,
         within ``timeout`` seconds."""
-        assert self._proc.stdout is not None
-        answered, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        answered, _, _ = select.select([self._stdout], [], [], timeout)
         return bool(answered) or self._proc.poll() is not None
 
     def ready(self, timeout: float = READY_SECONDS) -> bool:
         """True once the worker said it is ready; False (logged, worker closed) when it
         exited or said anything else, or did not answer within ``timeout`` seconds."""
-        assert self._proc.stdout is not None
         answer = b""
-        ready, _, _ = select.select([self._proc.stdout], [], [], timeout)
+        ready, _, _ = select.select([self._stdout], [], [], timeout)
         if ready:
-            answer = self._proc.stdout.readline()
+            answer = self._stdout.readline()
         if answer.strip() == json.dumps({"ready": PROTOCOL}).encode():
             return True
         said = f"answered {answer[:200]!r}" if answer else "did not answer"
@@ -188,8 +189,7 @@ class ScanWorker:
 
     def _write(self, schema: pa.Schema) -> None:
         try:
-            assert self._proc.stdin is not None
-            with pa.ipc.new_stream(self._proc.stdin, schema) as writer:
+            with pa.ipc.new_stream(self._stdin, schema) as writer:
                 while not self._stop.is_set():
                     try:
                         item = self._queue.get(timeout=0.1)
@@ -198,7 +198,7 @@ class ScanWorker:
                     if item is _END:
                         break
                     writer.write_batch(item)
-            self._proc.stdin.close()
+            self._stdin.close()
         except BaseException as exc:  # noqa: BLE001 (handed to the scanning thread)
             self._failure = exc
 
@@ -216,8 +216,7 @@ class ScanWorker:
         self._put(_END)
         self._writer.join()
         self._raise_if_failed()
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
+        line = self._stdout.readline()
         code = self._proc.wait()
         if code != 0:
             raise ScanWorkerFailed(self._why("exited before its answer"))

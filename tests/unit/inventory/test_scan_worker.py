@@ -359,3 +359,18 @@ def test_a_whole_answer_is_read() -> None:
     full, sample = protocol.parse_answer(line, ["email"], 2, 10, 1)
     assert full == [ColumnScan(5, {"email": 3}, {"email": 2})]
     assert sample == [ColumnScan(1, {}, {})]
+
+
+def test_a_worker_process_without_pipes_is_a_clear_error() -> None:
+    import subprocess
+    import tempfile
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        with (
+            tempfile.TemporaryFile() as stderr,
+            pytest.raises(ScanWorkerFailed, match="without pipes"),
+        ):
+            worker.ScanWorker(proc, stderr, ["cn_mobile"])
+    finally:
+        proc.wait()
