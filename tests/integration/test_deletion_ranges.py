@@ -1,0 +1,106 @@
+"""A batch of a single-column-key table deleted by its key range (one range scan, two key
+values), accepted only when the range's rows are the batch's backed-up lines byte for byte;
+a range that holds any other row is rolled back to its savepoint and the batch goes by its
+keys. Real PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from retirement.crypto.keys import KeyStore
+from retirement.deletion import keyed
+from retirement.deletion.tables import delete_table_rows
+from retirement.sources.sql import SqlSource
+from tests.support.backups import table_backup
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+ROWS = 1_000  # odd keys 1..1999, in batches of 100
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyStore:
+    return KeyStore(tmp_path / "keys", KeyStore.new_master_key(tmp_path / "keys" / "m.key"))
+
+
+@pytest.fixture
+def ranges(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """What each range attempt returned (None: rolled back, the batch went by its keys)."""
+    seen: list[int | None] = []
+    real = keyed._range_batch  # noqa: SLF001
+
+    def spy(*args: Any) -> int | None:
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(keyed, "_range_batch", spy)
+    monkeypatch.setattr(keyed, "BATCH", 100)
+    return seen
+
+
+def _run(url: str, sql: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(sql)
+    engine.dispose()
+
+
+def _note(i: int) -> str:
+    return "NULL" if i % 7 == 0 else "'a " + str(i) + ', "q"' + "'"
+
+
+def _fill(url: str) -> None:
+    _run(url, "CREATE TABLE people (id bigint PRIMARY KEY, name varchar(40), note text)")
+    values = ", ".join(f"({2 * i + 1}, 'p{i}', {_note(i)})" for i in range(ROWS))
+    _run(url, f"INSERT INTO people VALUES {values}")
+
+
+@pytest.mark.parametrize("database", ["pg", "my"])
+def test_a_row_added_inside_a_batch_range_is_never_deleted(
+    pg_url: str, mysql_url: str, keys: KeyStore, tmp_path: Path, ranges: list[Any], database: str
+) -> None:
+    """Backed up: the odd keys. Added since: key 500, between two backed-up keys of batch 3.
+    Batch 3's range returns 51 rows, not its 50 lines: rolled back, deleted by its keys;
+    every other batch by its range; row 500 stays."""
+    url = pg_url if database == "pg" else mysql_url
+    _fill(url)
+    with SqlSource(database, url) as source:
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
+        _run(url, "INSERT INTO people VALUES (500, 'after the backup', NULL)")
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+        assert (result.deleted, result.remaining) == (ROWS, 1)
+        assert ranges == [100, 100, None] + [100] * 7
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id, name FROM people").all() == [
+            (500, "after the backup")
+        ]
+    engine.dispose()
+
+
+def test_ranges_are_given_up_after_three_that_held_other_rows(
+    pg_url: str, keys: KeyStore, tmp_path: Path, ranges: list[Any]
+) -> None:
+    """New rows between the backed-up keys everywhere: three ranges are tried, then the
+    batches go by their keys (a range that fails costs a delete and its rollback)."""
+    _fill(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO people SELECT 2 * i, 'new', NULL FROM generate_series(1, 999) i"
+            )
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert (result.deleted, result.remaining) == (ROWS, 999)
+    assert ranges == [None, None, None]
