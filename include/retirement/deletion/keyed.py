@@ -4,6 +4,7 @@ with its backed-up line in the same transaction (the scheme: ``deletion.tables``
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
 from retirement.sources.keys import pg_types, python_value
+from retirement.sources.mysql_empty import not_undone
 from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from retirement.sources.base import Named
     from retirement.sources.capabilities import RowDeleter
 
+
+log = logging.getLogger(__name__)
 
 BATCH = 5_000
 RANGE_MISSES = 3  # batches whose key range held rows of no batch before ranges are not tried
@@ -89,11 +93,12 @@ def delete_by_key(
     names = [c["name"] for c in manifest.columns]
     index = [names.index(k) for k in columns]
     deleted = 0
-    misses = 0  # batches whose key range held other rows: after RANGE_MISSES, no more tries
+    # Batches whose key range held other rows: after RANGE_MISSES, no more tries.
+    misses = 0 if len(columns) == 1 and _ranges_undone(source, table) else RANGE_MISSES
     for records in _batches(backup.records(), BATCH):
         with source.begin() as conn:
             ranged = None
-            if len(columns) == 1 and misses < RANGE_MISSES:
+            if misses < RANGE_MISSES:
                 ranged = _range_batch(conn, table, columns[0], index, records)
                 misses += ranged is None
             if ranged is not None:
@@ -107,6 +112,20 @@ def delete_by_key(
         if on_rows:
             on_rows(len(records))
     return deleted
+
+
+def _ranges_undone(source: RowDeleter, table: sa.Table) -> bool:
+    """A range that held other rows can be rolled back whole: PostgreSQL; MySQL/MariaDB
+    where ``not_undone`` finds nothing (InnoDB, no triggers). Not SQLite (no ranges)."""
+    if source.dialect == "postgresql":
+        return True
+    if source.dialect != "mysql":
+        return False
+    with source.connect() as conn:
+        why = not_undone(conn, table)
+    if why is not None:
+        log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
+    return why is None
 
 
 def _range_batch(

@@ -104,25 +104,32 @@ def _empty_if(
 
 
 def _allowed(conn: sa.Connection, table: sa.Table, columns: Sequence[str]) -> None:
-    """Refuse where the DELETE's rollback could not undo all it did, or where it would do
-    more than remove the checked rows: not InnoDB (MyISAM, Aria, MEMORY keep a DELETE even
-    when the transaction rolls back), triggers (they run before the check, and may write to
-    such tables), another table's foreign key onto it, a system-versioned table; or where
-    the columns are not the backed-up ones."""
+    """Refuse where the DELETE's rollback could not undo all it did (``not_undone``), where
+    it would do more than remove the checked rows (another table's foreign key onto it), or
+    where the columns are not the backed-up ones."""
+    why = not_undone(conn, table)
+    if why is not None:
+        raise _Declined(why)
     where = {"schema": table.schema, "table": table.name}
-    row = conn.execute(_TABLE, where).one_or_none()
+    if conn.execute(_TABLE, where).one()[3]:
+        raise _Declined("another table's foreign key references it")
+    now = conn.execute(_COLUMNS, where).scalars().all()
+    if list(now) != list(columns):
+        raise _Declined("its columns are not the backed-up ones")
+
+
+def not_undone(conn: sa.Connection, table: sa.Table) -> str | None:
+    """Why a rollback (of the transaction, or to a savepoint) might not undo a DELETE from
+    ``table``, or None: it is not InnoDB (MyISAM, Aria, MEMORY keep a DELETE whatever is
+    rolled back), it has triggers (which may write to such tables), or it is not a base
+    table (a system-versioned table keeps what is deleted)."""
+    row = conn.execute(_TABLE, {"schema": table.schema, "table": table.name}).one_or_none()
     if row is None:
-        raise _Declined("no such table")
-    engine, kind, triggers, referenced = row
+        return "no such table"
+    engine, kind, triggers, _ = row
     reasons = [
         (str(engine).lower() != "innodb", f"its engine is {engine}, not InnoDB"),
         (kind != "BASE TABLE", f"it is a {kind}"),
         (bool(triggers), "it has triggers"),
-        (bool(referenced), "another table's foreign key references it"),
     ]
-    why = next((why for hit, why in reasons if hit), None)
-    if why is not None:
-        raise _Declined(why)
-    now = conn.execute(_COLUMNS, where).scalars().all()
-    if list(now) != list(columns):
-        raise _Declined("its columns are not the backed-up ones")
+    return next((why for hit, why in reasons if hit), None)
