@@ -131,3 +131,70 @@ def test_mariadb_tables_a_savepoint_cannot_restore_go_by_their_keys(
         )
     assert (result.deleted, result.remaining) == (ROWS, 1)
     assert ranges == []
+
+
+def test_postgres_a_table_with_a_trigger_never_tries_a_range(
+    pg_url: str, keys: KeyStore, tmp_path: Path, ranges: list[Any]
+) -> None:
+    """A range runs DELETE triggers for rows it then gives back; a trigger may act outside
+    the transaction (dblink, a mail queue), where a rollback cannot reach."""
+    _fill(pg_url)
+    _run(
+        pg_url,
+        "CREATE TABLE gone (id bigint); CREATE FUNCTION note_gone() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN INSERT INTO gone VALUES (OLD.id); RETURN OLD; END $$; "
+        "CREATE TRIGGER noted AFTER DELETE ON people FOR EACH ROW EXECUTE FUNCTION note_gone()",
+    )
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
+        _run(pg_url, "INSERT INTO people VALUES (500, 'after the backup', NULL)")
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert (result.deleted, result.remaining) == (ROWS, 1)
+    assert ranges == []
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM gone WHERE id = 500").fetchone() == (0,)
+
+
+def test_postgres_a_kept_row_that_refuses_deletion_sends_its_batch_by_keys(
+    pg_url: str, keys: KeyStore, tmp_path: Path, ranges: list[Any]
+) -> None:
+    """Row 500, added since the backup, is referenced by another table: the range's DELETE
+    fails on it, rolls back to its savepoint, and the batch goes by its keys."""
+    _fill(pg_url)
+    with SqlSource("pg", pg_url) as source:
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
+        _run(pg_url, "INSERT INTO people VALUES (500, 'after the backup', NULL)")
+        _run(pg_url, "CREATE TABLE orders (id int PRIMARY KEY, person bigint REFERENCES people)")
+        _run(pg_url, "INSERT INTO orders VALUES (1, 500)")
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert (result.deleted, result.remaining) == (ROWS, 1)
+    assert ranges == [100, 100, None] + [100] * 7
+
+
+def test_mariadb_a_table_changed_to_myisam_during_the_run_stops_trying_ranges(
+    mysql_url: str, keys: KeyStore, tmp_path: Path, ranges: list[Any]
+) -> None:
+    """Whether a range may be tried is read in each batch's transaction, not once."""
+    _fill(mysql_url)
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
+        _run(mysql_url, "INSERT INTO people VALUES (5000, 'after the backup', NULL)")
+
+        def between_batches(_rows: int) -> None:
+            if len(ranges) == 1:
+                _run(mysql_url, "ALTER TABLE people ENGINE=MyISAM")
+
+        result = delete_table_rows(
+            source,
+            "people",
+            manifest,
+            cipher,
+            [keys.identity("demo", "erase")],
+            on_rows=between_batches,
+        )
+    assert (result.deleted, result.remaining) == (ROWS, 1)
+    assert ranges == [100]

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from retirement.deletion import key_ranges
 from retirement.deletion.key_literals import key_literals
 from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
 from retirement.sources.keys import pg_types, python_value
-from retirement.sources.mysql_empty import not_undone
 from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 5_000
 RANGE_MISSES = 3  # batches whose key range held rows of no batch before ranges are not tried
+RANGE_DIALECTS = ("postgresql", "mysql")
 
 
 def _key_of(record: bytes, index: list[int]) -> tuple[tuple[str | None, bool], ...]:
@@ -94,13 +95,17 @@ def delete_by_key(
     index = [names.index(k) for k in columns]
     deleted = 0
     # Batches whose key range held other rows: after RANGE_MISSES, no more tries.
-    misses = 0 if len(columns) == 1 and _ranges_undone(source, table) else RANGE_MISSES
+    misses = 0 if len(columns) == 1 and source.dialect in RANGE_DIALECTS else RANGE_MISSES
     for records in _batches(backup.records(), BATCH):
         with source.begin() as conn:
             ranged = None
             if misses < RANGE_MISSES:
-                ranged = _range_batch(conn, table, columns[0], index, records)
-                misses += ranged is None
+                if (why := key_ranges.not_for(conn, table)) is not None:
+                    log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
+                    misses = RANGE_MISSES
+                else:
+                    ranged = _range_batch(conn, table, columns[0], index, records)
+                    misses += ranged is None
             if ranged is not None:
                 deleted += ranged
             elif conn.dialect.name == "postgresql":
@@ -114,67 +119,14 @@ def delete_by_key(
     return deleted
 
 
-def _ranges_undone(source: RowDeleter, table: sa.Table) -> bool:
-    """A range that held other rows can be rolled back whole: PostgreSQL; MySQL/MariaDB
-    where ``not_undone`` finds nothing (InnoDB, no triggers). Not SQLite (no ranges)."""
-    if source.dialect == "postgresql":
-        return True
-    if source.dialect != "mysql":
-        return False
-    with source.connect() as conn:
-        why = not_undone(conn, table)
-    if why is not None:
-        log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
-    return why is None
-
-
 def _range_batch(
     conn: sa.Connection, table: sa.Table, column: str, index: list[int], records: list[bytes]
 ) -> int | None:
-    """The batch deleted as the rows whose key lies between its first and last backed-up
-    key (one range scan, two key values), accepted only when those rows, in key order, are
-    the batch's backed-up lines byte for byte (CSV records delimit themselves: then they are
-    exactly the batch's rows); else rolled back to a savepoint and None (the usual way).
-
-    PostgreSQL: ``DELETE ... RETURNING`` through COPY returns exactly the rows it removed.
-    MySQL/MariaDB: the range's rows are locked and written as their lines by the server
-    (``line_sql``), compared, then deleted; the DELETE must remove as many rows as were
-    compared (a row inserted into the range meanwhile, where gaps are not locked, makes it
-    remove more: rolled back). Other databases: None."""
+    """The batch deleted by its key range (``deletion.key_ranges``), or None."""
     first, last = _key_of_record(records[0], index)[0], _key_of_record(records[-1], index)[0]
     if first[0] is None or last[0] is None:
         return None
-    block = b"".join(records)
-    dialect = conn.dialect.name
-    savepoint = conn.begin_nested()
-    if dialect == "postgresql":
-        prep = conn.dialect.identifier_preparer
-        (kind,) = pg_types(conn, table, (column,))
-        key = prep.quote(column)
-        query = (
-            f"WITH gone AS (DELETE FROM {prep.format_table(table)} WHERE {key} >= "
-            f"CAST(%s AS {kind}) AND {key} <= CAST(%s AS {kind}) RETURNING "
-            f"{pg_columns(conn, table)}) SELECT * FROM gone ORDER BY {key}"
-        )
-        lines = list(pg_copy_lines(conn, query, [first[0], last[0]]))
-        if b"".join(lines) == block:
-            savepoint.commit()
-            return len(lines)
-    elif dialect == "mysql" and (text := line_sql(conn.dialect.identifier_preparer, table)):
-        col = table.c[column]
-        low, high = (python_value(dialect, col, v, q) for v, q in (first, last))
-        within = sa.type_coerce(col, sa.types.NullType()).between(low, high)
-        locked: sa.Select[Any] = (
-            sa.select(sa.literal_column(text)).select_from(table).where(within).order_by(col)
-        )
-        got = conn.execute(locked.with_for_update()).scalars().all()
-        if "".join(got).encode("utf-8") == block:
-            gone = conn.execute(sa.delete(table).where(within)).rowcount
-            if gone == len(records):
-                savepoint.commit()
-                return gone
-    savepoint.rollback()
-    return None
+    return key_ranges.range_batch(conn, table, column, (first[0], first[1]), last, records)
 
 
 def _refuse_changed(manifest: Manifest, keys: list[Any], why: str, secret: bool) -> DeletionRefused:
