@@ -4,11 +4,13 @@ Scope: exactly the rows of the verified backup. Whatever the attempt (first, ret
 crash, resumed by an operator), nothing is deleted that was not checked, in the same
 transaction, to be a row of the backup as it was backed up:
 
-* **A table that is exactly its backup** (PostgreSQL, a key-order backup) is emptied at
-  once: TRUNCATE, in the transaction that holds the table against writers while its rows are
-  read and found to give the backup's row count and key-order SHA-256 (``deletion.at_once``;
-  declined where TRUNCATE would do more than the DELETE: triggers, a foreign key onto the
-  table, row-level security, inheritance). Any other table goes by the ways below.
+* **A table that is exactly its backup** (a key-order backup) is emptied at once, in one
+  transaction that holds its rows against writers while they are read and found to give
+  the backup's row count and key-order SHA-256 (``deletion.at_once``): PostgreSQL
+  TRUNCATE, MySQL/MariaDB (InnoDB, no triggers) a DELETE of every row committed only after
+  the check; declined where that would do more than the batches' DELETE or could not be
+  rolled back (the source's ``TableEmptier``). Any other table goes by the ways below; a
+  single-column key's batch is first tried by its key range (``deletion.key_ranges``).
 * **A table with a key** is deleted by key in batches of ``BATCH``, one short transaction
   each. PostgreSQL: ``COPY (DELETE ... WHERE key = ANY(CAST(... AS <type>[])) RETURNING
   ...)`` streams back exactly the rows it deleted, in the backup's own line format; any line
