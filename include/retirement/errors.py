@@ -106,6 +106,11 @@ class ScanWorkerFailed(SourceError):
     (no partial result is reported). Says what happened and what the process wrote last."""
 
 
+class ObjectChanged(SourceError):
+    """A file or object changed while a backup read it (``sources.pinned``): the bytes read
+    were not one and the same content, so nothing was kept; re-running the backup helps."""
+
+
 class KeyStoreError(RetirementError):
     """A key is missing, or cannot be decrypted with the master key."""
 

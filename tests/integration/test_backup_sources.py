@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -11,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.crypto.keys import KeyStore, load_public_key
-from retirement.sources.s3 import S3Source
+from retirement.errors import BackupError, ObjectChanged
+from retirement.sources.s3 import RANGE_BYTES, S3Source
 from retirement.sources.sql import SqlSource
 from retirement.vault.verify import verify_backup
 from retirement.vault.write import back_up
@@ -176,6 +178,49 @@ def test_s3_objects(radosgw, s3_bucket: str, keys: KeyStore, tmp_path: Path) -> 
     with S3Source("bucket", client, s3_bucket, "docs/") as source:
         assert _round_trip(source, "contract.pdf", "document", keys, tmp_path / "v") == 1
         assert _round_trip(source, "people.csv", "table", keys, tmp_path / "v") == 120
+
+
+def test_s3_object_replaced_while_read_in_an_unversioned_bucket_is_refused(
+    radosgw, keys: KeyStore, tmp_path: Path
+) -> None:
+    """Without versions, each ranged GET names the ETag the source first saw (If-Match): an
+    object replaced between two ranges fails the read, so a backup never mixes two objects
+    (nor records one object's ETag for bytes of another)."""
+    client = radosgw.client()
+    bucket = f"plain-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)  # versioning never enabled
+    first = b"A" * (RANGE_BYTES + 1000)
+    client.put_object(Bucket=bucket, Key="docs/scan.bin", Body=first)
+    with (
+        S3Source("bucket", client, bucket, "docs/") as source,
+        source.open_bytes("scan.bin") as raw,
+    ):
+        assert raw.read(10) == b"A" * 10  # the first range
+        client.put_object(Bucket=bucket, Key="docs/scan.bin", Body=b"B" * len(first))
+        with pytest.raises(ObjectChanged, match="replaced while it was read"):
+            raw.read()  # the second range: another object under the same key
+    with (
+        S3Source("bucket", client, bucket, "docs/") as source,
+        pytest.raises(BackupError, match="replaced while it was read"),
+    ):
+        _replaced_midway(source, client, bucket, keys, tmp_path)
+    assert not [p for p in (tmp_path / "v").rglob("*") if p.is_file()]
+
+
+def _replaced_midway(source: S3Source, client, bucket: str, keys: KeyStore, tmp: Path) -> None:
+    """A backup of the object whose first range read is followed by a replacement."""
+    body = client.get_object(Bucket=bucket, Key="docs/scan.bin")["Body"].read()
+    real_get = client.get_object
+
+    def get_then_replace(**kwargs):
+        answer = real_get(**kwargs)
+        if kwargs.get("Range", "").startswith("bytes=0-"):  # after the first range
+            assert kwargs.get("IfMatch") or kwargs.get("VersionId"), "a read not pinned"
+            client.put_object(Bucket=bucket, Key="docs/scan.bin", Body=b"C" * len(body))
+        return answer
+
+    client.get_object = get_then_replace  # the interleaving, at a set point; the server is real
+    back_up_table(source, "scan.bin", keys, tmp / "v", kind="document")
 
 
 def _export_bytes(source: SqlSource, name: str, *, blocks: bool) -> tuple[bytes, int]:

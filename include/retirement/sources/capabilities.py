@@ -175,10 +175,23 @@ class TableEmptier(Protocol):
         ...
 
 
+class PinnedObject(Protocol):
+    """An object held for one backup's reads (``ObjectSource.pinned``)."""
+
+    size: int | None  # its size when pinned, where known
+
+    def state(self, document: tuple[int, str] | None = None) -> dict[str, object]:
+        """What the backup records of the object: what identifies the very content every
+        read while pinned saw (a file: its size and SHA-256; an S3 object: its version and
+        ETag). ``document``: (size, SHA-256) of a document's bytes as the backup streamed
+        them. ObjectChanged (errors.py) where the reads did not all see one content."""
+        ...
+
+
 @runtime_checkable
 class ObjectSource(Protocol):
     """Each dataset is an object (a file, an S3 key) that can be read whole, digested, and
-    identified as it is now (size, time, version), to see it did not change."""
+    pinned while a backup reads it, so what the backup records is what it read."""
 
     def open_bytes(self, dataset: DatasetId | str) -> IO[bytes]:
         """The object's bytes, streamed."""
@@ -188,8 +201,9 @@ class ObjectSource(Protocol):
         """(size, sha256) of the object's bytes, streamed."""
         ...
 
-    def object_state(self, dataset: DatasetId | str) -> dict[str, object]:
-        """What identifies the object as it is now (compared before and after a backup)."""
+    def pinned(self, dataset: DatasetId | str) -> AbstractContextManager[PinnedObject]:
+        """Hold the object while a backup reads it: every read of it through this source
+        until the context ends sees one content, or ``state`` says it did not."""
         ...
 
 
@@ -204,7 +218,7 @@ class ObjectRemoval:
 
 @dataclass(frozen=True)
 class BackedUp:
-    """What a backup recorded of the object it read (``object_state`` at the time), when it
+    """What a backup recorded of the object it read (``PinnedObject.state``), when it
     was made, and, for a sheet of a workbook, what the backups of the other sheets recorded
     (``sheet(name)``: raises DeletionRefused where that sheet's backup is not approved)."""
 
@@ -216,7 +230,7 @@ class BackedUp:
 @runtime_checkable
 class ObjectDeleter(Protocol):
     """The object holding a dataset can be removed, exactly as a backup recorded it
-    (``object_state`` at backup time) and nothing beside it."""
+    (``PinnedObject.state`` at backup time) and nothing beside it."""
 
     def holds(self, dataset: DatasetId | str, recorded: Mapping[str, Any]) -> bool | None:
         """True: the recorded object is there unchanged; False: another object is under its

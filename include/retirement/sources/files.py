@@ -9,8 +9,10 @@ sheet of ``report``. Symbolic links are not followed.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -18,7 +20,7 @@ from retirement.errors import DeletionRefused, SourceError
 from retirement.formats.digests import CHUNK, hash_fd
 from retirement.model.ids import DatasetId
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
-from retirement.sources.capabilities import BackedUp, ObjectRemoval
+from retirement.sources.capabilities import BackedUp, ObjectRemoval, PinnedObject
 from retirement.sources.formats import (
     format_of,
     jsonl_keys,
@@ -26,6 +28,7 @@ from retirement.sources.formats import (
     read_rows,
     xlsx_sheets,
 )
+from retirement.sources.pinned import PinnedFile, PinnedReader
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -250,6 +253,7 @@ class FileSource(TabularObjects):
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise SourceError(f"source {name}: {self.root} is not a directory")
+        self._pins: dict[str, PinnedFile] = {}
 
     def _objects(self) -> list[tuple[str, int]]:
         out = []
@@ -263,6 +267,9 @@ class FileSource(TabularObjects):
         return sorted(out)
 
     def _open(self, path: str) -> IO[bytes]:
+        pinned = self._pins.get(path)
+        if pinned is not None:
+            return io.BufferedReader(PinnedReader(pinned))
         full = (self.root / path).resolve()
         if not full.is_relative_to(self.root):
             raise SourceError(f"source {self.name}: {path!r} is outside {self.root}")
@@ -274,24 +281,25 @@ class FileSource(TabularObjects):
     def byte_size(self, dataset: Named) -> int | None:
         return (self.root / self._split(dataset)[0]).stat().st_size
 
-    def object_state(self, dataset: Named) -> dict[str, object]:
-        """The file's path, size and sha256 (read without following links), and a
-        workbook's sheets."""
-        path = self._split(dataset)[0]
+    @contextmanager
+    def pinned(self, dataset: Named) -> Iterator[PinnedObject]:
+        """The file held open (reached without following links) while a backup reads it:
+        every read goes through one ``PinnedFile`` (sources/pinned.py), and ``state`` is
+        what the backup records: the path, size and SHA-256 of the very bytes it read."""
+        path, _sheet, fmt = self._split(dataset)
+        where = f"source {self.name}: {path}"
         opened = open_inside(self.root, path, where=f"source {self.name}")
         if opened is None:
-            raise SourceError(f"source {self.name}: {path} is gone")
-        try:
-            size, sha = hash_fd(opened.fd)
-            printed = DatasetId(self.name, path).local  # a file name may hold any byte
-            state: dict[str, object] = {"path": printed, "size": size, "sha256": sha}
-            if format_of(path) == "xlsx":
-                os.lseek(opened.fd, 0, os.SEEK_SET)
-                with os.fdopen(os.dup(opened.fd), "rb") as raw:
-                    state["sheets"] = self._sheets_of(raw, path)
-        finally:
+            raise SourceError(f"{where} is gone")
+        if path in self._pins:
             opened.close()
-        return state
+            raise SourceError(f"{where} is already being backed up by this source")
+        self._pins[path] = pin = PinnedFile(opened.fd, where, document=fmt is None)
+        try:
+            yield _PinnedFileState(self, dataset, pin)
+        finally:
+            del self._pins[path]
+            opened.close()
 
     # ------------------------------------------------------------------ deletion
 
@@ -349,6 +357,25 @@ class FileSource(TabularObjects):
         if not same or (before.st_size, before.st_mtime_ns) != (now.st_size, now.st_mtime_ns):
             raise DeletionRefused(f"{ds}: the file changed while it was checked; nothing deleted")
         os.unlink(opened.leaf, dir_fd=opened.folder)
+
+
+class _PinnedFileState:
+    """``FileSource.pinned``'s answer: the file's size when opened, and its state at the end."""
+
+    def __init__(self, source: FileSource, dataset: Named, pin: PinnedFile) -> None:
+        self._source, self._dataset, self._pin = source, dataset, pin
+        self.size: int | None = pin.size
+
+    def state(self, document: tuple[int, str] | None = None) -> dict[str, object]:
+        """Path, size, SHA-256 (and a workbook's sheets) of the bytes read while pinned."""
+        path = self._source._split(self._dataset)[0]
+        sheets = self._source._sheets(path) if format_of(path) == "xlsx" else None
+        size, sha = self._pin.state(document)
+        printed = DatasetId(self._source.name, path).local  # a file name may hold any byte
+        state: dict[str, object] = {"path": printed, "size": size, "sha256": sha}
+        if sheets is not None:
+            state["sheets"] = sheets
+        return state
 
 
 def _closing(batches: Iterator[list[pa.Array]], raw: IO[bytes]) -> Iterator[list[pa.Array]]:

@@ -2,23 +2,26 @@
 
 Takes a boto3 S3 client (the DAG layer builds it from an Airflow connection). Objects are
 read with ranged GETs through a seekable reader, so Parquet and XLSX work without a local
-copy: no plaintext customer data is written to disk.
+copy: no plaintext customer data is written to disk. Every GET names the version the source
+first saw (a versioned bucket) or its ETag (``If-Match``, an unversioned one), so all reads
+of a backup are of one and the same object, or the read fails with ObjectChanged.
 """
 
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from retirement.connect import s3objects
-from retirement.errors import DeletionRefused, SourceError
-from retirement.sources.capabilities import BackedUp, ObjectRemoval
+from retirement.errors import DeletionRefused, ObjectChanged, SourceError
+from retirement.sources.capabilities import BackedUp, ObjectRemoval, PinnedObject
 from retirement.sources.files import TabularObjects
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from retirement.sources.base import Named
 
@@ -28,9 +31,13 @@ RANGE_BYTES = 4 * 1024 * 1024
 class S3RangeReader(io.RawIOBase):
     """A seekable, read-only view of one S3 object version, fetched by byte ranges."""
 
-    def __init__(self, client: Any, bucket: str, key: str, size: int, version: str | None) -> None:
+    def __init__(
+        self, client: Any, bucket: str, key: str, size: int, version: str | None, etag: str
+    ) -> None:
         self._client, self._bucket, self._key = client, bucket, key
         self._size, self._version, self._pos = size, version, 0
+        # an unversioned bucket: only the object with this ETag (an overwrite fails the GET)
+        self._pin = {"VersionId": version} if version else {"IfMatch": f'"{etag}"'}
 
     def readable(self) -> bool:
         return True
@@ -50,13 +57,19 @@ class S3RangeReader(io.RawIOBase):
         if self._pos >= self._size:
             return 0
         end = min(self._pos + len(buf), self._size) - 1
-        extra = {"VersionId": self._version} if self._version else {}
         try:
             body = self._client.get_object(
-                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **extra
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._pos}-{end}", **self._pin
             )["Body"]
             data = body.read()
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise ObjectChanged(
+                    f"s3://{self._bucket}/{self._key}: the object was replaced while it was "
+                    "read; nothing was kept: re-run the backup when it is no longer written"
+                ) from exc
+            raise SourceError(f"s3://{self._bucket}/{self._key}: read failed: {exc}") from exc
+        except BotoCoreError as exc:
             raise SourceError(f"s3://{self._bucket}/{self._key}: read failed: {exc}") from exc
         buf[: len(data)] = data
         self._pos += len(data)
@@ -117,12 +130,17 @@ class S3Source(TabularObjects):
         return self._meta[path]
 
     def _open(self, path: str) -> IO[bytes]:
-        size, version, _ = self._head(path)
-        raw = S3RangeReader(self.client, self.bucket, self.prefix + path, size, version)
+        size, version, etag = self._head(path)
+        raw = S3RangeReader(self.client, self.bucket, self.prefix + path, size, version, etag)
         return io.BufferedReader(raw, buffer_size=RANGE_BYTES)
 
     def byte_size(self, dataset: Named) -> int | None:
         return self._head(self._split(dataset)[0])[0]
+
+    @contextmanager
+    def pinned(self, dataset: Named) -> Iterator[PinnedObject]:
+        """Every read of this source already names one version (or ETag) of the object."""
+        yield _PinnedS3(self, dataset)
 
     def object_state(self, dataset: Named) -> dict[str, object]:
         """The object's key, the version every read of this source uses, its size and ETag,
@@ -192,3 +210,19 @@ class S3Source(TabularObjects):
             f"DeleteObject of exactly {which} that was backed up (size and ETag checked "
             "first); other versions were not backed up and were not touched",
         )
+
+
+class _PinnedS3:
+    """``S3Source.pinned``'s answer: the object's size and, at the end, its state."""
+
+    def __init__(self, source: S3Source, dataset: Named) -> None:
+        self._source, self._dataset = source, dataset
+        self.size: int | None = source.byte_size(dataset)
+
+    def state(self, document: tuple[int, str] | None = None) -> dict[str, object]:
+        state = self._source.object_state(self._dataset)
+        if document is not None and document[0] != state["size"]:
+            raise ObjectChanged(
+                f"{self._dataset}: {document[0]} bytes read, the object has {state['size']}"
+            )
+        return state

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ import pyrage
 from retirement import __version__
 from retirement.crypto.age import AGE_PROCESS_MIN, encrypt_to
 from retirement.crypto.signing import write_signed
-from retirement.errors import BackupError
+from retirement.errors import BackupError, ObjectChanged
 from retirement.model.manifest import Manifest
 from retirement.sources.capabilities import ObjectSource
 from retirement.vault.plaintext import (
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from retirement.crypto.age import HashingWriter
     from retirement.model.manifest import SourceFingerprint
     from retirement.sources.base import Named, Source
+    from retirement.sources.capabilities import PinnedObject
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +118,22 @@ def back_up(
     folder = out_dir / plan / safe_name(qualified)
     folder.mkdir(parents=True, exist_ok=True)
     objects = source if isinstance(source, ObjectSource) else None
-    read_from = objects.object_state(dataset) if objects is not None else None
     state = PlainStream(hashlib.sha256(), on_rows)
-    chunks, _, fmt = chunks_for(source, dataset, kind, key_columns, state, row_digest_method)
     tmp = folder / f".{uuid.uuid4().hex}.partial"
-    hashed = _encrypted(chunks, tmp, parsed, state, level, read_from, qualified, folder)
-    _still_the_same(objects, dataset, read_from, tmp, qualified)
+    try:
+        with objects.pinned(dataset) if objects is not None else nullcontext() as pinned:
+            method = row_digest_method
+            chunks, _, fmt = chunks_for(source, dataset, kind, key_columns, state, method)
+            size = pinned.size if pinned is not None else None
+            hashed = _encrypted(chunks, tmp, parsed, state, level, size, qualified, folder)
+            columns = source.schema(dataset) if fmt == "csv" else []
+            read_from = _read_from(pinned, fmt, state)
+    except ObjectChanged as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"{qualified}: {exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     cipher_sha = hashed.sha.hexdigest()
     final = folder / f"{cipher_sha[:16]}.{'csv' if fmt == 'csv' else 'bin'}.zst.age"
     os.replace(tmp, final)
@@ -134,9 +146,7 @@ def back_up(
         "created_at": created_at,
         "extra": {**(extra or {}), **({"source_object": read_from} if read_from else {})},
     }
-    schema = tuple(
-        {"name": c.name, "type": c.type} for c in (source.schema(dataset) if fmt == "csv" else [])
-    )
+    schema = tuple({"name": c.name, "type": c.type} for c in columns)
     manifest = _manifest(described, fmt, schema, fingerprint, state, hashed, final, level)
     manifest_path = _signed(manifest, final, signing_key)
     log.info(
@@ -194,15 +204,13 @@ def _encrypted(
     parsed: list[Any],
     state: PlainStream,
     level: int,
-    read_from: dict[str, object] | None,
+    known: int | None,
     qualified: str,
     folder: Path,
 ) -> HashingWriter:
     """Compress ``chunks`` in one thread and encrypt them into ``tmp`` in this one (the size
-    of an object, ``read_from``, tells encrypt_to how); what ``encrypt_to`` hashed of the
+    of an object, ``known``, tells encrypt_to how); what ``encrypt_to`` hashed of the
     ciphertext. Nothing is left behind when either side fails."""
-    size = (read_from or {}).get("size")
-    known = size if isinstance(size, int) else None
     read_fd, write_fd = os.pipe()
     producer = threading.Thread(
         target=compress_into,
@@ -225,26 +233,23 @@ def _encrypted(
         tmp.unlink(missing_ok=True)
         raise
     producer.join()
+    if isinstance(state.error, ObjectChanged):
+        tmp.unlink(missing_ok=True)
+        raise BackupError(f"{qualified}: {state.error}") from state.error
     if state.error is not None:
         tmp.unlink(missing_ok=True)
         raise BackupError(f"{qualified}: reading the source failed: {state.error}") from state.error
     return hashed
 
 
-def _still_the_same(
-    objects: ObjectSource | None,
-    dataset: Named,
-    read_from: dict[str, object] | None,
-    tmp: Path,
-    qualified: str,
-) -> None:
-    """BackupError (and the partial file removed) when the object changed while read."""
-    if objects is not None and objects.object_state(dataset) != read_from:
-        tmp.unlink(missing_ok=True)
-        raise BackupError(
-            f"{qualified}: the file changed while it was being backed up; nothing was kept: "
-            "re-run the backup when it is no longer being written"
-        )
+def _read_from(
+    pinned: PinnedObject | None, fmt: str, state: PlainStream
+) -> dict[str, object] | None:
+    """What the backup records of the object it read: the state of the very bytes read (a
+    document's are its plaintext); ObjectChanged when the reads did not see one content."""
+    if pinned is None:
+        return None
+    return pinned.state((state.size, state.sha.hexdigest()) if fmt == "bytes" else None)
 
 
 def _signed(manifest: Manifest, final: Path, signing_key: Ed25519PrivateKey) -> Path:
