@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyrage
+import zstandard
 
 from retirement import __version__
-from retirement.crypto.age import AGE_PROCESS_MIN, encrypt_to
+from retirement.crypto.age import AGE_PROCESS_MIN, HashingWriter, encrypt_to
 from retirement.crypto.signing import write_signed
 from retirement.errors import BackupError, ObjectChanged
 from retirement.model.manifest import Manifest
@@ -45,12 +46,14 @@ if TYPE_CHECKING:
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from retirement.crypto.age import HashingWriter
     from retirement.model.manifest import SourceFingerprint
     from retirement.sources.base import Named, Source
     from retirement.sources.capabilities import PinnedObject
 
 log = logging.getLogger(__name__)
+
+# Documents smaller than this are compressed and encrypted in memory, in the calling thread.
+SMALL_OBJECT = 1 << 20
 
 __all__ = ["BackupResult", "back_up", "digest_method", "fingerprint_now", "safe_name"]
 
@@ -125,7 +128,10 @@ def back_up(
             method = row_digest_method
             chunks, _, fmt = chunks_for(source, dataset, kind, key_columns, state, method)
             size = pinned.size if pinned is not None else None
-            hashed = _encrypted(chunks, tmp, parsed, state, level, size, qualified, folder)
+            if fmt == "bytes" and size is not None and size < SMALL_OBJECT:
+                hashed = _encrypted_small(chunks, tmp, parsed, state, level, size, qualified)
+            else:
+                hashed = _encrypted(chunks, tmp, parsed, state, level, size, qualified, folder)
             columns = source.schema(dataset) if fmt == "csv" else []
             read_from = _read_from(pinned, fmt, state)
     except ObjectChanged as exc:
@@ -196,6 +202,55 @@ def _recipients(qualified: str, recipients: list[str]) -> list[Any]:
     if not parsed:
         raise BackupError(f"{qualified}: no recipient to encrypt to")
     return parsed
+
+
+def _whole(chunks: Iterator[bytes], known: int, qualified: str) -> bytearray:
+    """The chunks of a document of ``known`` bytes, joined; ObjectChanged when there are
+    more (it grew while read), BackupError naming the dataset when reading fails."""
+    plain = bytearray()
+    try:
+        for chunk in chunks:
+            plain += chunk
+            if len(plain) > known:
+                break
+    except ObjectChanged:
+        raise
+    except Exception as exc:
+        raise BackupError(f"{qualified}: reading the source failed: {exc}") from exc
+    if len(plain) > known:
+        raise ObjectChanged(f"it grew past {known} bytes while it was read")
+    return plain
+
+
+def _encrypted_small(
+    chunks: Iterator[bytes],
+    tmp: Path,
+    parsed: list[Any],
+    state: PlainStream,
+    level: int,
+    known: int,
+    qualified: str,
+) -> HashingWriter:
+    """A document under SMALL_OBJECT bytes, compressed and encrypted in memory in this
+    thread: a thread, a pipe and zstd's workers cost more than the work on a small file.
+    The same age and zstd formats; ObjectChanged when it grows past its size while read."""
+    plain = _whole(chunks, known, qualified)
+    state.sha.update(plain)
+    state.size = len(plain)
+    try:
+        sealed = pyrage.encrypt(zstandard.ZstdCompressor(level=level).compress(plain), parsed)
+        with tmp.open("wb") as out:
+            hashed = HashingWriter(out)
+            hashed.write(sealed)
+            out.flush()
+            os.fsync(out.fileno())
+    except (pyrage.EncryptError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise BackupError(
+            f"{qualified}: writing the backup to {tmp.parent} failed ({exc}); "
+            "nothing was kept: free space or fix the folder, then re-run"
+        ) from exc
+    return hashed
 
 
 def _encrypted(
