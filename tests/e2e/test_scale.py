@@ -14,7 +14,7 @@ from bench.scale_bench import run_scale
 from retirement.ledger.core import Ledger
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-TABLES, FILES, MAX_TASKS = 120, 480, 12
+TABLES, FILES, MAX_TASKS = 40, 160, 8
 
 
 def test_a_generated_organization_runs_in_batched_mapped_tasks() -> None:
@@ -50,6 +50,6 @@ def test_a_generated_organization_runs_in_batched_mapped_tasks() -> None:
     assert seen["files_left"] == []
     mapped = Counter(t["task_id"] for t in seen["task_instances"])
     for step in ("backup", "delete"):
-        assert mapped[step] == MAX_TASKS, step  # 600 datasets in 12 batches
+        assert mapped[step] == MAX_TASKS, step  # 200 datasets in 8 batches
     assert mapped["transfer"] <= MAX_TASKS
     assert {s for s, _, _, _ in got["rows"]} >= {"backup", "transfer", "delete", "seal"}
