@@ -291,14 +291,15 @@ class FileSource(TabularObjects):
         opened = open_inside(self.root, path, where=f"source {self.name}")
         if opened is None:
             raise SourceError(f"{where} is gone")
-        if path in self._pins:
+        pin = PinnedFile(opened.fd, where, document=fmt is None)
+        if self._pins.setdefault(path, pin) is not pin:  # one step: two threads cannot both
             opened.close()
             raise SourceError(f"{where} is already being backed up by this source")
-        self._pins[path] = pin = PinnedFile(opened.fd, where, document=fmt is None)
         try:
             yield _PinnedFileState(self, dataset, pin)
         finally:
-            del self._pins[path]
+            if self._pins.get(path) is pin:
+                del self._pins[path]
             opened.close()
 
     # ------------------------------------------------------------------ deletion

@@ -10,10 +10,10 @@ import codecs
 import csv
 import io
 import json
+from decimal import Decimal
 from typing import IO, TYPE_CHECKING, Any
 
 from retirement.errors import SourceError
-from retirement.formats.json_object import json_object
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -117,12 +117,49 @@ def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
     return list(keys)
 
 
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (``json.loads`` keeps a repeated key's last
+    value only: the others would be in no backup)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKeyError(key)
+            seen.add(key)
+    return found
+
+
+def _exact_number(text: str) -> float | Decimal:
+    """A JSON number with a fraction or exponent: a float where the float says the same
+    number, else a Decimal (``1234567890.123456789012`` as a float would lose digits)."""
+    value = float(text)
+    return value if Decimal(repr(value)) == Decimal(text) else Decimal(text)
+
+
 def _json_object(line: str, where: str, n: int) -> dict[str, Any]:
-    return json_object(
-        line,
-        not_json=lambda why: f"{where}: line {n}: not JSON: {why}",
-        not_object=f"{where}: line {n}: expected a JSON object per line",
-    )
+    """One line of a JSON-lines file as an object, every value kept exactly; SourceError
+    naming the line where that cannot be."""
+    try:
+        value = json.loads(line, parse_float=_exact_number, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{where}: line {n}: not JSON: {exc.msg}") from exc
+    except _RepeatedKeyError as exc:
+        raise SourceError(
+            f"{where}: line {n}: the key {exc.key!r} appears twice in one object: a backup "
+            "would keep only one of its values; fix the file before retiring it"
+        ) from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise SourceError(f"{where}: line {n}: not readable as JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise SourceError(f"{where}: line {n}: expected a JSON object per line")
+    return value
 
 
 def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[list[Any]]:
@@ -132,11 +169,20 @@ def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[li
     for n, line in enumerate(_text(raw), 1):
         if line.strip():
             obj = _json_object(line, where, n)
-            yield [_scalar(obj.get(c)) for c in columns]
+            yield [_scalar(obj.get(c), where, n) for c in columns]
 
 
-def _scalar(value: object) -> object:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+def _scalar(value: object, where: str, n: int) -> object:
+    """A top-level value as it is; a nested one as its JSON text."""
+    if not isinstance(value, dict | list):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except TypeError as exc:  # a Decimal inside: JSON text cannot be written from it exactly
+        raise SourceError(
+            f"{where}: line {n}: a number inside a nested value has more digits than a "
+            "double holds and would not be kept exactly: retire this file as a document"
+        ) from exc
 
 
 def _parquet(raw: IO[bytes]) -> Iterator[list[Any]]:
@@ -174,6 +220,9 @@ def _xlsx(raw: IO[bytes], sheet: str | None) -> Iterator[list[Any]]:
     book = openpyxl.load_workbook(raw, read_only=True, data_only=True)
     try:
         ws = book[sheet] if sheet else book.worksheets[0]
+        # a sheet's stored <dimension> can be smaller than its cells (several writers leave it
+        # stale); read-only mode trusts it and would leave rows and columns out of the backup
+        ws.reset_dimensions()
         rows = ws.iter_rows(values_only=True)
         header = next(rows, None)
         if header is None:

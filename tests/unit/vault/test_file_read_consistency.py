@@ -24,7 +24,7 @@ import pytest
 
 from retirement.crypto.keys import KeyStore, load_public_key
 from retirement.deletion.objects import delete_object
-from retirement.errors import BackupError, DeletionRefused, ObjectChanged
+from retirement.errors import BackupError, DeletionRefused, ObjectChanged, SourceError
 from retirement.model.ids import DatasetId
 from retirement.sources.files import FileSource
 from retirement.sources.pinned import BLOCK, PinnedFile, PinnedReader
@@ -259,3 +259,32 @@ def test_a_file_shorter_at_the_end_than_a_block_a_reader_used_is_refused(tmp_pat
             f.truncate(BLOCK + 10)
         with pytest.raises(ObjectChanged, match="longer when read"):
             pinned.state()
+
+
+def test_a_second_pin_of_the_same_file_is_refused_and_leaves_the_first_in_place(
+    tmp_path: Path,
+) -> None:
+    """Two backups of one file through one source at once (two threads): the second is
+    refused, and its refusal neither replaces nor removes the first one's pin (a review found
+    the first's reads could go through the second's descriptor)."""
+    (tmp_path / "a.csv").write_bytes(b"id,name\n1,x\n")
+    source = FileSource("files", tmp_path)
+    with source.pinned("a.csv") as first:
+        refused: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                with source.pinned("a.csv"):
+                    pass
+            except SourceError as exc:
+                refused.append(exc)
+
+        worker = threading.Thread(target=second)
+        worker.start()
+        worker.join()
+        assert refused
+        assert "already being backed up" in str(refused[0])
+        assert source.schema("a.csv")[0].name == "id"  # read through the first pin
+        assert first.state()["sha256"] == hashlib.sha256(b"id,name\n1,x\n").hexdigest()
+    with source.pinned("a.csv") as again:  # the first's end removed its own pin
+        assert again.state()["size"] == 12
