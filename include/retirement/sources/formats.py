@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from decimal import Decimal
+from itertools import zip_longest
 from typing import IO, TYPE_CHECKING, Any
 
 from retirement.errors import SourceError
@@ -100,7 +101,7 @@ def read_rows(
         elif fmt == "parquet":
             yield from _parquet(raw)
         elif fmt == "xlsx":
-            yield from _xlsx(raw, sheet)
+            yield from _xlsx(raw, sheet, where)
         else:
             raise SourceError(f"{where}: not a tabular format: {fmt}")
     except (csv.Error, UnicodeDecodeError, ValueError, OSError, KeyError) as exc:
@@ -214,20 +215,46 @@ def xlsx_sheets(raw: IO[bytes]) -> list[str]:
         book.close()
 
 
-def _xlsx(raw: IO[bytes], sheet: str | None) -> Iterator[list[Any]]:
+def _xlsx(raw: IO[bytes], sheet: str | None, where: str) -> Iterator[list[Any]]:
+    """A sheet's saved values, row by row, read beside its formulas: a formula whose value
+    the workbook did not save (written by a program that computes nothing, openpyxl
+    among them) would be an empty cell in the backup, so it refuses the file instead."""
     import openpyxl
 
     book = openpyxl.load_workbook(raw, read_only=True, data_only=True)
+    formulas = openpyxl.load_workbook(raw, read_only=True, data_only=False)  # zip reads seek
     try:
         ws = book[sheet] if sheet else book.worksheets[0]
+        wf = formulas[ws.title]
         # a sheet's stored <dimension> can be smaller than its cells (several writers leave it
         # stale); read-only mode trusts it and would leave rows and columns out of the backup
         ws.reset_dimensions()
-        rows = ws.iter_rows(values_only=True)
-        header = next(rows, None)
-        if header is None:
-            return
-        yield [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(header)]
-        yield from (list(r) for r in rows)
+        wf.reset_dimensions()
+        pairs = zip_longest(ws.iter_rows(values_only=True), wf.iter_rows(values_only=True))
+        for n, (values, written) in enumerate(pairs, 1):
+            row = list(values or ())
+            _saved_values(row, written or (), f"{where}: sheet {ws.title!r}", n)
+            if n == 1:
+                row = [str(h) if h is not None else f"column_{i + 1}" for i, h in enumerate(row)]
+            yield row
     finally:
         book.close()
+        formulas.close()
+
+
+def _saved_values(values: list[Any], written: tuple[Any, ...], where: str, n: int) -> None:
+    """SourceError naming the first cell of row ``n`` that holds a formula without a value."""
+    from openpyxl.utils import get_column_letter
+
+    for i, formula in enumerate(written):
+        if (
+            isinstance(formula, str)
+            and formula.startswith("=")
+            and (i >= len(values) or values[i] is None)
+        ):
+            raise SourceError(
+                f"{where}: cell {get_column_letter(i + 1)}{n} holds the formula {formula[:40]!r} "
+                "but the workbook saved no value for it, so the backup would hold an empty "
+                "cell: open and save the workbook in a spreadsheet program (which stores the "
+                "values), then re-run"
+            )

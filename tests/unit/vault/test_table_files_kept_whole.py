@@ -107,3 +107,49 @@ def test_a_long_number_inside_a_nested_value_is_refused_not_rounded(
 ) -> None:
     with pytest.raises(REFUSED, match="more digits than a double"):
         _jsonl_backup(keys, tmp_path, '{"id": 1, "more": {"x": 0.12345678901234567890}}\n')
+
+
+def test_a_formula_the_workbook_saved_no_value_for_is_refused(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    """openpyxl (and many exporters) write formulas without their values; reading the
+    values gave an empty cell, the formula was in no backup, and the workbook was unlinked."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "S"
+    sheet.append(["qty", "price", "total", "note"])
+    sheet.append([3, 5, "=A2*B2", "=text typed as a string"])
+    sheet["D2"].data_type = "s"  # a text cell that only starts with "=" is not a formula
+    book.save(folder / "f.xlsx")
+    with FileSource("files", folder) as source, pytest.raises(REFUSED, match=r"cell C2 .*A2\*B2"):
+        back_up_table(source, "f.xlsx#S", keys, tmp_path / "vault")
+
+
+def test_a_workbook_with_saved_formula_values_keeps_the_values(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    """A spreadsheet program saves each formula's value beside it (written here into the
+    sheet's XML as Excel does): the backup holds the value."""
+    folder = tmp_path / "files"
+    folder.mkdir()
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "S"
+    sheet.append(["qty", "price", "total"])
+    sheet.append([3, 5, "=A2*B2"])
+    plain = tmp_path / "plain.xlsx"
+    book.save(plain)
+    with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(folder / "f.xlsx", "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, saved = re.subn(
+                    rb"<f>A2\*B2</f>(<v\s*/>|<v></v>)?", b"<f>A2*B2</f><v>15</v>", data
+                )
+                assert saved == 1
+            zout.writestr(item, data)
+    with FileSource("files", folder) as source:
+        result = back_up_table(source, "f.xlsx#S", keys, tmp_path / "vault")
+    assert _restored_lines(keys, result.manifest_path)[1] == b"3,5,15\n"
