@@ -4,6 +4,7 @@ is left counted independently (line by line against the backup)."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +435,45 @@ def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
         with pytest.raises(DeletionRefused, match="the same number of rows, but some changed"):
             check_unchanged(source, "people", "table", manifest)
     engine.dispose()
+
+
+@pytest.mark.parametrize("versioning", ["never", "Suspended"])
+def test_s3_an_object_in_a_bucket_without_versions_is_not_deleted(
+    radosgw, keys: KeyStore, tmp_path: Path, versioning: str
+) -> None:
+    """Without versions, an object written between the check and DeleteObject would be
+    deleted in the backed-up one's place, and RadosGW ignores a condition on DeleteObject (a
+    review reproduced it): the deletion is refused and says how to make it exact."""
+    client = radosgw.client()
+    bucket = f"plain-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    if versioning != "never":
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": versioning})
+    client.put_object(Bucket=bucket, Key="docs/c.txt", Body=b"backed up")
+    ds = DatasetId("bucket", "c.txt")
+    with S3Source("bucket", client, bucket, "docs/") as source:
+        manifest, _ = table_backup(source, ds, keys, tmp_path / "v", (), kind="document")
+        with pytest.raises(DeletionRefused, match="keeps no versions .*Enable versioning"):
+            delete_object(source, ds, manifest, sibling=lambda _d: manifest)
+    assert client.get_object(Bucket=bucket, Key="docs/c.txt")["Body"].read() == b"backed up"
+
+
+def test_s3_an_object_written_before_versioning_was_enabled_is_deleted_not_hidden(
+    radosgw, keys: KeyStore, tmp_path: Path
+) -> None:
+    """Its version is "null": DeleteObject without a version only laid a delete marker over
+    it, and the backed-up bytes stayed readable while the certificate said deleted."""
+    client = radosgw.client()
+    bucket = f"late-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket=bucket, Key="docs/d.txt", Body=b"from before versioning")
+    ds = DatasetId("bucket", "d.txt")
+    with S3Source("bucket", client, bucket, "docs/") as source:
+        manifest, _ = table_backup(source, ds, keys, tmp_path / "v", (), kind="document")
+    client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    with S3Source("bucket", client, bucket, "docs/") as source:
+        assert delete_object(source, ds, manifest, sibling=lambda _d: manifest).deleted == 1
+    listed = client.list_object_versions(Bucket=bucket, Prefix="docs/")
+    assert listed.get("Versions", []) == []
+    assert listed.get("DeleteMarkers", []) == []

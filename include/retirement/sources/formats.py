@@ -13,6 +13,7 @@ import json
 from decimal import Decimal
 from itertools import zip_longest
 from typing import IO, TYPE_CHECKING, Any
+from zipfile import BadZipFile
 
 from retirement.errors import SourceError
 
@@ -104,7 +105,7 @@ def read_rows(
             yield from _xlsx(raw, sheet, where)
         else:
             raise SourceError(f"{where}: not a tabular format: {fmt}")
-    except (csv.Error, UnicodeDecodeError, ValueError, OSError, KeyError) as exc:
+    except (csv.Error, UnicodeDecodeError, ValueError, OSError, KeyError, BadZipFile) as exc:
         raise SourceError(f"{where}: cannot read as {fmt}: {exc}") from exc
 
 

@@ -110,13 +110,11 @@ class PinnedFile:
             found = document
         else:
             found = self._final_pass()
-        # the bytes decide; this catches what they may not (a change within one read) early
+        # the bytes decide; this catches what they may not (a change within one read) early.
+        # Not the inode change time: a chmod, a hard link or an extended attribute moves it
+        # without touching a byte (a snapshot tool or a virus scanner would fail every backup)
         now = os.fstat(self.fd)
-        if (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
-            self._opened.st_size,
-            self._opened.st_mtime_ns,
-            self._opened.st_ctime_ns,
-        ):
+        if (now.st_size, now.st_mtime_ns) != (self._opened.st_size, self._opened.st_mtime_ns):
             raise self.changed("its size or modification time moved")
         return found
 

@@ -174,6 +174,23 @@ class S3Source(TabularObjects):
             return None
         return bool(head.get("ETag", "").strip('"') == recorded.get("etag"))
 
+    def _null_version(self, where: str, key: str) -> str:
+        """The object read without a version id is its "null" version, which only a bucket
+        that keeps versions now deletes exactly: there a new write makes a new version and
+        leaves it alone; without versions (or with them suspended) a write between the check
+        and DeleteObject would be deleted in its place (RadosGW ignores a condition on
+        DeleteObject). DeletionRefused otherwise."""
+        status = _versioning(self.client, self.bucket, where)
+        if status != "Enabled":
+            raise DeletionRefused(
+                f"{where}: s3://{self.bucket} keeps no versions (versioning "
+                f"{(status or 'never enabled').lower()}), so s3://{self.bucket}/{key} cannot be "
+                "deleted exactly: an object written between the check and the delete would be "
+                "deleted in its place; nothing was deleted. Enable versioning on the bucket "
+                "and re-run the deletion"
+            )
+        return "null"
+
     def delete_object(self, dataset: Named, backed_up: BackedUp) -> ObjectRemoval:
         ds, recorded = self.id_of(dataset), backed_up.state
         key = self.prefix + ds.object
@@ -189,6 +206,7 @@ class S3Source(TabularObjects):
                 raise DeletionRefused(
                     f"{ds}: sheet {sheet!r} was backed up from another version of the object"
                 )
+        version = version or self._null_version(str(ds), key)
         head = self._head_version(str(ds), key, version)
         if head is None:
             return ObjectRemoval(0, "DeleteObject (the version was already gone)")
@@ -204,12 +222,20 @@ class S3Source(TabularObjects):
             s3objects.delete_version(self.client, self.bucket, key, version)
         except (ClientError, BotoCoreError) as exc:
             raise SourceError(f"{ds}: deleting s3://{self.bucket}/{key} failed: {exc}") from exc
-        which = f"version {version}" if version else "the object (the bucket keeps no versions)"
+        which = f"version {version}"
         return ObjectRemoval(
             1,
             f"DeleteObject of exactly {which} that was backed up (size and ETag checked "
             "first); other versions were not backed up and were not touched",
         )
+
+
+def _versioning(client: Any, bucket: str, where: str) -> str | None:
+    try:
+        status = client.get_bucket_versioning(Bucket=bucket).get("Status")
+    except (ClientError, BotoCoreError) as exc:
+        raise SourceError(f"{where}: s3://{bucket}: reading its versioning failed: {exc}") from exc
+    return status if isinstance(status, str) else None
 
 
 class _PinnedS3:

@@ -288,3 +288,23 @@ def test_a_second_pin_of_the_same_file_is_refused_and_leaves_the_first_in_place(
         assert first.state()["sha256"] == hashlib.sha256(b"id,name\n1,x\n").hexdigest()
     with source.pinned("a.csv") as again:  # the first's end removed its own pin
         assert again.state()["size"] == 12
+
+
+def test_a_change_of_mode_or_links_alone_while_read_does_not_fail_the_backup(
+    keys: KeyStore, tmp_path: Path
+) -> None:
+    """A chmod or a hard link (a snapshot tool) moves the inode change time, not a byte."""
+    (tmp_path / "files").mkdir()
+    path = tmp_path / "files" / "a.csv"
+    path.write_bytes(b"id,name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(1000)))
+
+    class _ChangedAside(FileSource):
+        def schema(self, dataset):  # noqa: ANN001, ANN202 - the interleaving, at a set point
+            path.chmod(0o640)
+            if not (tmp_path / "snapshot.csv").exists():
+                os.link(path, tmp_path / "snapshot.csv")
+            return super().schema(dataset)
+
+    with _ChangedAside("files", tmp_path / "files") as source:
+        result = back_up_table(source, "a.csv", keys, tmp_path / "vault")
+    assert result.manifest.fingerprint.rows == 1000
