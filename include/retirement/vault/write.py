@@ -128,10 +128,9 @@ def back_up(
             method = row_digest_method
             chunks, _, fmt = chunks_for(source, dataset, kind, key_columns, state, method)
             size = pinned.size if pinned is not None else None
-            if fmt == "bytes" and size is not None and size < SMALL_OBJECT:
-                hashed = _encrypted_small(chunks, tmp, parsed, state, level, size, qualified)
-            else:
-                hashed = _encrypted(chunks, tmp, parsed, state, level, size, qualified, folder)
+            small = fmt == "bytes" and size is not None and size < SMALL_OBJECT
+            seal = _encrypted_small if small else _encrypted
+            hashed = seal(chunks, tmp, parsed, state, level, size, qualified, folder)
             columns = source.schema(dataset) if fmt == "csv" else []
             read_from = _read_from(pinned, fmt, state)
     except ObjectChanged as exc:
@@ -155,13 +154,8 @@ def back_up(
     schema = tuple({"name": c.name, "type": c.type} for c in columns)
     manifest = _manifest(described, fmt, schema, fingerprint, state, hashed, final, level)
     manifest_path = _signed(manifest, final, signing_key)
-    log.info(
-        "backed up %s: %s rows, %s -> %s bytes",
-        qualified,
-        fingerprint.rows,
-        state.size,
-        hashed.size,
-    )
+    rows, size = fingerprint.rows, state.size
+    log.info("backed up %s: %s rows, %s -> %s bytes", qualified, rows, size, hashed.size)
     return BackupResult(manifest, manifest_path, final)
 
 
@@ -228,13 +222,14 @@ def _encrypted_small(
     parsed: list[Any],
     state: PlainStream,
     level: int,
-    known: int,
+    known: int | None,
     qualified: str,
+    folder: Path,
 ) -> HashingWriter:
     """A document under SMALL_OBJECT bytes, compressed and encrypted in memory in this
     thread: a thread, a pipe and zstd's workers cost more than the work on a small file.
     The same age and zstd formats; ObjectChanged when it grows past its size while read."""
-    plain = _whole(chunks, known, qualified)
+    plain = _whole(chunks, known or 0, qualified)
     state.sha.update(plain)
     state.size = len(plain)
     try:
@@ -247,7 +242,7 @@ def _encrypted_small(
     except (pyrage.EncryptError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         raise BackupError(
-            f"{qualified}: writing the backup to {tmp.parent} failed ({exc}); "
+            f"{qualified}: writing the backup to {folder} failed ({exc}); "
             "nothing was kept: free space or fix the folder, then re-run"
         ) from exc
     return hashed
