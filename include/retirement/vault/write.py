@@ -241,11 +241,15 @@ def _encrypted_small(
             os.fsync(out.fileno())
     except (pyrage.EncryptError, OSError) as exc:
         tmp.unlink(missing_ok=True)
-        raise BackupError(
-            f"{qualified}: writing the backup to {folder} failed ({exc}); "
-            "nothing was kept: free space or fix the folder, then re-run"
-        ) from exc
+        raise _write_failed(qualified, folder, exc) from exc
     return hashed
+
+
+def _write_failed(qualified: str, folder: Path, exc: BaseException) -> BackupError:
+    return BackupError(
+        f"{qualified}: writing the backup to {folder} failed ({exc}); "
+        "nothing was kept: free space or fix the folder, then re-run"
+    )
 
 
 def _encrypted(
@@ -274,10 +278,7 @@ def _encrypted(
     except (pyrage.EncryptError, OSError) as exc:
         producer.join(timeout=30)
         tmp.unlink(missing_ok=True)
-        raise BackupError(
-            f"{qualified}: writing the backup to {folder} failed ({exc}); "
-            "nothing was kept: free space or fix the folder, then re-run"
-        ) from exc
+        raise _write_failed(qualified, folder, exc) from exc
     except BaseException:
         producer.join(timeout=30)
         tmp.unlink(missing_ok=True)
