@@ -18,7 +18,7 @@ from retirement.deletion.check import left_of_backup
 from retirement.deletion.objects import delete_object
 from retirement.deletion.tables import check_unchanged, delete_table_rows
 from retirement.errors import DeletionRefused
-from retirement.formats.csv import KEY_ORDER_METHOD, SUM_METHOD
+from retirement.formats.csv import KEY_ORDER_METHOD, PLAINTEXT_METHOD, SUM_METHOD
 from retirement.model.ids import DatasetId
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
@@ -297,18 +297,19 @@ def test_postgres_reads_the_key_array_as_the_keys(pg_url: str) -> None:
     assert got == values
 
 
-@pytest.mark.parametrize("method", [None, SUM_METHOD])
-def test_postgres_a_row_changed_after_the_backup_is_caught_by_either_digest(
+@pytest.mark.parametrize("method", [None, KEY_ORDER_METHOD, SUM_METHOD])
+def test_postgres_a_row_changed_after_the_backup_is_caught_by_each_digest(
     pg_url: str, keys: KeyStore, tmp_path: Path, method: str | None
 ) -> None:
-    """The key-order digest (new backups of keyed tables) and the order-free sum (older
-    manifests) both refuse a source whose row changed in place, with the same row count."""
+    """The plaintext's SHA-256 (new backups of keyed tables), the records' key-order SHA-256
+    and the order-free sum (older manifests) each refuse a source whose row changed in
+    place, with the same row count."""
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE people (id bigint PRIMARY KEY, name text)")
         conn.execute("INSERT INTO people SELECT i, 'p' || i FROM generate_series(1, 20000) i")
     with SqlSource("pg", pg_url) as source:
         manifest, _ = table_backup(source, "people", keys, tmp_path / "v", ("id",), method=method)
-        assert manifest.fingerprint.row_digest_method == (method or KEY_ORDER_METHOD)
+        assert manifest.fingerprint.row_digest_method == (method or PLAINTEXT_METHOD)
         check_unchanged(source, "people", "table", manifest)
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("UPDATE people SET name = 'changed' WHERE id = 15000")
@@ -428,7 +429,7 @@ def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
         )
     with SqlSource("my", mysql_url) as source:
         manifest, _ = table_backup(source, "people", keys, tmp_path / "v", ("id",))
-        assert manifest.fingerprint.row_digest_method == KEY_ORDER_METHOD
+        assert manifest.fingerprint.row_digest_method == PLAINTEXT_METHOD
         check_unchanged(source, "people", "table", manifest)
         with engine.begin() as conn:
             conn.execute(sa.text("UPDATE people SET name = 'changed' WHERE id = 7"))

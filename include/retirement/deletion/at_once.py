@@ -6,9 +6,10 @@ PostgreSQL's TRUNCATE in ``sources.pg_truncate``, MySQL/MariaDB's DELETE in
 
 Why the check is enough. The manifest is the one the chain recorded (its SHA-256 and
 signature checked again by ``recheck_backup`` just before), and it records the backup's row
-count and the SHA-256 of its records in key order (``sha256-key-order``); gate_backup
-restore-verified that the age file, whose SHA-256 ``recheck_backup`` found unchanged, holds
-exactly those records. The table's records, read while held in the same order and format,
+count and the SHA-256 of its records in key order (``sha256-key-order``; for
+``sha256-plaintext`` of its header line and those records); gate_backup restore-verified
+that the age file, whose SHA-256 ``recheck_backup`` found unchanged, holds exactly those
+records. The table's records, read while held in the same order and format,
 give the same count and SHA-256, and CSV records delimit themselves: the table holds exactly
 the backed-up rows, and no writer can change that before the transaction commits. A backup
 with the order-independent digest (``sha256-sum``) is not emptied this way: its table is
@@ -20,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retirement.formats.csv import KEY_ORDER_METHOD
+from retirement.formats.csv import ORDERED_METHODS
 from retirement.sources.base import Source
 from retirement.sources.capabilities import TableEmptier
 
@@ -36,7 +37,7 @@ def empty_unchanged(source: object, dataset: Named, manifest: Manifest) -> Empty
     if (
         not isinstance(source, TableEmptier)
         or not isinstance(source, Source)
-        or fp.row_digest_method != KEY_ORDER_METHOD
+        or fp.row_digest_method not in ORDERED_METHODS
         or source.count(dataset) != fp.rows  # a table kept in part: not even tried
     ):
         return None

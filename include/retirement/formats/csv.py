@@ -46,6 +46,10 @@ _MOD = 1 << 256
 # How a fingerprint's row digest was computed (the manifest says which; absent: SUM).
 SUM_METHOD = "sha256-sum"  # sum mod 2^256 of each record's SHA-256: any order
 KEY_ORDER_METHOD = "sha256-key-order"  # SHA-256 of the records in primary-key order
+# SHA-256 of the whole plaintext (header line, then the records in primary-key order): the
+# manifest's plaintext_sha256 itself, so the bytes are hashed once, not twice.
+PLAINTEXT_METHOD = "sha256-plaintext"
+ORDERED_METHODS = (KEY_ORDER_METHOD, PLAINTEXT_METHOD)  # rows in primary-key order
 
 
 class RowDigest:
@@ -105,12 +109,47 @@ class OrderedRowDigest:
         return self._sha.hexdigest()
 
 
-def row_digest(method: str) -> RowDigest | OrderedRowDigest:
-    """A fresh row digest of ``method`` (a manifest's ``row_digest_method``)."""
+class PlaintextRowDigest:
+    """The row digest that is the plaintext's own SHA-256 (header included): it counts the
+    rows and reads its digest from ``plaintext``, the hash every byte of the stream goes
+    into anyway; it hashes nothing itself."""
+
+    method = PLAINTEXT_METHOD
+
+    def __init__(self, plaintext: Any) -> None:
+        self.rows = 0
+        self._plaintext = plaintext
+
+    def add(self, line: bytes) -> None:
+        self.rows += 1
+
+    def add_many(self, lines: list[bytes]) -> None:
+        self.rows += len(lines)
+
+    def add_block(self, lines: list[bytes], block: bytes) -> None:
+        self.rows += len(lines)
+
+    def add_bytes(self, data: bytes) -> None:
+        """Records cut anywhere; the caller sets ``rows`` once it knows them."""
+
+    def hexdigest(self) -> str:
+        return str(self._plaintext.hexdigest())
+
+
+AnyRowDigest = RowDigest | OrderedRowDigest | PlaintextRowDigest
+
+
+def row_digest(method: str, plaintext: Any = None) -> AnyRowDigest:
+    """A fresh row digest of ``method`` (a manifest's ``row_digest_method``); ``plaintext``
+    is the hash of the whole plaintext stream, which ``PLAINTEXT_METHOD`` reads."""
     if method == SUM_METHOD:
         return RowDigest()
     if method == KEY_ORDER_METHOD:
         return OrderedRowDigest()
+    if method == PLAINTEXT_METHOD:
+        if plaintext is None:
+            raise IntegrityError(f"the row digest {method!r} needs the plaintext's hash")
+        return PlaintextRowDigest(plaintext)
     raise IntegrityError(f"unknown row digest method {method!r} (a newer version's?)")
 
 

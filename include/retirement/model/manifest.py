@@ -32,7 +32,9 @@ class SourceFingerprint:
     null_counts: tuple[int, ...] = ()  # NULLs per column, in column order (the source profile)
     # "sha256-sum": sum mod 2^256 of sha256(each row's CSV line), order-independent (every
     # manifest before this field existed); "sha256-key-order": sha256 of the CSV records
-    # one after the other in primary-key order, header excluded.
+    # one after the other in primary-key order, header excluded; "sha256-plaintext": sha256
+    # of the whole CSV plaintext, header and records in primary-key order (the manifest's
+    # plaintext_sha256 itself).
     row_digest_method: str = "sha256-sum"
 
     def __post_init__(self) -> None:
@@ -69,6 +71,12 @@ class Manifest:
                 raise IntegrityError(f"manifest {name} is not a sha256 hex digest")
         if self.plaintext_size < 0 or self.ciphertext_size <= 0:
             raise IntegrityError("manifest sizes must be positive")
+        fp = self.fingerprint
+        if fp.row_digest_method == "sha256-plaintext" and fp.row_digest != self.plaintext_sha256:
+            raise IntegrityError(
+                "manifest row digest (sha256-plaintext) is not its plaintext_sha256: "
+                "the two are one hash of the same bytes"
+            )
 
     def to_bytes(self) -> bytes:
         data = asdict(self)

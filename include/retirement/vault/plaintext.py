@@ -12,9 +12,10 @@ import zstandard
 
 from retirement.errors import BackupError
 from retirement.formats.csv import (
-    KEY_ORDER_METHOD,
+    ORDERED_METHODS,
+    PLAINTEXT_METHOD,
     SUM_METHOD,
-    OrderedRowDigest,
+    AnyRowDigest,
     RowDigest,
     csv_field,
     csv_line,
@@ -42,7 +43,7 @@ class PlainStream:
     sha: Any
     on_rows: Callable[[int], None] | None = None
     size: int = 0
-    digest: RowDigest | OrderedRowDigest | None = None
+    digest: AnyRowDigest | None = None
     key_min: Any = None
     key_max: Any = None
     null_counts: list[int] | None = None
@@ -66,7 +67,7 @@ def _table_chunks(
     state: PlainStream,
     method: str,
 ) -> Iterator[bytes]:
-    digest = state.digest = row_digest(method)
+    digest = state.digest = row_digest(method, state.sha)
     state.null_counts = nulls = [0] * len(columns)
     yield _header(columns)
     for batch in source.batches(dataset):
@@ -93,7 +94,7 @@ def _copy_chunks(
 ) -> Iterator[bytes]:
     """The database's own export (PostgreSQL's COPY): records joined into ~1 MiB chunks.
     The row digest takes whole chunks (key order) or their records (sum)."""
-    digest = state.digest = row_digest(method)
+    digest = state.digest = row_digest(method, state.sha)
     yield _header(columns)
     with copy as export:
         state.null_counts = list(export.null_counts)
@@ -123,13 +124,11 @@ def _copy_chunks(
         _rows_read(state, len(pending))
 
 
-def _copy_blocks(
-    export: CopyExport, digest: RowDigest | OrderedRowDigest, state: PlainStream
-) -> Iterator[bytes]:
-    """COPY's output in blocks cut anywhere (psql's): only the key-order digest takes it;
+def _copy_blocks(export: CopyExport, digest: AnyRowDigest, state: PlainStream) -> Iterator[bytes]:
+    """COPY's output in blocks cut anywhere (psql's): only a key-order digest takes it;
     the row count is the export's, counted in its snapshot (verify recounts the records)."""
-    if not isinstance(digest, OrderedRowDigest) or export.blocks is None:
-        raise BackupError("COPY in blocks needs the key-order row digest")
+    if isinstance(digest, RowDigest) or export.blocks is None:
+        raise BackupError("COPY in blocks needs a key-order row digest")
     told = 0
     for block in export.blocks:
         digest.add_bytes(block)
@@ -169,10 +168,11 @@ def compress_into(
 
 
 def digest_method(source: Source, dataset: Named) -> str:
-    """The row digest method for a new backup: key order where the source exports the rows
-    ordered by a primary key (the order is then reproducible), else the order-free sum."""
+    """The row digest method for a new backup: the plaintext's own SHA-256 where the source
+    exports the rows ordered by a primary key (the order, and so the bytes, are then
+    reproducible), else the order-free sum."""
     if isinstance(source, KeyedSource) and source.key_columns(dataset):
-        return KEY_ORDER_METHOD
+        return PLAINTEXT_METHOD
     return SUM_METHOD
 
 
@@ -193,7 +193,7 @@ def chunks_for(
     key = columns[key_index] if key_index is not None else None
     method = method or digest_method(source, dataset)
     copy = (
-        source.copy_export(dataset, key, blocks=method == KEY_ORDER_METHOD)
+        source.copy_export(dataset, key, blocks=method in ORDERED_METHODS)
         if isinstance(source, CopyExporter)
         else None
     )

@@ -9,13 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from retirement.crypto.age import decrypted_chunks
 from retirement.crypto.signing import read_verified
 from retirement.errors import IntegrityError
-from retirement.formats.csv import KEY_ORDER_METHOD, csv_records, physical_lines
+from retirement.formats.csv import ORDERED_METHODS, PLAINTEXT_METHOD, csv_records, physical_lines
 from retirement.formats.csv import row_digest as new_row_digest
 from retirement.formats.digests import file_sha256
 from retirement.vault.verify_blocks import BlockProfile, KeysOutOfOrder, profile_blocks
@@ -167,8 +167,12 @@ def _read_csv(
     names = [c["name"] for c in manifest.columns]
     key_index = [names.index(k) for k in manifest.fingerprint.key_columns if k in names]
     method = manifest.fingerprint.row_digest_method
-    if method == KEY_ORDER_METHOD:
-        return profile_blocks(chunks, names, key_index, plain_sha, counter, keep_keys=keep_keys)
+    if method in ORDERED_METHODS:
+        own = method != PLAINTEXT_METHOD  # else the row digest is the plaintext's SHA-256
+        got = profile_blocks(
+            chunks, names, key_index, plain_sha, counter, keep_keys=keep_keys, records=own
+        )
+        return got if own else replace(got, row_digest=plain_sha.hexdigest())
     profile = _Profile(len(names), key_index)
     records = csv_records(physical_lines(chunks, plain_sha, counter))
     next(records, None)  # the header

@@ -35,13 +35,16 @@ class BlockProfile:
 
 class _Body:
     """A file-like reader of the plaintext chunks for pyarrow: every byte goes into the
-    plaintext hash, the bytes after the expected header into the row digest."""
+    plaintext hash, the bytes after the expected header into the records' digest (when
+    ``digest`` is set: the key-order method's; the plaintext method's is the plaintext's)."""
 
     closed = False
 
-    def __init__(self, chunks: Iterator[bytes], header: bytes, sha: Any, counter: list[int]):
+    def __init__(
+        self, chunks: Iterator[bytes], header: bytes, sha: Any, counter: list[int], digest: Any
+    ) -> None:
         self._chunks, self._header, self._sha, self._counter = chunks, header, sha, counter
-        self.digest = hashlib.sha256()
+        self.digest = digest
         self._head = b""
         self._rest = b""
 
@@ -56,7 +59,8 @@ class _Body:
                 if len(self._head) == len(self._header) and self._head != self._header:
                     raise IntegrityError("the CSV's header is not the manifest's columns")
             if chunk:
-                self.digest.update(chunk)
+                if self.digest is not None:
+                    self.digest.update(chunk)
                 return chunk
         if self._head != self._header:
             raise IntegrityError("the CSV ends inside its header (truncated?)")
@@ -200,18 +204,22 @@ def profile_blocks(
     counter: list[int],
     *,
     keep_keys: bool = False,
+    records: bool = True,
 ) -> BlockProfile:
-    """Count, profile and digest the CSV records of a key-order backup's plaintext.
+    """Count, profile and digest the CSV records of a key-order backup's plaintext
+    (``records`` False: no digest of the records, ``row_digest`` left empty: the plaintext
+    method's row digest is ``sha``'s).
 
     Integer keys in ascending order are checked for duplicates in flat memory; where they
     turn out not to be ascending this raises :class:`KeysOutOfOrder` (nothing is decided:
     verify again with ``keep_keys``, which keeps every key, 8 bytes a row)."""
     import pyarrow as pa
 
-    body = _Body(chunks, header_bytes(names), sha, counter)
+    digest = hashlib.sha256() if records else None
+    body = _Body(chunks, header_bytes(names), sha, counter, digest)
     rows, nulls, key_nulls, keys = 0, [0] * len(names), 0, _Duplicates(keep_keys)
     if body.empty():
-        return BlockProfile(0, body.digest.hexdigest(), tuple(nulls), 0, 0)
+        return BlockProfile(0, digest.hexdigest() if digest else "", tuple(nulls), 0, 0)
     try:
         for batch in _reader(body, len(names)):
             rows += batch.num_rows
@@ -223,4 +231,5 @@ def profile_blocks(
                 keys.add(values, exact)
     except pa.ArrowInvalid as exc:
         raise IntegrityError(f"the CSV cannot be read: {exc}") from exc
-    return BlockProfile(rows, body.digest.hexdigest(), tuple(nulls), key_nulls, keys.count())
+    found = digest.hexdigest() if digest else ""
+    return BlockProfile(rows, found, tuple(nulls), key_nulls, keys.count())

@@ -22,7 +22,13 @@ from hypothesis import strategies as st
 from retirement.crypto.keys import KeyStore, load_public_key
 from retirement.crypto.signing import write_detached
 from retirement.errors import BackupError, IntegrityError, KeyStoreError
-from retirement.formats.csv import KEY_ORDER_METHOD, SUM_METHOD, csv_line, csv_records
+from retirement.formats.csv import (
+    KEY_ORDER_METHOD,
+    PLAINTEXT_METHOD,
+    SUM_METHOD,
+    csv_line,
+    csv_records,
+)
 from retirement.sources.files import FileSource
 from retirement.sources.sql import SqlSource
 from retirement.vault.verify import restore_to_file, verify_backup
@@ -120,12 +126,17 @@ def test_sum_row_digest_is_order_independent(keys: KeyStore, crm: Path, tmp_path
     assert _backup(keys, crm, tmp_path / "c").manifest.fingerprint.row_digest != first.row_digest
 
 
+@pytest.mark.parametrize("method", [PLAINTEXT_METHOD, KEY_ORDER_METHOD])
 def test_key_order_row_digest_is_stable_and_catches_a_changed_row(
-    keys: KeyStore, crm: Path, tmp_path: Path
+    keys: KeyStore, crm: Path, tmp_path: Path, method: str
 ) -> None:
-    result = _backup(keys, crm, tmp_path / "a")
+    """Both key-order methods: a new backup's (the plaintext's SHA-256, by default where the
+    table has a key) and the older one's (the records' SHA-256, still made when asked)."""
+    asked = None if method == PLAINTEXT_METHOD else method  # None: what a new backup uses
+    result = _backup(keys, crm, tmp_path / "a", method=asked)
     first = result.manifest
-    assert first.fingerprint.row_digest_method == KEY_ORDER_METHOD  # the table has a key
+    assert first.fingerprint.row_digest_method == method  # the table has a key
+    assert (first.fingerprint.row_digest == first.plaintext_sha256) == (method == PLAINTEXT_METHOD)
     assert _verify(keys, result.manifest_path).rows == 500
     with sqlite3.connect(crm) as conn:  # same rows, other physical order, key kept
         conn.execute(
@@ -135,11 +146,12 @@ def test_key_order_row_digest_is_stable_and_catches_a_changed_row(
         conn.execute("INSERT INTO c2 SELECT * FROM customers ORDER BY id DESC")
         conn.execute("DROP TABLE customers")
         conn.execute("ALTER TABLE c2 RENAME TO customers")
-    assert _backup(keys, crm, tmp_path / "b").manifest.fingerprint == first.fingerprint
+    again = _backup(keys, crm, tmp_path / "b", method=method).manifest.fingerprint
+    assert again == first.fingerprint
     with sqlite3.connect(crm) as conn:
         conn.execute("UPDATE customers SET balance = balance + 1 WHERE id = 3")
-    changed = _backup(keys, crm, tmp_path / "c").manifest.fingerprint
-    assert (changed.rows, changed.row_digest_method) == (500, KEY_ORDER_METHOD)
+    changed = _backup(keys, crm, tmp_path / "c", method=method).manifest.fingerprint
+    assert (changed.rows, changed.row_digest_method) == (500, method)
     assert changed.row_digest != first.fingerprint.row_digest
 
 
@@ -160,6 +172,21 @@ def test_a_manifest_without_a_digest_method_still_verifies(
     raw = (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
     write_detached(result.manifest_path, raw, keys.signing_key())
     with pytest.raises(IntegrityError, match="row digest"):
+        _verify(keys, result.manifest_path)
+
+
+def test_a_plaintext_method_manifest_whose_row_digest_is_another_hash_is_refused(
+    keys: KeyStore, crm: Path, tmp_path: Path
+) -> None:
+    """The plaintext method's row digest is the plaintext's SHA-256: a manifest saying
+    otherwise (edited, or written wrong) is refused on reading, before anything uses it."""
+    result = _backup(keys, crm, tmp_path / "vault")
+    data = json.loads(result.manifest_path.read_bytes())
+    assert data["fingerprint"]["row_digest"] == data["plaintext_sha256"]
+    data["fingerprint"]["row_digest"] = "0" * 64
+    raw = (json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+    write_detached(result.manifest_path, raw, keys.signing_key())
+    with pytest.raises(IntegrityError, match="row digest .sha256-plaintext. is not its plaintext"):
         _verify(keys, result.manifest_path)
 
 
@@ -408,7 +435,7 @@ def test_key_order_verify_profiles_like_the_record_by_record_verify(
     duplicates as the record-by-record reader (order-free sum) on quotes, newlines, empty
     strings and NULLs."""
     reports = []
-    for method in (KEY_ORDER_METHOD, SUM_METHOD):
+    for method in (KEY_ORDER_METHOD, PLAINTEXT_METHOD, SUM_METHOD):
         with SqlSource("crm", f"sqlite:///{crm}") as source:
             result = back_up(
                 source,
@@ -425,11 +452,13 @@ def test_key_order_verify_profiles_like_the_record_by_record_verify(
                 row_digest_method=method,
             )
         reports.append(_verify(keys, result.manifest_path))
-    blocks, records = reports
-    assert blocks.rows == records.rows == 500
-    assert blocks.null_counts == records.null_counts
+    blocks, plain, records = reports
+    assert blocks.rows == plain.rows == records.rows == 500
+    assert blocks.null_counts == plain.null_counts == records.null_counts
     assert blocks.null_counts[2] == 500 // 7  # note: NULL every 7th row, "" is not NULL
     assert (blocks.key_nulls, blocks.key_duplicates) == (records.key_nulls, records.key_duplicates)
+    assert (plain.key_nulls, plain.key_duplicates) == (records.key_nulls, records.key_duplicates)
+    assert plain.row_digest == plain.plaintext_sha256 != blocks.row_digest
     assert blocks.key_nulls > 0
     assert blocks.key_duplicates > 0 if key == ("note",) else blocks.key_duplicates == 0
 
@@ -518,6 +547,6 @@ def test_keys_out_of_order_are_verified_keeping_every_key(keys: KeyStore, tmp_pa
             "INSERT INTO customers VALUES (?, ?)", [(str(i), f"n{i}") for i in range(1, 40)]
         )
     result = _backup(keys, db, tmp_path / "vault")
-    assert result.manifest.fingerprint.row_digest_method == KEY_ORDER_METHOD
+    assert result.manifest.fingerprint.row_digest_method == PLAINTEXT_METHOD
     report = _verify(keys, result.manifest_path)
     assert (report.rows, report.key_duplicates) == (39, 0)
