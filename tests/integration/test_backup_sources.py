@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg
@@ -233,7 +234,7 @@ def _export_bytes(source: SqlSource, name: str, *, blocks: bool) -> tuple[bytes,
         else:
             assert export.records is not None
             data = b"".join(bytes(r) for r in export.records)
-        return data, export.rows
+        return data, export.profiled().rows
 
 
 def test_postgres_copy_in_blocks_through_psql_is_the_same_bytes(
@@ -258,19 +259,33 @@ def test_postgres_copy_in_blocks_through_psql_is_the_same_bytes(
 
 
 def test_postgres_copy_through_psql_reads_the_snapshot_of_the_profile(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A row committed after the export began is neither counted nor exported."""
+    """A row committed after the export began is neither counted nor exported: not by psql's
+    COPY, and not by the profile, which is read beside the stream (here: after the row was
+    committed, so only the snapshot can keep it out)."""
+    from retirement.sources import pg_copy
+
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
         conn.execute("INSERT INTO t SELECT i, 'v' || i FROM generate_series(1, 1000) i")
+    real_profile = pg_copy._profile  # noqa: SLF001
+
+    def late_then_profile(*args: Any) -> Any:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("INSERT INTO t VALUES (1001, NULL)")
+        return real_profile(*args)
+
+    monkeypatch.setattr(pg_copy, "_profile", late_then_profile)
     with SqlSource("pg", pg_url) as source:
         export_cm = source.copy_export("t", "id", blocks=True)
         assert export_cm is not None
         with export_cm as export:
-            with psycopg.connect(pg_url, autocommit=True) as conn:
-                conn.execute("INSERT INTO t VALUES (1001, 'late')")
             assert export.blocks is not None
             data = b"".join(export.blocks)
-    assert export.rows == data.count(b"\n") == 1000
-    assert b"late" not in data
+            profile = export.profiled()
+    assert profile.rows == data.count(b"\n") == 1000
+    assert (profile.null_counts, profile.key_max) == ((0, 0), 1000)
+    assert b"1001" not in data
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (1001,)  # it was committed

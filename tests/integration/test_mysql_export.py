@@ -125,12 +125,12 @@ def test_the_server_formats_every_row_as_the_row_path_does(
             assert in_blocks == in_records == expected
         else:
             assert sorted(in_blocks.splitlines(True)) == sorted(expected.splitlines(True))
-        assert export.rows == len(rows)
+        assert export.profiled().rows == len(rows)
         names = (["id"] if keyed else []) + columns
         nulls = [sum(r[i] is None for r in rows) for i in range(len(columns))]
-        assert list(export.null_counts) == ([0] if keyed else []) + nulls, names
+        assert list(export.profiled().null_counts) == ([0] if keyed else []) + nulls, names
         if keyed and rows:
-            assert (export.key_min, export.key_max) == (0, len(rows) - 1)
+            assert (export.profiled().key_min, export.profiled().key_max) == (0, len(rows) - 1)
 
 
 def test_a_zero_date_and_an_impossible_date_are_kept_as_their_text(
@@ -189,7 +189,7 @@ def test_the_export_reads_one_snapshot(mysql_db: tuple[str, pymysql.Connection[A
             with conn.cursor() as cur:
                 cur.execute("INSERT INTO t VALUES (1000, 'late')")
             data = b"".join(export.blocks or ())
-    assert export.rows == data.count(b"\n") == 1000
+    assert export.profiled().rows == data.count(b"\n") == 1000
     assert b"late" not in data
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
-from retirement.sources.pg_copy import CopyExport
+from retirement.sources.pg_copy import CopyExport, RowsProfile
 from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
@@ -161,10 +161,11 @@ def _exporting(
             order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""
             sql = f"SELECT {_line(prep, columns, kinds)} FROM {prep.format_table(table)}{order}"
             lines = _lines(driver_connection(conn), sql)
+            found = RowsProfile(nulls, key_min, key_max, rows)
             if blocks:
-                yield CopyExport(None, nulls, key_min, key_max, _blocks(lines), rows)
+                yield CopyExport(None, _blocks(lines), lambda: found)
             else:
-                yield CopyExport(_records(lines), nulls, key_min, key_max, None, rows)
+                yield CopyExport(_records(lines), None, lambda: found)
     except (sa.exc.SQLAlchemyError, DriverError) as exc:
         raise SourceError(
             f"source {source.name}: cannot read table {dataset}: {getattr(exc, 'orig', exc)}"

@@ -16,6 +16,7 @@ psql's process works on the other core. The bytes are the same as the per-row pa
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ from retirement.sources.psql import PsqlCopy, output_settings, psql_copy, psql_e
 from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from psycopg import Copy
     from psycopg.abc import Buffer
@@ -38,13 +39,22 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class CopyExport:
-    records: Iterator[Buffer] | None  # one CSV record each (with its newline), no header
+class RowsProfile:
+    """The exported rows' NULLs per column, key range and count, in the export's snapshot."""
+
     null_counts: tuple[int, ...]
     key_min: object
     key_max: object
-    blocks: Iterator[bytes] | None = None  # or the same bytes in blocks cut anywhere
-    rows: int = 0  # count(*) in the export's snapshot
+    rows: int  # count(*)
+
+
+@dataclass(frozen=True)
+class CopyExport:
+    records: Iterator[Buffer] | None  # one CSV record each (with its newline), no header
+    blocks: Iterator[bytes] | None  # or the same bytes in blocks cut anywhere
+    # The profile; read it once the stream is read: it may wait for the query that reads it
+    # beside the stream (psql's COPY runs in its own process).
+    profiled: Callable[[], RowsProfile]
 
 
 @contextmanager
@@ -55,7 +65,6 @@ def copy_export(
     ``blocks``, in large blocks through psql where it is installed (else records)."""
     table = source.table(dataset)
     keys = source.key_columns(dataset)
-    profile = [sa.func.count() - sa.func.count(c) for c in table.columns] + [sa.func.count()]
     with source.connect() as conn:
         prep = conn.dialect.identifier_preparer
         order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""
@@ -68,24 +77,35 @@ def copy_export(
         with conn.begin():
             # exported first: a snapshot cannot be exported once a savepoint was used
             script = _psql_script(conn, copy_sql) if psql is not None else b""
-            try:
-                values = conn.execute(sa.select(*profile)).one()
-            except sa.exc.SQLAlchemyError as exc:
-                raise SourceError(
-                    f"source {source.name}: cannot read table {dataset}: "
-                    f"{getattr(exc, 'orig', exc)}"
-                ) from exc
-            ncols = len(table.columns)
-            key_min, key_max = _key_range(conn, table, key_column)
-            nulls, rows = tuple(int(v) for v in values[:ncols]), int(values[ncols])
+            where = f"source {source.name}: cannot read table {dataset}"
             raw = driver_connection(conn)
-            if psql is not None:
-                where = f"source {source.name}: cannot read table {dataset}"
-                with psql_copy(psql, script, psql_env(raw), where) as run:
-                    yield CopyExport(None, nulls, key_min, key_max, _blocks(run), rows)
+            if psql is None:
+                profile = _profile(conn, table, key_column, where)
+                with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+                    yield CopyExport(_records(copy), None, lambda: profile)
                 return
-            with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
-                yield CopyExport(_records(copy), nulls, key_min, key_max, None, rows)
+            # psql streams in the exported snapshot while this connection reads the profile
+            # in the same snapshot, on the server's other core; joined before the commit.
+            with (
+                psql_copy(psql, script, psql_env(raw), where) as run,
+                ThreadPoolExecutor(1) as pool,
+            ):
+                profiled = pool.submit(_profile, conn, table, key_column, where)
+                yield CopyExport(None, _blocks(run), profiled.result)
+
+
+def _profile(
+    conn: sa.Connection, table: sa.Table, key_column: str | None, where: str
+) -> RowsProfile:
+    """NULLs per column, key range and count of ``table`` in ``conn``'s snapshot."""
+    profile = [sa.func.count() - sa.func.count(c) for c in table.columns] + [sa.func.count()]
+    try:
+        values = conn.execute(sa.select(*profile)).one()
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(f"{where}: {getattr(exc, 'orig', exc)}") from exc
+    ncols = len(table.columns)
+    key_min, key_max = _key_range(conn, table, key_column)
+    return RowsProfile(tuple(int(v) for v in values[:ncols]), key_min, key_max, int(values[ncols]))
 
 
 def _records(copy: Copy) -> Iterator[Buffer]:

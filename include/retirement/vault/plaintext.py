@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
+    from psycopg.abc import Buffer
+
     from retirement.sources.base import Named, Source
     from retirement.sources.pg_copy import CopyExport
 
@@ -48,6 +50,7 @@ class PlainStream:
     key_max: Any = None
     null_counts: list[int] | None = None
     error: BaseException | None = None
+    rows_told: int = 0  # rows reported to on_rows from blocks (lines, for progress)
 
 
 def _header(columns: list[str]) -> bytes:
@@ -97,47 +100,57 @@ def _copy_chunks(
     digest = state.digest = row_digest(method, state.sha)
     yield _header(columns)
     with copy as export:
-        state.null_counts = list(export.null_counts)
-        state.key_min, state.key_max = export.key_min, export.key_max
         if export.blocks is not None:
-            yield from _copy_blocks(export, digest, state)
-            return
-        if export.records is None:
+            yield from _copy_blocks(export.blocks, digest, state)
+        elif export.records is not None:
+            yield from _copy_records(export.records, digest, state)
+        else:
             raise BackupError("a COPY export with neither records nor blocks")
-        pending: list[bytes] = []
-        append = pending.append
-        size = 0
-        for record in export.records:
-            line = bytes(record)  # hashing and joining bytes beats memoryviews
-            append(line)
-            size += len(line)
-            if size >= CHUNK:
-                block = b"".join(pending)
-                digest.add_block(pending, block)
-                yield block
-                _rows_read(state, len(pending))
-                pending, size = [], 0
-                append = pending.append
-        block = b"".join(pending)
-        digest.add_block(pending, block)
-        yield block
-        _rows_read(state, len(pending))
+        profile = export.profiled()
+    state.null_counts = list(profile.null_counts)
+    state.key_min, state.key_max = profile.key_min, profile.key_max
+    if export.blocks is not None:  # the count in the export's snapshot (verify recounts)
+        digest.rows = profile.rows
+        _rows_read(state, max(profile.rows - state.rows_told, 0))
 
 
-def _copy_blocks(export: CopyExport, digest: AnyRowDigest, state: PlainStream) -> Iterator[bytes]:
+def _copy_records(
+    records: Iterator[Buffer], digest: AnyRowDigest, state: PlainStream
+) -> Iterator[bytes]:
+    """COPY's records (one each) joined into ~1 MiB chunks."""
+    pending: list[bytes] = []
+    append = pending.append
+    size = 0
+    for record in records:
+        line = bytes(record)  # hashing and joining bytes beats memoryviews
+        append(line)
+        size += len(line)
+        if size >= CHUNK:
+            block = b"".join(pending)
+            digest.add_block(pending, block)
+            yield block
+            _rows_read(state, len(pending))
+            pending, size = [], 0
+            append = pending.append
+    block = b"".join(pending)
+    digest.add_block(pending, block)
+    yield block
+    _rows_read(state, len(pending))
+
+
+def _copy_blocks(
+    blocks: Iterator[bytes], digest: AnyRowDigest, state: PlainStream
+) -> Iterator[bytes]:
     """COPY's output in blocks cut anywhere (psql's): only a key-order digest takes it;
-    the row count is the export's, counted in its snapshot (verify recounts the records)."""
-    if isinstance(digest, RowDigest) or export.blocks is None:
+    the rows are counted by the export's snapshot at the end (progress counts lines)."""
+    if isinstance(digest, RowDigest):
         raise BackupError("COPY in blocks needs a key-order row digest")
-    told = 0
-    for block in export.blocks:
+    for block in blocks:
         digest.add_bytes(block)
-        lines = min(block.count(b"\n"), export.rows - told)  # progress only
-        told += lines
+        lines = block.count(b"\n")  # progress only: a value may hold a line break
+        state.rows_told += lines
         _rows_read(state, lines)
         yield block
-    digest.rows = export.rows
-    _rows_read(state, export.rows - told)
 
 
 def _document_chunks(source: Source, dataset: Named) -> Iterator[bytes]:
