@@ -10,7 +10,9 @@ Where the caller wants the records in large blocks (the key-order row digest nee
 boundaries) and ``psql`` is installed, PostgreSQL's own client runs the COPY in the same
 snapshot (``pg_export_snapshot``, ``SET TRANSACTION SNAPSHOT``) with the same session
 settings, and its output is read from a pipe 1 MiB at a time: no Python call per row, and
-psql's process works on the other core. The bytes are the same as the per-row path's.
+psql's process works on the other core. The bytes are the same as the per-row path's. The
+profile's full scan then runs beside the COPY (a thread on this connection, in the same
+snapshot) instead of before it; the caller reads it once the stream is read.
 """
 
 from __future__ import annotations
