@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psycopg
@@ -13,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from retirement.crypto.keys import KeyStore, load_public_key
-from retirement.errors import BackupError, ObjectChanged
+from retirement.errors import BackupError, ObjectChanged, SourceError
 from retirement.sources.s3 import RANGE_BYTES, S3Source
 from retirement.sources.sql import SqlSource
 from retirement.vault.verify import verify_backup
@@ -21,6 +23,9 @@ from retirement.vault.write import back_up
 from tests.pii_data import COLUMNS, rows
 from tests.support.awkward import AWKWARD, awkward_table
 from tests.support.backups import back_up_table
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.integration
 ROWS = rows(300)
@@ -256,6 +261,118 @@ def test_postgres_copy_in_blocks_through_psql_is_the_same_bytes(
         with export_cm as export:
             assert export.blocks is None
             assert b"".join(bytes(r) for r in export.records or ()) == in_records
+
+
+def _waits_for_a_lock(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def _copy_holds_the_table(url: str) -> bool:
+    """psql's COPY (another session than the exporting one) holds its lock on ``t``."""
+    with psycopg.connect(url) as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.relation = 't'::regclass AND l.granted AND a.query LIKE 'COPY%'"
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def _until(what: Callable[[], bool], why: str) -> None:
+    deadline = time.monotonic() + 30
+    while not what():
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
+def _two_tables(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (id integer PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO t SELECT i, repeat('x', 100) FROM generate_series(1, 20000) i")
+        conn.execute("CREATE TABLE t_new (id integer PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO t_new SELECT i, NULL FROM generate_series(1, 20000) i")
+
+
+def _ddl(url: str, ddl: str, done: threading.Event) -> threading.Thread:
+    def change() -> None:
+        with psycopg.connect(url) as conn:  # one transaction
+            if ddl == "swap":
+                conn.execute("ALTER TABLE t RENAME TO t_old")
+                conn.execute("ALTER TABLE t_new RENAME TO t")
+            else:
+                conn.execute("TRUNCATE t")
+        done.set()
+
+    return threading.Thread(target=change)
+
+
+@pytest.mark.parametrize("ddl", ["truncate", "swap"])
+def test_postgres_ddl_during_an_export_waits_for_it_to_end(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, ddl: str
+) -> None:
+    """A TRUNCATE, or another table renamed into its place, sent while psql's COPY streams
+    waits for the export to end: the profile, read beside the stream, describes the bytes
+    exported (found by an adversarial review: the profile's query queued behind the DDL and
+    read the emptied or the other table)."""
+    from retirement.sources import pg_copy
+
+    _two_tables(pg_url)
+    done = threading.Event()
+    other = _ddl(pg_url, ddl, done)
+    real_profile = pg_copy._profile  # noqa: SLF001
+    queued = threading.Event()
+
+    def after_the_ddl(*args: Any) -> Any:  # the profile's thread scheduled late
+        _until(lambda: _copy_holds_the_table(pg_url), "psql's COPY never held the table")
+        other.start()
+        _until(lambda: done.is_set() or _waits_for_a_lock(pg_url), "the DDL neither ran nor waited")
+        queued.set()
+        return real_profile(*args)
+
+    monkeypatch.setattr(pg_copy, "_profile", after_the_ddl)
+    with SqlSource("pg", pg_url) as source:
+        export_cm = source.copy_export("t", "id", blocks=True)
+        assert export_cm is not None
+        with export_cm as export:
+            assert queued.wait(60), "the profile never ran"  # psql holds t until it is read
+            assert export.blocks is not None
+            data = b"".join(export.blocks)
+            profile = export.profiled()
+    other.join(30)
+    assert done.is_set()
+    assert profile.rows == data.count(b"\n") == 20000
+    assert (profile.null_counts, profile.key_max) == ((0, 0), 20000)
+
+
+def test_postgres_ddl_queued_before_psqls_copy_fails_the_export_instead_of_hanging(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TRUNCATE queued after the export took its lock and before psql's COPY asked for
+    one: the TRUNCATE waits for the export, psql's COPY for the TRUNCATE. psql gives up
+    after its lock wait, the export fails naming why, and the TRUNCATE then runs."""
+    from retirement.sources import pg_copy
+
+    _two_tables(pg_url)
+    done = threading.Event()
+    other = _ddl(pg_url, "truncate", done)
+    real_psql_copy = pg_copy.psql_copy
+
+    def after_the_ddl_queued(*args: Any) -> Any:
+        other.start()
+        _until(lambda: _waits_for_a_lock(pg_url), "the TRUNCATE did not wait for the export")
+        return real_psql_copy(*args)
+
+    monkeypatch.setattr(pg_copy, "psql_copy", after_the_ddl_queued)
+    monkeypatch.setattr(pg_copy, "PSQL_LOCK_WAIT", "1s")
+    why = r"due to lock timeout[\s\S]*another session is changing the table's definition"
+    with SqlSource("pg", pg_url) as source, pytest.raises(SourceError, match=why):
+        _export_bytes(source, "t", blocks=True)
+    other.join(30)
+    assert done.is_set()
 
 
 def test_postgres_copy_through_psql_reads_the_snapshot_of_the_profile(

@@ -75,7 +75,8 @@ def test_a_table_that_is_its_backup_is_truncated(
         result = delete_table_rows(source, "people", manifest, cipher, ids, on_rows=ticks.append)
     assert (result.deleted, result.remaining, sum(ticks)) == (ROWS, 0, ROWS)
     assert result.technique.startswith("TRUNCATE TABLE ")
-    assert f"the same count, {ROWS}, and SHA-256 of the records in key order" in result.technique
+    hashed = "SHA-256 of the header line and the records in key order"  # sha256-plaintext
+    assert f"the same count, {ROWS}, and {hashed}" in result.technique
     with psycopg.connect(pg_url) as conn:
         assert conn.execute(file_of).fetchone() != before  # new, empty files
     assert _count(pg_url) == 0

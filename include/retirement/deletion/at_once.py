@@ -21,13 +21,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retirement.formats.csv import ORDERED_METHODS
+from retirement.formats.csv import KEY_ORDER_METHOD, ORDERED_METHODS, PLAINTEXT_METHOD
 from retirement.sources.base import Source
 from retirement.sources.capabilities import TableEmptier
 
 if TYPE_CHECKING:
     from retirement.model.manifest import Manifest
     from retirement.sources.base import Named
+
+
+# What each key-order row digest hashes, as a certificate says it.
+_HASHED = {
+    KEY_ORDER_METHOD: "the records in key order",
+    PLAINTEXT_METHOD: "the header line and the records in key order",
+}
 
 
 def empty_unchanged(source: object, dataset: Named, manifest: Manifest) -> Emptying | None:
@@ -57,10 +64,11 @@ def empty_unchanged(source: object, dataset: Named, manifest: Manifest) -> Empty
     emptied = source.empty_checked(dataset, columns, fp.rows, unchanged)
     if emptied is None:
         return None
+    hashed = _HASHED.get(fp.row_digest_method, fp.row_digest_method)
     how = (
         f"{emptied.ran}, in the transaction that held the table's rows against writers while "
         f"they were read and found to be the backed-up rows (the same count, {fp.rows}, and "
-        "SHA-256 of the records in key order as the restore-verified backup)"
+        f"SHA-256 of {hashed} as the restore-verified backup)"
     )
     return Emptying(fp.rows, how, emptied.new_files)
 

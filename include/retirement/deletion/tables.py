@@ -6,7 +6,8 @@ transaction, to be a row of the backup as it was backed up:
 
 * **A table that is exactly its backup** (a key-order backup) is emptied at once, in one
   transaction that holds its rows against writers while they are read and found to give
-  the backup's row count and key-order SHA-256 (``deletion.at_once``): PostgreSQL
+  the backup's row count and key-order SHA-256 (header line included for
+  ``sha256-plaintext``; ``deletion.at_once``): PostgreSQL
   TRUNCATE, MySQL/MariaDB (InnoDB, no triggers) a DELETE of every row committed only after
   the check; declined where that would do more than the batches' DELETE or could not be
   rolled back (the source's ``TableEmptier``). Any other table goes by the ways below; a

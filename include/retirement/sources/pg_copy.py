@@ -74,12 +74,16 @@ def copy_export(
             prep.format_table(table)
         )
         copy_sql = f"COPY ({select}{order}) TO STDOUT WITH (FORMAT csv, FORCE_QUOTE *)"
+        where = f"source {source.name}: cannot read table {dataset}"
         conn = conn.execution_options(isolation_level="REPEATABLE READ")
         psql = shutil.which("psql") if blocks else None
         with conn.begin():
+            # The table held against DDL (TRUNCATE, a rename, a rewrite) before the snapshot
+            # is taken, until the commit: the profile, read beside psql's COPY, and the COPY
+            # read one table. LOCK takes no snapshot, so the snapshot comes after the lock.
+            _hold(conn, prep.format_table(table), where)
             # exported first: a snapshot cannot be exported once a savepoint was used
             script = _psql_script(conn, copy_sql) if psql is not None else b""
-            where = f"source {source.name}: cannot read table {dataset}"
             raw = driver_connection(conn)
             if psql is None:
                 profile = _profile(conn, table, key_column, where)
@@ -94,6 +98,13 @@ def copy_export(
             ):
                 profiled = pool.submit(_profile, conn, table, key_column, where)
                 yield CopyExport(None, _blocks(run), profiled.result)
+
+
+def _hold(conn: sa.Connection, name: str, where: str) -> None:
+    try:
+        conn.exec_driver_sql(f"LOCK TABLE {name} IN ACCESS SHARE MODE")
+    except sa.exc.SQLAlchemyError as exc:
+        raise SourceError(f"{where}: {getattr(exc, 'orig', exc)}") from exc
 
 
 def _profile(
@@ -116,12 +127,20 @@ def _records(copy: Copy) -> Iterator[Buffer]:
         yield row
 
 
+# How long psql's COPY may wait for its lock on the table. The exporting transaction holds
+# the table already (ACCESS SHARE), so psql waits only when a change to the table's
+# definition queued between the two: that change waits for the export, the export for psql,
+# psql for the change. The wait ends in an error naming it instead of never.
+PSQL_LOCK_WAIT = "10s"
+
+
 def _psql_script(conn: sa.Connection, copy_sql: str) -> bytes:
     """COPY in this transaction's snapshot, with this session's output settings."""
     snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
     lines = [
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;",
         f"SET TRANSACTION SNAPSHOT '{snapshot}';",
+        f"SET LOCAL lock_timeout = '{PSQL_LOCK_WAIT}';",
         *output_settings(conn),
         f"{copy_sql};",
         "COMMIT;",

@@ -96,6 +96,11 @@ class PsqlCopy:
         message = self._errors.read().decode(errors="replace").strip()
         if len(message) > _MESSAGE_CHARS:
             message = "..." + message[-_MESSAGE_CHARS:]
+        if "lock timeout" in message:
+            message += (
+                " (another session is changing the table's definition: TRUNCATE, ALTER "
+                "TABLE, DROP, a rename; run this again once it is done)"
+            )
         raise SourceError(
             f"{self._where} with psql (exit status {status}): {message or '(no message)'}"
         )
