@@ -263,23 +263,21 @@ def test_postgres_copy_in_blocks_through_psql_is_the_same_bytes(
             assert b"".join(bytes(r) for r in export.records or ()) == in_records
 
 
-def _waits_for_a_lock(url: str) -> bool:
+def _any(url: str, query: str) -> bool:
     with psycopg.connect(url) as conn:
-        found = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
+        found = conn.execute(f"SELECT count(*) FROM {query}").fetchone()
     return bool(found and found[0])
+
+
+def _waits_for_a_lock(url: str) -> bool:
+    waiting = "current_database() AND wait_event_type = 'Lock'"
+    return _any(url, f"pg_stat_activity WHERE datname = {waiting}")
 
 
 def _copy_holds_the_table(url: str) -> bool:
     """psql's COPY (another session than the exporting one) holds its lock on ``t``."""
-    with psycopg.connect(url) as conn:
-        found = conn.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.relation = 't'::regclass AND l.granted AND a.query LIKE 'COPY%'"
-        ).fetchone()
-    return bool(found and found[0])
+    holds = "l.relation = 't'::regclass AND l.granted AND a.query LIKE 'COPY%'"
+    return _any(url, f"pg_locks l JOIN pg_stat_activity a USING (pid) WHERE {holds}")
 
 
 def _until(what: Callable[[], bool], why: str) -> None:
