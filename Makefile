@@ -41,18 +41,22 @@ demo: install
 compose-env: install
 	$(BIN)/python scripts/compose_env.py
 
+# One pytest worker per core (pytest-xdist), each test file on one worker: the end-to-end
+# files mostly wait for Airflow, so they run beside the rest instead of after it.
+PARALLEL ?= -n auto --dist loadfile
+
 test: install-dev
 	scripts/system-deps.sh test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not slow"
 
 test-slow: install-dev
 	scripts/system-deps.sh test
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest $(PARALLEL) -m slow
 
 RETIREMENT_HUNT_MINUTES ?= 10
 test-deletion-fuzz: install-dev
