@@ -21,13 +21,8 @@ from retirement.formats.digests import CHUNK, hash_fd
 from retirement.model.ids import DatasetId
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
 from retirement.sources.capabilities import BackedUp, ObjectRemoval, PinnedObject
-from retirement.sources.formats import (
-    format_of,
-    jsonl_keys,
-    parquet_batches,
-    read_rows,
-    xlsx_sheets,
-)
+from retirement.sources.formats import format_of, parquet_batches, read_rows, xlsx_sheets
+from retirement.sources.jsonl_arrow import jsonl_columns, jsonl_keys
 from retirement.sources.pinned import PinnedFile, PinnedReader
 
 if TYPE_CHECKING:
@@ -170,14 +165,28 @@ class TabularObjects(Source):
             yield batch
 
     def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
-        """A Parquet, CSV or TSV file's columns as Arrow arrays (a ColumnReader); None for
-        other files, and for CSV files only the row path reads exactly (csv_arrow)."""
+        """A Parquet, CSV, TSV or JSON-lines file's columns as Arrow arrays (a ColumnReader);
+        None for other files, and for files only the row path reads exactly (csv_arrow,
+        jsonl_arrow)."""
         path, _sheet, fmt = self._split(dataset)
         if fmt == "parquet":
             return self._parquet_batches(path, batch_rows)
         if fmt in ("csv", "tsv"):
             return self._csv_batches(dataset, path, fmt)
+        if fmt == "jsonl":
+            return self._jsonl_batches(path)
         return None
+
+    def _jsonl_batches(self, path: str) -> Iterator[list[pa.Array]] | None:
+        where = f"source {self.name}: {path}"
+        with self._open(path) as raw:
+            columns = jsonl_keys(raw, where)
+        raw = self._open(path)
+        batches = jsonl_columns(raw, columns, where)
+        if batches is None:
+            raw.close()
+            return None
+        return _closing(batches, raw)
 
     def _csv_batches(self, dataset: Named, path: str, fmt: str) -> Iterator[list[pa.Array]] | None:
         from retirement.sources.csv_arrow import csv_columns

@@ -10,6 +10,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from decimal import Decimal
 from itertools import zip_longest
 from typing import IO, TYPE_CHECKING, Any
@@ -43,12 +44,17 @@ def format_of(name: str) -> str | None:
 def _text(raw: IO[bytes]) -> IO[str]:
     """UTF-8 (with or without BOM), falling back to GB18030, decided on the first 64 KiB."""
     head = raw.read(65536)
-    encoding = "utf-8-sig"
+    encoding = "utf-8-sig" if utf8_head(head) else "gb18030"
+    return io.TextIOWrapper(prepended(head, raw), encoding=encoding, newline="")
+
+
+def utf8_head(head: bytes) -> bool:
+    """Whether a file whose first 64 KiB are ``head`` is read as UTF-8 (else GB18030)."""
     try:
         codecs.getincrementaldecoder("utf-8-sig")().decode(head, final=False)
     except UnicodeDecodeError:
-        encoding = "gb18030"
-    return io.TextIOWrapper(prepended(head, raw), encoding=encoding, newline="")
+        return False
+    return True
 
 
 def prepended(head: bytes, raw: IO[bytes]) -> IO[bytes]:
@@ -109,13 +115,16 @@ def read_rows(
         raise SourceError(f"{where}: cannot read as {fmt}: {exc}") from exc
 
 
-def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
-    """Every key used in a JSON-lines file, in order of first appearance (one streaming pass)."""
+def jsonl_row_keys(raw: IO[bytes], where: str) -> list[str]:
+    """Every key used in a JSON-lines file, in order of first appearance (one streaming pass,
+    line by line: the reference ``sources.jsonl_arrow.jsonl_keys`` answers as)."""
     keys: dict[str, None] = {}
-    for n, line in enumerate(_text(raw), 1):
-        if line.strip():
-            obj = _json_object(line, where, n)
-            keys.update(dict.fromkeys(obj))
+    try:
+        for n, line in enumerate(_text(raw), 1):
+            if line.strip():
+                keys.update(dict.fromkeys(json_object(line, where, n)))
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{where}: cannot read as jsonl: {exc}") from exc
     return list(keys)
 
 
@@ -145,7 +154,7 @@ def _exact_number(text: str) -> float | Decimal:
     return value if Decimal(repr(value)) == Decimal(text) else Decimal(text)
 
 
-def _json_object(line: str, where: str, n: int) -> dict[str, Any]:
+def json_object(line: str, where: str, n: int) -> dict[str, Any]:
     """One line of a JSON-lines file as an object, every value kept exactly; SourceError
     naming the line where that cannot be."""
     try:
@@ -161,7 +170,30 @@ def _json_object(line: str, where: str, n: int) -> dict[str, Any]:
         raise SourceError(f"{where}: line {n}: not readable as JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise SourceError(f"{where}: line {n}: expected a JSON object per line")
+    if _SURROGATE_ESCAPE.search(line) and not _utf8(value):
+        raise SourceError(
+            f"{where}: line {n}: a string holds half of a surrogate pair (an escape such as "
+            "\\ud800 without its other half), which is no character and cannot be kept in "
+            "UTF-8: fix the file before retiring it"
+        )
     return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _utf8(value: object) -> bool:
+    """Every string in a parsed JSON value (keys too) can be written as UTF-8."""
+    if isinstance(value, dict):
+        return all(_utf8(k) and _utf8(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_utf8(v) for v in value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[list[Any]]:
@@ -170,11 +202,11 @@ def _jsonl(raw: IO[bytes], where: str, columns: list[str] | None) -> Iterator[li
     yield list(columns)
     for n, line in enumerate(_text(raw), 1):
         if line.strip():
-            obj = _json_object(line, where, n)
-            yield [_scalar(obj.get(c), where, n) for c in columns]
+            obj = json_object(line, where, n)
+            yield [json_cell(obj.get(c), where, n) for c in columns]
 
 
-def _scalar(value: object, where: str, n: int) -> object:
+def json_cell(value: object, where: str, n: int) -> object:
     """A top-level value as it is; a nested one as its JSON text."""
     if not isinstance(value, dict | list):
         return value

@@ -77,10 +77,9 @@ def test_parquet_columns_are_the_rows_strings(tmp_path: Path, data: st.DataObjec
 
 
 def test_other_files_have_no_columnar_form(tmp_path: Path) -> None:
-    """JSON lines, and a one-column CSV (a blank line is a row to pyarrow, an error to
-    csv.reader), are read row by row."""
+    """A one-column CSV (a blank line is a row to pyarrow, an error to csv.reader) is read
+    row by row (JSON lines: test_jsonl_columns.py)."""
     (tmp_path / "a.csv").write_text("x\n1\n", encoding="utf-8")
-    (tmp_path / "b.jsonl").write_text('{"x": 1}\n', encoding="utf-8")
     with FileSource("files", tmp_path) as source:
         for ref in source.datasets():
             assert source.arrow_batches(ref.id, 10) is None
