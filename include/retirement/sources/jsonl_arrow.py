@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import io
 import re
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -39,11 +41,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 BLOCK_BYTES = 1 << 20
+READERS = 2  # blocks parsed at once
 _BOM = b"\xef\xbb\xbf"
 # a blank line (the row path skips it: pyarrow's rows would no longer be the block's lines
-# one for one), or a carriage return not followed by a line feed (the row path ends a line
-# there, pyarrow reads it as a space)
-_ODD_LINES = re.compile(rb"(?:^|\n)[ \t\r]*\n|\r(?!\n)")
+# one for one)
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
+_BLANK_FIRST_LINE = re.compile(rb"[ \t\r]*\n")
+# a carriage return not followed by a line feed: the row path ends a line there, pyarrow
+# reads it as a space
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _KINDS = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_null)
 
@@ -67,7 +72,9 @@ def _blocks(head: bytes, raw: IO[bytes]) -> Iterator[tuple[int, bytes]]:
 def _lines_in(block: bytes) -> int:
     """How many lines the row path counts in ``block`` (universal newlines: a line ends at
     a line feed, a carriage return, or both together)."""
-    ends = block.count(b"\n") + len(_LONE_CR.findall(block))
+    ends = block.count(b"\n")
+    if b"\r" in block:
+        ends += len(_LONE_CR.findall(block))
     return ends + (not block.endswith((b"\n", b"\r")))
 
 
@@ -77,7 +84,9 @@ def _decoded(block: bytes) -> IO[str]:
 
 def _read(block: bytes) -> pa.Table | None:
     """The block as pyarrow reads it, or None where it could differ from the row path."""
-    if _BOM in block or _ODD_LINES.search(block):
+    if _BOM in block or _BLANK_LINE.search(block) or _BLANK_FIRST_LINE.match(block):
+        return None
+    if b"\r" in block and _LONE_CR.search(block):
         return None
     options = pajson.ReadOptions(use_threads=False, block_size=max(len(block), 1 << 16))
     try:
@@ -98,6 +107,23 @@ def _read(block: bytes) -> pa.Table | None:
     return table
 
 
+def _read_ahead(
+    blocks: Iterator[tuple[int, bytes]],
+) -> Iterator[tuple[int, bytes, pa.Table | None]]:
+    """(first line, block, ``_read(block)``) in order, ``READERS`` blocks parsed at once on
+    threads (pyarrow parses without the GIL): a few blocks in memory."""
+    with ThreadPoolExecutor(READERS, thread_name_prefix="jsonl") as pool:
+        pending: deque[tuple[int, bytes, Future[pa.Table | None]]] = deque()
+        for first, block in blocks:
+            pending.append((first, block, pool.submit(_read, block)))
+            if len(pending) > READERS:
+                done = pending.popleft()
+                yield done[0], done[1], done[2].result()
+        while pending:
+            done = pending.popleft()
+            yield done[0], done[1], done[2].result()
+
+
 def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
     """Every key used in a JSON-lines file, in order of first appearance (one streaming
     pass): the row path's ``jsonl_row_keys`` answer, and its errors."""
@@ -105,8 +131,7 @@ def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
     if not utf8_head(head):
         return jsonl_row_keys(prepended(head, raw), where)
     keys: dict[str, None] = {}
-    for first, block in _blocks(head, raw):
-        table = _read(block)
+    for first, block, table in _read_ahead(_blocks(head, raw)):
         names = table.schema.names if table is not None else _row_keys(block, first, where)
         keys.update(dict.fromkeys(names))
     return list(keys)
@@ -127,8 +152,7 @@ def jsonl_columns(
 def _batches(
     blocks: Iterator[tuple[int, bytes]], columns: list[str], where: str
 ) -> Iterator[list[pa.Array]]:
-    for first, block in blocks:
-        table = _read(block)
+    for first, block, table in _read_ahead(blocks):
         if table is None:
             yield _row_batch(block, first, columns, where)
             continue
