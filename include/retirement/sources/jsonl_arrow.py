@@ -17,8 +17,15 @@ path's). A block is read line by line when:
   fraction or an exponent (the row path keeps every digit the file has: ``1.10`` and
   ``1e400`` are not what a double says), or a nested object or array (the row path writes
   them back as JSON text);
-* a line is blank, a line holds two objects, a carriage return ends a line on its own (the
-  row path splits lines there), or a byte-order mark is inside the file.
+* a line is blank, a line does not start with ``{`` and end with ``}``, a closing brace is
+  followed on its line by anything an object cannot hold after one (two objects on a line),
+  the rows are not as many as the lines, a carriage return ends a line on its own (the row
+  path splits lines there), or a byte-order mark is inside the file. pyarrow's reader is
+  handed nothing else: besides reading such blocks differently, pyarrow 26 crashes the
+  process on a block that starts with ``null``.
+
+A line that is not UTF-8 is an error naming it (the row path names where its decoder's
+buffer stood).
 
 A file whose first 64 KiB are not UTF-8 is GB18030 to the row path: it is read line by line.
 """
@@ -50,6 +57,9 @@ _BLANK_FIRST_LINE = re.compile(rb"[ \t\r]*\n")
 # a carriage return not followed by a line feed: the row path ends a line there, pyarrow
 # reads it as a space
 _LONE_CR = re.compile(rb"\r(?!\n)")
+# a closing brace followed by what may not follow one inside an object (another object or
+# value on the same line); a brace inside a string may match too (read line by line)
+_AFTER_OBJECT = re.compile(rb"\}[ \t]*[^ \t,\}\]\r\n]")
 _KINDS = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_null)
 
 
@@ -57,6 +67,8 @@ def _blocks(head: bytes, raw: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """(number of the block's first line, the block's bytes: whole lines, about
     ``BLOCK_BYTES``), ``head`` having been read from ``raw`` (a byte-order mark at the start
     is left out, as the row path's decoder does)."""
+    if _BOM.startswith(head):  # a file of part of a byte-order mark reads as empty
+        head = b""
     line, carry, eof = 1, head.removeprefix(_BOM), False
     while carry or not eof:
         end = carry.rfind(b"\n", 0, BLOCK_BYTES) + 1 or carry.find(b"\n") + 1
@@ -78,33 +90,43 @@ def _lines_in(block: bytes) -> int:
     return ends + (not block.endswith((b"\n", b"\r")))
 
 
-def _decoded(block: bytes) -> IO[str]:
-    return io.TextIOWrapper(io.BytesIO(block), encoding="utf-8", newline="")
-
-
 def _read(block: bytes) -> pa.Table | None:
     """The block as pyarrow reads it, or None where it could differ from the row path."""
     if _BOM in block or _BLANK_LINE.search(block) or _BLANK_FIRST_LINE.match(block):
         return None
     if b"\r" in block and _LONE_CR.search(block):
         return None
+    if not _braced_lines(block) or _AFTER_OBJECT.search(block):
+        return None  # not one object a line (pyarrow 26 crashes on a line that is null)
     options = pajson.ReadOptions(use_threads=False, block_size=max(len(block), 1 << 16))
     try:
         table = pajson.read_json(io.BytesIO(block), read_options=options)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if table.num_rows != _lines_in(block):
-        return None  # two objects on one line
-    for column, kind in zip(table.columns, table.schema.types, strict=True):
-        if not any(test(kind) for test in _KINDS):
-            return None
-        if pa.types.is_string(kind):
-            try:
-                for chunk in column.chunks:
-                    chunk.validate(full=True)  # UTF-8
-            except pa.ArrowInvalid:
+        return None  # an object over two lines, or two on one line
+    try:
+        for column, kind in zip(table.columns, table.schema.types, strict=True):
+            if not any(test(kind) for test in _KINDS):
                 return None
+            if pa.types.is_string(kind):
+                for chunk in column.chunks:
+                    chunk.validate(full=True)  # UTF-8 (pyarrow's parser does not check)
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # a value, or a key, not UTF-8
+        return None
     return table
+
+
+def _braced_lines(block: bytes) -> bool:
+    """Every line of ``block`` starts with ``{`` and ends with ``}`` (then its line end).
+
+    No object can then run over a line end (after ``}`` JSON allows only ``,``, ``}`` or
+    ``]`` inside an object, never ``{``), so each line holds whole objects: with as many rows
+    as lines, one each."""
+    body = block.removesuffix(b"\n").removesuffix(b"\r")
+    ends = body.count(b"\n")
+    closed = body.count(b"}\n") + body.count(b"}\r\n")
+    return body[:1] == b"{" and body[-1:] == b"}" and closed == ends == body.count(b"\n{")
 
 
 def _read_ahead(
@@ -164,13 +186,18 @@ def _batches(
 
 
 def _objects(block: bytes, first: int, where: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) of each line of ``block`` that is not blank, by the row path."""
-    try:
-        for n, line in enumerate(_decoded(block), first):
-            if line.strip():
-                yield n, json_object(line, where, n)
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{where}: cannot read as jsonl: {exc}") from exc
+    """(line number, object) of each line of ``block`` that is not blank, by the row path's
+    functions, line by line (a line that is not UTF-8 is named)."""
+    for n, raw_line in enumerate(block.splitlines(keepends=True), first):
+        try:
+            line = raw_line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SourceError(
+                f"{where}: line {n}: not UTF-8 ({exc.reason} at byte {exc.start + 1} of the "
+                "line): the file's first 64 KiB are UTF-8, so the whole file must be"
+            ) from exc
+        if line.strip():
+            yield n, json_object(line, where, n)
 
 
 def _row_keys(block: bytes, first: int, where: str) -> Iterator[str]:
