@@ -38,6 +38,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.json as pajson
 
@@ -60,6 +61,7 @@ _LONE_CR = re.compile(rb"\r(?!\n)")
 # a closing brace followed by what may not follow one inside an object (another object or
 # value on the same line); a brace inside a string may match too (read line by line)
 _AFTER_OBJECT = re.compile(rb"\}[ \t]*[^ \t,\}\]\r\n]")
+_LF, _CR, _OPEN, _CLOSE = b"\n\r{}"
 _KINDS = (pa.types.is_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_null)
 
 
@@ -124,9 +126,14 @@ def _braced_lines(block: bytes) -> bool:
     ``]`` inside an object, never ``{``), so each line holds whole objects: with as many rows
     as lines, one each."""
     body = block.removesuffix(b"\n").removesuffix(b"\r")
-    ends = body.count(b"\n")
-    closed = body.count(b"}\n") + body.count(b"}\r\n")
-    return body[:1] == b"{" and body[-1:] == b"}" and closed == ends == body.count(b"\n{")
+    if body[:1] != b"{" or body[-1:] != b"}":
+        return False
+    data = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(data == _LF)  # none first or last: the body starts with { ends with }
+    before = data[ends - 1]
+    crlf = before == _CR
+    before[crlf] = data[ends[crlf] - 2]
+    return bool((before == _CLOSE).all() and (data[ends + 1] == _OPEN).all())
 
 
 def _read_ahead(
