@@ -44,7 +44,7 @@ from retirement.sources.base import BATCH_ROWS
 from retirement.sources.capabilities import ColumnReader
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from retirement.inventory.detect import ColumnScan, Detector
     from retirement.sources.base import DatasetRef, Source
@@ -63,13 +63,18 @@ WORKERS_ENV = "RETIREMENT_SCAN_WORKERS"
 
 
 def column_batches(
-    source: Source, ref: DatasetRef, batch_rows: int, *, full: bool = True
+    source: Source,
+    ref: DatasetRef,
+    batch_rows: int,
+    *,
+    full: bool = True,
+    columns: Sequence[str] | None = None,
 ) -> Iterator[list[pa.Array]]:
     """The dataset's batches, each as one Arrow string array per column: a full read from
     a source that reads columns (a ColumnReader: PostgreSQL's COPY, Parquet) comes as Arrow
     arrays; any other read row by row."""
     if full and isinstance(source, ColumnReader):
-        arrays = source.arrow_batches(ref.id, batch_rows)
+        arrays = source.arrow_batches(ref.id, batch_rows, columns)
         if arrays is not None:
             for batch in arrays:
                 yield [as_strings(a) for a in batch]
@@ -206,6 +211,7 @@ def scan_columns(
     *,
     full: bool,
     on_rows: Callable[[int], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> tuple[list[ColumnScan], list[ColumnScan], int]:
     """(full scan, sample scan, rows read) of every column; the sample is the first rows.
 
@@ -218,7 +224,11 @@ def scan_columns(
     batch_rows = BATCH_ROWS if full else min(BATCH_ROWS, sample_rows)
     split = _Handover(detectors, ncols, full)
     with contextlib.ExitStack() as stack:
-        for arrays in prefetched(lambda: column_batches(source, ref, batch_rows, full=full)):
+
+        def read() -> Iterator[list[pa.Array]]:
+            return column_batches(source, ref, batch_rows, full=full, columns=names)
+
+        for arrays in prefetched(read):
             n = len(arrays[0]) if arrays else 0
             in_sample = max(0, min(n, sample_rows - rows))
             if in_sample or not split.take(arrays):

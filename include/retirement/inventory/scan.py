@@ -224,7 +224,14 @@ def scan_dataset(
         )
     columns = source.schema(ref.id)
     full_scan, sample_scan, rows = scan_columns(
-        source, ref, detectors, len(columns), policy.sample_rows, full=full, on_rows=on_rows
+        source,
+        ref,
+        detectors,
+        len(columns),
+        policy.sample_rows,
+        full=full,
+        on_rows=on_rows,
+        names=[c.name for c in columns],
     )
     reports = [
         _column_report(col, fs, ss, policy, detectors)

@@ -67,11 +67,12 @@ class ColumnReader(Protocol):
     pyarrow; Parquet files)."""
 
     def arrow_batches(
-        self, dataset: DatasetId | str, batch_rows: int
+        self, dataset: DatasetId | str, batch_rows: int, columns: Sequence[str] | None = None
     ) -> Iterator[list[pa.Array]] | None:
         """Every row of ``dataset`` as one Arrow array per column (in the schema's order),
         or None where this dataset has no columnar form (the rows are then read through
-        ``batches``)."""
+        ``batches``). ``columns``: the names ``schema`` gave, where the caller has them
+        (a JSON-lines file's column list is a read of the whole file)."""
         ...
 
 

@@ -22,7 +22,6 @@ from retirement.model.ids import DatasetId
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
 from retirement.sources.capabilities import BackedUp, ObjectRemoval, PinnedObject
 from retirement.sources.formats import format_of, parquet_batches, read_rows, xlsx_sheets
-from retirement.sources.jsonl_arrow import jsonl_columns, jsonl_keys
 from retirement.sources.pinned import PinnedFile, PinnedReader
 
 if TYPE_CHECKING:
@@ -124,6 +123,8 @@ class TabularObjects(Source):
         where = f"source {self.name}: {path}"
         columns = None
         if fmt == "jsonl":
+            from retirement.sources.jsonl_arrow import jsonl_keys  # pyarrow: imported when used
+
             with self._open(path) as raw:
                 columns = jsonl_keys(raw, where)
         return self._stream(path, fmt, where, sheet, columns)
@@ -164,29 +165,21 @@ class TabularObjects(Source):
         if batch:
             yield batch
 
-    def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
+    def arrow_batches(
+        self, dataset: Named, batch_rows: int, columns: Sequence[str] | None = None
+    ) -> Iterator[list[pa.Array]] | None:
         """A Parquet, CSV, TSV or JSON-lines file's columns as Arrow arrays (a ColumnReader);
-        None for other files, and for files only the row path reads exactly (csv_arrow,
-        jsonl_arrow)."""
+        None for other files, and files only the row path reads exactly (csv/jsonl_arrow)."""
         path, _sheet, fmt = self._split(dataset)
         if fmt == "parquet":
             return self._parquet_batches(path, batch_rows)
         if fmt in ("csv", "tsv"):
             return self._csv_batches(dataset, path, fmt)
         if fmt == "jsonl":
-            return self._jsonl_batches(path)
-        return None
+            from retirement.sources.jsonl_arrow import file_columns
 
-    def _jsonl_batches(self, path: str) -> Iterator[list[pa.Array]] | None:
-        where = f"source {self.name}: {path}"
-        with self._open(path) as raw:
-            columns = jsonl_keys(raw, where)
-        raw = self._open(path)
-        batches = jsonl_columns(raw, columns, where)
-        if batches is None:
-            raw.close()
-            return None
-        return _closing(batches, raw)
+            return file_columns(lambda: self._open(path), columns, f"source {self.name}: {path}")
+        return None
 
     def _csv_batches(self, dataset: Named, path: str, fmt: str) -> Iterator[list[pa.Array]] | None:
         from retirement.sources.csv_arrow import csv_columns

@@ -46,7 +46,7 @@ from retirement.errors import SourceError
 from retirement.sources.formats import json_cell, json_object, jsonl_row_keys, prepended, utf8_head
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
 BLOCK_BYTES = 1 << 20
 READERS = 2  # blocks parsed at once
@@ -164,6 +164,30 @@ def jsonl_keys(raw: IO[bytes], where: str) -> list[str]:
         names = table.schema.names if table is not None else _row_keys(block, first, where)
         keys.update(dict.fromkeys(names))
     return list(keys)
+
+
+def file_columns(
+    open_file: Callable[[], IO[bytes]], names: Sequence[str] | None, where: str
+) -> Iterator[list[pa.Array]] | None:
+    """``jsonl_columns`` of the file ``open_file()`` opens (closed when the batches end or
+    stop), for ``names`` (its keys as the source's ``schema`` gave them) or, where the
+    caller has none, its keys read first (a pass of their own)."""
+    if names is None:
+        with open_file() as raw:
+            names = jsonl_keys(raw, where)
+    raw = open_file()
+    batches = jsonl_columns(raw, list(names), where)
+    if batches is None:
+        raw.close()
+        return None
+    return _closing(batches, raw)
+
+
+def _closing(batches: Iterator[list[pa.Array]], raw: IO[bytes]) -> Iterator[list[pa.Array]]:
+    try:
+        yield from batches
+    finally:
+        raw.close()
 
 
 def jsonl_columns(

@@ -248,10 +248,13 @@ class SqlSource(Source):
 
         return copy_export(self, dataset, key_column, blocks=blocks)
 
-    def arrow_batches(self, dataset: Named, batch_rows: int) -> Iterator[list[pa.Array]] | None:
+    def arrow_batches(
+        self, dataset: Named, batch_rows: int, columns: Sequence[str] | None = None
+    ) -> Iterator[list[pa.Array]] | None:
         """PostgreSQL: the table through COPY into Arrow (``sources.pg_arrow``; blocks of about
         a MiB, whatever ``batch_rows``); MySQL/MariaDB: CSV lines written by the server
-        (``sources.mysql_arrow``, where the column types allow); None elsewhere."""
+        (``sources.mysql_arrow``, where the column types allow); None elsewhere. A table's
+        columns are read from the server (``columns`` is not needed)."""
         if self.dialect == "mysql":
             from retirement.sources.mysql_arrow import line_columns
 

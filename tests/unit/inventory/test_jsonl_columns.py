@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pyarrow as pa
 import pytest
@@ -52,10 +52,16 @@ def _outcome(read: Callable[[], object]) -> object:
         return f"SourceError: {exc}"
 
 
-def _strings(source: FileSource, name: str, *, full: bool) -> list[list[str | None]]:
+def _strings(
+    source: FileSource, name: str, *, full: bool, named: bool = False
+) -> list[list[str | None]]:
+    """Every column's strings; ``named``: the columns handed over as ``schema`` gave them
+    (as a scan does), else read by the source."""
     (ref,) = [r for r in source.datasets() if r.name == name]
-    out: list[list[str | None]] = [[] for _ in source.schema(ref.id)]
-    for batch in column_batches(source, ref, 3, full=full):
+    schema = source.schema(ref.id)
+    out: list[list[str | None]] = [[] for _ in schema]
+    columns = [c.name for c in schema] if named else None
+    for batch in column_batches(source, ref, 3, full=full, columns=columns):
         for i, column in enumerate(batch):
             assert column.type == pa.string()
             out[i].extend(column.to_pylist())
@@ -71,6 +77,7 @@ def _assert_same(root: Path, name: str) -> None:
     with FileSource("files", root) as source:
         rows = _outcome(lambda: _strings(source, name, full=False))
         assert _outcome(lambda: _strings(source, name, full=True)) == rows
+        assert _outcome(lambda: _strings(source, name, full=True, named=True)) == rows
 
 
 @pytest.fixture
@@ -223,3 +230,28 @@ def test_an_error_names_the_line_across_blocks(tmp_path: Path, small_blocks: Non
     with pytest.raises(SourceError, match=r"source files: e.jsonl: line 40: not JSON"):
         jsonl_arrow.jsonl_keys(io.BytesIO(body.encode()), "source files: e.jsonl")
     _assert_same(tmp_path, "e.jsonl")
+
+
+def test_a_scan_reads_the_column_list_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan hands the schema's columns to the columnar read: the column list (a read of
+    the whole file) is read once, by ``schema``."""
+    from retirement.inventory.scan import scan_dataset
+    from retirement.plan.policy import ClassificationPolicy
+
+    lines = [json.dumps({"id": i, "mobile": f"1381234{i:04d}"}) for i in range(50)]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    calls: list[str] = []
+
+    read_keys = jsonl_arrow.jsonl_keys
+
+    def counted(raw: IO[bytes], where: str) -> list[str]:
+        calls.append(where)
+        return read_keys(raw, where)
+
+    monkeypatch.setattr(jsonl_arrow, "jsonl_keys", counted)
+    with FileSource("files", tmp_path) as source:
+        (ref,) = source.datasets()
+        report = scan_dataset(source, ref, ClassificationPolicy.default(), full=True)
+    assert report.rows == 50
+    assert [c.detected for c in report.columns] == [None, "cn_mobile"]
+    assert len(calls) == 1
