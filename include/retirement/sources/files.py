@@ -21,7 +21,13 @@ from retirement.formats.digests import CHUNK, hash_fd
 from retirement.model.ids import DatasetId
 from retirement.sources.base import BATCH_ROWS, Column, DatasetRef, Named, Row, Source
 from retirement.sources.capabilities import BackedUp, ObjectRemoval, PinnedObject
-from retirement.sources.formats import format_of, parquet_batches, read_rows, xlsx_sheets
+from retirement.sources.formats import (
+    closing_batches,
+    format_of,
+    parquet_batches,
+    read_rows,
+    xlsx_sheets,
+)
 from retirement.sources.pinned import PinnedFile, PinnedReader
 
 if TYPE_CHECKING:
@@ -192,11 +198,9 @@ class TabularObjects(Source):
 
         raw = self._open(path)
         where = f"source {self.name}: {path}"
-        columns = csv_columns(raw, header, "\t" if fmt == "tsv" else ",", where, row_error)
-        if columns is None:
-            raw.close()
-            return None
-        return _closing(columns, raw)
+        return closing_batches(
+            csv_columns(raw, header, "\t" if fmt == "tsv" else ",", where, row_error), raw
+        )
 
     def _parquet_batches(self, path: str, batch_rows: int) -> Iterator[list[pa.Array]]:
         try:
@@ -379,11 +383,3 @@ class _PinnedFileState:
         if sheets is not None:
             state["sheets"] = sheets
         return state
-
-
-def _closing(batches: Iterator[list[pa.Array]], raw: IO[bytes]) -> Iterator[list[pa.Array]]:
-    """``batches``, then ``raw`` closed (also when the reader stops early)."""
-    try:
-        yield from batches
-    finally:
-        raw.close()

@@ -86,6 +86,24 @@ class _Prepend(io.RawIOBase):
         return len(data)
 
 
+def closing_batches(
+    batches: Iterator[list[pa.Array]] | None, raw: IO[bytes]
+) -> Iterator[list[pa.Array]] | None:
+    """``batches`` read from ``raw``, which is closed when they end or the reader stops;
+    None, ``raw`` closed, where there are none."""
+    if batches is None:
+        raw.close()
+        return None
+    return _closing(batches, raw)
+
+
+def _closing(batches: Iterator[list[pa.Array]], raw: IO[bytes]) -> Iterator[list[pa.Array]]:
+    try:
+        yield from batches
+    finally:
+        raw.close()
+
+
 def read_rows(
     fmt: str,
     raw: IO[bytes],

@@ -43,7 +43,14 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from retirement.errors import SourceError
-from retirement.sources.formats import json_cell, json_object, jsonl_row_keys, prepended, utf8_head
+from retirement.sources.formats import (
+    closing_batches,
+    json_cell,
+    json_object,
+    jsonl_row_keys,
+    prepended,
+    utf8_head,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -176,18 +183,7 @@ def file_columns(
         with open_file() as raw:
             names = jsonl_keys(raw, where)
     raw = open_file()
-    batches = jsonl_columns(raw, list(names), where)
-    if batches is None:
-        raw.close()
-        return None
-    return _closing(batches, raw)
-
-
-def _closing(batches: Iterator[list[pa.Array]], raw: IO[bytes]) -> Iterator[list[pa.Array]]:
-    try:
-        yield from batches
-    finally:
-        raw.close()
+    return closing_batches(jsonl_columns(raw, list(names), where), raw)
 
 
 def jsonl_columns(
