@@ -261,34 +261,86 @@ def _embedded(rule: Rule, column: pa.Array, index: np.ndarray, hit: Mask, whole:
 
 def column_hits(rules: Mapping[str, Rule], column: pa.Array) -> tuple[int, dict[str, Hits]]:
     """(non-empty cells, hits per detector) of one column of one batch."""
+    filled, hits = _cell_hits(rules, column)
+    return int(filled.sum()), hits
+
+
+def _cell_hits(rules: Mapping[str, Rule], column: pa.Array) -> tuple[Mask, dict[str, Hits]]:
     batch = Batch.of(column)
     may = batch_rules(batch, rules)
-    return int(batch.filled.sum()), {
+    return batch.filled, {
         name: rule_hits(rule, column, batch.filled, batch, name in may)
         for name, rule in rules.items()
     }
 
 
 class EngineScanner:
-    """Streaming accumulator over a column's batches (same answer as ``ColumnScanner``)."""
+    """Streaming accumulator over a column's batches (same answer as ``ColumnScanner``).
+
+    A batch with few distinct values (a status, a city, a boilerplate remark) is scanned
+    once per distinct value, each value's hits weighted by how many cells hold it: a cell's
+    answer depends on its value alone, so the counts are those of every cell. Whether a
+    batch pays is measured (Arrow's dictionary encoding, in C); one that does not sends the
+    column's next ``RETRY_AFTER`` batches cell by cell before it is measured again."""
+
+    DISTINCT_SHARE = 0.5  # at most this many distinct values per cell: scanned by value
+    RETRY_AFTER = 8
 
     def __init__(
-        self, detectors: Mapping[str, Detector] = BUILTIN, rules: Mapping[str, Rule] | None = None
+        self,
+        detectors: Mapping[str, Detector] = BUILTIN,
+        rules: Mapping[str, Rule] | None = None,
+        *,
+        by_value: bool = True,
     ) -> None:
         self._rules = rules_for(detectors) if rules is None else rules
         self._non_empty = 0
         self._hits = dict.fromkeys(detectors, 0)
         self._whole = dict.fromkeys(detectors, 0)
+        self._by_value = by_value
+        self._cell_by_cell_for = 0  # batches to go before measuring distinct values again
+        self.batches_by_value = 0
 
     def feed(self, values: Iterable[object] | pa.Array | pa.ChunkedArray) -> None:
         column = to_strings(values)
         if len(column) == 0:
             return
-        filled, hits = column_hits(self._rules, column)
-        self._non_empty += filled
+        encoded = self._distinct(column)
+        if encoded is None:
+            filled, hits = _cell_hits(self._rules, column)
+            self._add(filled, hits, None)
+            return
+        self.batches_by_value += 1
+        values_ = encoded.dictionary
+        if len(values_):
+            index = np.asarray(encoded.indices.drop_null(), dtype=np.intp)
+            cells = np.bincount(index, minlength=len(values_))
+            filled, hits = _cell_hits(self._rules, values_)
+            self._add(filled, hits, cells)
+
+    def _distinct(self, column: pa.Array) -> pa.DictionaryArray | None:
+        """The batch as distinct values and indices, when that pays (see the class)."""
+        if not self._by_value:
+            return None
+        if self._cell_by_cell_for:
+            self._cell_by_cell_for -= 1
+            return None
+        encoded = pc.dictionary_encode(column)
+        if len(encoded.dictionary) > self.DISTINCT_SHARE * len(column):
+            self._cell_by_cell_for = self.RETRY_AFTER
+            return None
+        return encoded
+
+    def _add(self, filled: Mask, hits: Mapping[str, Hits], cells: np.ndarray | None) -> None:
+        """Count ``hits``: per cell, or per distinct value held by ``cells`` cells."""
+
+        def count(mask: Mask) -> int:
+            return int(mask.sum()) if cells is None else int(cells[mask].sum())
+
+        self._non_empty += count(filled)
         for name, h in hits.items():
-            self._hits[name] += int(h.hit.sum())
-            self._whole[name] += int(h.whole.sum())
+            self._hits[name] += count(h.hit)
+            self._whole[name] += count(h.whole)
 
     def result(self) -> ColumnScan:
         return ColumnScan(

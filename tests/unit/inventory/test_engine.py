@@ -7,6 +7,8 @@ detector, built-in and plan-defined, the engine's hit per cell equals ``Detector
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -382,3 +384,47 @@ def test_numpy_shapes_equal_their_regex(values: list[str]) -> None:
         if rule.shape is not None:
             want = pc.match_substring_regex(column, rule.whole).to_pylist()
             assert rule.shape(column).tolist() == want, rule.name
+
+
+def _cell_by_cell(batches: list[list[str | None]]) -> EngineScanner:
+    scanner = EngineScanner(by_value=False)
+    for batch in batches:
+        scanner.feed(batch)
+    return scanner
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(cells(), min_size=1, max_size=6),
+    st.lists(st.lists(st.integers(0, 5), min_size=1, max_size=40), min_size=1, max_size=4),
+)
+@example([None, "  ", "13800138000"], [[0, 1, 2, 2, 2, 1, 0]])
+def test_a_column_of_repeated_values_counts_every_cell(
+    pool: list[str | None], picks: list[list[int]]
+) -> None:
+    """A batch of few distinct values is scanned once per value and weighted by how often
+    each occurs: the counts are those of scanning every cell."""
+    batches = [[pool[i % len(pool)] for i in batch] for batch in picks]
+    by_value = EngineScanner()
+    for batch in batches:
+        by_value.feed(batch)
+    assert by_value.result() == _cell_by_cell(batches).result()
+    # batches are tried by value until one has too many distinct values (then cell by cell)
+    pays = list(itertools.takewhile(lambda b: len(set(b) - {None}) * 2 <= len(b), batches))
+    assert by_value.batches_by_value == len(pays)
+
+
+def test_a_column_of_distinct_values_is_scanned_cell_by_cell_and_tried_again_later() -> None:
+    rid = "11010519491231002" + ric_check_char("11010519491231002")
+    distinct = [f"{i:011d}" for i in range(64)]
+    repeated = [rid, "物流太慢", rid, None] * 16
+    scanner = EngineScanner()
+    scanner.feed(distinct)  # tried: it does not pay, so the next batches go cell by cell
+    for _ in range(EngineScanner.RETRY_AFTER):
+        scanner.feed(repeated)
+    assert scanner.batches_by_value == 0
+    scanner.feed(repeated)  # tried again
+    assert scanner.batches_by_value == 1
+    batches = [distinct] + [repeated] * (EngineScanner.RETRY_AFTER + 1)
+    assert scanner.result() == _cell_by_cell(batches).result()
+    assert scanner.result().hits["cn_resident_id"] == 32 * (EngineScanner.RETRY_AFTER + 1)
