@@ -48,6 +48,7 @@ def record_workers(monkeypatch: pytest.MonkeyPatch) -> Seen:
     """A worker started after the first batch and given every batch past the sample, every
     worker started recorded."""
     monkeypatch.setattr(columns, "WORKER_MIN_BYTES", 1)
+    monkeypatch.setattr(columns, "ENGINE_ROWS", 1)  # the reader's batches as they come
     monkeypatch.setattr(columns, "WORKER_TAKES_ALL", True)
     monkeypatch.setenv("RETIREMENT_SCAN_WORKERS", "1")
     record = Seen()

@@ -60,6 +60,13 @@ WORKER_MIN_BYTES = 4 << 20
 # which batches it scans does not depend on timing.
 WORKER_TAKES_ALL = False
 WORKERS_ENV = "RETIREMENT_SCAN_WORKERS"
+# A full scan hands the engine batches of at least this many rows (or ``ENGINE_BYTES`` of
+# columns), joining the reader's smaller ones: the engine's cost per batch and column is a
+# few dozen calls into pyarrow and numpy, which larger batches share out (a PostgreSQL COPY
+# is parsed in blocks of 1 MiB, about 6,000 rows of a 10-column table; pyarrow reads up to
+# 32 blocks ahead, so its blocks are not made larger instead).
+ENGINE_ROWS = 16_000
+ENGINE_BYTES = 16 << 20
 
 
 def column_batches(
@@ -85,6 +92,28 @@ def column_batches(
             yield [to_strings(list(values)) for values in zip(*batch, strict=True)]
         else:
             yield [to_strings([]) for _ in range(ncols)]
+
+
+def regrouped(batches: Iterator[list[pa.Array]], rows: int, size: int) -> Iterator[list[pa.Array]]:
+    """Consecutive batches joined into batches of at least ``rows`` rows or ``size`` bytes
+    (the last one may be smaller); the same cells in the same order."""
+    pending: list[list[pa.Array]] = []
+    count = nbytes = 0
+    for batch in batches:
+        pending.append(batch)
+        count += len(batch[0]) if batch else 0
+        nbytes += sum(a.nbytes for a in batch)
+        if count >= rows or nbytes >= size:
+            yield _joined(pending)
+            pending, count, nbytes = [], 0, 0
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(batches: list[list[pa.Array]]) -> list[pa.Array]:
+    if len(batches) == 1:
+        return batches[0]
+    return [pa.concat_arrays(list(column)) for column in zip(*batches, strict=True)]
 
 
 def as_strings(array: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -226,7 +255,8 @@ def scan_columns(
     with contextlib.ExitStack() as stack:
 
         def read() -> Iterator[list[pa.Array]]:
-            return column_batches(source, ref, batch_rows, full=full, columns=names)
+            batches = column_batches(source, ref, batch_rows, full=full, columns=names)
+            return regrouped(batches, ENGINE_ROWS, ENGINE_BYTES) if full else batches
 
         for arrays in prefetched(read):
             n = len(arrays[0]) if arrays else 0

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retirement.errors import SourceError
-from retirement.inventory.columns import column_batches
+from retirement.inventory.columns import column_batches, regrouped
 from retirement.inventory.engine import to_strings
 from retirement.sources.capabilities import ColumnReader
 from retirement.sources.files import FileSource
@@ -170,3 +170,28 @@ def test_a_ragged_csv_row_is_named_not_cut(tmp_path: Path, body: str) -> None:
         (ref,) = source.datasets()
         with pytest.raises(SourceError, match=r"source files: r.csv: row 3 has [13] fields"):
             list(column_batches(source, ref, 10))
+
+
+@given(
+    st.lists(st.lists(st.text(max_size=5), max_size=9), max_size=12),
+    st.integers(1, 20),
+    st.integers(1, 400),
+)
+def test_regrouped_batches_hold_the_same_cells_in_order(
+    sizes: list[list[str]], rows: int, size: int
+) -> None:
+    """The engine's batches are the reader's joined: every cell once, in order; a joined
+    batch stops at the first reader batch that reaches ``rows`` rows or ``size`` bytes."""
+    batches = [
+        [pa.array(b, pa.string()), pa.array([s.upper() for s in b], pa.string())] for b in sizes
+    ]
+    joined = list(regrouped(iter(batches), rows, size))
+    for column in (0, 1):
+        cells = [v for b in joined for v in b[column].to_pylist()]
+        assert cells == [v for b in batches for v in b[column].to_pylist()]
+    want, count, nbytes, pending = [], 0, 0, False  # rows of each joined batch, by the rule
+    for b in batches:
+        count, nbytes, pending = count + len(b[0]), nbytes + sum(a.nbytes for a in b), True
+        if count >= rows or nbytes >= size:
+            want, count, nbytes, pending = [*want, count], 0, 0, False
+    assert [len(g[0]) for g in joined] == [*want, *([count] if pending else [])]
