@@ -102,7 +102,8 @@ def rule_hits(
     if candidates.any():
         index = np.flatnonzero(candidates)
         if rule.extract is not None and batch.ascii_digits:
-            index = _first_matches(rule, rule.extract, column, index, hit, whole)
+            digits = batch.digit_counts[index]
+            index = _first_matches(rule, rule.extract, column, index, digits, hit, whole)
         if len(index):
             _embedded(rule, column, index, hit, whole)
     return Hits(hit, whole)
@@ -151,13 +152,20 @@ _ROUNDS = 3  # matches tried per cell in C before the reference takes over
 
 
 def _first_matches(
-    rule: Rule, pattern: str, column: pa.Array, index: np.ndarray, hit: Mask, whole: Mask
+    rule: Rule,
+    pattern: str,
+    column: pa.Array,
+    index: np.ndarray,
+    digits: np.ndarray,
+    hit: Mask,
+    whole: Mask,
 ) -> np.ndarray:
     """The candidates' identifiers in C, first match by first match (``rule.extract``), each
     round's checked at once: a cell whose match passes is a hit, a cell with no (further)
-    match is none. Returns the cells still undecided after ``_ROUNDS`` matches."""
+    match is none (``digits``: the candidates' ASCII digits). Returns the cells still
+    undecided after ``_ROUNDS`` matches."""
     cells = column.take(pa.array(index))
-    digits, size = ascii_digits(cells), np.diff(cell_offsets(cells))
+    size = np.diff(cell_offsets(cells))
     for round_ in range(_ROUNDS):
         first = pc.extract_regex(cells, pattern)
         has = np.asarray(first.is_valid(), dtype=bool)
