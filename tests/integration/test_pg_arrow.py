@@ -151,6 +151,29 @@ def test_many_blocks_of_multiline_values_are_the_same(
     assert through_psql[1][10] == ""
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=SourceError,
+    reason="known bug, not fixed yet: one value larger than pyarrow's CSV block (1 MiB) with "
+    "a line break in it fails the columnar read ('straddling object straddles two block "
+    "boundaries'): the full scan of such a table stops with this error",
+)
+def test_a_value_larger_than_a_block_is_read_whole(
+    pg: tuple[str, psycopg.Connection[Any]],
+) -> None:
+    url, conn = pg
+    conn.execute("DROP TABLE IF EXISTS huge_cell")
+    conn.execute(
+        "CREATE TABLE huge_cell AS SELECT i AS id, CASE WHEN i = 5 "
+        "THEN repeat('ab' || chr(10) || '\"c,', 400000) ELSE 'x' END AS doc "
+        "FROM generate_series(1, 20) i"
+    )
+    with SqlSource("pg", url) as source:
+        ids, docs = _read(source, "huge_cell", psql=True)
+    assert len(ids) == 20
+    assert len(docs[4]) == 2_400_000
+
+
 class _Started:
     """Records the psql processes sources.psql starts."""
 
