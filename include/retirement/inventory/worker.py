@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 PROTOCOL = 1
 READY_SECONDS = 60.0  # how long the worker may take to start (import, build its detectors)
 _QUEUE_DEPTH = 2
+EXIT_SECONDS = 2.0  # how long a worker whose pipe broke is given to report how it ended
 _END = object()
 
 
@@ -204,6 +205,9 @@ class ScanWorker:
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:
+            # its pipe broke: it is exiting; its status comes a moment after its pipes close
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=EXIT_SECONDS)
             raise ScanWorkerFailed(
                 self._why(f"stopped reading ({self._failure})")
             ) from self._failure

@@ -284,6 +284,12 @@ READY = "import sys; sys.stdin.readline(); print('{\"ready\": 1}', flush=True); 
             r"exited before its answer \(exit status 1\); its stderr ends:\nout of memory",
             id="died",
         ),
+        pytest.param(  # its pipe breaks before its exit status is known (seen in CI)
+            READY + "import os, signal, time; os.close(0); time.sleep(0.5); "
+            "os.kill(os.getpid(), signal.SIGKILL)",
+            r"stopped reading \(.*Broken pipe\) \(killed by signal 9\)",
+            id="killed-after-its-pipe-broke",
+        ),
     ],
 )
 def test_a_worker_answering_garbage_is_a_clear_error(
