@@ -64,6 +64,22 @@ def test_postgres_table(pg_url: str, keys: KeyStore, tmp_path: Path) -> None:
         assert _round_trip(source, "people", "table", keys, tmp_path / "v", ("id",)) == len(ROWS)
 
 
+def test_postgres_value_longer_than_two_read_blocks(
+    pg_url: str, keys: KeyStore, tmp_path: Path
+) -> None:
+    """A 2.4 MB value with line breaks and quotes: the backup verifies (restore-verify read
+    it in 1 MiB blocks and called the backup unreadable: "straddling object")."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE documents AS SELECT i AS id, CASE WHEN i = 3 "
+            "THEN repeat('ab' || chr(10) || '\"c,', 400000) ELSE 'x' END AS body "
+            "FROM generate_series(1, 9) i"
+        )
+        conn.execute("ALTER TABLE documents ADD PRIMARY KEY (id)")
+    with SqlSource("pg", pg_url) as source:
+        assert _round_trip(source, "documents", "table", keys, tmp_path / "v", ("id",)) == 9
+
+
 def _pg_rows(pg_url: str, sql: str) -> list[tuple]:
     with psycopg.connect(pg_url) as conn:
         return conn.execute(sql).fetchall()

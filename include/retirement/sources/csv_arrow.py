@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from retirement.errors import SourceError
+from retirement.formats.csv_blocks import Utf8, WholeRecords
 from retirement.sources.formats import prepended
 
 if TYPE_CHECKING:
@@ -71,12 +72,9 @@ def _batches(
     row_error: Callable[[], None],
 ) -> Iterator[list[pa.Array]]:
     names = [f"c{i}" for i in range(ncols)]
+    records = WholeRecords(stream if encoding == "utf8" else Utf8(stream, encoding))
     read = pacsv.ReadOptions(
-        column_names=names,
-        skip_rows=1,
-        block_size=BLOCK_BYTES,
-        use_threads=False,
-        encoding=encoding,
+        column_names=names, skip_rows=1, block_size=BLOCK_BYTES, use_threads=False
     )
     parse = pacsv.ParseOptions(
         delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
@@ -86,7 +84,7 @@ def _batches(
     )
     try:
         reader = pacsv.open_csv(
-            stream, read_options=read, parse_options=parse, convert_options=convert
+            records, read_options=read, parse_options=parse, convert_options=convert
         )
         checked = False
         for batch in reader:
@@ -95,7 +93,7 @@ def _batches(
                 row_error()  # a blank line is the row path's error; ",," is a row
                 checked = True
             yield columns
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         if "Empty CSV file" in str(exc):
             return
         row_error()  # the row path's own error, naming the row

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from retirement.errors import SourceError
+from retirement.formats.csv_blocks import WholeRecords
 from retirement.sources.psql import output_settings, psql_copy, psql_env
 from retirement.sources.sql import driver_connection
 
@@ -109,7 +110,7 @@ def _columns(
     parse = pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
     try:
         reader = pacsv.open_csv(
-            stream, read_options=read, parse_options=parse, convert_options=options
+            WholeRecords(stream), read_options=read, parse_options=parse, convert_options=options
         )
     except pa.ArrowInvalid as exc:
         if "Empty CSV file" in str(exc):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from retirement.errors import IntegrityError
 from retirement.formats.csv import csv_field
+from retirement.formats.csv_blocks import WholeRecords
 from retirement.formats.digests import CHUNK
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def _reader(body: _Body, width: int) -> Any:
 
     names = [f"c{i}" for i in range(width)]
     return pacsv.open_csv(
-        body,
+        WholeRecords(body),  # type: ignore[arg-type]
         read_options=pacsv.ReadOptions(column_names=names, block_size=CHUNK),
         parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(

@@ -123,6 +123,35 @@ def test_csv_columns_are_the_rows_strings(
         _assert_same(source, name)
 
 
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(st.lists(st.text(alphabet='ab,"\n\r 王', max_size=90), min_size=2, max_size=2)),
+    st.sampled_from(["utf-8", "gb18030"]),
+    st.sampled_from(["\n", "\r\n"]),
+)
+def test_csv_fields_longer_than_a_block_are_the_rows_strings(
+    tmp_path: Path, rows: list[list[str]], encoding: str, newline: str
+) -> None:
+    """Blocks of 16 bytes and fields of up to 90 characters with line breaks and quotes:
+    a field runs over several of pyarrow's blocks (which failed the read: "straddling
+    object") and the columns are still the row path's strings."""
+    import csv
+    import io
+    from unittest import mock
+
+    from retirement.sources import csv_arrow
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator=newline).writerows([["a", "b"], *rows])
+    (tmp_path / "long.csv").write_bytes(out.getvalue().encode(encoding))
+    with mock.patch.object(csv_arrow, "BLOCK_BYTES", 16), FileSource("files", tmp_path) as source:
+        (ref,) = source.datasets()
+        assert source.arrow_batches(ref.id, 3) is not None  # the columnar path reads it
+        _assert_same(source, "long.csv")
+
+
 def _outcome(read: Callable[[], list[list[str | None]]]) -> object:
     try:
         return read()
@@ -195,3 +224,20 @@ def test_regrouped_batches_hold_the_same_cells_in_order(
         if count >= rows or nbytes >= size:
             want, count, nbytes, pending = [*want, count], 0, 0, False
     assert [len(g[0]) for g in joined] == [*want, *([count] if pending else [])]
+
+
+def test_a_gb18030_file_with_bytes_it_cannot_hold_is_the_row_paths_error(
+    tmp_path: Path,
+) -> None:
+    """The columnar path decodes GB18030 itself (to cut blocks at whole records): a byte
+    sequence GB18030 has no character for is the row path's error, not an escaped
+    UnicodeDecodeError."""
+    rows = "a,b\n" + "客户,张三\n" * 10_000  # past the first 64 KiB, read to tell the encoding
+    data = rows.encode("gb18030") + b"x,\x81\x20\xff\n" + b"y,z\n"
+    (tmp_path / "bad.csv").write_bytes(data)
+    with FileSource("files", tmp_path) as source:
+        (ref,) = source.datasets()
+        assert source.arrow_batches(ref.id, 3) is not None
+        _assert_same(source, "bad.csv")
+        with pytest.raises(SourceError, match="gb18030' codec can't decode byte 0x81"):
+            _columns_path(source, "bad.csv")
