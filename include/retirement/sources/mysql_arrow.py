@@ -130,7 +130,6 @@ def _reading(
 
     where = f"source {source.name}: cannot read table {dataset}"
     options = {
-        "read_options": pacsv.ReadOptions(column_names=names, use_threads=False),
         # a one-column table's NULL is an empty line: a row, not a line to skip
         "parse_options": pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         "convert_options": pacsv.ConvertOptions(
@@ -149,7 +148,11 @@ def _reading(
             cursor.execute(sql)
             while part := cursor.fetchmany(batch_rows):
                 block = b"\n".join([row[0] for row in part]) + b"\n"
-                batch = pacsv.read_csv(io.BytesIO(block), **options)
+                # one block: pyarrow's own (1 MiB) fail a longer value and cut \r\n apart
+                whole = pacsv.ReadOptions(
+                    column_names=names, use_threads=False, block_size=len(block) + 1
+                )
+                batch = pacsv.read_csv(io.BytesIO(block), read_options=whole, **options)
                 if batch.num_rows != len(part):  # one line a row, as the server wrote them
                     raise SourceError(
                         f"{where}: the server sent {len(part)} rows, their CSV lines parsed "
