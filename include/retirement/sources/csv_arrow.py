@@ -27,7 +27,7 @@ from retirement.sources.formats import prepended
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18  # pyarrow reads up to 32 blocks ahead: 8 MiB
 
 
 def _an_empty_row(columns: list[pa.Array]) -> bool:

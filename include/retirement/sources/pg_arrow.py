@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from retirement.sources.base import Named
     from retirement.sources.sql import SqlSource
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 18  # pyarrow reads up to 32 blocks ahead: 8 MiB
 
 
 class _CopyStream(io.RawIOBase):
