@@ -63,8 +63,8 @@ WORKERS_ENV = "RETIREMENT_SCAN_WORKERS"
 # A full scan hands the engine batches of at least this many rows (or ``ENGINE_BYTES`` of
 # columns), joining the reader's smaller ones: the engine's cost per batch and column is a
 # few dozen calls into pyarrow and numpy, which larger batches share out (a PostgreSQL COPY
-# is parsed in blocks of 1 MiB, about 6,000 rows of a 10-column table; pyarrow reads up to
-# 32 blocks ahead, so its blocks are not made larger instead).
+# is parsed in blocks of 256 KiB, about 1,500 rows of a 10-column table; pyarrow reads up
+# to 32 blocks ahead, so its blocks are not made larger instead).
 ENGINE_ROWS = 16_000
 ENGINE_BYTES = 16 << 20
 
