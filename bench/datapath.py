@@ -75,7 +75,7 @@ from bench.transfer_bench import (  # noqa: E402
 
 MY = "mysql+pymysql://root@127.0.0.1:3306"
 MIB = 1 << 20
-STEPS = ("pg", "mariadb", "folder", "small", "verify", "sftp", "s3", "deletion")
+STEPS = ("pg", "mariadb", "mariadb-json", "folder", "small", "verify", "sftp", "s3", "deletion")
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,9 @@ def make_keys(work: Path) -> Keys:
 # ---------------------------------------------------------------------- tables
 
 
-def load_mariadb(rows: int) -> int:
-    """The PostgreSQL table's generated rows again in MariaDB; returns bytes on disk."""
+def _mariadb_customers(create: str, insert: str) -> int:
+    """A fresh database with the table ``customers`` (``create``, then ``insert``); bytes
+    on disk."""
     import pymysql
 
     with pymysql.connect(host="127.0.0.1", user="root", autocommit=True) as conn:
@@ -142,22 +143,8 @@ def load_mariadb(rows: int) -> int:
         cur.execute(f"DROP DATABASE IF EXISTS {DB}")
         cur.execute(f"CREATE DATABASE {DB} CHARACTER SET utf8mb4")
         cur.execute(f"USE {DB}")
-        cur.execute(
-            "CREATE TABLE customers (id BIGINT PRIMARY KEY, name VARCHAR(64), "
-            "id_card VARCHAR(18), mobile VARCHAR(11), email VARCHAR(64), address VARCHAR(128), "
-            "remark VARCHAR(128) NULL, amount DECIMAL(12,2), created_at DATETIME)"
-        )
-        cur.execute(
-            "INSERT INTO customers SELECT seq, CONCAT(ELT(1 + seq % 5,'王','李','张','刘','陈'),"
-            "'客户',seq), CONCAT('110101', DATE_FORMAT(DATE '1950-01-01' + INTERVAL (seq % 20000)"
-            " DAY, '%Y%m%d'), LPAD(seq % 1000, 3, '0'), seq % 10), "
-            "CONCAT('13', LPAD(seq * 7919 % 1000000000, 9, '0')), "
-            "CONCAT('user',seq,'@example.com'),"
-            " CONCAT('上海市浦东新区世纪大道', seq % 999 + 1, '号 ', MD5(seq)), "
-            "IF(seq % 3 = 0, NULL, CONCAT('物流太慢, \"加急\" ', MD5(seq * 3))), "
-            "(seq % 100000) / 100.0, TIMESTAMP '2020-01-01 00:00:00' + INTERVAL (seq % 100000) "
-            f"MINUTE FROM seq_1_to_{rows}"
-        )
+        cur.execute(create)
+        cur.execute(insert)
         cur.execute("ANALYZE TABLE customers")
         cur.fetchall()
         cur.execute(
@@ -165,6 +152,35 @@ def load_mariadb(rows: int) -> int:
             f"WHERE table_schema = '{DB}' AND table_name = 'customers'"
         )
         return int(cur.fetchone()[0])
+
+
+def load_mariadb(rows: int) -> int:
+    """The PostgreSQL table's generated rows again in MariaDB; returns bytes on disk."""
+    return _mariadb_customers(
+        "CREATE TABLE customers (id BIGINT PRIMARY KEY, name VARCHAR(64), "
+        "id_card VARCHAR(18), mobile VARCHAR(11), email VARCHAR(64), address VARCHAR(128), "
+        "remark VARCHAR(128) NULL, amount DECIMAL(12,2), created_at DATETIME)",
+        "INSERT INTO customers SELECT seq, CONCAT(ELT(1 + seq % 5,'王','李','张','刘','陈'),"
+        "'客户',seq), CONCAT('110101', DATE_FORMAT(DATE '1950-01-01' + INTERVAL (seq % 20000)"
+        " DAY, '%Y%m%d'), LPAD(seq % 1000, 3, '0'), seq % 10), "
+        "CONCAT('13', LPAD(seq * 7919 % 1000000000, 9, '0')), "
+        "CONCAT('user',seq,'@example.com'),"
+        " CONCAT('上海市浦东新区世纪大道', seq % 999 + 1, '号 ', MD5(seq)), "
+        "IF(seq % 3 = 0, NULL, CONCAT('物流太慢, \"加急\" ', MD5(seq * 3))), "
+        "(seq % 100000) / 100.0, TIMESTAMP '2020-01-01 00:00:00' + INTERVAL (seq % 100000) "
+        f"MINUTE FROM seq_1_to_{rows}",
+    )
+
+
+def load_mariadb_documents(rows: int) -> int:
+    """``rows`` JSON documents of about 16 KB with 2,000 quotes each (what MariaDB's REPLACE
+    doubled in time quadratic in them, see sources/mysql_lines.py); bytes on disk."""
+    return _mariadb_customers(
+        "CREATE TABLE customers (id BIGINT PRIMARY KEY, doc JSON, note VARCHAR(64))",
+        "INSERT INTO customers SELECT seq, CONCAT('[', REPEAT(CONCAT('\"订单 ', seq, "
+        "' 已发货\", '), 1000), '\"end\"]'), CONCAT('客户 ', seq) "
+        f"FROM seq_1_to_{rows}",
+    )
 
 
 def drop_databases() -> None:
@@ -181,6 +197,16 @@ def _pipeline(keys: Keys, producer: str, out: Path) -> dict:
     result = shell(f"{producer} | zstd -1 -q -c | age -r {keys.recipient} > {out} && sync {out}")
     result["cipher"] = out.stat().st_size
     return result
+
+
+def _mariadb_row(keys: Keys, work: Path, step: str, size: int, note: str) -> Row:
+    """Our backup of the MariaDB table ``customers`` against mysqldump's pipeline."""
+    url = f"{MY}/{DB}?charset=utf8mb4"
+    ours = ours_table(keys.store, keys.master, work / f"vault-{len(step)}", url)
+    dump = f"mysqldump -h 127.0.0.1 -u root --single-transaction {DB} customers"
+    peer = _pipeline(keys, dump, work / f"dump-{len(step)}.sql.zst.age")
+    pipeline = "`mysqldump --single-transaction \\| zstd -1 \\| age`"
+    return Row(step, pipeline, ours, peer, size / MIB, note)
 
 
 def table_rows(args: argparse.Namespace, keys: Keys, work: Path, state: dict) -> list[Row]:
@@ -203,20 +229,12 @@ def table_rows(args: argparse.Namespace, keys: Keys, work: Path, state: dict) ->
         )
     if "mariadb" in args.only:
         size = load_mariadb(args.rows)
-        url = f"{MY}/{DB}?charset=utf8mb4"
-        ours = ours_table(keys.store, keys.master, work / "vault-my", url)
-        dump = f"mysqldump -h 127.0.0.1 -u root --single-transaction {DB} customers"
-        peer = _pipeline(keys, dump, work / "dump-my.sql.zst.age")
-        rows.append(
-            Row(
-                "MariaDB table backup",
-                "`mysqldump --single-transaction \\| zstd -1 \\| age`",
-                ours,
-                peer,
-                size / MIB,
-                f"{args.rows:,} rows",
-            )
-        )
+        rows.append(_mariadb_row(keys, work, "MariaDB table backup", size, f"{args.rows:,} rows"))
+    if "mariadb-json" in args.only:
+        documents = max(1, args.rows // 200)
+        size = load_mariadb_documents(documents)
+        note = f"{documents:,} documents of 16 KB, 2,000 quotes each"
+        rows.append(_mariadb_row(keys, work, "MariaDB table of JSON documents", size, note))
     return rows
 
 

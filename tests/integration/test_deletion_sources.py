@@ -417,6 +417,56 @@ def test_mariadb_dates_decimals_and_bytes_compare_in_one_piece(
     engine.dispose()
 
 
+def test_mariadb_long_documents_full_of_quotes_compare_in_one_piece(
+    mysql_url: str, keys: KeyStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON documents of 30 KB with 5,000 quotes each (MariaDB's REPLACE doubles quotes in
+    time quadratic in them): the locked rows come as their values in JSON, their lines are
+    written here (mysql_lines) and compared in one piece with the backup; a document
+    changed after the backup is refused and its row kept."""
+    import json
+
+    from retirement.deletion import keyed
+    from retirement.sources import mysql_lines
+
+    row_by_row: list[int] = []
+    real = keyed._keyed  # noqa: SLF001
+    monkeypatch.setattr(
+        keyed, "_keyed", lambda lines, index: row_by_row.append(1) or real(lines, index)
+    )
+    made: list[object] = []
+    joined = mysql_lines.Lines.joined
+    monkeypatch.setattr(
+        mysql_lines.Lines, "joined", lambda self, v: made.append(v) or joined(self, v)
+    )
+    docs = [json.dumps({f"k{j}": f'"{i}"' for j in range(1250)}) for i in range(1, 41)]
+    engine = sa.create_engine(mysql_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE docs (id int PRIMARY KEY, doc json, note text)"))
+        conn.execute(
+            sa.text("INSERT INTO docs VALUES (:i, :d, :n)"),
+            [{"i": i, "d": d, "n": "x"} for i, d in enumerate(docs, start=1)],
+        )
+    with SqlSource("my", mysql_url) as source:
+        manifest, cipher = table_backup(source, "docs", keys, tmp_path / "v", ("id",))
+        assert len(made) == 40  # the export wrote each row's line from its values
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE docs SET doc = JSON_SET(doc, '$.k3', 'x') WHERE id = 40"))
+        made.clear()
+        with pytest.raises(DeletionRefused, match=r"1 row\(s\) of the backup changed .*key 40\)"):
+            delete_table_rows(source, "docs", manifest, cipher, [keys.identity("demo", "erase")])
+        assert made
+        assert row_by_row == [1]  # compared in one piece, then the batch row by row
+        assert source.count("docs") == 40
+        with engine.begin() as conn:  # the document as backed up again: deleted in one piece
+            conn.execute(sa.text("UPDATE docs SET doc = :d WHERE id = 40"), {"d": docs[39]})
+        result = delete_table_rows(
+            source, "docs", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+        assert (result.deleted, result.remaining, row_by_row) == (40, 0, [1])
+    engine.dispose()
+
+
 def test_mariadb_a_row_changed_after_the_backup_is_caught_in_key_order(
     mysql_url: str, keys: KeyStore, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ early close drops the connection instead of reading the rest."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retirement.inventory.columns import column_batches
+from retirement.sources import mysql_lines
 from retirement.sources.sql import SqlSource
 
 pytestmark = pytest.mark.integration
@@ -43,6 +45,7 @@ TYPES: dict[str, st.SearchStrategy[Any]] = {
     "DECIMAL(10,0)": st.integers(-(10**9), 10**9),
     "VARCHAR(40)": TEXT,
     "TEXT": TEXT,
+    "JSON": st.lists(TEXT, max_size=3).map(json.dumps),  # LONGTEXT, a JSON document
     "VARCHAR(20) CHARACTER SET latin1": LATIN1,
     "CHAR(3)": st.text(st.sampled_from('ab 客"'), max_size=3).map(str.rstrip),
     "ENUM('a','b','c d')": st.sampled_from(["a", "b", "c d"]),
@@ -71,6 +74,14 @@ def _connect(url: str) -> pymysql.Connection[Any]:
         charset="utf8mb4",
         autocommit=True,
     )
+
+
+@pytest.fixture(params=["long values", "every quoted value"])
+def quotes_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows with a long text value holding a quote come as JSON (mysql_lines): with the
+    threshold at 0, every row with a quote does, so the model test covers both ways."""
+    if request.param == "every quoted value":
+        monkeypatch.setattr(mysql_lines, "LONG_TEXT", 0)
 
 
 @pytest.fixture
@@ -108,6 +119,7 @@ def _strings(source: SqlSource, name: str, *, full: bool) -> list[list[str | Non
 @given(table=tables())
 def test_the_columns_are_the_row_paths_strings(
     mysql_db: tuple[str, pymysql.Connection[Any]],
+    quotes_path: None,
     table: tuple[list[str], list[tuple[Any, ...]]],
 ) -> None:
     url, conn = mysql_db
@@ -137,7 +149,7 @@ def test_values_longer_than_pyarrows_block_and_a_cut_crlf_are_the_row_paths(
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE long_notes (id INT PRIMARY KEY, note LONGTEXT)")
         notes = [("a\r\n" * (i % 7 + 1)) + "z" * (i % 13) for i in range(60)]
-        # few quotes: MariaDB's REPLACE, which doubles them, takes time quadratic in them
+        # a long value with quotes: its row comes as JSON (mysql_lines)
         notes[40] = "ab\r\n,c" * 400_000 + '"q"\r\n'
         cur.executemany("INSERT INTO long_notes VALUES (%s, %s)", list(enumerate(notes)))
     with SqlSource("my", url) as source:
@@ -147,6 +159,41 @@ def test_values_longer_than_pyarrows_block_and_a_cut_crlf_are_the_row_paths(
             for column, array in zip(columns, batch, strict=True):
                 column.extend(array.to_pylist())
     assert columns[1] == notes
+
+
+def _documents() -> list[tuple[int, str | None, str | None]]:
+    """Rows of (id, JSON document, latin1 note): long documents full of quotes (the values
+    MariaDB's REPLACE doubles in quadratic time), short ones, NULLs."""
+    doc = json.dumps({f"k{i}": f'v "{i}" \\ \n' for i in range(3000)})  # 90 KB, 15,000 quotes
+    return [
+        (0, doc, 'caf\u00e9 "x"' * 100),
+        (1, '{"a": "b"}', None),
+        (2, None, "plain"),
+        (3, json.dumps(["x" * 1100]), '"' * 1100),
+        (4, "[" + "1, " * 400 + "1]", ""),  # long, no quote
+    ]
+
+
+def test_long_quoted_values_come_as_json_and_are_the_row_paths(
+    mysql_db: tuple[str, pymysql.Connection[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON column of 90 KB documents (15,000 quotes each) and a latin1 column: the rows
+    with a long value holding a quote come as their values in JSON and are written here
+    (mysql_lines), the same strings as the row path; the others are the server's lines."""
+    url, conn = mysql_db
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE docs (id INT PRIMARY KEY, doc JSON, note TEXT CHARACTER SET latin1)"
+        )
+        cur.executemany("INSERT INTO docs VALUES (%s, %s, %s)", _documents())
+    made: list[object] = []
+    joined = mysql_lines.Lines.joined
+    monkeypatch.setattr(
+        mysql_lines.Lines, "joined", lambda self, v: made.append(v) or joined(self, v)
+    )
+    with SqlSource("my", url) as source:
+        assert _strings(source, "docs", full=True) == _strings(source, "docs", full=False)
+    assert len(made) == 2  # rows 0 and 3, each with a long value holding a quote
 
 
 def test_a_one_column_tables_nulls_and_empty_strings(
@@ -193,6 +240,28 @@ def test_other_types_are_read_row_by_row(
         assert source.arrow_batches("other", 10) is None
 
 
+def test_wide_rows_are_fetched_a_few_at_a_time(
+    mysql_db: tuple[str, pymysql.Connection[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of 200 KB: after the first fetch, each holds about FETCH_BYTES, not the batch's
+    rows (5,000 rows of 16 KB documents held 800 MB)."""
+    url, conn = mysql_db
+    monkeypatch.setattr(mysql_lines, "FIRST_FETCH", 4)
+    monkeypatch.setattr(mysql_lines, "FETCH_BYTES", 500_000)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE wide (id INT PRIMARY KEY, body LONGTEXT)")
+        cur.executemany(
+            "INSERT INTO wide VALUES (%s, %s)", [(i, f"{i:06d}" * 33_000) for i in range(30)]
+        )
+    with SqlSource("my", url) as source:
+        batches = source.arrow_batches("wide", 1000)
+        assert batches is not None
+        sizes = [len(batch[0]) for batch in batches]
+    assert sizes[0] == 4
+    assert sum(sizes) == 30
+    assert max(sizes[1:]) == 2
+
+
 def test_an_early_close_drops_the_connection(
     mysql_db: tuple[str, pymysql.Connection[Any]],
 ) -> None:
@@ -206,7 +275,7 @@ def test_an_early_close_drops_the_connection(
         batches = source.arrow_batches("big", 1000)
         assert batches is not None
         first = next(iter(batches))
-        assert len(first[0]) == 1000
+        assert len(first[0]) == mysql_lines.FIRST_FETCH  # then as many as hold FETCH_BYTES
         assert _still_reading(conn)  # the export streams: the server is still at it
         started = time.monotonic()
         batches.close()  # type: ignore[attr-defined]  (a generator)

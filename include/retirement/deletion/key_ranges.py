@@ -105,9 +105,14 @@ def _delete_range(
     col = table.c[column]
     low, high = (python_value(dialect, col, v, q) for v, q in (first, last))
     within = sa.type_coerce(col, sa.types.NullType()).between(low, high)
-    locked: sa.Select[Any] = sa.select(sa.literal_column(text)).select_from(table)
-    got = conn.execute(locked.where(within).order_by(col).with_for_update()).scalars().all()
-    if "".join(got).encode("utf-8") != block:
+    server_line, as_json = text.selected()
+    locked: sa.Select[Any, Any] = sa.select(
+        sa.literal_column(server_line), sa.literal_column(as_json)
+    )
+    got = conn.execute(
+        locked.select_from(table).where(within).order_by(col).with_for_update()
+    ).all()
+    if "".join(text.text(got)).encode("utf-8") != block:
         return None
     gone = conn.execute(sa.delete(table).where(within)).rowcount
     return gone if gone == count else None

@@ -2,7 +2,8 @@
 writes each row as one CSV line of exactly the strings the row path makes (``str`` of each
 value the driver returns), mysqlclient (the C driver) hands the lines over as bytes, and
 pyarrow's CSV reader parses each batch of lines into columns in C. One Python object per row
-(the line), none per cell.
+(the line), none per cell; a row with a long text value holding a quote comes as its values
+in JSON, its line written in Python (:mod:`retirement.sources.mysql_lines`).
 
 Only tables whose every column the server can write as the row path's string take this path:
 
@@ -34,6 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
 from retirement.sources.mysql_export import date_or_text, export_url
+from retirement.sources.mysql_lines import Field, Lines, fetched
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,9 +59,9 @@ _UTF8 = ("utf8mb4", "utf8mb3", "utf8", "ascii")  # already UTF-8 bytes
 DECIMAL_PLACES = 6  # str(Decimal) has no exponent up to here
 
 
-def _field(column: sa.Column[Any], quoted: str, charset: str | None) -> str | None:
-    """SQL writing the column as the row path's string in a CSV field (NULL: the empty
-    field); None where the server cannot. ``charset``: the column's character set."""
+def _field(column: sa.Column[Any], quoted: str, charset: str | None) -> Field | None:
+    """The column as the row path's string in a CSV field (text quoted, NULL the empty
+    field); None where the server cannot write it. ``charset``: the column's character set."""
     kind = column.type
     if isinstance(kind, _OTHER):
         return None
@@ -68,8 +70,8 @@ def _field(column: sa.Column[Any], quoted: str, charset: str | None) -> str | No
             return None
         if charset not in _UTF8:  # (converting costs the server a third more time)
             quoted = f"CONVERT({quoted} USING utf8mb4)"
-        value = f"CONCAT('\"', REPLACE({quoted}, '\"', '\"\"'), '\"')"
-    elif isinstance(kind, sa.Integer | mysql.YEAR):
+        return Field.of_text(column, quoted)
+    if isinstance(kind, sa.Integer | mysql.YEAR):
         value = f"CAST({quoted} AS CHAR)"
     elif isinstance(kind, sa.Numeric):
         if (kind.scale or 0) > DECIMAL_PLACES:
@@ -85,7 +87,7 @@ def _field(column: sa.Column[Any], quoted: str, charset: str | None) -> str | No
         value = date_or_text(quoted, f"DATE_FORMAT({quoted}, '%Y-%m-%d')")
     else:
         return None
-    return f"IFNULL({value}, '')"
+    return Field(column.name, f"IFNULL({value}, '')", text=False)
 
 
 def line_columns(
@@ -99,12 +101,11 @@ def line_columns(
     fields = [_field(c, prep.quote(c.name), charsets.get(c.name)) for c in table.columns]
     if not fields or any(f is None for f in fields):
         return None
-    sql = (
-        f"SELECT CAST(CONCAT_WS(',', {', '.join(f or '' for f in fields)}) AS BINARY) "
-        f"FROM {prep.format_table(table)}"
-    )
+    lines = Lines(tuple(f for f in fields if f is not None))
+    line, values = lines.columns(f"CAST({lines.line()} AS BINARY)")
+    sql = f"SELECT {line}, {values} FROM {prep.format_table(table)}"
     names = [c.name for c in table.columns]
-    return _reading(source, dataset, sql, names, batch_rows)
+    return _reading(source, dataset, sql, names, lines, batch_rows)
 
 
 def _charsets(source: SqlSource, dataset: Named) -> dict[str, str | None]:
@@ -123,7 +124,7 @@ def _charsets(source: SqlSource, dataset: Named) -> dict[str, str | None]:
 
 
 def _reading(
-    source: SqlSource, dataset: Named, sql: str, names: list[str], batch_rows: int
+    source: SqlSource, dataset: Named, sql: str, names: list[str], lines: Lines, batch_rows: int
 ) -> Iterator[list[pa.Array]]:
     from MySQLdb import Error as DriverError
     from MySQLdb.cursors import SSCursor
@@ -146,8 +147,9 @@ def _reading(
         try:
             cursor = conn.driver_connection.cursor(SSCursor)  # type: ignore[union-attr]
             cursor.execute(sql)
-            while part := cursor.fetchmany(batch_rows):
-                block = b"\n".join([row[0] for row in part]) + b"\n"
+            for part in fetched(cursor, batch_rows):
+                made = [b if b is not None else lines.joined(js).encode() for b, js in part]
+                block = b"\n".join(made) + b"\n"
                 # one block: pyarrow's own (1 MiB) fail a longer value and cut \r\n apart
                 whole = pacsv.ReadOptions(
                     column_names=names, use_threads=False, block_size=len(block) + 1

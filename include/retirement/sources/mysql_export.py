@@ -8,8 +8,10 @@ take this path (integers, DECIMAL, text, ENUM, dates, date-times, binary strings
 with a FLOAT, TIME, BIT, SET, JSON or other column is exported row by row as before
 (``line_export`` returns None). Dates that are not real dates (``0000-00-00``, or
 ``2024-02-30`` where the SQL mode allows it) are written as the quoted text the row path
-keeps them as. The same bytes either way: a model-based test compares both on random
-tables.
+keeps them as. A row with a long text value holding a quote comes as its values in JSON
+and its line is written here (:mod:`retirement.sources.mysql_lines`: MariaDB doubles quotes
+in time quadratic in them). The same bytes either way: a model-based test compares both on
+random tables.
 
 The export runs in one REPEATABLE READ transaction with a consistent snapshot: the row
 count, the null counts and the key range are read in the same snapshot as the rows."""
@@ -24,11 +26,12 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
+from retirement.sources.mysql_lines import Field, Lines, fetched
 from retirement.sources.pg_copy import CopyExport, RowsProfile
 from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator, Sequence
     from contextlib import AbstractContextManager
 
     from retirement.sources.base import Named
@@ -67,11 +70,13 @@ def _kind(column: sa.Column[Any]) -> str | None:
     return None
 
 
-def _field(quoted: str, kind: str) -> str:
-    """The SQL that formats one column as its CSV field (NULL: the empty field)."""
+def _field(prep: Any, column: sa.Column[Any], kind: str) -> Field:
+    """One column's field: text quoted (:mod:`retirement.sources.mysql_lines`), any other
+    kind formatted here (NULL: the empty field)."""
+    quoted = prep.quote(column.name)
     if kind == "text":
-        value = f"CONCAT('\"', REPLACE({quoted}, '\"', '\"\"'), '\"')"
-    elif kind == "number":
+        return Field.of_text(column, quoted)
+    if kind == "number":
         value = f"CAST({quoted} AS CHAR)"
     elif kind == "bytes":
         value = f"CONCAT('\\\\x', LOWER(HEX({quoted})))"
@@ -83,21 +88,33 @@ def _field(quoted: str, kind: str) -> str:
             f"CONCAT(DATE_FORMAT({quoted}, '%Y-%m-%dT%H:%i:%s'), IF(MICROSECOND({quoted}) = 0, "
             f"'', CONCAT('.', LPAD(MICROSECOND({quoted}), 6, '0'))))",
         )
-    return f"IFNULL({value}, '')"
+    return Field(column.name, f"IFNULL({value}, '')", text=False)
 
 
-def _line(prep: Any, columns: list[sa.Column[Any]], kinds: list[str]) -> str:
-    fields = ", ".join(_field(prep.quote(c.name), k) for c, k in zip(columns, kinds, strict=True))
-    return f"CONCAT(CONCAT_WS(',', {fields}), '\\n')"
+class TableLines(Lines):
+    """A table's backup lines: SQL selecting (the server's line with its line break, or the
+    row's values as JSON), and the line of each row so selected."""
+
+    def selected(self) -> tuple[str, str]:
+        return self.columns(f"CONCAT({self.line()}, '\\n')")
+
+    def text(self, rows: Iterable[Sequence[Any]]) -> list[str]:
+        """Each row's line, line break included, from the two columns of :meth:`selected`."""
+        return [line if line is not None else self.joined(js) + "\n" for line, js in rows]
 
 
-def line_sql(prep: Any, table: sa.Table) -> str | None:
-    """The SQL expression of a row's backup line as the server writes it (what
-    ``line_export`` selects), or None when a column's type needs the row path."""
+def _lines_of(prep: Any, columns: list[sa.Column[Any]], kinds: list[str]) -> TableLines:
+    fields = (_field(prep, c, k) for c, k in zip(columns, kinds, strict=True))
+    return TableLines(tuple(fields))
+
+
+def line_sql(prep: Any, table: sa.Table) -> TableLines | None:
+    """The SQL of a row's backup line as the server writes it (what ``line_export``
+    selects), or None when a column's type needs the row path."""
     kinds = [_kind(c) for c in table.columns]
     if not kinds or any(k is None for k in kinds):
         return None
-    return _line(prep, list(table.columns), [k or "" for k in kinds])
+    return _lines_of(prep, list(table.columns), [k or "" for k in kinds])
 
 
 def date_or_text(quoted: str, iso: str) -> str:
@@ -159,8 +176,10 @@ def _exporting(
             key_min, key_max = (values[n + 1], values[n + 2]) if limits else (None, None)
             keys = source.key_columns(dataset)
             order = f" ORDER BY {', '.join(prep.quote(k) for k in keys)}" if keys else ""
-            sql = f"SELECT {_line(prep, columns, kinds)} FROM {prep.format_table(table)}{order}"
-            lines = _lines(driver_connection(conn), sql)
+            table_lines = _lines_of(prep, columns, kinds)
+            line, as_json = table_lines.selected()
+            sql = f"SELECT {line}, {as_json} FROM {prep.format_table(table)}{order}"
+            lines = (table_lines.text(part) for part in _lines(driver_connection(conn), sql))
             found = RowsProfile(nulls, key_min, key_max, rows)
             if blocks:
                 yield CopyExport(None, _blocks(lines), lambda: found)
@@ -174,25 +193,25 @@ def _exporting(
         engine.dispose()
 
 
-def _lines(raw: Any, sql: str) -> Iterator[list[tuple[str]]]:
-    """The rows of ``sql`` through an unbuffered (server-side) cursor, FETCH_ROWS at a time."""
+def _lines(raw: Any, sql: str) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``sql`` through an unbuffered (server-side) cursor, FETCH_ROWS at a time
+    or fewer (``mysql_lines.fetched``)."""
     from MySQLdb.cursors import SSCursor
 
     cursor = raw.cursor(SSCursor)
     try:
         cursor.execute(sql)
-        while part := cursor.fetchmany(FETCH_ROWS):
-            yield part
+        yield from fetched(cursor, FETCH_ROWS)
     finally:
         cursor.close()
 
 
-def _blocks(parts: Iterator[list[tuple[str]]]) -> Iterator[bytes]:
+def _blocks(parts: Iterator[list[str]]) -> Iterator[bytes]:
     for part in parts:
-        yield "".join([row[0] for row in part]).encode("utf-8")
+        yield "".join(part).encode("utf-8")
 
 
-def _records(parts: Iterator[list[tuple[str]]]) -> Iterator[bytes]:
+def _records(parts: Iterator[list[str]]) -> Iterator[bytes]:
     for part in parts:
-        for (line,) in part:
+        for line in part:
             yield line.encode("utf-8")
