@@ -19,6 +19,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import re2
 
+from retirement.inventory.tokens import runs_of_width
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -174,6 +176,9 @@ class Batch:
     ascii_digits: bool  # no digit but 0-9 in any cell
     # patterns searched in ``text`` so far, and whether they matched (``has``, ``search``)
     _known: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    _runs: dict[int, tuple[np.ndarray, pa.Array]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, column: pa.Array) -> Batch:
@@ -200,6 +205,14 @@ class Batch:
     def trimmed_bytes(self) -> np.ndarray:
         """Each trimmed cell's length in bytes."""
         return np.diff(cell_offsets(self.trimmed))
+
+    def runs(self, width: int) -> tuple[np.ndarray, pa.Array]:
+        """(cell of each, the runs): every whole run of ASCII letters and digits ``width``
+        bytes long in the batch (:func:`retirement.inventory.tokens.runs_of_width`), found
+        once for every rule that looks for one."""
+        if width not in self._runs:
+            self._runs[width] = runs_of_width(self.column, width)
+        return self._runs[width]
 
     def has(self, pattern: str) -> bool:
         """``pattern`` matches somewhere in ``text`` in multi-line mode (``^`` and ``$`` at

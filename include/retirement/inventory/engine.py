@@ -97,6 +97,10 @@ def rule_hits(
     hit = np.zeros(len(column), dtype=bool)
     whole = np.zeros(len(column), dtype=bool)
     rest = _whole_cells(rule, batch, filled, hit, whole)
+    if rule.run_width is not None and batch.ascii_digits:
+        if rest.any():
+            _runs(rule, batch, rule.run_width, rest, hit, whole)
+        return Hits(hit, whole)
     loose = batch.loose(rule)
     candidates = rest & _match_in(column, rest, loose) if loose is not None else rest
     if candidates.any():
@@ -146,6 +150,28 @@ def _match_in(column: pa.Array, cells: Mask, pattern: str) -> Mask:
     index = np.flatnonzero(cells)
     out[index] = match(column.take(pa.array(index)), pattern)
     return out
+
+
+def _runs(rule: Rule, batch: Batch, width: int, rest: Mask, hit: Mask, whole: Mask) -> None:
+    """The identifiers inside the ``rest`` cells as whole runs of letters and digits
+    (``rule.run_width``, :mod:`retirement.inventory.tokens`, found once per batch for every
+    such rule): each run of the rule's shape is checked at once; a cell is a hit when one
+    passes, whole when it is that run alone."""
+    cell, runs = batch.runs(width)
+    keep = rest[cell]
+    if not keep.any():
+        return
+    cell, runs = cell[keep], runs.filter(pa.array(keep))
+    ok = rule.shape(runs) if rule.shape is not None else match(runs, rule.whole or "^$")
+    if rule.validate is not None and ok.any():
+        ok[ok] = rule.validate(runs.filter(pa.array(ok)))
+    if not ok.any():
+        return
+    at = cell[ok]
+    hit[at] = True
+    trimmed = pc.utf8_trim_whitespace(batch.column.take(pa.array(at)))
+    alone = pc.fill_null(pc.equal(trimmed, runs.filter(pa.array(ok))), False)
+    whole[at[np.asarray(alone, dtype=bool)]] = True
 
 
 _ROUNDS = 3  # matches tried per cell in C before the reference takes over

@@ -77,6 +77,10 @@ class Rule:
     # fewer than k times either cannot hold k identifiers (matches do not overlap).
     match_digits: int = 0
     match_bytes: int = 1
+    # ``extract``'s identifier is a whole run of ASCII letters and digits of this many bytes
+    # (its edges are ``_LEAD`` and ``_TRAIL``) that ``shape`` takes: found in numpy instead
+    # (tokens.py).
+    run_width: int | None = None
 
 
 BUILTIN_RULES: dict[str, Rule] = {
@@ -93,6 +97,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         shape=vec.resident_id_shape,
         match_digits=17,
         match_bytes=18,
+        run_width=18,
     ),
     "cn_uscc": Rule(
         "cn_uscc",
@@ -107,6 +112,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         shape=vec.uscc_shape,
         match_digits=6,
         match_bytes=18,
+        run_width=18,
     ),
     "bank_card": Rule(
         "bank_card",
