@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import re2
 
-from retirement.inventory.tokens import runs_of_width
+from retirement.inventory.tokens import Run, Runs, find_runs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -176,9 +176,7 @@ class Batch:
     ascii_digits: bool  # no digit but 0-9 in any cell
     # patterns searched in ``text`` so far, and whether they matched (``has``, ``search``)
     _known: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
-    _runs: dict[int, tuple[np.ndarray, pa.Array]] = field(
-        default_factory=dict, compare=False, repr=False
-    )
+    _runs: dict[Run, Runs] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, column: pa.Array) -> Batch:
@@ -206,13 +204,12 @@ class Batch:
         """Each trimmed cell's length in bytes."""
         return np.diff(cell_offsets(self.trimmed))
 
-    def runs(self, width: int) -> tuple[np.ndarray, pa.Array]:
-        """(cell of each, the runs): every whole run of ASCII letters and digits ``width``
-        bytes long in the batch (:func:`retirement.inventory.tokens.runs_of_width`), found
-        once for every rule that looks for one."""
-        if width not in self._runs:
-            self._runs[width] = runs_of_width(self.column, width)
-        return self._runs[width]
+    def runs(self, run: Run) -> Runs:
+        """The runs ``run`` describes in the batch (:func:`retirement.inventory.tokens.
+        find_runs`), found once for every rule that looks for them."""
+        if run not in self._runs:
+            self._runs[run] = find_runs(self.column, run)
+        return self._runs[run]
 
     def has(self, pattern: str) -> bool:
         """``pattern`` matches somewhere in ``text`` in multi-line mode (``^`` and ``$`` at

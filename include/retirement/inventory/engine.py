@@ -32,6 +32,7 @@ from retirement.inventory.cells import (
 )
 from retirement.inventory.detect import BUILTIN, ColumnScan
 from retirement.inventory.rules import rules_for
+from retirement.inventory.tokens import Run, Runs, find_runs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -97,10 +98,8 @@ def rule_hits(
     hit = np.zeros(len(column), dtype=bool)
     whole = np.zeros(len(column), dtype=bool)
     rest = _whole_cells(rule, batch, filled, hit, whole)
-    if rule.run_width is not None and batch.ascii_digits:
-        if rest.any():
-            _runs(rule, batch, rule.run_width, rest, hit, whole)
-        return Hits(hit, whole)
+    if rule.run is not None and batch.ascii_digits and rest.any():
+        rest = _runs(rule, batch, rule.run, rest, hit, whole)
     loose = batch.loose(rule)
     candidates = rest & _match_in(column, rest, loose) if loose is not None else rest
     if candidates.any():
@@ -152,26 +151,38 @@ def _match_in(column: pa.Array, cells: Mask, pattern: str) -> Mask:
     return out
 
 
-def _runs(rule: Rule, batch: Batch, width: int, rest: Mask, hit: Mask, whole: Mask) -> None:
-    """The identifiers inside the ``rest`` cells as whole runs of letters and digits
-    (``rule.run_width``, :mod:`retirement.inventory.tokens`, found once per batch for every
-    such rule): each run of the rule's shape is checked at once; a cell is a hit when one
-    passes, whole when it is that run alone."""
-    cell, runs = batch.runs(width)
-    keep = rest[cell]
-    if not keep.any():
-        return
-    cell, runs = cell[keep], runs.filter(pa.array(keep))
-    ok = rule.shape(runs) if rule.shape is not None else match(runs, rule.whole or "^$")
-    if rule.validate is not None and ok.any():
-        ok[ok] = rule.validate(runs.filter(pa.array(ok)))
-    if not ok.any():
-        return
-    at = cell[ok]
-    hit[at] = True
-    trimmed = pc.utf8_trim_whitespace(batch.column.take(pa.array(at)))
-    alone = pc.fill_null(pc.equal(trimmed, runs.filter(pa.array(ok))), False)
-    whole[at[np.asarray(alone, dtype=bool)]] = True
+def _runs(rule: Rule, batch: Batch, run: Run, rest: Mask, hit: Mask, whole: Mask) -> Mask:
+    """Decide the ``rest`` cells by their runs (``rule.run``, :mod:`retirement.inventory.
+    tokens`, found once per batch for every rule that looks for them): each run of the rule's
+    shape is checked at once; a cell is a hit when one passes, whole when it is that run
+    alone. Returns the cells left for the search inside text (those with a joiner)."""
+    count = int(rest.sum())
+    if count * 2 > len(rest):  # most cells: the batch's runs, shared with other rules
+        found = batch.runs(run)
+    else:  # a few cells (the rest of a column of whole identifiers): theirs only
+        index = np.flatnonzero(rest)
+        found = find_runs(batch.column.take(pa.array(index)), run)
+        found = Runs(index[found.cell], found.runs, _spread(index, found.joined, len(rest)))
+    keep = rest[found.cell]
+    if keep.any():
+        cell, runs = found.cell[keep], found.runs.filter(pa.array(keep))
+        ok = rule.shape(runs) if rule.shape is not None else match(runs, rule.whole or "^$")
+        if rule.validate is not None and ok.any():
+            ok[ok] = rule.validate(runs.filter(pa.array(ok)))
+        at = cell[ok]
+        hit[at] = True
+        if len(at):
+            trimmed = pc.utf8_trim_whitespace(batch.column.take(pa.array(at)))
+            alone = pc.fill_null(pc.equal(trimmed, runs.filter(pa.array(ok))), False)
+            whole[at[np.asarray(alone, dtype=bool)]] = True
+    left: Mask = rest & found.joined
+    return left
+
+
+def _spread(index: np.ndarray, flags: Mask, size: int) -> Mask:
+    out = np.zeros(size, dtype=bool)
+    out[index] = flags
+    return out
 
 
 _ROUNDS = 3  # matches tried per cell in C before the reference takes over

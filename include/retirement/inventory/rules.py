@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from retirement.inventory import vectorized as vec
 from retirement.inventory.detect import BUILTIN
+from retirement.inventory.tokens import ALNUM, DIGITS, Run
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,6 +43,8 @@ _NOT_ALNUM_AFTER = "(?:$|[^0-9A-Za-z])"
 # The same edges captured (groups 1 and 3 of an ``extract`` pattern, around ``id``).
 _LEAD = "(?P<lead>^|[^0-9A-Za-z])"
 _TRAIL = "(?P<trail>$|[^0-9A-Za-z])"
+# A resident ID or USCC: a whole run of 18 ASCII letters and digits (tokens.py).
+_ALNUM_18 = Run(ALNUM, ALNUM, 18, 18)
 _EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}"
 
 
@@ -77,10 +80,9 @@ class Rule:
     # fewer than k times either cannot hold k identifiers (matches do not overlap).
     match_digits: int = 0
     match_bytes: int = 1
-    # ``extract``'s identifier is a whole run of ASCII letters and digits of this many bytes
-    # (its edges are ``_LEAD`` and ``_TRAIL``) that ``shape`` takes: found in numpy instead
-    # (tokens.py).
-    run_width: int | None = None
+    # ``extract``'s identifiers are the runs this describes that ``shape`` takes, in every
+    # cell without a joiner between two members: found in numpy instead (tokens.py).
+    run: Run | None = None
 
 
 BUILTIN_RULES: dict[str, Rule] = {
@@ -97,7 +99,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         shape=vec.resident_id_shape,
         match_digits=17,
         match_bytes=18,
-        run_width=18,
+        run=_ALNUM_18,
     ),
     "cn_uscc": Rule(
         "cn_uscc",
@@ -112,7 +114,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         shape=vec.uscc_shape,
         match_digits=6,
         match_bytes=18,
-        run_width=18,
+        run=_ALNUM_18,
     ),
     "bank_card": Rule(
         "bank_card",
@@ -128,6 +130,7 @@ BUILTIN_RULES: dict[str, Rule] = {
         shape=vec.digits_shape,
         match_digits=12,
         match_bytes=12,
+        run=Run(DIGITS, DIGITS + b"-", 12, 19, joiner=b" -"),
     ),
     "cn_mobile": Rule(
         "cn_mobile",
