@@ -167,6 +167,25 @@ def test_a_zero_date_and_an_impossible_date_are_kept_as_their_text(
     ]
 
 
+def test_a_row_whose_json_is_over_max_allowed_packet_comes_as_the_servers_line(
+    mysql_db: tuple[str, pymysql.Connection[Any]],
+) -> None:
+    """Found by review: JSON writes a control character as six (\\u0001), so a value of
+    control characters with a quote, a fifth of max_allowed_packet long, is NULL as JSON
+    (the server's warning 1301): its row comes as the server's line instead of failing."""
+    url, conn = mysql_db
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@max_allowed_packet")
+        (packet,) = cur.fetchone()
+        cur.execute("CREATE TABLE controls (id INT PRIMARY KEY, a LONGTEXT)")
+        value = "\x01" * (int(packet) // 5) + '"'
+        cur.execute("INSERT INTO controls VALUES (1, %s), (2, 'x\"y')", (value,))
+    with SqlSource("my", url) as source:
+        data, _ = _server_path(source, "controls", "id", blocks=True)
+        assert data == _row_path(source, "controls")
+    assert len(data) > packet // 5
+
+
 @pytest.mark.parametrize(
     "column",
     [
