@@ -18,6 +18,8 @@ from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
 from retirement.sources.keys import pg_types, python_value
 from retirement.sources.mysql_export import TableLines, line_sql
+from retirement.sources.mysql_lines import our_sql_mode
+from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -236,6 +238,7 @@ def _locked_lines(
 ) -> bytes:
     """The rows ``where`` selects, locked, as their lines in key order, written by the server
     (or, for a row with a long quoted text, from its values: ``mysql_lines``)."""
+    our_sql_mode(driver_connection(conn))
     server_line, as_json = line.selected()
     locked: sa.Select[Any, Any] = sa.select(
         sa.literal_column(server_line), sa.literal_column(as_json)

@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
 from retirement.sources.mysql_export import date_or_text, export_url
-from retirement.sources.mysql_lines import Field, Lines, fetched
+from retirement.sources.mysql_lines import Field, Lines, fetched, our_sql_mode
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -145,6 +145,7 @@ def _reading(
     try:
         conn = engine.raw_connection()
         try:
+            our_sql_mode(conn.driver_connection)
             cursor = conn.driver_connection.cursor(SSCursor)  # type: ignore[union-attr]
             cursor.execute(sql)
             for part in fetched(cursor, batch_rows):

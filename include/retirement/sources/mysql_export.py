@@ -26,7 +26,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
-from retirement.sources.mysql_lines import Field, Lines, fetched
+from retirement.sources.mysql_lines import Field, Lines, fetched, our_sql_mode
 from retirement.sources.pg_copy import CopyExport, RowsProfile
 from retirement.sources.sql import driver_connection
 
@@ -168,6 +168,7 @@ def _exporting(
     try:
         with engine.connect() as conn:
             prep = conn.dialect.identifier_preparer
+            our_sql_mode(driver_connection(conn))
             conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             values = conn.execute(sa.select(*profile, *limits)).one()

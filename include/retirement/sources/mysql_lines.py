@@ -39,6 +39,30 @@ FIRST_FETCH = 100
 LONG_TEXT = 1024
 
 
+# sql_mode flags under which the server writes other lines than the row path (found by
+# review): '\n' read as two characters (NO_BACKSLASH_ESCAPES), '' read as NULL
+# (EMPTY_STRING_IS_NULL), Oracle's parser (ORACLE), || as CONCAT (PIPES_AS_CONCAT).
+FOREIGN_MODES = frozenset(
+    {"NO_BACKSLASH_ESCAPES", "EMPTY_STRING_IS_NULL", "ORACLE", "PIPES_AS_CONCAT"}
+)
+
+
+def our_sql_mode(raw: Any) -> None:
+    """Drop the session's sql_mode flags that change what the lines' SQL writes (``raw``: a
+    driver connection); the others stay (ANSI_QUOTES, which the dialect's quoting of names
+    follows, included)."""
+    cursor = raw.cursor()
+    try:
+        cursor.execute("SELECT @@SESSION.sql_mode")
+        (mode,) = cursor.fetchone()
+        flags = [m for m in (mode.decode() if isinstance(mode, bytes) else str(mode)).split(",")]
+        kept = [m for m in flags if m and m not in FOREIGN_MODES]
+        if len(kept) != len([m for m in flags if m]):
+            cursor.execute("SET SESSION sql_mode = %s", (",".join(kept),))
+    finally:
+        cursor.close()
+
+
 def fetched(cursor: Any, rows: int) -> Iterator[list[tuple[Any, ...]]]:
     """An unbuffered cursor's rows of (line, values), ``rows`` at a time or fewer: the first
     fetch takes ``FIRST_FETCH`` rows, each next one as many as hold about ``FETCH_BYTES`` by
