@@ -19,7 +19,7 @@ Aria ignore savepoints).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -27,8 +27,6 @@ from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.sources.keys import pg_types, python_value
 from retirement.sources.mysql_empty import not_undone
 from retirement.sources.mysql_export import line_sql
-from retirement.sources.mysql_lines import our_sql_mode
-from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -107,15 +105,7 @@ def _delete_range(
     col = table.c[column]
     low, high = (python_value(dialect, col, v, q) for v, q in (first, last))
     within = sa.type_coerce(col, sa.types.NullType()).between(low, high)
-    our_sql_mode(driver_connection(conn))
-    server_line, as_json = text.selected()
-    locked: sa.Select[Any, Any] = sa.select(
-        sa.literal_column(server_line), sa.literal_column(as_json)
-    )
-    got = conn.execute(
-        locked.select_from(table).where(within).order_by(col).with_for_update()
-    ).all()
-    if "".join(text.text(got)).encode("utf-8") != block:
+    if text.locked(conn, table, within, [col]) != block:
         return None
     gone = conn.execute(sa.delete(table).where(within)).rowcount
     return gone if gone == count else None

@@ -17,9 +17,7 @@ from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
 from retirement.sources.keys import pg_types, python_value
-from retirement.sources.mysql_export import TableLines, line_sql
-from retirement.sources.mysql_lines import our_sql_mode
-from retirement.sources.sql import driver_connection
+from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -233,20 +231,6 @@ def _array(values: list[str | None]) -> str:
     )
 
 
-def _locked_lines(
-    conn: sa.Connection, table: sa.Table, line: TableLines, where: Any, cols: list[Any]
-) -> bytes:
-    """The rows ``where`` selects, locked, as their lines in key order, written by the server
-    (or, for a row with a long quoted text, from its values: ``mysql_lines``)."""
-    our_sql_mode(driver_connection(conn))
-    server_line, as_json = line.selected()
-    locked: sa.Select[Any, Any] = sa.select(
-        sa.literal_column(server_line), sa.literal_column(as_json)
-    )
-    got = conn.execute(locked.select_from(table).where(where).order_by(*cols).with_for_update())
-    return "".join(line.text(got.all())).encode("utf-8")
-
-
 def _locked_batch(
     source: RowDeleter,
     dataset: Named,
@@ -279,7 +263,7 @@ def _locked_batch(
     if dialect == "sqlite":
         conn.exec_driver_sql("SELECT 1")  # the transaction's snapshot; the write lock below
     elif line is not None:
-        if _locked_lines(conn, table, line, where, cols) == b"".join(records):
+        if line.locked(conn, table, where, cols) == b"".join(records):
             return _delete_present(conn, table, cols, keys, manifest)
     else:
         conn.execute(

@@ -162,7 +162,9 @@ def _runs(rule: Rule, batch: Batch, run: Run, rest: Mask, hit: Mask, whole: Mask
     else:  # a few cells (the rest of a column of whole identifiers): theirs only
         index = np.flatnonzero(rest)
         found = find_runs(batch.column.take(pa.array(index)), run)
-        found = Runs(index[found.cell], found.runs, _spread(index, found.joined, len(rest)))
+        joined = np.zeros(len(rest), dtype=bool)
+        joined[index] = found.joined
+        found = Runs(index[found.cell], found.runs, joined)
     keep = rest[found.cell]
     if keep.any():
         cell, runs = found.cell[keep], found.runs.filter(pa.array(keep))
@@ -177,12 +179,6 @@ def _runs(rule: Rule, batch: Batch, run: Run, rest: Mask, hit: Mask, whole: Mask
             whole[at[np.asarray(alone, dtype=bool)]] = True
     left: Mask = rest & found.joined
     return left
-
-
-def _spread(index: np.ndarray, flags: Mask, size: int) -> Mask:
-    out = np.zeros(size, dtype=bool)
-    out[index] = flags
-    return out
 
 
 _ROUNDS = 3  # matches tried per cell in C before the reference takes over

@@ -102,6 +102,17 @@ class TableLines(Lines):
         """Each row's line, line break included, from the two columns of :meth:`selected`."""
         return [line if line is not None else self.joined(js) + "\n" for line, js in rows]
 
+    def locked(self, conn: sa.Connection, table: sa.Table, where: Any, order: list[Any]) -> bytes:
+        """The lines of the rows ``where`` selects, locked (FOR UPDATE), in ``order``: what
+        deletion compares with the backed-up lines before it deletes them."""
+        our_sql_mode(driver_connection(conn))
+        line, as_json = self.selected()
+        select: sa.Select[Any, Any] = sa.select(sa.literal_column(line), sa.literal_column(as_json))
+        got = conn.execute(
+            select.select_from(table).where(where).order_by(*order).with_for_update()
+        )
+        return "".join(self.text(got.all())).encode("utf-8")
+
 
 def _lines_of(prep: Any, columns: list[sa.Column[Any]], kinds: list[str]) -> TableLines:
     fields = (_field(prep, c, k) for c, k in zip(columns, kinds, strict=True))

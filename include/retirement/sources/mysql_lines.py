@@ -55,9 +55,10 @@ def our_sql_mode(raw: Any) -> None:
     try:
         cursor.execute("SELECT @@SESSION.sql_mode")
         (mode,) = cursor.fetchone()
-        flags = [m for m in (mode.decode() if isinstance(mode, bytes) else str(mode)).split(",")]
-        kept = [m for m in flags if m and m not in FOREIGN_MODES]
-        if len(kept) != len([m for m in flags if m]):
+        text = mode.decode() if isinstance(mode, bytes) else str(mode)
+        flags = [m for m in text.split(",") if m]
+        kept = [m for m in flags if m not in FOREIGN_MODES]
+        if len(kept) != len(flags):
             cursor.execute("SET SESSION sql_mode = %s", (",".join(kept),))
     finally:
         cursor.close()
@@ -65,8 +66,9 @@ def our_sql_mode(raw: Any) -> None:
 
 def fetched(cursor: Any, rows: int) -> Iterator[list[tuple[Any, ...]]]:
     """An unbuffered cursor's rows of (line, values), ``rows`` at a time or fewer: the first
-    fetch takes ``FIRST_FETCH`` rows, each next one as many as hold about ``FETCH_BYTES`` by
-    the last, so memory stays flat however wide the rows are."""
+    fetch takes ``FIRST_FETCH`` rows, each next one as many as would hold about
+    ``FETCH_BYTES`` were they as wide as the last fetch's (rows that suddenly grow far wider
+    can still make one large fetch, at most ``rows`` of them, as before)."""
     size = min(rows, FIRST_FETCH)
     while part := cursor.fetchmany(size):
         yield part
