@@ -189,10 +189,10 @@ def set_delete_batch(size: int) -> Callable[[], None]:
     """Make deletion batches tiny so a kill can land between two of them; returns undo."""
     from retirement.deletion import keyed as deletion
 
-    before, defaults = deletion.BATCH, deletion._batches.__defaults__
-    deletion.BATCH, deletion._batches.__defaults__ = size, (size,)
+    before = deletion.BATCH, deletion.PREDATING_BATCH
+    deletion.BATCH = deletion.PREDATING_BATCH = size
 
     def undo() -> None:
-        deletion.BATCH, deletion._batches.__defaults__ = before, defaults
+        deletion.BATCH, deletion.PREDATING_BATCH = before
 
     return undo

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from retirement.deletion import key_ranges
 from retirement.deletion.key_literals import key_literals
+from retirement.deletion.predating import predating_batch
 from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
@@ -20,8 +21,9 @@ from retirement.sources.keys import pg_types, python_value
 from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
+    from retirement.deletion.predating import Horizon
     from retirement.deletion.rows import Backup
     from retirement.model.manifest import Manifest
     from retirement.sources.base import Named
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 5_000
+PREDATING_BATCH = 50_000  # rows older than the check: no row comes back, a batch is cheap
 RANGE_MISSES = 3  # batches whose key range held rows of no batch before ranges are not tried
 RANGE_DIALECTS = ("postgresql", "mysql")
 
@@ -63,17 +66,6 @@ def _keyed(records: list[bytes], index: list[int]) -> list[tuple[Any, bytes]]:
     return [(_key_of_record(record, index), sha256(record).digest()) for record in records]
 
 
-def _batches(items: Iterator[Any], size: int = BATCH) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _masked(key: tuple[tuple[str | None, bool], ...], secret: bool) -> str:
     shown = "/".join("NULL" if v is None else v for v, _ in key)
     return ("…" + shown[-4:]) if secret else shown
@@ -85,27 +77,35 @@ def delete_by_key(
     backup: Backup,
     secret_key: bool,
     on_rows: Callable[[int], None] | None,
-) -> int:
-    """Delete the backed-up rows of a keyed table, batch by batch; return how many went
+    horizon: Horizon | None = None,
+) -> tuple[int, int, int]:
+    """Delete the backed-up rows of a keyed table, batch by batch; return how many went, how
+    many of them as rows older than ``horizon`` (``deletion.predating``) and the batch size
     (``secret_key``: keys are shown masked in a refusal)."""
     manifest = backup.manifest
     table = source.table(dataset)
     columns = tuple(manifest.fingerprint.key_columns)
     names = [c["name"] for c in manifest.columns]
     index = [names.index(k) for k in columns]
-    deleted = 0
+    deleted = predated = 0
+    single = len(columns) == 1
     # Batches whose key range held other rows: after RANGE_MISSES, no more tries.
-    misses = 0 if len(columns) == 1 and source.dialect in RANGE_DIALECTS else RANGE_MISSES
-    for records in _batches(backup.records(), BATCH):
+    misses = 0 if single and source.dialect in RANGE_DIALECTS else RANGE_MISSES
+    early = 0 if single and horizon is not None and source.dialect == "postgresql" else RANGE_MISSES
+    size = PREDATING_BATCH if early < RANGE_MISSES else BATCH
+    for records in backup.batches(size):
         with source.begin() as conn:
             ranged = None
-            if misses < RANGE_MISSES:
-                if (why := key_ranges.not_for(conn, table)) is not None:
-                    log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
-                    misses = RANGE_MISSES
-                else:
-                    ranged = _range_batch(conn, table, columns[0], index, records)
-                    misses += ranged is None
+            if min(misses, early) < RANGE_MISSES and (why := key_ranges.not_for(conn, table)):
+                log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
+                misses = early = RANGE_MISSES
+            if early < RANGE_MISSES and horizon is not None:
+                ranged = _predating(conn, table, columns[0], index, records, horizon)
+                early += ranged is None
+                predated += ranged or 0
+            if ranged is None and misses < RANGE_MISSES:
+                ranged = _range_batch(conn, table, columns[0], index, records)
+                misses += ranged is None
             if ranged is not None:
                 deleted += ranged
             elif conn.dialect.name == "postgresql":
@@ -116,7 +116,22 @@ def delete_by_key(
                 )
         if on_rows:
             on_rows(len(records))
-    return deleted
+    return deleted, predated, size
+
+
+def _predating(
+    conn: sa.Connection,
+    table: sa.Table,
+    column: str,
+    index: list[int],
+    records: list[bytes],
+    horizon: Horizon,
+) -> int | None:
+    """The batch deleted as rows older than the check (``deletion.predating``), or None."""
+    first, last = _key_of_record(records[0], index)[0][0], _key_of_record(records[-1], index)[0][0]
+    if first is None or last is None:
+        return None
+    return predating_batch(conn, table, column, first, last, len(records), horizon)
 
 
 def _range_batch(

@@ -4,12 +4,11 @@ the two compare byte for byte."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.age import decrypted_chunks
-from retirement.formats.csv import csv_line, csv_records, physical_lines
+from retirement.formats.csv import csv_line, record_lists
 from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
@@ -36,12 +35,26 @@ class Backup:
         """Every row as its exact line (no header), streamed."""
         return backup_records(self.manifest, self.cipher, self.identities)
 
+    def batches(self, size: int) -> Iterator[list[bytes]]:
+        """Every row as its exact line (no header), ``size`` at a time (the last fewer),
+        streamed: the records are cut from each decrypted block at once (``record_lists``)."""
+        batch: list[bytes] = []
+        header = True
+        for records in record_lists(decrypted_chunks(self.cipher, self.identities)):
+            if header and records:
+                records, header = records[1:], False
+            batch += records
+            while len(batch) >= size:
+                yield batch[:size]
+                del batch[:size]
+        if batch:
+            yield batch
+
 
 def backup_records(manifest: Manifest, cipher: Path, identities: list[Any]) -> Iterator[bytes]:
     """Every row of a CSV backup as its exact line (no header), streamed from the age file."""
-    records = csv_records(
-        physical_lines(decrypted_chunks(cipher, identities), hashlib.sha256(), [0])
-    )
+    lists = record_lists(decrypted_chunks(cipher, identities))
+    records = (record for records in lists for record in records)
     next(records, None)  # header
     yield from records
 
