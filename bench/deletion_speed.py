@@ -226,7 +226,6 @@ class Backed:
     manifest_path: Path
     cipher: Path
     identities: list[Any]
-    horizon: Any = None  # what check_unchanged returned (deletion.predating)
 
 
 def _row(step: str, ours: float, peer: str, peer_s: float | None, rss: float | None, note: str):
@@ -270,18 +269,17 @@ def export_and_check(db: Db, source: Any, work: Path, rows: int) -> tuple[Backed
         export_s, result = timed(export)
     assert result.manifest.fingerprint.rows == rows
 
-    def check() -> Any:
+    def check() -> None:
         file_sha256(result.ciphertext_path)  # the backup as it lies now (deletion.recheck)
-        return check_unchanged(source, "retiree", "table", result.manifest)
+        check_unchanged(source, "retiree", "table", result.manifest)
 
     with peak_rss() as rss, watched(db.kind, "retiree", rows) as reader:
-        check_s, horizon = timed(check)
+        check_s, _ = timed(check)
     backed = Backed(
         result.manifest,
         result.manifest_path,
         result.ciphertext_path,
         [keys.identity("bench", "erase")],
-        horizon,
     )
     note = (
         f"check_unchanged + age file SHA-256; export peak RSS {rss_export['mb']:.0f} MB; "
@@ -303,12 +301,7 @@ def delete_part(db: Db, source: Any, backed: Backed, rows: int, scope: int) -> l
 
     def ours() -> Any:
         return delete_table_rows(
-            source,
-            "retiree",
-            backed.manifest,
-            backed.cipher,
-            backed.identities,
-            horizon=backed.horizon,  # the attempt's check above, as deletion's first attempt
+            source, "retiree", backed.manifest, backed.cipher, backed.identities
         )
 
     with peak_rss() as rss, watched(db.kind, "retiree", rows) as r_ours:
@@ -329,7 +322,7 @@ def delete_part(db: Db, source: Any, backed: Backed, rows: int, scope: int) -> l
             f"DELETE ... WHERE id <= {scope} + {reclaim}",
             peer_s,
             rss["mb"],
-            _how(result.technique),
+            result.technique.split(";")[0][:70],
         ),
         _row(
             f"{db.kind}: reader's longest wait during the {what}",
@@ -340,15 +333,6 @@ def delete_part(db: Db, source: Any, backed: Backed, rows: int, scope: int) -> l
             f"{r_ours['queries']:.0f} / {r_peer['queries']:.0f} lookups, one each 10 ms",
         ),
     ]
-
-
-def _how(technique: str) -> str:
-    """The technique in a few words: by key, and how many rows went as older than the check."""
-    how = "by key in batches, each batch compared"
-    if " or, for " in technique:
-        predated = technique.split(" or, for ")[1].split(" of them")[0]
-        how += f"; {predated} rows by key range as older than the check (xmin)"
-    return how
 
 
 def whole_part(db: Db, source: Any, backed: Backed, scope: int) -> list[dict]:

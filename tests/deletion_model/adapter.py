@@ -189,10 +189,10 @@ def set_delete_batch(size: int) -> Callable[[], None]:
     """Make deletion batches tiny so a kill can land between two of them; returns undo."""
     from retirement.deletion import keyed as deletion
 
-    before = deletion.BATCH, deletion.PREDATING_BATCH
-    deletion.BATCH = deletion.PREDATING_BATCH = size
+    before = deletion.BATCH
+    deletion.BATCH = size
 
     def undo() -> None:
-        deletion.BATCH, deletion.PREDATING_BATCH = before
+        deletion.BATCH = before
 
     return undo

@@ -29,7 +29,7 @@ from retirement.sources.mysql_empty import not_undone
 from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
 _PG_PLAIN = """
 SELECT c.relkind IN ('r', 'p')
@@ -66,20 +66,11 @@ def range_batch(
     quoted or not) if they are ``records``: how many, or None (rolled back to the
     savepoint, nothing of the batch deleted)."""
     block = b"".join(records)
-    return in_savepoint(
-        conn, lambda: _delete_range(conn, table, column, first, last, block, len(records))
-    )
-
-
-def in_savepoint(conn: sa.Connection, attempt: Callable[[], int | None]) -> int | None:
-    """``attempt`` inside a savepoint: kept when it returns how many rows it deleted, rolled
-    back when it returns None or the database refuses it (a row kept in the range that a
-    foreign key references, a lock)."""
     savepoint = conn.begin_nested()
     try:
-        gone = attempt()
+        gone = _delete_range(conn, table, column, first, last, block, len(records))
     except (sa.exc.DBAPIError, conn.dialect.loaded_dbapi.Error):
-        gone = None
+        gone = None  # a row kept in the range refused it (a foreign key, a lock): by keys
     if gone is None:
         savepoint.rollback()
         return None

@@ -13,17 +13,16 @@ import sqlalchemy as sa
 
 from retirement.deletion import key_ranges
 from retirement.deletion.key_literals import key_literals
-from retirement.deletion.predating import predating_batch
 from retirement.deletion.rows import pg_columns, pg_copy_lines
 from retirement.errors import DeletionRefused
 from retirement.formats.csv import csv_line, leading_fields
+from retirement.formats.read_ahead import prefetched
 from retirement.sources.keys import pg_types, python_value
 from retirement.sources.mysql_export import line_sql
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from retirement.deletion.predating import Horizon
     from retirement.deletion.rows import Backup
     from retirement.model.manifest import Manifest
     from retirement.sources.base import Named
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 5_000
-PREDATING_BATCH = 50_000  # rows older than the check: no row comes back, a batch is cheap
 RANGE_MISSES = 3  # batches whose key range held rows of no batch before ranges are not tried
 RANGE_DIALECTS = ("postgresql", "mysql")
 
@@ -77,35 +75,28 @@ def delete_by_key(
     backup: Backup,
     secret_key: bool,
     on_rows: Callable[[int], None] | None,
-    horizon: Horizon | None = None,
-) -> tuple[int, int, int]:
-    """Delete the backed-up rows of a keyed table, batch by batch; return how many went, how
-    many of them as rows older than ``horizon`` (``deletion.predating``) and the batch size
+) -> int:
+    """Delete the backed-up rows of a keyed table, batch by batch; return how many went
     (``secret_key``: keys are shown masked in a refusal)."""
     manifest = backup.manifest
     table = source.table(dataset)
     columns = tuple(manifest.fingerprint.key_columns)
     names = [c["name"] for c in manifest.columns]
     index = [names.index(k) for k in columns]
-    deleted = predated = 0
-    single = len(columns) == 1
+    deleted = 0
     # Batches whose key range held other rows: after RANGE_MISSES, no more tries.
-    misses = 0 if single and source.dialect in RANGE_DIALECTS else RANGE_MISSES
-    early = 0 if single and horizon is not None and source.dialect == "postgresql" else RANGE_MISSES
-    size = PREDATING_BATCH if early < RANGE_MISSES else BATCH
-    for records in backup.batches(size):
+    misses = 0 if len(columns) == 1 and source.dialect in RANGE_DIALECTS else RANGE_MISSES
+    # The next batch is decrypted and cut while the database deletes this one.
+    for records in prefetched(lambda: backup.batches(BATCH), depth=1, name="backup-reader"):
         with source.begin() as conn:
             ranged = None
-            if min(misses, early) < RANGE_MISSES and (why := key_ranges.not_for(conn, table)):
-                log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
-                misses = early = RANGE_MISSES
-            if early < RANGE_MISSES and horizon is not None:
-                ranged = _predating(conn, table, columns[0], index, records, horizon)
-                early += ranged is None
-                predated += ranged or 0
-            if ranged is None and misses < RANGE_MISSES:
-                ranged = _range_batch(conn, table, columns[0], index, records)
-                misses += ranged is None
+            if misses < RANGE_MISSES:
+                if (why := key_ranges.not_for(conn, table)) is not None:
+                    log.info("%s: batches go by their keys, not key ranges (%s)", table.name, why)
+                    misses = RANGE_MISSES
+                else:
+                    ranged = _range_batch(conn, table, columns[0], index, records)
+                    misses += ranged is None
             if ranged is not None:
                 deleted += ranged
             elif conn.dialect.name == "postgresql":
@@ -116,22 +107,7 @@ def delete_by_key(
                 )
         if on_rows:
             on_rows(len(records))
-    return deleted, predated, size
-
-
-def _predating(
-    conn: sa.Connection,
-    table: sa.Table,
-    column: str,
-    index: list[int],
-    records: list[bytes],
-    horizon: Horizon,
-) -> int | None:
-    """The batch deleted as rows older than the check (``deletion.predating``), or None."""
-    first, last = _key_of_record(records[0], index)[0][0], _key_of_record(records[-1], index)[0][0]
-    if first is None or last is None:
-        return None
-    return predating_batch(conn, table, column, first, last, len(records), horizon)
+    return deleted
 
 
 def _range_batch(

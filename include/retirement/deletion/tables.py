@@ -11,9 +11,7 @@ transaction, to be a row of the backup as it was backed up:
   TRUNCATE, MySQL/MariaDB (InnoDB, no triggers) a DELETE of every row committed only after
   the check; declined where that would do more than the batches' DELETE or could not be
   rolled back (the source's ``TableEmptier``). Any other table goes by the ways below; a
-  single-column key's batch is first tried by its key range (``deletion.key_ranges``), and
-  on PostgreSQL's first attempt before that as rows older than the attempt's check
-  (``deletion.predating``: the rows' ``xmin`` against the horizon ``check_unchanged`` took).
+  single-column key's batch is first tried by its key range (``deletion.key_ranges``).
 * **A table with a key** is deleted by key in batches of ``BATCH``, one short transaction
   each. PostgreSQL: ``COPY (DELETE ... WHERE key = ANY(CAST(... AS <type>[])) RETURNING
   ...)`` streams back exactly the rows it deleted, in the backup's own line format; any line
@@ -41,14 +39,14 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from retirement.deletion import keyed
 from retirement.deletion.at_once import empty_unchanged
 from retirement.deletion.keyed import delete_by_key
-from retirement.deletion.predating import Horizon, take_horizon
 from retirement.deletion.result import DeletionResult
 from retirement.deletion.rows import Backup
 from retirement.deletion.whole import delete_whole
 from retirement.errors import DeletionRefused
-from retirement.sources.capabilities import Reclaimer, RowDeleter, TableDropper
+from retirement.sources.capabilities import Reclaimer, TableDropper
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,6 +54,7 @@ if TYPE_CHECKING:
 
     from retirement.model.manifest import Manifest
     from retirement.sources.base import Named, Source
+    from retirement.sources.capabilities import RowDeleter
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +69,10 @@ def delete_table_rows(
     secret_key: bool = False,
     on_rows: Callable[[int], None] | None = None,
     rewrite: str | None = None,
-    horizon: Horizon | None = None,
 ) -> DeletionResult:
     """Delete exactly the backed-up rows of one table (a table that is exactly its backup
     emptied at once where the source can: ``deletion.at_once``); then reclaim the space (and
-    rewrite the table if the plan asks). ``horizon``: what ``check_unchanged`` returned in
-    this attempt (``deletion.predating``)."""
+    rewrite the table if the plan asks)."""
     columns = tuple(manifest.fingerprint.key_columns)
     backup = Backup(manifest, cipher, identities)
     emptied = empty_unchanged(source, dataset, manifest)
@@ -84,19 +81,11 @@ def delete_table_rows(
         if on_rows:
             on_rows(deleted)
     elif columns:
-        deleted, predated, size = delete_by_key(
-            source, dataset, backup, secret_key, on_rows, horizon
-        )
+        deleted = delete_by_key(source, dataset, backup, secret_key, on_rows)
         technique = (
-            f"DELETE by key ({', '.join(columns)}) in batches of {size}, each deleted row "
+            f"DELETE by key ({', '.join(columns)}) in batches of {keyed.BATCH}, each deleted row "
             "compared with its backed-up copy in the same transaction"
         )
-        if predated and horizon is not None:
-            technique += (
-                f" or, for {predated} of them, deleted by key range as row versions older than "
-                f"the pre-deletion check that found the table equal to its backup (xmin before "
-                f"transaction {horizon.xid})"
-            )
     else:
         deleted, how = delete_whole(source, dataset, backup)
         technique = f"DELETE of the whole table (no key; {how})"
@@ -126,15 +115,11 @@ def drop_table(source: RowDeleter, dataset: Named, result: DeletionResult) -> De
     return replace(result, technique=f"{result.technique}; {dropped}")
 
 
-def check_unchanged(
-    source: Source, dataset: Named, kind: str, manifest: Manifest
-) -> Horizon | None:
+def check_unchanged(source: Source, dataset: Named, kind: str, manifest: Manifest) -> None:
     """Refuse unless the source's fingerprint now equals the one backed up (the first attempt's
-    check: nothing is deleted at all when anything changed). Returns the horizon taken just
-    before the source was read (PostgreSQL; ``deletion.predating``), for this attempt only."""
+    courtesy check: nothing is deleted at all when anything changed)."""
     from retirement.vault.write import fingerprint_now
 
-    horizon = take_horizon(source) if isinstance(source, RowDeleter) else None
     before = manifest.fingerprint
     now = fingerprint_now(source, dataset, kind, before.key_columns, before.row_digest_method)
     if (now.rows, now.row_digest) != (before.rows, before.row_digest):
@@ -149,4 +134,3 @@ def check_unchanged(
             f"{before.row_digest[:12]}… then, {now.row_digest[:12]}… now). Nothing was "
             "deleted: re-run backup (it makes a new version), its gate and the transfer"
         )
-    return horizon

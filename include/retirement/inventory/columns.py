@@ -30,12 +30,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
-import threading
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from retirement.formats.read_ahead import prefetched
 from retirement.inventory import worker
 from retirement.inventory.engine import EngineScanner, to_strings
 from retirement.inventory.rules import rules_for
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_END = object()
 # A full scan starts its worker process once it has read this many bytes of Arrow columns
 # and the dataset goes on (smaller datasets stay in one process: starting one costs about
 # half a second of CPU); tests lower it.
@@ -124,50 +122,6 @@ def as_strings(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind):
         return to_strings(array)
     return to_strings(array.to_pylist())
-
-
-def prefetched(
-    make: Callable[[], Iterator[list[pa.Array]]], depth: int = 2
-) -> Iterator[list[pa.Array]]:
-    """Run ``make()``'s iterator in a reader thread, ``depth`` batches ahead of the caller."""
-    q: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-            except queue.Full:
-                continue
-            return True
-        return False
-
-    def read() -> None:
-        try:
-            it = make()
-            try:
-                for item in it:
-                    if not put(item):
-                        break
-            finally:
-                close = getattr(it, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as exc:  # noqa: BLE001 (handed to the consuming thread)
-            put(exc)
-            return
-        put(_END)
-
-    reader = threading.Thread(target=read, name="inventory-reader", daemon=True)
-    reader.start()
-    try:
-        while (item := q.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        reader.join()
 
 
 def scan_workers_wanted() -> bool:

@@ -272,7 +272,7 @@ class ScanWorker:
 
 def serve(stdin: IO[bytes], out: IO[bytes]) -> None:
     """Read the header and the batches from ``stdin``, write the answers to ``out``."""
-    from retirement.inventory.columns import prefetched
+    from retirement.formats.read_ahead import prefetched
     from retirement.inventory.engine import EngineScanner
     from retirement.inventory.rules import rules_for
 

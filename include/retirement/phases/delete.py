@@ -38,7 +38,6 @@ from retirement.sources.capabilities import ObjectDeleter, RowDeleter
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from retirement.deletion.predating import Horizon
     from retirement.destinations.base import Destination
     from retirement.ledger.core import Ledger
     from retirement.model.records import DatasetRecord
@@ -268,16 +267,15 @@ def delete_dataset(
     row = _agreeing_row(ctx.ledger, ctx.run_id, dataset)
     deletion = row.deletion if row.state is DatasetState.DELETING else None
     started = deletion is not None
-    horizon = None  # the first attempt's check: rows older than it need no compare
     if deletion is None:
-        deletion, horizon = _started(ctx, ds, source, proof, manifest, book)
+        deletion = _started(ctx, ds, source, proof, manifest, book)
     identity = [ctx.key_store.identity(ctx.plan.name, proof.disposition)]
 
     def sibling(other: DatasetId) -> Any:  # a sheet of the same workbook
         return recheck_backup(book.proof(str(other)), public)[0]
 
     progress = on_rows or _progress(dataset)
-    result = _delete(source, ds, proof, manifest, cipher, identity, sibling, progress, horizon)
+    result = _delete(source, ds, proof, manifest, cipher, identity, sibling, progress)
     done = added(deletion.finished(result.as_dict()))
     ctx.ledger.set_dataset_state(
         ctx.run_id, dataset, DatasetState.DELETING, actor=ctx.actor, payload=done
@@ -293,21 +291,19 @@ def _started(
     proof: Any,
     manifest: Any,
     book: ProofBook,
-) -> tuple[DeletionRecord, Horizon | None]:
+) -> DeletionRecord:
     """The first attempt: the table still equals its backup (nothing deleted at all if
-    anything changed), then "deleting" committed before anything is deleted. Returns the
-    check's horizon (``deletion.predating``), kept in memory for this attempt only."""
-    horizon = None
+    anything changed), then "deleting" committed before anything is deleted."""
     if proof.kind == "table" and isinstance(source, RowDeleter):
         from retirement.deletion.tables import check_unchanged
 
-        horizon = check_unchanged(source, ds, proof.kind, manifest)
+        check_unchanged(source, ds, proof.kind, manifest)
     deletion = DeletionRecord(started_at=ctx.clock_stamp(), request=book.request.hash)
     ctx.ledger.set_dataset_state(
         ctx.run_id, str(ds), DatasetState.DELETING, actor=ctx.actor, payload=added(deletion)
     )
     ctx.ledger.flush()  # durable before anything is deleted, also inside a Ledger.batch
-    return deletion, horizon
+    return deletion
 
 
 def _delete(
@@ -319,7 +315,6 @@ def _delete(
     identity: list[Any],
     sibling: Callable[[DatasetId], Any],
     on_rows: Callable[[int], None],
-    horizon: Horizon | None = None,
 ) -> Any:
     from retirement.deletion import tables as deletion
     from retirement.deletion.objects import delete_object
@@ -338,7 +333,6 @@ def _delete(
                 secret_key=proof.secret_key,
                 on_rows=on_rows,
                 rewrite=proof.rewrite,
-                horizon=horizon,
             )
             return deletion.drop_table(source, ds, result) if proof.drop_table else result
     if isinstance(source, ObjectDeleter):
