@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from retirement.formats.csv import csv_line
-from retirement.sources import mysql_lines
+from retirement.sources import mysql_export, mysql_lines
 from retirement.sources.sql import SqlSource
 
 if TYPE_CHECKING:
@@ -87,6 +87,23 @@ def _server_path(source: SqlSource, name: str, key: str | None, *, blocks: bool)
         return data, export
 
 
+def _locked(source: SqlSource, name: str) -> tuple[bytes, bytes, bytes]:
+    """Deletion's locked lines of the whole table (``TableLines.locked``): joined by the
+    server, row by row, and joined with a limit so low the join is cut (then row by row)."""
+    table = source.table(name)
+    with source.begin() as conn:
+        lines = mysql_export.line_sql(conn.dialect.identifier_preparer, table)
+        assert lines is not None
+        joined = lines.locked(conn, table, sa.true(), ["id"])
+        rows = lines.locked_rows(conn, table, sa.true(), ["id"])
+        limit, mysql_export.JOINED_LIMIT = mysql_export.JOINED_LIMIT, "4"
+        try:
+            cut = lines.locked(conn, table, sa.true(), ["id"])
+        finally:
+            mysql_export.JOINED_LIMIT = limit
+    return joined, rows, cut
+
+
 @pytest.fixture(params=["long values", "every quoted value"])
 def quotes_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows with a long text value holding a quote come as JSON (mysql_lines): with the
@@ -135,6 +152,7 @@ def test_the_server_formats_every_row_as_the_row_path_does(
         in_records, _ = _server_path(source, "model", key, blocks=False)
         if keyed:  # (without a key the order is the server's: the same rows, as a set)
             assert in_blocks == in_records == expected
+            assert _locked(source, "model") == (expected, expected, expected)
         else:
             assert sorted(in_blocks.splitlines(True)) == sorted(expected.splitlines(True))
         assert export.profiled().rows == len(rows)
@@ -264,3 +282,32 @@ def test_the_export_connects_with_the_sources_tls_options(mysql_url: str) -> Non
     assert mysqldb_args["ssl"] == pymysql_args["ssl"]
     assert mysqldb_args["ssl"]["ca"] == "/etc/ssl/ca.pem"
     assert mysqldb_args["charset"] == "utf8mb4"
+
+
+def test_deletions_locked_lines_come_joined_unless_a_row_comes_as_json(
+    mysql_db: tuple[str, pymysql.Connection[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One value from the server for the usual batch; row by row where a long text with a
+    quote makes a row come as JSON (``GROUP_CONCAT`` leaves such a row's NULL line out)."""
+    url, conn = mysql_db
+    rows_read: list[int] = []
+    real = mysql_export.TableLines.locked_rows
+
+    def spy(self: Any, *args: Any) -> bytes:
+        rows_read.append(1)
+        return real(self, *args)
+
+    monkeypatch.setattr(mysql_export.TableLines, "locked_rows", spy)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE docs (id INT PRIMARY KEY, body TEXT) DEFAULT CHARSET=utf8mb4")
+        cur.executemany("INSERT INTO docs VALUES (%s, %s)", [(1, 'a "b"'), (2, None), (3, "c")])
+    with SqlSource("my", url) as source:
+        expected = _row_path(source, "docs")
+        assert _locked(source, "docs")[0] == expected
+        assert rows_read == [1, 1]  # the explicit row-by-row read, then the cut join
+        rows_read.clear()
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO docs VALUES (4, %s)", ['"' + "x" * 2000])
+        expected = _row_path(source, "docs")
+        assert _locked(source, "docs")[0] == expected
+        assert rows_read == [1, 1, 1]

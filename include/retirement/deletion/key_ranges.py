@@ -105,7 +105,7 @@ def _delete_range(
     col = table.c[column]
     low, high = (python_value(dialect, col, v, q) for v, q in (first, last))
     within = sa.type_coerce(col, sa.types.NullType()).between(low, high)
-    if text.locked(conn, table, within, [col]) != block:
+    if text.locked(conn, table, within, [column]) != block:
         return None
     gone = conn.execute(sa.delete(table).where(within)).rowcount
     return gone if gone == count else None

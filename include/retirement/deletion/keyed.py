@@ -254,7 +254,7 @@ def _locked_batch(
     if dialect == "sqlite":
         conn.exec_driver_sql("SELECT 1")  # the transaction's snapshot; the write lock below
     elif line is not None:
-        if line.locked(conn, table, where, cols) == b"".join(records):
+        if line.locked(conn, table, where, list(columns)) == b"".join(records):
             return _delete_present(conn, table, cols, keys, manifest)
     else:
         conn.execute(

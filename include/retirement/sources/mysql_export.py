@@ -91,6 +91,10 @@ def _field(prep: Any, column: sa.Column[Any], kind: str) -> Field:
     return Field(column.name, f"IFNULL({value}, '')", text=False)
 
 
+# How long the joined lines of a batch may be (``TableLines.locked``); tests lower it.
+JOINED_LIMIT = "@@max_allowed_packet"
+
+
 class TableLines(Lines):
     """A table's backup lines: SQL selecting (the server's line with its line break, or the
     row's values as JSON), and the line of each row so selected."""
@@ -102,14 +106,47 @@ class TableLines(Lines):
         """Each row's line, line break included, from the two columns of :meth:`selected`."""
         return [line if line is not None else self.joined(js) + "\n" for line, js in rows]
 
-    def locked(self, conn: sa.Connection, table: sa.Table, where: Any, order: list[Any]) -> bytes:
-        """The lines of the rows ``where`` selects, locked (FOR UPDATE), in ``order``: what
-        deletion compares with the backed-up lines before it deletes them."""
+    def locked(self, conn: sa.Connection, table: sa.Table, where: Any, order: list[str]) -> bytes:
+        """The lines of the rows ``where`` selects, locked (FOR UPDATE), in the order of the
+        ``order`` columns: what deletion compares with the backed-up lines before it deletes
+        them. The server joins them into one value (``GROUP_CONCAT``: one value handed over,
+        not a Python step per row); where a row's line is written from JSON (a long text with
+        a quote) or the joined lines could have been cut at ``group_concat_max_len``, they
+        are read again row by row in the same transaction."""
         our_sql_mode(driver_connection(conn))
-        line, as_json = self.selected()
-        select: sa.Select[Any, Any] = sa.select(sa.literal_column(line), sa.literal_column(as_json))
+        prep = conn.dialect.identifier_preparer
+        by = ", ".join(prep.quote(c) for c in order)
+        line, costly = f"CONCAT({self.line()}, '\\n')", self.costly()
+        if costly is not None:
+            line = f"IF({costly}, NULL, {line})"
+        conn.exec_driver_sql(f"SET SESSION group_concat_max_len = {JOINED_LIMIT}")
+        whole: sa.Select[Any, Any, Any] = sa.select(
+            sa.literal_column(f"GROUP_CONCAT({line} ORDER BY {by} SEPARATOR '')"),
+            sa.literal_column(f"SUM({costly or 0})"),
+            sa.literal_column("@@group_concat_max_len"),
+        )
+        joined, as_json, most = conn.execute(
+            whole.select_from(table).where(where).with_for_update()
+        ).one()
+        block = joined.encode("utf-8") if isinstance(joined, str) else bytes(joined or b"")
+        if not as_json and len(block) < most:
+            return block
+        return self.locked_rows(conn, table, where, order)
+
+    def locked_rows(
+        self, conn: sa.Connection, table: sa.Table, where: Any, order: list[str]
+    ) -> bytes:
+        """:meth:`locked`, each row's line handed over on its own."""
+        prep = conn.dialect.identifier_preparer
+        line, json_values = self.selected()
+        select: sa.Select[Any, Any] = sa.select(
+            sa.literal_column(line), sa.literal_column(json_values)
+        )
         got = conn.execute(
-            select.select_from(table).where(where).order_by(*order).with_for_update()
+            select.select_from(table)
+            .where(where)
+            .order_by(*(sa.literal_column(prep.quote(c)) for c in order))
+            .with_for_update()
         )
         return "".join(self.text(got.all())).encode("utf-8")
 

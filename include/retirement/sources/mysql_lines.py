@@ -110,24 +110,30 @@ class Lines:
         parts = [f"IFNULL({quoted_text(f.sql)}, '')" if f.text else f.sql for f in self.fields]
         return f"CONCAT_WS(',', {', '.join(parts)})"
 
-    def columns(self, line: str) -> tuple[str, str]:
-        """SQL: two columns, ``line`` (the row's line as the caller wraps :meth:`line`) or
-        NULL where a long text value holds a quote, and then the row's values as JSON (NULL
-        where the line is there)."""
+    def costly(self) -> str | None:
+        """SQL: whether a row holds a long text value with a quote (its line is then written
+        from its values as JSON); None where no column can hold a long value."""
         long = [
             # the bytes searched: a collation's LOCATE costs more than REPLACE itself
             f"(LENGTH({f.sql}) >= {LONG_TEXT} AND CAST({f.sql} AS BINARY) LIKE '%\"%')"
             for f in self.fields
             if f.long
         ]
-        if not long:  # no column can hold a long value: every line is the server's
+        return " OR ".join(long) if long else None
+
+    def columns(self, line: str) -> tuple[str, str]:
+        """SQL: two columns, ``line`` (the row's line as the caller wraps :meth:`line`) or
+        NULL where a long text value holds a quote, and then the row's values as JSON (NULL
+        where the line is there)."""
+        costly = self.costly()
+        if costly is None:  # no column can hold a long value: every line is the server's
             return line, "NULL"
         values = ", ".join(
             # as a string even from a JSON column (JSON_ARRAY would nest its document)
             f"CAST({f.sql} AS CHAR CHARACTER SET utf8mb4)" if f.text else f.sql
             for f in self.fields
         )
-        as_json = f"IF({' OR '.join(long)}, JSON_ARRAY({values}), NULL)"
+        as_json = f"IF({costly}, JSON_ARRAY({values}), NULL)"
         # The line wherever the JSON is NULL: no long quoted text, or JSON larger than the
         # server's max_allowed_packet (its escapes make a value up to six times longer).
         return f"IF({as_json} IS NULL, {line}, NULL)", as_json
