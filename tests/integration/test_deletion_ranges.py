@@ -198,3 +198,53 @@ def test_mariadb_a_table_changed_to_myisam_during_the_run_stops_trying_ranges(
         )
     assert (result.deleted, result.remaining) == (ROWS, 1)
     assert ranges == [100]
+
+
+def test_mariadb_a_row_inserted_between_the_locked_read_and_the_delete_stays(
+    mysql_url: str,
+    keys: KeyStore,
+    tmp_path: Path,
+    ranges: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under READ COMMITTED, InnoDB takes no gap locks: a row can be inserted inside batch
+    3's range after its rows were locked and compared and before its ``DELETE``, which then
+    removes one row more than it compared. That count rolls the range back, and the batch
+    goes by its keys: the new row stays. (Row 5000, added after the backup, keeps the table
+    from being emptied at once.)"""
+    from retirement.sources.mysql_export import TableLines
+
+    _fill(mysql_url)
+    real = TableLines.locked
+    calls: list[int] = []
+
+    def then_insert(self: TableLines, *args: Any) -> bytes:
+        lines = real(self, *args)
+        calls.append(1)
+        if len(calls) == 3:  # batch 3's range: keys 401..599
+            _run(mysql_url, "INSERT INTO people VALUES (500, 'between read and delete', NULL)")
+        return lines
+
+    monkeypatch.setattr(TableLines, "locked", then_insert)
+    with SqlSource("my", mysql_url) as source:
+        sa.event.listen(
+            source._engine,  # noqa: SLF001
+            "connect",
+            lambda dbapi, _record: dbapi.cursor().execute(
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+            ),
+        )
+        manifest, cipher = table_backup(source, "people", keys, tmp_path / "v", ("id",))
+        _run(mysql_url, "INSERT INTO people VALUES (5000, 'after the backup', NULL)")
+        result = delete_table_rows(
+            source, "people", manifest, cipher, [keys.identity("demo", "erase")]
+        )
+    assert (result.deleted, result.remaining) == (ROWS, 2)
+    assert ranges == [100, 100, None] + [100] * 7
+    engine = sa.create_engine(mysql_url)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT id, name FROM people ORDER BY id").all() == [
+            (500, "between read and delete"),
+            (5000, "after the backup"),
+        ]
+    engine.dispose()

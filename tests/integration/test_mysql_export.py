@@ -87,7 +87,7 @@ def _server_path(source: SqlSource, name: str, key: str | None, *, blocks: bool)
         return data, export
 
 
-def _locked(source: SqlSource, name: str) -> tuple[bytes, bytes, bytes]:
+def _locked(source: SqlSource, name: str, cut_at: int = 4) -> tuple[bytes, bytes, bytes]:
     """Deletion's locked lines of the whole table (``TableLines.locked``): joined by the
     server, row by row, and joined with a limit so low the join is cut (then row by row)."""
     table = source.table(name)
@@ -96,7 +96,7 @@ def _locked(source: SqlSource, name: str) -> tuple[bytes, bytes, bytes]:
         assert lines is not None
         joined = lines.locked(conn, table, sa.true(), ["id"])
         rows = lines.locked_rows(conn, table, sa.true(), ["id"])
-        limit, mysql_export.JOINED_LIMIT = mysql_export.JOINED_LIMIT, "4"
+        limit, mysql_export.JOINED_LIMIT = mysql_export.JOINED_LIMIT, str(cut_at)
         try:
             cut = lines.locked(conn, table, sa.true(), ["id"])
         finally:
@@ -311,3 +311,20 @@ def test_deletions_locked_lines_come_joined_unless_a_row_comes_as_json(
         expected = _row_path(source, "docs")
         assert _locked(source, "docs")[0] == expected
         assert rows_read == [1, 1, 1]
+
+
+@pytest.mark.parametrize("cut_at", range(4, 24))
+def test_a_join_cut_inside_a_character_or_at_a_record_end_is_read_again(
+    mysql_db: tuple[str, pymysql.Connection[Any]], cut_at: int
+) -> None:
+    """The server cuts a join at ``group_concat_max_len`` bytes, backing off to a character's
+    start, so the value it returns can be shorter than the limit, and can end exactly at a
+    record's end: whatever the cut, the lines are read again unless every row's record is
+    there whole."""
+    url, conn = mysql_db
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE cut (id INT PRIMARY KEY, t TEXT) DEFAULT CHARSET=utf8mb4")
+        cur.executemany("INSERT INTO cut VALUES (%s, %s)", [(1, "😀"), (2, "a"), (3, "😀😀")])
+    with SqlSource("my", url) as source:
+        expected = _row_path(source, "cut")
+        assert _locked(source, "cut", cut_at) == (expected, expected, expected)

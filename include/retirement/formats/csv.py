@@ -202,16 +202,21 @@ def record_lists(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
 
 
 def _lines_are_records(body: bytes) -> bool:
-    """Whether every newline of ``body`` (which starts a record) has an even number of
-    quotes before it."""
+    """Whether every newline of ``body`` (which starts a record) ends a record."""
+    return record_ends(body) == body.count(b"\n")
+
+
+def record_ends(data: bytes) -> int:
+    """How many records end in ``data`` (which starts a record): its newlines with an even
+    number of quotes before them (a doubled quote inside a value counts twice)."""
     import numpy as np
 
-    raw = np.frombuffer(body, np.uint8)
+    raw = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(raw == ord("\n"))
     quotes = np.flatnonzero(raw == ord('"'))
     if not quotes.size:
-        return True
-    before = np.searchsorted(quotes, np.flatnonzero(raw == ord("\n")))
-    return not bool((before & 1).any())
+        return int(newlines.size)
+    return int(np.count_nonzero((np.searchsorted(quotes, newlines) & 1) == 0))
 
 
 def physical_lines(chunks: Iterator[bytes], sha: Any, counter: list[int]) -> Iterator[bytes]:

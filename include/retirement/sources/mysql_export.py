@@ -26,6 +26,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.pool import NullPool
 
 from retirement.errors import SourceError
+from retirement.formats.csv import record_ends
 from retirement.sources.mysql_lines import Field, Lines, fetched, our_sql_mode
 from retirement.sources.pg_copy import CopyExport, RowsProfile
 from retirement.sources.sql import driver_connection
@@ -110,9 +111,10 @@ class TableLines(Lines):
         """The lines of the rows ``where`` selects, locked (FOR UPDATE), in the order of the
         ``order`` columns: what deletion compares with the backed-up lines before it deletes
         them. The server joins them into one value (``GROUP_CONCAT``: one value handed over,
-        not a Python step per row); where a row's line is written from JSON (a long text with
-        a quote) or the joined lines could have been cut at ``group_concat_max_len``, they
-        are read again row by row in the same transaction."""
+        not a Python step per row). ``GROUP_CONCAT`` leaves out a row whose line is NULL (a
+        long text with a quote, written from JSON; a line over ``max_allowed_packet``) and
+        cuts the join at ``group_concat_max_len``; so unless the join holds one whole record
+        for each row locked, the rows are read again one by one in the same transaction."""
         our_sql_mode(driver_connection(conn))
         prep = conn.dialect.identifier_preparer
         by = ", ".join(prep.quote(c) for c in order)
@@ -120,16 +122,13 @@ class TableLines(Lines):
         if costly is not None:
             line = f"IF({costly}, NULL, {line})"
         conn.exec_driver_sql(f"SET SESSION group_concat_max_len = {JOINED_LIMIT}")
-        whole: sa.Select[Any, Any, Any] = sa.select(
+        whole: sa.Select[Any, Any] = sa.select(
             sa.literal_column(f"GROUP_CONCAT({line} ORDER BY {by} SEPARATOR '')"),
-            sa.literal_column(f"SUM({costly or 0})"),
-            sa.literal_column("@@group_concat_max_len"),
+            sa.func.count(),
         )
-        joined, as_json, most = conn.execute(
-            whole.select_from(table).where(where).with_for_update()
-        ).one()
+        joined, rows = conn.execute(whole.select_from(table).where(where).with_for_update()).one()
         block = joined.encode("utf-8") if isinstance(joined, str) else bytes(joined or b"")
-        if not as_json and len(block) < most:
+        if record_ends(block) == rows:  # each line holds one record end: none left out
             return block
         return self.locked_rows(conn, table, where, order)
 

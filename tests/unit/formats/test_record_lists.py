@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from retirement.errors import IntegrityError
-from retirement.formats.csv import csv_line, csv_records, physical_lines, record_lists
+from retirement.formats.csv import (
+    csv_line,
+    csv_records,
+    physical_lines,
+    record_ends,
+    record_lists,
+)
 
 # Bytes made mostly of what decides a record's end: quotes, newlines, carriage returns.
 _ALPHABET = st.sampled_from([b'"', b"\n", b"\r", b",", b"a", b"\xe5", b'""', b"\r\n"])
@@ -60,3 +66,23 @@ def test_backup_lines_come_back_as_written(rows: list[list[object]], cuts: list[
 def test_a_record_cut_inside_its_quotes_is_refused() -> None:
     with pytest.raises(IntegrityError, match="truncated"):
         [r for records in record_lists(iter([b'1,"a\n', b"b\n2,"])) for r in records]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.none() | st.integers() | st.text(st.sampled_from('a"\n\r,客😀')), max_size=4),
+        max_size=12,
+    ),
+    st.integers(0, 400),
+)
+def test_record_ends_count_the_whole_lines_of_any_prefix(
+    rows: list[list[object]], cut: int
+) -> None:
+    """``record_ends`` (numpy) counts the backup lines wholly inside any prefix of them."""
+    lines = [csv_line(row) for row in rows]
+    data = b"".join(lines)[:cut]
+    whole = 0
+    while whole < len(lines) and len(b"".join(lines[: whole + 1])) <= len(data):
+        whole += 1
+    assert record_ends(data) == whole
