@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.age import decrypted_chunks
-from retirement.formats.csv import csv_line, record_lists
+from retirement.formats.csv import csv_line, record_lists, stream_records
 from retirement.sources.sql import driver_connection
 
 if TYPE_CHECKING:
@@ -53,8 +53,7 @@ class Backup:
 
 def backup_records(manifest: Manifest, cipher: Path, identities: list[Any]) -> Iterator[bytes]:
     """Every row of a CSV backup as its exact line (no header), streamed from the age file."""
-    lists = record_lists(decrypted_chunks(cipher, identities))
-    records = (record for records in lists for record in records)
+    records = stream_records(decrypted_chunks(cipher, identities))
     next(records, None)  # header
     yield from records
 

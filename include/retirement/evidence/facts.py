@@ -8,7 +8,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from retirement.crypto.age import decrypted_chunks
-from retirement.formats.csv import csv_records, parse_record, physical_lines
+from retirement.formats.csv import parse_record, stream_records
 from retirement.sources.files import FileSource
 from retirement.sources.s3 import S3Source
 from retirement.sources.sql import SqlSource
@@ -49,9 +49,7 @@ def count_individuals(
     basis = {"key_columns": list(columns)}
     if manifest.format != "csv":
         return {"count": None, **basis, "note": "not a table: no customer key to count"}
-    records = csv_records(
-        physical_lines(decrypted_chunks(cipher, identities), hashlib.sha256(), [0])
-    )
+    records = stream_records(decrypted_chunks(cipher, identities))
     header = parse_record(next(records, b""))
     missing = [c for c in columns if c not in header]
     if missing:

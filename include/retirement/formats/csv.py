@@ -201,6 +201,12 @@ def record_lists(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
         yield last
 
 
+def stream_records(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Every record of a CSV stream, header included, one at a time (``record_lists``)."""
+    for records in record_lists(chunks):
+        yield from records
+
+
 def _lines_are_records(body: bytes) -> bool:
     """Whether every newline of ``body`` (which starts a record) ends a record."""
     return record_ends(body) == body.count(b"\n")
